@@ -1,0 +1,3 @@
+# Test guests: built by the guests helper.
+.PHONY: guests
+guests:

@@ -1,0 +1,3 @@
+# C unit tests.
+.PHONY: unit
+unit:
