@@ -49,19 +49,26 @@ olddefconfig:
 savedefconfig:
 	kconfig-conf --savedefconfig=defconfig Kconfig
 
-# The generated header is rebuilt whenever .config or Kconfig changes.
-$(AUTOCONF): $(KCONFIG_CONFIG) Kconfig
+# The generated header and auto.conf are rebuilt whenever .config or
+# Kconfig changes; make then restarts with the new CONFIG_ variables.
+$(AUTOCONF_MK): $(KCONFIG_CONFIG) Kconfig
 	@mkdir -p $(BUILD)/include/generated $(BUILD)/include/config
 	KCONFIG_AUTOHEADER=$(AUTOCONF) KCONFIG_AUTOCONFIG=$(AUTOCONF_MK) \
 	KCONFIG_TRISTATE=$(BUILD)/include/config/tristate.conf \
 	  kconfig-conf --silentoldconfig Kconfig >/dev/null
-	@touch $@
+	@touch $(AUTOCONF) $@
+
+$(AUTOCONF): $(AUTOCONF_MK)
 
 -include $(AUTOCONF_MK)
 
 # ---------------------------------------------------------------- sources
 COMMON_SRC := $(wildcard common/*.c)
-XEN_SRC    := $(wildcard xen/*.c xen/boot/*.c xen/dev/*.c)
+XEN_SRC    := $(wildcard xen/*.c xen/dev/*.c) xen/boot/boot.c xen/boot/elf.c
+XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
+XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
+XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c
+XEN_SRC    += $(XEN_SRC-y)
 XL_SRC     := $(wildcard tools/xl/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

@@ -1,0 +1,120 @@
+/* ELF kernels read with libelf: PT_LOAD segments and Xen notes. */
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "boot/boot.h"
+#include "domain.h"
+#include "memory.h"
+
+static Elf *elf_open(const struct boot_image *img)
+{
+	if (elf_version(EV_CURRENT) == DOM_EV_NONE)
+		return NULL;
+	return elf_memory((char *)img->data, img->size);
+}
+
+int elf_class(const struct boot_image *img)
+{
+	if (img->size < EI_NIDENT || memcmp(img->data, ELFMAG, SELFMAG))
+		return ELFCLASSNONE;
+	return img->data[EI_CLASS];
+}
+
+int elf_load(struct domain *dom, const struct boot_image *img,
+	     uint64_t *entry, uint64_t *end, char *err, size_t errlen)
+{
+	GElf_Ehdr eh;
+	GElf_Phdr ph;
+	size_t i, nph;
+	unsigned loaded = 0;
+	Elf *e = elf_open(img);
+	int ret = -1;
+
+	*end = 0;
+	if (!e || !gelf_getehdr(e, &eh) || elf_getphdrnum(e, &nph)) {
+		snprintf(err, errlen, "%s: bad ELF header: %s", img->path,
+			 elf_errmsg(-1));
+		goto out;
+	}
+	if (eh.e_type != ET_EXEC ||
+	    (eh.e_machine != EM_386 && eh.e_machine != EM_X86_64)) {
+		snprintf(err, errlen, "%s: not an x86 ELF executable", img->path);
+		goto out;
+	}
+	for (i = 0; i < nph; i++) {
+		void *dst;
+
+		if (!gelf_getphdr(e, i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		if (ph.p_filesz > ph.p_memsz || ph.p_offset > img->size ||
+		    ph.p_filesz > img->size - ph.p_offset) {
+			snprintf(err, errlen, "%s: segment %zu lies outside the file",
+				 img->path, i);
+			goto out;
+		}
+		dst = gpa_to_hva(&dom->mem, ph.p_paddr, ph.p_memsz);
+		if (!dst || ph.p_paddr < 0x100000) {
+			snprintf(err, errlen,
+				 "%s: segment %zu at %#llx+%#llx is outside guest RAM above 1 MiB",
+				 img->path, i, (unsigned long long)ph.p_paddr,
+				 (unsigned long long)ph.p_memsz);
+			goto out;
+		}
+		memcpy(dst, img->data + ph.p_offset, ph.p_filesz);
+		memset((char *)dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
+		if (ph.p_paddr + ph.p_memsz > *end)
+			*end = ph.p_paddr + ph.p_memsz;
+		loaded++;
+	}
+	if (!loaded) {
+		snprintf(err, errlen, "%s: no loadable segment", img->path);
+		goto out;
+	}
+	*entry = eh.e_entry;
+	ret = 0;
+out:
+	if (e)
+		elf_end(e);
+	return ret;
+}
+
+/* Find a note named "Xen" of the given type; its value as an integer. */
+int elf_find_xen_note(const struct boot_image *img, uint32_t type,
+		      uint64_t *value)
+{
+	GElf_Phdr ph;
+	size_t i, nph;
+	Elf *e = elf_open(img);
+	int found = 0;
+
+	if (!e || elf_getphdrnum(e, &nph))
+		goto out;
+	for (i = 0; i < nph && !found; i++) {
+		Elf_Data *d;
+		GElf_Nhdr nh;
+		size_t off = 0, noff, doff;
+
+		if (!gelf_getphdr(e, i, &ph) || ph.p_type != PT_NOTE)
+			continue;
+		d = elf_getdata_rawchunk(e, ph.p_offset, ph.p_filesz,
+					 ELF_T_NHDR);
+		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff))) {
+			const char *name = (const char *)d->d_buf + noff;
+
+			if (nh.n_type != type || nh.n_namesz != 4 ||
+			    memcmp(name, "Xen", 4))
+				continue;
+			*value = 0;
+			memcpy(value, (char *)d->d_buf + doff,
+			       nh.n_descsz < 8 ? nh.n_descsz : 8);
+			found = 1;
+			break;
+		}
+	}
+out:
+	if (e)
+		elf_end(e);
+	return found;
+}

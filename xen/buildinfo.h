@@ -1,0 +1,12 @@
+/* What this build is: version, build-id, Kconfig features, uptime. */
+#ifndef XEN_BUILDINFO_H
+#define XEN_BUILDINFO_H
+
+#define XEN_VERSION "0.1.0"
+
+const char *build_id_hex(void);
+extern const char *const build_features[];
+double daemon_uptime(void);
+void daemon_mark_start(void);
+
+#endif

@@ -1,0 +1,391 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "domain.h"
+#include "log.h"
+#include "loop.h"
+
+#define LINE_MAX_BYTES	(1u << 20)
+#define OUT_MAX_BYTES	(4u << 20)
+#define CONSOLE_CHUNK	(64u << 10)
+
+static int listen_fd = -1;
+static char *socket_path;
+static struct client *clients;
+
+static const char *const error_names[] = {
+	[CTL_OK] = "ok",
+	[CTL_EBADREQ] = "bad-request",
+	[CTL_EUNKNOWN] = "unknown-command",
+	[CTL_EINVAL] = "invalid-argument",
+	[CTL_ENODOM] = "no-such-domain",
+	[CTL_EEXIST] = "domain-exists",
+	[CTL_ESTATE] = "bad-state",
+	[CTL_ENORES] = "no-resources",
+	[CTL_EKERNEL] = "bad-kernel",
+	[CTL_ENOTSUP] = "not-supported",
+	[CTL_EVERSION] = "version-unsupported",
+	[CTL_EINTERNAL] = "internal",
+	[CTL_EBUSY] = "busy",
+};
+
+const char *ctl_error_name(int code)
+{
+	if (code < 0 || code > CTL_EBUSY)
+		return "internal";
+	return error_names[code];
+}
+
+static void client_free(struct client *c)
+{
+	struct client **p;
+
+	for (p = &clients; *p; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	}
+	loop_del(c->fd);
+	close(c->fd);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static void client_update_events(struct client *c)
+{
+	short ev = c->closing ? 0 : POLLIN;
+
+	if (c->out_len)
+		ev |= POLLOUT;
+	loop_set_events(c->fd, ev);
+}
+
+/* Write what we can without blocking; false if the client is gone. */
+static bool client_flush(struct client *c)
+{
+	while (c->out_len) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return false;
+		}
+		memmove(c->out, c->out + n, c->out_len - n);
+		c->out_len -= n;
+	}
+	if (c->closing && !c->out_len)
+		return false;
+	client_update_events(c);
+	return true;
+}
+
+static int client_queue(struct client *c, const void *data, size_t len)
+{
+	if (c->out_len + len > OUT_MAX_BYTES)
+		return -1;
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = (c->out_len + len) * 2;
+		char *p = realloc(c->out, cap);
+
+		if (!p)
+			return -1;
+		c->out = p;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+	return 0;
+}
+
+static void reply(struct client *c, json_t *id, int code, json_t *result,
+		  const char *msg)
+{
+	json_t *resp = json_object();
+	char *text;
+
+	json_object_set_new(resp, "version", json_integer(CTL_PROTOCOL_MAX));
+	json_object_set(resp, "id", id ? id : json_null());
+	json_object_set_new(resp, "ok", json_boolean(code == CTL_OK));
+	if (code == CTL_OK) {
+		json_object_set(resp, "result", result ? result : json_object());
+	} else {
+		json_object_set_new(resp, "error",
+				    json_pack("{s:i, s:s, s:s}", "code", code,
+					      "name", ctl_error_name(code),
+					      "message", msg));
+	}
+	text = json_dumps(resp, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(resp);
+	if (!text || client_queue(c, text, strlen(text)) < 0 ||
+	    client_queue(c, "\n", 1) < 0) {
+		log_warn("control: client fd %d: reply dropped, closing",
+			 c->fd);
+		c->closing = true;
+	}
+	free(text);
+}
+
+static void handle_request(struct client *c, const char *line, size_t len)
+{
+	struct ctl_reply r = { .result = NULL };
+	json_t *req, *id = NULL, *ver, *cmd, *args;
+	json_error_t jerr;
+	ctl_handler fn;
+	int code;
+
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!req || !json_is_object(req)) {
+		snprintf(r.msg, sizeof(r.msg), "request is not a JSON object%s%s",
+			 req ? "" : ": ", req ? "" : jerr.text);
+		reply(c, NULL, CTL_EBADREQ, NULL, r.msg);
+		goto out;
+	}
+	id = json_object_get(req, "id");
+	ver = json_object_get(req, "version");
+	cmd = json_object_get(req, "command");
+	args = json_object_get(req, "args");
+	if (ver && (!json_is_integer(ver) ||
+		    json_integer_value(ver) < CTL_PROTOCOL_MIN)) {
+		reply(c, id, CTL_EBADREQ, NULL, "'version' must be an integer >= 1");
+		goto out;
+	}
+	if (ver && json_integer_value(ver) > CTL_PROTOCOL_MAX) {
+		snprintf(r.msg, sizeof(r.msg),
+			 "protocol version %lld is newer than this daemon's %d",
+			 (long long)json_integer_value(ver), CTL_PROTOCOL_MAX);
+		reply(c, id, CTL_EVERSION, NULL, r.msg);
+		goto out;
+	}
+	if (!json_is_string(cmd)) {
+		reply(c, id, CTL_EBADREQ, NULL, "'command' must be a string");
+		goto out;
+	}
+	if (args && !json_is_object(args)) {
+		reply(c, id, CTL_EINVAL, NULL, "'args' must be an object");
+		goto out;
+	}
+	fn = ctl_find_command(json_string_value(cmd));
+	if (!fn) {
+		snprintf(r.msg, sizeof(r.msg), "unknown command '%.100s'",
+			 json_string_value(cmd));
+		reply(c, id, CTL_EUNKNOWN, NULL, r.msg);
+		goto out;
+	}
+	code = fn(c, args, &r);
+	reply(c, id, code, r.result, r.msg);
+	json_decref(r.result);
+out:
+	json_decref(req);
+}
+
+static void client_take_lines(struct client *c)
+{
+	size_t start = 0;
+	char *nl;
+
+	while (!c->console && start < c->in_len &&
+	       (nl = memchr(c->in + start, '\n', c->in_len - start))) {
+		size_t len = nl - (c->in + start);
+
+		if (len)
+			handle_request(c, c->in + start, len);
+		start += len + 1;
+	}
+	if (c->console && start < c->in_len) {
+		/* Bytes after the console request are console input. */
+		struct domain *dom = domain_by_id(c->console_domid);
+
+		if (dom)
+			uart_receive(dom, c->in + start, c->in_len - start);
+		start = c->in_len;
+	}
+	memmove(c->in, c->in + start, c->in_len - start);
+	c->in_len -= start;
+	if (c->in_len >= LINE_MAX_BYTES) {
+		reply(c, NULL, CTL_EBADREQ, NULL, "request line too long");
+		c->closing = true;
+	}
+}
+
+static bool client_read(struct client *c)
+{
+	char buf[16384];
+	ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+	if (n == 0)
+		return false;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	if (c->console) {
+		struct domain *dom = domain_by_id(c->console_domid);
+
+		if (dom)
+			uart_receive(dom, buf, n);
+		return true;
+	}
+	if (c->in_len + n > c->in_cap) {
+		size_t cap = (c->in_len + n) * 2;
+		char *p = realloc(c->in, cap);
+
+		if (!p)
+			return false;
+		c->in = p;
+		c->in_cap = cap;
+	}
+	memcpy(c->in + c->in_len, buf, n);
+	c->in_len += n;
+	client_take_lines(c);
+	return true;
+}
+
+static void pump_one(struct client *c);
+
+static void on_client(int fd, short revents, void *opaque)
+{
+	struct client *c = opaque;
+	bool alive = true;
+
+	if (revents & (POLLERR | POLLNVAL))
+		alive = false;
+	if (alive && (revents & (POLLIN | POLLHUP)) && !c->closing)
+		alive = client_read(c);
+	if (alive && c->console)
+		pump_one(c);
+	if (alive)
+		alive = client_flush(c);
+	if (!alive)
+		client_free(c);
+}
+
+static void on_listen(int fd, short revents, void *opaque)
+{
+	struct client *c;
+	int cfd;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c || loop_add(cfd, POLLIN, on_client, c) < 0) {
+		free(c);
+		close(cfd);
+		return;
+	}
+	c->fd = cfd;
+	c->next = clients;
+	clients = c;
+}
+
+int control_listen(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	/* A stale socket from a dead daemon is replaced; a live one is not. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		snprintf(err, errlen, "%s: another daemon is listening", path);
+		close(fd);
+		return -1;
+	}
+	unlink(path);
+	old = umask(0177);		/* the socket is created 0600 */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		umask(old);
+		goto fail;
+	}
+	umask(old);
+	if (chmod(path, 0600) < 0 || listen(fd, 64) < 0 ||
+	    loop_add(fd, POLLIN, on_listen, NULL) < 0)
+		goto fail;
+	listen_fd = fd;
+	socket_path = strdup(path);
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+void control_close(void)
+{
+	while (clients)
+		client_free(clients);
+	if (listen_fd >= 0) {
+		loop_del(listen_fd);
+		close(listen_fd);
+		unlink(socket_path);
+	}
+	free(socket_path);
+	listen_fd = -1;
+}
+
+/* Copy new console output of the client's domain into its buffer. */
+static void pump_one(struct client *c)
+{
+	struct domain *dom = domain_by_id(c->console_domid);
+	char buf[CONSOLE_CHUNK];
+	size_t n;
+
+	if (!dom)
+		return;
+	while (c->out_len < OUT_MAX_BYTES / 2) {
+		pthread_mutex_lock(&dom->console_lock);
+		n = ring_read(&dom->console, &c->console_pos, buf, sizeof(buf));
+		pthread_mutex_unlock(&dom->console_lock);
+		if (!n || client_queue(c, buf, n) < 0)
+			break;
+	}
+}
+
+void control_console_pump(void)
+{
+	struct client *c, *next;
+
+	for (c = clients; c; c = next) {
+		next = c->next;
+		if (!c->console)
+			continue;
+		pump_one(c);
+		if (!client_flush(c))
+			client_free(c);
+	}
+}
+
+/* The domain is going away: send its last output, then hang up. */
+void control_domain_gone(struct domain *dom)
+{
+	struct client *c, *next;
+
+	for (c = clients; c; c = next) {
+		next = c->next;
+		if (!c->console || c->console_domid != dom->id)
+			continue;
+		pump_one(c);
+		c->closing = true;
+		c->console_domid = 0;
+		if (!client_flush(c))
+			client_free(c);
+	}
+}

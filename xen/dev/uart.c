@@ -1,0 +1,216 @@
+/*
+ * 16550A UART on COM1.  Transmit is instant (bytes go to the console
+ * history and attached clients); receive takes bytes typed on `xl console`
+ * from an input queue, which stands in for the FIFO so pasted text is not
+ * lost.  IRQ 4 is a level driven through the in-kernel PIC/IOAPIC.
+ */
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "dev/devices.h"
+#include "dev/uart.h"
+#include "domain.h"
+#include "ioport.h"
+
+#define REG_RBR_THR	0
+#define REG_IER		1
+#define REG_IIR_FCR	2
+#define REG_LCR		3
+#define REG_MCR		4
+#define REG_LSR		5
+#define REG_MSR		6
+#define REG_SCR		7
+
+#define IER_RDA		0x01
+#define IER_THRE	0x02
+#define IIR_NONE	0x01
+#define IIR_THRE	0x02
+#define IIR_RDA		0x04
+#define IIR_FIFO	0xc0
+#define FCR_ENABLE	0x01
+#define LCR_DLAB	0x80
+#define MCR_LOOP	0x10
+#define LSR_DR		0x01
+#define LSR_THRE	0x20
+#define LSR_TEMT	0x40
+#define MSR_IDLE	0xb0	/* DCD | DSR | CTS */
+
+static void uart_update_irq(struct uart *u)
+{
+	struct kvm_irq_level irq = { .irq = UART_COM1_IRQ };
+	bool level = ((u->ier & IER_RDA) && u->in_len) ||
+		     ((u->ier & IER_THRE) && u->thr_ipending);
+
+	if (level == u->irq_level)
+		return;
+	u->irq_level = level;
+	irq.level = level;
+	ioctl(u->dom->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+static uint8_t uart_iir(struct uart *u)
+{
+	uint8_t fifo = (u->fcr & FCR_ENABLE) ? IIR_FIFO : 0;
+
+	if ((u->ier & IER_RDA) && u->in_len)
+		return IIR_RDA | fifo;
+	if ((u->ier & IER_THRE) && u->thr_ipending)
+		return IIR_THRE | fifo;
+	return IIR_NONE | fifo;
+}
+
+static void uart_push_input(struct uart *u, uint8_t c)
+{
+	if (u->in_len == UART_INPUT_MAX)
+		return;
+	u->in[(u->in_head + u->in_len) % UART_INPUT_MAX] = c;
+	u->in_len++;
+}
+
+static uint8_t uart_pop_input(struct uart *u)
+{
+	uint8_t c;
+
+	if (!u->in_len)
+		return 0;
+	c = u->in[u->in_head];
+	u->in_head = (u->in_head + 1) % UART_INPUT_MAX;
+	u->in_len--;
+	return c;
+}
+
+static void uart_transmit(struct uart *u, uint8_t c)
+{
+	if (u->mcr & MCR_LOOP)
+		uart_push_input(u, c);
+	else
+		console_output(u->dom, &c, 1);
+	u->thr_ipending = true;		/* the byte left at once */
+}
+
+static uint8_t uart_msr(struct uart *u)
+{
+	if (!(u->mcr & MCR_LOOP))
+		return MSR_IDLE;
+	/* Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD. */
+	return ((u->mcr & 0x01) << 5) | ((u->mcr & 0x02) << 3) |
+	       ((u->mcr & 0x04) << 4) | ((u->mcr & 0x08) << 4);
+}
+
+static uint8_t uart_read(struct uart *u, unsigned reg)
+{
+	uint8_t v;
+
+	switch (reg) {
+	case REG_RBR_THR:
+		if (u->lcr & LCR_DLAB)
+			return u->dll;
+		return uart_pop_input(u);
+	case REG_IER:
+		return (u->lcr & LCR_DLAB) ? u->dlm : u->ier;
+	case REG_IIR_FCR:
+		v = uart_iir(u);
+		if ((v & 0x0f) == IIR_THRE)
+			u->thr_ipending = false;	/* reading IIR acks it */
+		return v;
+	case REG_LCR:
+		return u->lcr;
+	case REG_MCR:
+		return u->mcr;
+	case REG_LSR:
+		return LSR_THRE | LSR_TEMT | (u->in_len ? LSR_DR : 0);
+	case REG_MSR:
+		return uart_msr(u);
+	default:
+		return u->scr;
+	}
+}
+
+static void uart_write(struct uart *u, unsigned reg, uint8_t v)
+{
+	switch (reg) {
+	case REG_RBR_THR:
+		if (u->lcr & LCR_DLAB)
+			u->dll = v;
+		else
+			uart_transmit(u, v);
+		break;
+	case REG_IER:
+		if (u->lcr & LCR_DLAB) {
+			u->dlm = v;
+			break;
+		}
+		/* Enabling THRE while THR is empty raises it at once. */
+		if (!(u->ier & IER_THRE) && (v & IER_THRE))
+			u->thr_ipending = true;
+		u->ier = v & 0x0f;
+		break;
+	case REG_IIR_FCR:
+		u->fcr = v & 0xc9;
+		if (v & 0x02) {			/* clear receive FIFO */
+			u->in_len = 0;
+			u->in_head = 0;
+		}
+		break;
+	case REG_LCR:
+		u->lcr = v;
+		break;
+	case REG_MCR:
+		u->mcr = v & 0x1f;
+		break;
+	case REG_SCR:
+		u->scr = v;
+		break;
+	default:
+		break;		/* LSR and MSR are read-only */
+	}
+}
+
+static int uart_io(struct vcpu *vcpu, void *opaque, uint16_t port,
+		   bool is_write, unsigned size, uint32_t *val)
+{
+	struct uart *u = opaque;
+	unsigned reg = port - UART_COM1_BASE;
+
+	pthread_mutex_lock(&u->lock);
+	if (is_write)
+		uart_write(u, reg, *val);
+	else
+		*val = uart_read(u, reg);
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+size_t uart_receive(struct domain *dom, const void *data, size_t len)
+{
+	struct uart *u = &dom->uart;
+	const uint8_t *p = data;
+	size_t i;
+
+	pthread_mutex_lock(&u->lock);
+	for (i = 0; i < len && u->in_len < UART_INPUT_MAX; i++)
+		uart_push_input(u, p[i]);
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return i;
+}
+
+int uart_init(struct domain *dom)
+{
+	struct uart *u = &dom->uart;
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_init(&u->lock, NULL);
+	u->dom = dom;
+	u->dll = 12;		/* 9600 baud */
+	u->lcr = 0x03;		/* 8N1 */
+	return ioport_register(&dom->ports, UART_COM1_BASE, 8, uart_io, u,
+			       "uart");
+}
+
+void uart_destroy(struct domain *dom)
+{
+	pthread_mutex_destroy(&dom->uart.lock);
+}

@@ -1,0 +1,484 @@
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <generated/autoconf.h>
+
+#include "boot/boot.h"
+#include "control.h"
+#include "dev/devices.h"
+#include "domain.h"
+#include "kvm.h"
+#include "log.h"
+#include "loop.h"
+#include "memory.h"
+#include "vcpu.h"
+
+#define TSS_ADDR	0xfffbd000
+
+static struct domain *domains;
+static unsigned next_domid = 1;
+
+struct domain *domain_first(void)
+{
+	return domains;
+}
+
+unsigned domain_count(void)
+{
+	struct domain *d;
+	unsigned n = 0;
+
+	for (d = domains; d; d = d->next)
+		n++;
+	return n;
+}
+
+struct domain *domain_by_id(unsigned id)
+{
+	struct domain *d;
+
+	for (d = domains; d; d = d->next)
+		if (d->id == id)
+			return d;
+	return NULL;
+}
+
+struct domain *domain_lookup(const char *name_or_id)
+{
+	struct domain *d;
+	char *end;
+	unsigned long id;
+
+	for (d = domains; d; d = d->next)
+		if (!strcmp(d->name, name_or_id))
+			return d;
+	errno = 0;
+	id = strtoul(name_or_id, &end, 10);
+	if (*name_or_id && !*end && !errno && id <= 0xffffffffUL)
+		return domain_by_id(id);
+	return NULL;
+}
+
+const char *dom_state_name(enum dom_state s)
+{
+	static const char *const names[] = {
+		[DOM_RUNNING] = "running", [DOM_PAUSED] = "paused",
+		[DOM_SHUTDOWN] = "shutdown", [DOM_CRASHED] = "crashed",
+		[DOM_DYING] = "dying",
+	};
+	return names[s];
+}
+
+const char *dom_event_name(enum dom_event e)
+{
+	static const char *const names[] = {
+		[DOM_EV_NONE] = NULL, [DOM_EV_POWEROFF] = "poweroff",
+		[DOM_EV_REBOOT] = "reboot", [DOM_EV_CRASH] = "crash",
+	};
+	return names[e];
+}
+
+static int vm_setup(struct domain *dom)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	dom->vm_fd = kvm_create_vm();
+	if (dom->vm_fd < 0)
+		return -1;
+	if (ioctl(dom->vm_fd, KVM_SET_TSS_ADDR, TSS_ADDR) < 0 ||
+	    ioctl(dom->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+	    ioctl(dom->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return -1;
+	return guest_mem_map_slots(dom);
+}
+
+/*
+ * Create the VM, its RAM, devices and vCPUs, load the kernel and start the
+ * vCPU threads (parked if paused).  Undone by domain_teardown().
+ */
+static int domain_build(struct domain *dom, bool paused, char *err,
+			size_t errlen, int *code)
+{
+	struct boot_cpu_state boot;
+	unsigned i;
+
+	*code = CTL_ENORES;
+	dom->nr_vcpus = dom->cfg.vcpus;
+	dom->vcpus = calloc(dom->nr_vcpus, sizeof(*dom->vcpus));
+	if (!dom->vcpus)
+		goto fail_errno;
+	for (i = 0; i < dom->nr_vcpus; i++)
+		dom->vcpus[i].fd = -1;
+	if (guest_mem_init(dom, (uint64_t)dom->cfg.memory_mib << 20) < 0) {
+		snprintf(err, errlen, "cannot allocate %u MiB of guest RAM: %s",
+			 dom->cfg.memory_mib, strerror(errno));
+		return -1;
+	}
+	if (vm_setup(dom) < 0) {
+		snprintf(err, errlen, "KVM refused to create the VM: %s",
+			 strerror(errno));
+		return -1;
+	}
+	if (devices_init(dom) < 0) {
+		snprintf(err, errlen, "device setup failed");
+		*code = CTL_EINTERNAL;
+		return -1;
+	}
+	for (i = 0; i < dom->nr_vcpus; i++) {
+		if (vcpu_create(dom, i) < 0) {
+			snprintf(err, errlen, "KVM refused vCPU %u: %s", i,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	memset(&boot, 0, sizeof(boot));
+	if (boot_load(dom, &boot, err, errlen) < 0) {
+		*code = CTL_EKERNEL;
+		return -1;
+	}
+	if (vcpu_set_boot_state(&dom->vcpus[0], &boot) < 0) {
+		snprintf(err, errlen, "cannot set boot registers: %s",
+			 strerror(errno));
+		return -1;
+	}
+	dom->run_ok = !paused;
+	dom->state = paused ? DOM_PAUSED : DOM_RUNNING;
+	dom->pending = DOM_EV_NONE;
+	dom->stopping = false;
+	clock_gettime(CLOCK_MONOTONIC, &dom->created);
+	for (i = 0; i < dom->nr_vcpus; i++) {
+		if (vcpu_start(&dom->vcpus[i]) < 0) {
+			snprintf(err, errlen, "cannot start vCPU thread: %s",
+				 strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+fail_errno:
+	snprintf(err, errlen, "%s", strerror(errno));
+	return -1;
+}
+
+/* Stop every vCPU thread for good and free the VM; keep the record. */
+static void domain_teardown(struct domain *dom)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&dom->lock);
+	dom->stopping = true;
+	dom->run_ok = false;
+	pthread_cond_broadcast(&dom->cond);
+	pthread_mutex_unlock(&dom->lock);
+	for (i = 0; dom->vcpus && i < dom->nr_vcpus; i++)
+		vcpu_kick(&dom->vcpus[i]);
+	dom->cpu_time_dead = domain_cpu_time(dom);
+	for (i = 0; dom->vcpus && i < dom->nr_vcpus; i++)
+		vcpu_destroy(&dom->vcpus[i]);
+	free(dom->vcpus);
+	dom->vcpus = NULL;
+	dom->nr_vcpus = 0;
+	devices_destroy(dom);
+	if (dom->vm_fd >= 0)
+		close(dom->vm_fd);
+	dom->vm_fd = -1;
+	guest_mem_free(&dom->mem);
+}
+
+static struct domain *domain_alloc(const struct domcfg *cfg)
+{
+	struct domain *dom = calloc(1, sizeof(*dom));
+
+	if (!dom)
+		return NULL;
+	if (domcfg_copy(&dom->cfg, cfg) < 0 ||
+	    ring_init(&dom->console, CONFIG_CONSOLE_HISTORY_KIB * 1024) < 0) {
+		domcfg_free(&dom->cfg);
+		free(dom);
+		return NULL;
+	}
+	snprintf(dom->name, sizeof(dom->name), "%s", cfg->name);
+	dom->vm_fd = -1;
+	dom->mem.fd = -1;
+	dom->exit_code = -1;
+	pthread_mutex_init(&dom->lock, NULL);
+	pthread_cond_init(&dom->cond, NULL);
+	pthread_mutex_init(&dom->console_lock, NULL);
+	return dom;
+}
+
+static void domain_free(struct domain *dom)
+{
+	ring_free(&dom->console);
+	domcfg_free(&dom->cfg);
+	pthread_mutex_destroy(&dom->lock);
+	pthread_cond_destroy(&dom->cond);
+	pthread_mutex_destroy(&dom->console_lock);
+	free(dom);
+}
+
+static void domain_link(struct domain *dom)
+{
+	struct domain **p = &domains;
+
+	while (*p)
+		p = &(*p)->next;
+	*p = dom;
+}
+
+static void domain_unlink(struct domain *dom)
+{
+	struct domain **p;
+
+	for (p = &domains; *p; p = &(*p)->next) {
+		if (*p == dom) {
+			*p = dom->next;
+			return;
+		}
+	}
+}
+
+int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
+		  char *err, size_t errlen)
+{
+	struct domain *dom;
+	int code;
+
+	if (domain_lookup(cfg->name)) {
+		snprintf(err, errlen, "a domain named '%s' already exists",
+			 cfg->name);
+		return CTL_EEXIST;
+	}
+	if (domain_count() >= CONFIG_MAX_DOMAINS) {
+		snprintf(err, errlen, "too many domains (at most %d)",
+			 CONFIG_MAX_DOMAINS);
+		return CTL_ENORES;
+	}
+	dom = domain_alloc(cfg);
+	if (!dom) {
+		snprintf(err, errlen, "out of memory");
+		return CTL_ENORES;
+	}
+	dom->id = next_domid++;
+	if (domain_build(dom, paused, err, errlen, &code) < 0) {
+		log_err("d%u: create '%s' failed: %s", dom->id, dom->name, err);
+		domain_teardown(dom);
+		domain_free(dom);
+		return code;
+	}
+	domain_link(dom);
+	log_info("d%u: created '%s': %u MiB, %u vCPU(s), kernel %s%s",
+		 dom->id, dom->name, cfg->memory_mib, cfg->vcpus, cfg->kernel,
+		 paused ? " (paused)" : "");
+	*out = dom;
+	return 0;
+}
+
+void domain_destroy(struct domain *dom)
+{
+	log_info("d%u: destroying '%s'", dom->id, dom->name);
+	dom->state = DOM_DYING;
+	control_domain_gone(dom);
+	domain_teardown(dom);
+	domain_unlink(dom);
+	domain_free(dom);
+}
+
+/* Park every vCPU; returns once all of them sit outside KVM_RUN. */
+static void domain_quiesce(struct domain *dom)
+{
+	struct timespec deadline;
+	unsigned i;
+
+	pthread_mutex_lock(&dom->lock);
+	dom->run_ok = false;
+	pthread_mutex_unlock(&dom->lock);
+	for (i = 0; i < dom->nr_vcpus; i++)
+		vcpu_kick(&dom->vcpus[i]);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+	pthread_mutex_lock(&dom->lock);
+	while (dom->nr_parked < dom->nr_vcpus) {
+		if (pthread_cond_timedwait(&dom->cond, &dom->lock,
+					   &deadline) == ETIMEDOUT) {
+			log_warn("d%u: %u of %u vCPUs parked after 5 s",
+				 dom->id, dom->nr_parked, dom->nr_vcpus);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&dom->lock);
+}
+
+int domain_pause(struct domain *dom)
+{
+	if (dom->state != DOM_RUNNING)
+		return -1;
+	domain_quiesce(dom);
+	dom->state = DOM_PAUSED;
+	log_info("d%u: paused", dom->id);
+	return 0;
+}
+
+int domain_unpause(struct domain *dom)
+{
+	if (dom->state != DOM_PAUSED)
+		return -1;
+	pthread_mutex_lock(&dom->lock);
+	if (dom->pending == DOM_EV_NONE)
+		dom->run_ok = true;
+	pthread_cond_broadcast(&dom->cond);
+	pthread_mutex_unlock(&dom->lock);
+	dom->state = DOM_RUNNING;
+	log_info("d%u: unpaused", dom->id);
+	return 0;
+}
+
+void domain_raise(struct domain *dom, enum dom_event ev, const char *why)
+{
+	unsigned i;
+	bool first;
+
+	pthread_mutex_lock(&dom->lock);
+	first = dom->pending == DOM_EV_NONE;
+	if (first)
+		dom->pending = ev;
+	dom->run_ok = false;
+	pthread_mutex_unlock(&dom->lock);
+	if (!first)
+		return;
+	log_info("d%u: %s (%s)", dom->id, why, dom_event_name(ev));
+	for (i = 0; i < dom->nr_vcpus; i++)
+		vcpu_kick(&dom->vcpus[i]);
+	loop_wake();
+}
+
+static enum domcfg_action action_for(struct domain *dom, enum dom_event ev)
+{
+	switch (ev) {
+	case DOM_EV_POWEROFF:
+		return dom->cfg.on_poweroff;
+	case DOM_EV_REBOOT:
+		return dom->cfg.on_reboot;
+	default:
+		return dom->cfg.on_crash;
+	}
+}
+
+static void domain_restart(struct domain *dom)
+{
+	char err[256];
+	int code;
+
+	domain_teardown(dom);
+	dom->exit_code = -1;
+	dom->shutdown_reason = DOM_EV_NONE;
+	if (domain_build(dom, false, err, sizeof(err), &code) < 0) {
+		log_err("d%u: restart failed: %s", dom->id, err);
+		domain_destroy(dom);
+		return;
+	}
+	log_info("d%u: restarted", dom->id);
+}
+
+static void domain_preserve(struct domain *dom, enum dom_event ev)
+{
+	domain_quiesce(dom);
+	dom->state = ev == DOM_EV_CRASH ? DOM_CRASHED : DOM_SHUTDOWN;
+	log_info("d%u: preserved in state %s", dom->id,
+		 dom_state_name(dom->state));
+}
+
+/* Keep the ended domain under a new name and start a fresh one. */
+static void domain_rename_restart(struct domain *dom, enum dom_event ev)
+{
+	struct domain *fresh;
+	char err[256];
+	int ret;
+
+	domain_preserve(dom, ev);
+	snprintf(dom->name, sizeof(dom->name), "%.40s-%u", dom->cfg.name,
+		 dom->id);
+	ret = domain_create(&dom->cfg, false, &fresh, err, sizeof(err));
+	if (ret)
+		log_err("d%u: rename-restart failed: %s", dom->id, err);
+}
+
+static void domain_act(struct domain *dom, enum dom_event ev)
+{
+	enum domcfg_action act = action_for(dom, ev);
+
+	dom->shutdown_reason = ev;
+	log_info("d%u: %s -> %s", dom->id, dom_event_name(ev),
+		 domcfg_action_name(act));
+	switch (act) {
+	case DOMCFG_ACTION_RESTART:
+		domain_restart(dom);
+		break;
+	case DOMCFG_ACTION_PRESERVE:
+		domain_preserve(dom, ev);
+		break;
+	case DOMCFG_ACTION_RENAME_RESTART:
+		domain_rename_restart(dom, ev);
+		break;
+	default:
+		domain_destroy(dom);
+		break;
+	}
+}
+
+void domain_handle_events(void)
+{
+	struct domain *dom, *next;
+
+	for (dom = domains; dom; dom = next) {
+		enum dom_event ev;
+
+		next = dom->next;
+		if (dom->state == DOM_SHUTDOWN || dom->state == DOM_CRASHED)
+			continue;
+		pthread_mutex_lock(&dom->lock);
+		ev = dom->pending;
+		pthread_mutex_unlock(&dom->lock);
+		if (ev != DOM_EV_NONE)
+			domain_act(dom, ev);
+	}
+}
+
+void domain_end(struct domain *dom, enum dom_event ev)
+{
+	const char *why = ev == DOM_EV_REBOOT ? "reboot requested by the toolstack"
+					  : "shutdown requested by the toolstack";
+
+	domain_raise(dom, ev, why);
+	domain_handle_events();
+}
+
+double domain_cpu_time(struct domain *dom)
+{
+	double t = dom->cpu_time_dead;
+	unsigned i;
+
+	for (i = 0; dom->vcpus && i < dom->nr_vcpus; i++) {
+		struct timespec ts;
+		clockid_t cid;
+
+		if (!dom->vcpus[i].thread_started ||
+		    pthread_getcpuclockid(dom->vcpus[i].thread, &cid) ||
+		    clock_gettime(cid, &ts))
+			continue;
+		t += ts.tv_sec + ts.tv_nsec / 1e9;
+	}
+	return t;
+}
+
+void console_output(struct domain *dom, const void *data, size_t len)
+{
+	pthread_mutex_lock(&dom->console_lock);
+	ring_write(&dom->console, data, len);
+	pthread_mutex_unlock(&dom->console_lock);
+	loop_wake();
+}

@@ -1,0 +1,110 @@
+/* A domain: one KVM VM with its RAM, vCPU threads and devices. */
+#ifndef XEN_DOMAIN_H
+#define XEN_DOMAIN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "domcfg.h"
+#include "ioport.h"
+#include "ring.h"
+#include "dev/rtc.h"
+#include "dev/uart.h"
+
+enum dom_state {
+	DOM_RUNNING,
+	DOM_PAUSED,
+	DOM_SHUTDOWN,	/* ended, preserved */
+	DOM_CRASHED,	/* ended by a crash, preserved */
+	DOM_DYING,
+};
+
+enum dom_event {
+	DOM_EV_NONE,
+	DOM_EV_POWEROFF,
+	DOM_EV_REBOOT,
+	DOM_EV_CRASH,
+};
+
+struct domain;
+
+struct vcpu {
+	struct domain *dom;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	bool parked;		/* waiting in vcpu_park(), not in KVM_RUN */
+};
+
+struct guest_mem {
+	int fd;			/* memfd holding all guest RAM */
+	uint8_t *base;		/* whole memfd mapped shared */
+	uint64_t size;		/* bytes of RAM */
+	uint64_t low_size;	/* RAM below the 32-bit PCI hole */
+};
+
+struct domain {
+	unsigned id;
+	char name[64];
+	struct domcfg cfg;
+	enum dom_state state;
+	enum dom_event shutdown_reason;	/* why it ended, if it did */
+	int exit_code;			/* debug-exit code or -1 */
+	struct timespec created;
+	struct domain *next;
+
+	int vm_fd;
+	struct guest_mem mem;
+	unsigned nr_vcpus;
+	struct vcpu *vcpus;
+
+	/* Quiesce: vCPU threads park while run_ok is false. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool run_ok;
+	bool stopping;
+	unsigned nr_parked;
+	enum dom_event pending;		/* set by a vCPU, handled by main */
+	double cpu_time_dead;		/* CPU seconds of finished threads */
+
+	struct ioport_map ports;
+	bool devices_ready;
+	uint32_t pci_addr;		/* latch at 0xcf8 */
+	struct uart uart;
+	struct rtc rtc;
+
+	/* Console history; console_lock guards it. */
+	pthread_mutex_t console_lock;
+	struct ring console;
+};
+
+/* The domain table (owned by the main thread). */
+struct domain *domain_first(void);
+struct domain *domain_lookup(const char *name_or_id);
+struct domain *domain_by_id(unsigned id);
+unsigned domain_count(void);
+
+int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
+		  char *err, size_t errlen);
+void domain_destroy(struct domain *dom);
+int domain_pause(struct domain *dom);
+int domain_unpause(struct domain *dom);
+/* Called from a vCPU thread: end the domain with this reason. */
+void domain_raise(struct domain *dom, enum dom_event ev, const char *why);
+/* Main thread: act on events raised by vCPUs (on_poweroff etc). */
+void domain_handle_events(void);
+/* Main thread: end a domain as if the guest did (xl shutdown/reboot). */
+void domain_end(struct domain *dom, enum dom_event ev);
+double domain_cpu_time(struct domain *dom);
+
+const char *dom_state_name(enum dom_state s);
+const char *dom_event_name(enum dom_event e);
+
+/* Console output from the UART (any thread). */
+void console_output(struct domain *dom, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,123 @@
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "domain.h"
+#include "exits.h"
+#include "ioport.h"
+#include "log.h"
+#include "vcpu.h"
+
+static void crash(struct vcpu *v, const char *why)
+{
+	vcpu_dump(v, why);
+	domain_raise(v->dom, DOM_EV_CRASH, why);
+}
+
+static void handle_io(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	const struct ioport_range *r;
+	char why[96];
+	unsigned i;
+
+	r = ioport_find(&v->dom->ports, run->io.port);
+	if (!r) {
+		snprintf(why, sizeof(why), "unknown I/O port %#x (%s, %u bytes)",
+			 run->io.port, is_write ? "out" : "in", run->io.size);
+		crash(v, why);
+		return;
+	}
+	for (i = 0; i < run->io.count; i++, data += run->io.size) {
+		uint32_t val = 0;
+
+		if (is_write)
+			memcpy(&val, data, run->io.size);
+		if (r->fn(v, r->opaque, run->io.port, is_write, run->io.size,
+			  &val) < 0) {
+			snprintf(why, sizeof(why),
+				 "bad access to I/O port %#x (%s)",
+				 run->io.port, r->owner);
+			crash(v, why);
+			return;
+		}
+		if (!is_write)
+			memcpy(data, &val, run->io.size);
+	}
+}
+
+/*
+ * Nothing is mapped there: reads float to all-ones, writes are dropped,
+ * as on a PC bus.  Only the first few are logged.
+ */
+static void handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	static unsigned logged;
+
+	if (!run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+	if (logged < 16) {
+		logged++;
+		log_warn("d%uv%u: %s of %u bytes at unmapped address %#llx",
+			 v->dom->id, v->id, run->mmio.is_write ? "write" : "read",
+			 run->mmio.len, (unsigned long long)run->mmio.phys_addr);
+	}
+}
+
+static void handle_system_event(struct vcpu *v)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		domain_raise(v->dom, DOM_EV_POWEROFF, "guest powered off");
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		domain_raise(v->dom, DOM_EV_REBOOT, "guest reset");
+		break;
+	default:
+		crash(v, "guest reported a crash");
+		break;
+	}
+}
+
+void vcpu_handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char why[96];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(v);
+		break;
+	case KVM_EXIT_MMIO:
+		handle_mmio(v);
+		break;
+	case KVM_EXIT_INTR:
+	case KVM_EXIT_HLT:
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		crash(v, "triple fault");
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		handle_system_event(v);
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(why, sizeof(why), "emulation failure (suberror %u)",
+			 run->internal.suberror);
+		crash(v, why);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(why, sizeof(why), "VM entry failed (reason %#llx)",
+			 (unsigned long long)
+			 run->fail_entry.hardware_entry_failure_reason);
+		crash(v, why);
+		break;
+	default:
+		snprintf(why, sizeof(why), "unhandled exit reason %u",
+			 run->exit_reason);
+		crash(v, why);
+		break;
+	}
+}

@@ -1,0 +1,139 @@
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+
+struct watch {
+	int fd;
+	short events;
+	loop_fn fn;
+	void *opaque;
+};
+
+static struct watch *watches;
+static unsigned nr_watches, cap_watches;
+static int wake_fd = -1;
+static void (*wake_fn)(void);
+
+static void on_wake_fd(int fd, short revents, void *opaque)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("loop: eventfd read: %s", strerror(errno));
+	if (wake_fn)
+		wake_fn();
+}
+
+int loop_init(void (*on_wake)(void))
+{
+	wake_fn = on_wake;
+	wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (wake_fd < 0)
+		return -1;
+	return loop_add(wake_fd, POLLIN, on_wake_fd, NULL);
+}
+
+void loop_wake(void)
+{
+	uint64_t one = 1;
+
+	if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("loop: eventfd write: %s", strerror(errno));
+}
+
+int loop_add(int fd, short events, loop_fn fn, void *opaque)
+{
+	if (nr_watches == cap_watches) {
+		unsigned cap = cap_watches ? cap_watches * 2 : 16;
+		struct watch *w = realloc(watches, cap * sizeof(*w));
+
+		if (!w)
+			return -1;
+		watches = w;
+		cap_watches = cap;
+	}
+	watches[nr_watches++] = (struct watch){ fd, events, fn, opaque };
+	return 0;
+}
+
+static struct watch *find(int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < nr_watches; i++)
+		if (watches[i].fd == fd)
+			return &watches[i];
+	return NULL;
+}
+
+void loop_set_events(int fd, short events)
+{
+	struct watch *w = find(fd);
+
+	if (w)
+		w->events = events;
+}
+
+void loop_del(int fd)
+{
+	struct watch *w = find(fd);
+
+	if (w)
+		w->fd = -1;	/* compacted after the current dispatch */
+}
+
+static void compact(void)
+{
+	unsigned i, j = 0;
+
+	for (i = 0; i < nr_watches; i++)
+		if (watches[i].fd >= 0)
+			watches[j++] = watches[i];
+	nr_watches = j;
+}
+
+void loop_run(volatile sig_atomic_t *stop)
+{
+	struct pollfd *pfds = NULL;
+	unsigned cap = 0, n, i;
+
+	while (!*stop) {
+		compact();
+		n = nr_watches;
+		if (n > cap) {
+			free(pfds);
+			cap = n * 2;
+			pfds = calloc(cap, sizeof(*pfds));
+			if (!pfds)
+				abort();
+		}
+		for (i = 0; i < n; i++) {
+			pfds[i].fd = watches[i].fd;
+			pfds[i].events = watches[i].events;
+			pfds[i].revents = 0;
+		}
+		if (poll(pfds, n, 1000) < 0) {
+			if (errno != EINTR)
+				log_err("loop: poll: %s", strerror(errno));
+			continue;
+		}
+		/* Handlers may add or remove watches: match by fd. */
+		for (i = 0; i < n; i++) {
+			struct watch *w;
+
+			if (!pfds[i].revents)
+				continue;
+			w = find(pfds[i].fd);
+			if (w && w->fd >= 0)
+				w->fn(w->fd, pfds[i].revents, w->opaque);
+		}
+	}
+	free(pfds);
+}

@@ -1,0 +1,84 @@
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "domain.h"
+#include "log.h"
+#include "memory.h"
+
+int guest_mem_init(struct domain *dom, uint64_t size)
+{
+	struct guest_mem *mem = &dom->mem;
+	char name[32];
+
+	snprintf(name, sizeof(name), "dom%u-ram", dom->id);
+	mem->fd = memfd_create(name, MFD_CLOEXEC);
+	if (mem->fd < 0)
+		return -1;
+	if (ftruncate(mem->fd, size) < 0)
+		goto fail;
+	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 mem->fd, 0);
+	if (mem->base == MAP_FAILED) {
+		mem->base = NULL;
+		goto fail;
+	}
+	mem->size = size;
+	mem->low_size = size < MEM_HOLE_START ? size : MEM_HOLE_START;
+	return 0;
+fail:
+	close(mem->fd);
+	mem->fd = -1;
+	return -1;
+}
+
+static int set_slot(int vm_fd, unsigned slot, uint64_t gpa, uint64_t size,
+		    void *hva)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)hva,
+	};
+
+	return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+int guest_mem_map_slots(struct domain *dom)
+{
+	struct guest_mem *mem = &dom->mem;
+
+	if (set_slot(dom->vm_fd, 0, 0, mem->low_size, mem->base) < 0)
+		return -1;
+	if (mem->size > mem->low_size &&
+	    set_slot(dom->vm_fd, 1, MEM_4G, mem->size - mem->low_size,
+		     mem->base + mem->low_size) < 0)
+		return -1;
+	return 0;
+}
+
+void guest_mem_free(struct guest_mem *mem)
+{
+	if (mem->base)
+		munmap(mem->base, mem->size);
+	if (mem->fd >= 0)
+		close(mem->fd);
+	mem->base = NULL;
+	mem->fd = -1;
+}
+
+void *gpa_to_hva(struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	if (gpa + len < gpa)
+		return NULL;
+	if (gpa + len <= mem->low_size)
+		return mem->base + gpa;
+	if (gpa >= MEM_4G && gpa + len - MEM_4G <= mem->size - mem->low_size)
+		return mem->base + mem->low_size + (gpa - MEM_4G);
+	return NULL;
+}

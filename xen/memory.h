@@ -1,0 +1,20 @@
+/* Guest RAM: one memfd, mapped shared, split around the 32-bit PCI hole. */
+#ifndef XEN_MEMORY_H
+#define XEN_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MEM_HOLE_START	0xC0000000ULL	/* RAM above this moves to 4 GiB */
+#define MEM_4G		0x100000000ULL
+
+struct domain;
+struct guest_mem;
+
+int guest_mem_init(struct domain *dom, uint64_t size);
+int guest_mem_map_slots(struct domain *dom);
+void guest_mem_free(struct guest_mem *mem);
+/* Host address of [gpa, gpa+len) if it is all RAM, else NULL. */
+void *gpa_to_hva(struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+#endif

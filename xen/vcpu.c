@@ -1,0 +1,235 @@
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "domain.h"
+#include "exits.h"
+#include "kvm.h"
+#include "log.h"
+#include "vcpu.h"
+
+/* Sent to a vCPU thread to kick it out of KVM_RUN. */
+#define SIG_KICK SIGUSR1
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+void vcpu_signals_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;	/* no SA_RESTART: KVM_RUN returns */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIG_KICK, &sa, NULL);
+}
+
+static int set_cpuid(struct vcpu *v)
+{
+	struct kvm_cpuid2 *src = kvm_host.cpuid, *c;
+	size_t sz = sizeof(*c) + src->nent * sizeof(src->entries[0]);
+	unsigned i;
+	int ret;
+
+	c = malloc(sz);
+	if (!c)
+		return -1;
+	memcpy(c, src, sz);
+	for (i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if (e->function == 1) {
+			/* Initial APIC id, logical CPU count, HTT. */
+			e->ebx = (e->ebx & 0x0000ffff) | (v->id << 24) |
+				 (v->dom->nr_vcpus << 16);
+			if (v->dom->nr_vcpus > 1)
+				e->edx |= 1u << 28;
+		} else if (e->function == 0xb || e->function == 0x1f) {
+			e->edx = v->id;		/* x2APIC id */
+		}
+	}
+	ret = ioctl(v->fd, KVM_SET_CPUID2, c);
+	free(c);
+	return ret;
+}
+
+int vcpu_create(struct domain *dom, unsigned id)
+{
+	struct vcpu *v = &dom->vcpus[id];
+
+	v->dom = dom;
+	v->id = id;
+	v->fd = ioctl(dom->vm_fd, KVM_CREATE_VCPU, id);
+	if (v->fd < 0)
+		return -1;
+	v->run = mmap(NULL, kvm_host.vcpu_mmap_size, PROT_READ | PROT_WRITE,
+		      MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		return -1;
+	}
+	if (!kvm_host.tsc_khz)
+		kvm_host.tsc_khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	return set_cpuid(v);
+}
+
+int vcpu_set_boot_state(struct vcpu *v, const struct boot_cpu_state *st)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = st->regs;
+
+	/* Keep KVM's reset values for what the loader did not set. */
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -1;
+	sregs.cs = st->sregs.cs;
+	sregs.ds = st->sregs.ds;
+	sregs.es = st->sregs.es;
+	sregs.fs = st->sregs.fs;
+	sregs.gs = st->sregs.gs;
+	sregs.ss = st->sregs.ss;
+	sregs.tr = st->sregs.tr;
+	sregs.gdt = st->sregs.gdt;
+	sregs.cr0 = st->sregs.cr0;
+	sregs.cr3 = st->sregs.cr3;
+	sregs.cr4 = st->sregs.cr4;
+	sregs.efer = st->sregs.efer;
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
+		return -1;
+	return ioctl(v->fd, KVM_SET_REGS, &regs);
+}
+
+/*
+ * Wait while the domain is paused or quiescing.  Returns true when the
+ * thread must end.
+ */
+static bool vcpu_wait_runnable(struct vcpu *v)
+{
+	struct domain *dom = v->dom;
+	bool stop;
+
+	pthread_mutex_lock(&dom->lock);
+	while (!dom->run_ok && !dom->stopping) {
+		v->parked = true;
+		dom->nr_parked++;
+		pthread_cond_broadcast(&dom->cond);
+		pthread_cond_wait(&dom->cond, &dom->lock);
+		dom->nr_parked--;
+		v->parked = false;
+	}
+	stop = dom->stopping;
+	pthread_mutex_unlock(&dom->lock);
+	return stop;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "d%uv%u", v->dom->id, v->id);
+	pthread_setname_np(pthread_self(), name);
+	for (;;) {
+		if (vcpu_wait_runnable(v))
+			break;
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				v->run->immediate_exit = 0;
+				continue;
+			}
+			log_err("d%uv%u: KVM_RUN failed: %s", v->dom->id,
+				v->id, strerror(errno));
+			vcpu_dump(v, "KVM_RUN failed");
+			domain_raise(v->dom, DOM_EV_CRASH, "KVM_RUN failed");
+			continue;
+		}
+		vcpu_handle_exit(v);
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* The thread starts with every signal but the kick blocked. */
+	sigfillset(&all);
+	sigdelset(&all, SIG_KICK);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		errno = ret;
+		return -1;
+	}
+	v->thread_started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->thread_started || !v->run)
+		return;
+	v->run->immediate_exit = 1;
+	pthread_kill(v->thread, SIG_KICK);
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (v->thread_started) {
+		pthread_join(v->thread, NULL);
+		v->thread_started = false;
+	}
+	if (v->run)
+		munmap(v->run, kvm_host.vcpu_mmap_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}
+
+static void dump_seg(char *buf, size_t len, const char *n,
+		     const struct kvm_segment *s)
+{
+	snprintf(buf, len, "%s=%04x(base=%llx limit=%x dpl=%u l=%u db=%u)", n,
+		 s->selector, (unsigned long long)s->base, s->limit, s->dpl,
+		 s->l, s->db);
+}
+
+void vcpu_dump(struct vcpu *v, const char *why)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	char cs[96], ss[96];
+	unsigned d = v->dom->id;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(v->fd, KVM_GET_SREGS, &s) < 0) {
+		log_err("d%uv%u: %s (registers unavailable: %s)", d, v->id,
+			why, strerror(errno));
+		return;
+	}
+	dump_seg(cs, sizeof(cs), "cs", &s.cs);
+	dump_seg(ss, sizeof(ss), "ss", &s.ss);
+	log_err("d%uv%u: %s: rip=%016llx rsp=%016llx rflags=%08llx", d,
+		v->id, why, r.rip, r.rsp, r.rflags);
+	log_err("d%uv%u:  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx",
+		d, v->id, r.rax, r.rbx, r.rcx, r.rdx);
+	log_err("d%uv%u:  rsi=%016llx rdi=%016llx rbp=%016llx r8=%016llx",
+		d, v->id, r.rsi, r.rdi, r.rbp, r.r8);
+	log_err("d%uv%u:  r9=%016llx r10=%016llx r11=%016llx r12=%016llx",
+		d, v->id, r.r9, r.r10, r.r11, r.r12);
+	log_err("d%uv%u:  r13=%016llx r14=%016llx r15=%016llx", d, v->id,
+		r.r13, r.r14, r.r15);
+	log_err("d%uv%u:  cr0=%llx cr2=%llx cr3=%llx cr4=%llx efer=%llx",
+		d, v->id, s.cr0, s.cr2, s.cr3, s.cr4, s.efer);
+	log_err("d%uv%u:  %s %s", d, v->id, cs, ss);
+}
