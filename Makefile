@@ -53,9 +53,11 @@ savedefconfig:
 # Kconfig changes; make then restarts with the new CONFIG_ variables.
 $(AUTOCONF_MK): $(KCONFIG_CONFIG) Kconfig
 	@mkdir -p $(BUILD)/include/generated $(BUILD)/include/config
-	KCONFIG_AUTOHEADER=$(AUTOCONF) KCONFIG_AUTOCONFIG=$(AUTOCONF_MK) \
-	KCONFIG_TRISTATE=$(BUILD)/include/config/tristate.conf \
-	  kconfig-conf --silentoldconfig Kconfig >/dev/null
+	cd $(BUILD) && KCONFIG_CONFIG=$(abspath $(KCONFIG_CONFIG)) \
+	  KCONFIG_AUTOHEADER=include/generated/autoconf.h \
+	  KCONFIG_AUTOCONFIG=include/config/auto.conf \
+	  KCONFIG_TRISTATE=include/config/tristate.conf \
+	  kconfig-conf --silentoldconfig $(CURDIR)/Kconfig >/dev/null
 	@touch $(AUTOCONF) $@
 
 $(AUTOCONF): $(AUTOCONF_MK)

@@ -41,6 +41,21 @@ static int load_cpuid(void)
 	return 0;
 }
 
+/* The TSC rate is a vCPU property; ask a throwaway vCPU once. */
+static void probe_tsc_khz(void)
+{
+	int vm = kvm_create_vm(), vcpu;
+
+	if (vm < 0)
+		return;
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu >= 0) {
+		kvm_host.tsc_khz = ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
+		close(vcpu);
+	}
+	close(vm);
+}
+
 int kvm_host_open(char *err, size_t errlen)
 {
 	unsigned i;
@@ -70,6 +85,7 @@ int kvm_host_open(char *err, size_t errlen)
 		snprintf(err, errlen, "KVM setup failed: %s", strerror(errno));
 		return -1;
 	}
+	probe_tsc_khz();
 	return 0;
 }
 

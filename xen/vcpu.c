@@ -76,8 +76,6 @@ int vcpu_create(struct domain *dom, unsigned id)
 		v->run = NULL;
 		return -1;
 	}
-	if (!kvm_host.tsc_khz)
-		kvm_host.tsc_khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 	return set_cpuid(v);
 }
 

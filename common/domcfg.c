@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Domain configuration: defaults, validation of each field, and the JSON
+ * form used by the `create` command of the control API.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <generated/autoconf.h>
+
+#include "domcfg.h"
+
+#ifndef CONFIG_MAX_VCPUS
+#define CONFIG_MAX_VCPUS DOMCFG_VCPUS_LIMIT
+#endif
+
+typedef int (*field_setter)(struct domcfg *cfg, enum domcfg_field field,
+			    json_t *val, unsigned int max_vcpus,
+			    char *why, size_t whylen);
+
+struct field_desc {
+	const char *name;
+	bool required;
+	field_setter set;
+};
+
+static const char *const action_names[] = {
+	[DOMCFG_ACTION_DESTROY]		= "destroy",
+	[DOMCFG_ACTION_RESTART]		= "restart",
+	[DOMCFG_ACTION_PRESERVE]	= "preserve",
+	[DOMCFG_ACTION_RENAME_RESTART]	= "rename-restart",
+};
+
+/* Xen's xl.cfg accepts these; we recognise them to say so clearly. */
+static const char *const xen_only_actions[] = {
+	"coredump-destroy", "coredump-restart", "soft-reset",
+};
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void domcfg_init(struct domcfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->memory_mib = DOMCFG_MEMORY_DEFAULT;
+	cfg->vcpus = DOMCFG_VCPUS_DEFAULT;
+	cfg->on_poweroff = DOMCFG_ACTION_DESTROY;
+	cfg->on_reboot = DOMCFG_ACTION_RESTART;
+	cfg->on_crash = DOMCFG_ACTION_DESTROY;
+}
+
+void domcfg_free(struct domcfg *cfg)
+{
+	free(cfg->kernel);
+	free(cfg->ramdisk);
+	free(cfg->cmdline);
+	domcfg_init(cfg);
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -1;
+}
+
+int domcfg_copy(struct domcfg *dst, const struct domcfg *src)
+{
+	*dst = *src;
+	if (dup_opt(&dst->kernel, src->kernel) ||
+	    dup_opt(&dst->ramdisk, src->ramdisk) ||
+	    dup_opt(&dst->cmdline, src->cmdline)) {
+		domcfg_free(dst);
+		return -1;
+	}
+	return 0;
+}
+
+const char *domcfg_action_name(enum domcfg_action action)
+{
+	if ((unsigned int)action >= ARRAY_SIZE(action_names))
+		return "?";
+	return action_names[action];
+}
+
+int domcfg_action_from_name(const char *name, enum domcfg_action *out)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(action_names); i++) {
+		if (!strcmp(name, action_names[i])) {
+			*out = (enum domcfg_action)i;
+			return 0;
+		}
+	}
+	for (i = 0; i < ARRAY_SIZE(xen_only_actions); i++)
+		if (!strcmp(name, xen_only_actions[i]))
+			return -2;
+	return -1;
+}
+
+/* ------------------------------------------------------------ setters */
+
+/* A JSON string without NUL bytes, or NULL with @why filled in. */
+static const char *get_string(json_t *val, char *why, size_t whylen)
+{
+	const char *s;
+
+	if (!json_is_string(val)) {
+		snprintf(why, whylen, "must be a string");
+		return NULL;
+	}
+	s = json_string_value(val);
+	if (strlen(s) != json_string_length(val)) {
+		snprintf(why, whylen, "must not contain NUL bytes");
+		return NULL;
+	}
+	return s;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len < 1 || len > DOMCFG_NAME_MAX)
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789_.-") == len;
+}
+
+static int set_name(struct domcfg *cfg, enum domcfg_field field,
+		    json_t *val, unsigned int max_vcpus,
+		    char *why, size_t whylen)
+{
+	const char *s = get_string(val, why, whylen);
+
+	if (!s)
+		return -1;
+	if (!valid_name(s)) {
+		snprintf(why, whylen,
+			 "must be 1-%d characters of [A-Za-z0-9_.-]",
+			 DOMCFG_NAME_MAX);
+		return -1;
+	}
+	strcpy(cfg->name, s);
+	return 0;
+}
+
+static int get_uint(json_t *val, unsigned int min, unsigned int max,
+		    unsigned int *out, char *why, size_t whylen)
+{
+	json_int_t v;
+
+	if (!json_is_integer(val))
+		goto bad;
+	v = json_integer_value(val);
+	if (v < min || v > max)
+		goto bad;
+	*out = (unsigned int)v;
+	return 0;
+bad:
+	snprintf(why, whylen, "must be an integer between %u and %u",
+		 min, max);
+	return -1;
+}
+
+static int set_memory(struct domcfg *cfg, enum domcfg_field field,
+		      json_t *val, unsigned int max_vcpus,
+		      char *why, size_t whylen)
+{
+	return get_uint(val, DOMCFG_MEMORY_MIN, DOMCFG_MEMORY_MAX,
+			&cfg->memory_mib, why, whylen);
+}
+
+static int set_vcpus(struct domcfg *cfg, enum domcfg_field field,
+		     json_t *val, unsigned int max_vcpus,
+		     char *why, size_t whylen)
+{
+	return get_uint(val, 1, max_vcpus, &cfg->vcpus, why, whylen);
+}
+
+static int replace_string(char **slot, const char *s, char *why,
+			  size_t whylen)
+{
+	char *copy = NULL;
+
+	if (s) {
+		copy = strdup(s);
+		if (!copy) {
+			snprintf(why, whylen, "out of memory");
+			return -1;
+		}
+	}
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+static char **path_slot(struct domcfg *cfg, enum domcfg_field field)
+{
+	return field == DOMCFG_F_KERNEL ? &cfg->kernel : &cfg->ramdisk;
+}
+
+static int set_path(struct domcfg *cfg, enum domcfg_field field,
+		    json_t *val, unsigned int max_vcpus,
+		    char *why, size_t whylen)
+{
+	const char *s = get_string(val, why, whylen);
+
+	if (!s)
+		return -1;
+	if (!*s && field == DOMCFG_F_RAMDISK)
+		return replace_string(path_slot(cfg, field), NULL, why, whylen);
+	if (s[0] != '/') {
+		snprintf(why, whylen, "must be an absolute path");
+		return -1;
+	}
+	if (strlen(s) > DOMCFG_PATH_MAX) {
+		snprintf(why, whylen, "is longer than %d bytes",
+			 DOMCFG_PATH_MAX);
+		return -1;
+	}
+	return replace_string(path_slot(cfg, field), s, why, whylen);
+}
+
+static int set_cmdline(struct domcfg *cfg, enum domcfg_field field,
+		       json_t *val, unsigned int max_vcpus,
+		       char *why, size_t whylen)
+{
+	const char *s = get_string(val, why, whylen);
+
+	if (!s)
+		return -1;
+	if (strlen(s) > DOMCFG_CMDLINE_MAX) {
+		snprintf(why, whylen, "is longer than %d bytes",
+			 DOMCFG_CMDLINE_MAX);
+		return -1;
+	}
+	return replace_string(&cfg->cmdline, s, why, whylen);
+}
+
+static enum domcfg_action *action_slot(struct domcfg *cfg,
+				       enum domcfg_field field)
+{
+	if (field == DOMCFG_F_ON_POWEROFF)
+		return &cfg->on_poweroff;
+	if (field == DOMCFG_F_ON_REBOOT)
+		return &cfg->on_reboot;
+	return &cfg->on_crash;
+}
+
+static int set_action(struct domcfg *cfg, enum domcfg_field field,
+		      json_t *val, unsigned int max_vcpus,
+		      char *why, size_t whylen)
+{
+	const char *s = get_string(val, why, whylen);
+	int rc;
+
+	if (!s)
+		return -1;
+	rc = domcfg_action_from_name(s, action_slot(cfg, field));
+	if (rc == -2)
+		snprintf(why, whylen,
+			 "'%s' is not supported by this hypervisor", s);
+	else if (rc)
+		snprintf(why, whylen, "must be one of destroy, restart, "
+			 "preserve, rename-restart");
+	return rc ? -1 : 0;
+}
+
+static const struct field_desc fields[DOMCFG_NR_FIELDS] = {
+	[DOMCFG_F_NAME]		= { "name", true, set_name },
+	[DOMCFG_F_MEMORY]	= { "memory", false, set_memory },
+	[DOMCFG_F_VCPUS]	= { "vcpus", false, set_vcpus },
+	[DOMCFG_F_KERNEL]	= { "kernel", true, set_path },
+	[DOMCFG_F_RAMDISK]	= { "ramdisk", false, set_path },
+	[DOMCFG_F_CMDLINE]	= { "cmdline", false, set_cmdline },
+	[DOMCFG_F_ON_POWEROFF]	= { "on_poweroff", false, set_action },
+	[DOMCFG_F_ON_REBOOT]	= { "on_reboot", false, set_action },
+	[DOMCFG_F_ON_CRASH]	= { "on_crash", false, set_action },
+};
+
+/* ------------------------------------------------------------ fields */
+
+int domcfg_field_index(const char *key)
+{
+	int i;
+
+	for (i = 0; i < DOMCFG_NR_FIELDS; i++)
+		if (!strcmp(key, fields[i].name))
+			return i;
+	return -1;
+}
+
+const char *domcfg_field_name(enum domcfg_field field)
+{
+	if ((unsigned int)field >= DOMCFG_NR_FIELDS)
+		return "?";
+	return fields[field].name;
+}
+
+bool domcfg_field_required(enum domcfg_field field)
+{
+	return (unsigned int)field < DOMCFG_NR_FIELDS &&
+	       fields[field].required;
+}
+
+bool domcfg_field_is_set(const struct domcfg *cfg, enum domcfg_field field)
+{
+	switch (field) {
+	case DOMCFG_F_NAME:
+		return cfg->name[0] != '\0';
+	case DOMCFG_F_KERNEL:
+		return cfg->kernel != NULL;
+	case DOMCFG_F_RAMDISK:
+		return cfg->ramdisk != NULL;
+	case DOMCFG_F_CMDLINE:
+		return cfg->cmdline != NULL;
+	default:
+		return true;	/* has a default */
+	}
+}
+
+int domcfg_set_field(struct domcfg *cfg, enum domcfg_field field,
+		     json_t *val, unsigned int max_vcpus,
+		     char *why, size_t whylen)
+{
+	if ((unsigned int)field >= DOMCFG_NR_FIELDS) {
+		snprintf(why, whylen, "unknown field");
+		return -1;
+	}
+	return fields[field].set(cfg, field, val, max_vcpus, why, whylen);
+}
+
+/* ------------------------------------------------------------ JSON */
+
+int domcfg_from_json(json_t *obj, struct domcfg *out, char *err,
+		     size_t errlen)
+{
+	char why[160];
+	json_t *val;
+	int f;
+
+	domcfg_init(out);
+	if (!json_is_object(obj)) {
+		snprintf(err, errlen, "config: must be an object");
+		return -1;
+	}
+	for (f = 0; f < DOMCFG_NR_FIELDS; f++) {
+		val = json_object_get(obj, fields[f].name);
+		if (!val || json_is_null(val)) {
+			if (!fields[f].required)
+				continue;
+			snprintf(err, errlen,
+				 "config.%s: required field missing",
+				 fields[f].name);
+			goto fail;
+		}
+		if (domcfg_set_field(out, f, val, CONFIG_MAX_VCPUS,
+				     why, sizeof(why))) {
+			snprintf(err, errlen, "config.%s: %s",
+				 fields[f].name, why);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	domcfg_free(out);
+	return -1;
+}
+
+static int set_new(json_t *obj, enum domcfg_field field, json_t *val)
+{
+	return json_object_set_new(obj, fields[field].name, val);
+}
+
+/* Unset strings are null, which domcfg_from_json() reads as absent. */
+static int set_opt_string(json_t *obj, enum domcfg_field field,
+			  const char *s)
+{
+	return set_new(obj, field, s ? json_string(s) : json_null());
+}
+
+json_t *domcfg_to_json(const struct domcfg *cfg)
+{
+	json_t *obj = json_object();
+	int rc = 0;
+
+	if (!obj)
+		return NULL;
+	rc |= set_opt_string(obj, DOMCFG_F_NAME,
+			     cfg->name[0] ? cfg->name : NULL);
+	rc |= set_new(obj, DOMCFG_F_MEMORY, json_integer(cfg->memory_mib));
+	rc |= set_new(obj, DOMCFG_F_VCPUS, json_integer(cfg->vcpus));
+	rc |= set_opt_string(obj, DOMCFG_F_KERNEL, cfg->kernel);
+	rc |= set_opt_string(obj, DOMCFG_F_RAMDISK, cfg->ramdisk);
+	rc |= set_opt_string(obj, DOMCFG_F_CMDLINE, cfg->cmdline);
+	rc |= set_new(obj, DOMCFG_F_ON_POWEROFF,
+		      json_string(domcfg_action_name(cfg->on_poweroff)));
+	rc |= set_new(obj, DOMCFG_F_ON_REBOOT,
+		      json_string(domcfg_action_name(cfg->on_reboot)));
+	rc |= set_new(obj, DOMCFG_F_ON_CRASH,
+		      json_string(domcfg_action_name(cfg->on_crash)));
+	if (rc) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
