@@ -1,0 +1,312 @@
+/*
+ * Counter guest: a continuously incrementing counter plus a working set of
+ * pages dirtied at a set rate and verified periodically.  Meant for live
+ * migration / save-restore / live-update tests: an outside tool watches the
+ * status block at GPA 0x00200000, the guest itself checks that no page of
+ * its working set was lost or corrupted.  See README.md for the interface.
+ *
+ * Command line: ws=SIZE rate=N|max interval=MS verify=MS
+ *
+ * Every working-set page p has a u32 generation gen[p] (array at GPA
+ * 0x00400000) and always holds pattern(p, gen[p]): u64 word i is
+ *   ((p << 32) | gen) ^ (i * 0x9E3779B97F4A7C15)
+ * At start every page is filled with its generation-0 pattern (so gen 0 is
+ * not "all zero": a page lost and replaced by zeroes is detected too).
+ */
+#include "lib.h"
+
+#define STATUS_MAGIC    0x3154534752544e43ULL   /* "CNTRGST1" little-endian */
+#define GEN_ARRAY_GPA   0x00400000ULL
+#define PAGE_SIZE       4096ULL
+#define PAGE_WORDS      (PAGE_SIZE / 8)
+#define MIB             (1ULL << 20)
+#define GIB             (1ULL << 30)
+#define PATTERN_MUL     0x9E3779B97F4A7C15ULL
+
+#define RATE_MAX        (~0ULL)                 /* rate=max in the status block */
+#define RATE_LIMIT      100000000ULL            /* larger numbers are clamped */
+
+#define PERIOD_LIMIT_MS 1000000000ULL         /* keeps ms * tsc_khz in range */
+#define COUNT_BATCH     4096    /* counter increments between TSC checks */
+#define MAX_DIRTY_BATCH 256     /* pages dirtied per check at most */
+#define MAX_VERIFY_BATCH 32     /* pages verified per check at most */
+#define MAX_ERROR_PRINTS 10
+
+/* Status block: little-endian u64 fields, see README.md. */
+struct status {
+    u64 magic;              /* 0x00 */
+    u64 counter;            /* 0x08 */
+    u64 rounds;             /* 0x10 */
+    u64 verifications;      /* 0x18 */
+    u64 errors;             /* 0x20 */
+    u64 ws_pages;           /* 0x28 */
+    u64 rate;               /* 0x30 */
+    u64 tsc_khz;            /* 0x38 */
+    u64 pages_dirtied;      /* 0x40 */
+    u64 last_tsc;           /* 0x48 */
+};
+_Static_assert(sizeof(struct status) == 0x50, "status block layout");
+
+/* One NOBITS page that the linker script places at GPA 0x00200000. */
+__asm__(".pushsection .status, \"aw\", @nobits\n"
+        ".balign 4096\n"
+        ".globl status_page\n"
+        "status_page: .skip 4096\n"
+        ".popsection\n");
+extern u8 status_page[4096];
+
+#define ST ((volatile struct status *)status_page)
+
+static volatile u32 *const gen = (volatile u32 *)(uintptr_t)GEN_ARRAY_GPA;
+static u64 ws_base;         /* GPA of working-set page 0 */
+static u64 ws_pages;
+static u64 error_prints;
+
+static inline u64 *page_ptr(u64 p)
+{
+    return (u64 *)(uintptr_t)(ws_base + p * PAGE_SIZE);
+}
+
+static void fill_page(u64 p, u32 g)
+{
+    u64 *w = page_ptr(p);
+    u64 base = (p << 32) | g, m = 0;
+
+    for (u64 i = 0; i < PAGE_WORDS; i++, m += PATTERN_MUL)
+        w[i] = base ^ m;
+}
+
+static void dirty_page(u64 p)
+{
+    u32 g = gen[p] + 1;
+
+    gen[p] = g;
+    fill_page(p, g);
+}
+
+/* Returns 1 if page p holds pattern(p, gen[p]). */
+static int verify_page(u64 p)
+{
+    const volatile u64 *w = page_ptr(p);
+    u32 g = gen[p];
+    u64 base = (p << 32) | g, m = 0;
+
+    for (u64 i = 0; i < PAGE_WORDS; i++, m += PATTERN_MUL) {
+        u64 got = w[i];
+        if (got != (base ^ m)) {
+            if (error_prints < MAX_ERROR_PRINTS) {
+                gprintf("VERIFY ERROR page=%lu gen=%u word=%lu got=0x%016lx "
+                        "want=0x%016lx\n", (unsigned long)p, g,
+                        (unsigned long)i, (unsigned long)got,
+                        (unsigned long)(base ^ m));
+                if (++error_prints == MAX_ERROR_PRINTS)
+                    gprintf("VERIFY ERROR: further errors are not printed\n");
+            }
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static u64 align_up(u64 v, u64 a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
+
+static u64 ws_start_for(u64 pages)
+{
+    return align_up(GEN_ARRAY_GPA + pages * sizeof(u32), 2 * MIB);
+}
+
+static u64 arg_u64(const char *key, u64 def, int size)
+{
+    char buf[64];
+    u64 v;
+
+    if (!cmdline_get(boot_info.cmdline, key, buf, sizeof(buf)))
+        return def;
+    if (size ? parse_size(buf, &v) : parse_u64(buf, &v))
+        return v;
+    gprintf("counter guest: bad value %s=%s, using the default\n", key, buf);
+    return def;
+}
+
+void guest_main(u32 mbi_phys)
+{
+    volatile struct status *st = ST;
+    char buf[64];
+    u64 ws_bytes, rate, interval_ms, verify_ms, tsc_khz, mem_top, pages;
+
+    boot_info_init(mbi_phys);
+    /* Invalidate a stale block (reboot without reload) before anything. */
+    st->magic = 0;
+    barrier();
+
+    ws_bytes = arg_u64("ws", 4 * MIB, 1);
+    rate = 1000;
+    if (cmdline_get(boot_info.cmdline, "rate", buf, sizeof(buf))) {
+        if (strcmp(buf, "max") == 0)
+            rate = RATE_MAX;
+        else if (!parse_u64(buf, &rate)) {
+            gprintf("counter guest: bad value rate=%s, using the default\n", buf);
+            rate = 1000;
+        } else if (rate > RATE_LIMIT)
+            rate = RATE_LIMIT;
+    }
+    interval_ms = arg_u64("interval", 1000, 0);
+    verify_ms = arg_u64("verify", 2000, 0);
+    if (interval_ms > PERIOD_LIMIT_MS)
+        interval_ms = PERIOD_LIMIT_MS;
+    if (verify_ms > PERIOD_LIMIT_MS)
+        verify_ms = PERIOD_LIMIT_MS;
+
+    tsc_khz = tsc_calibrate();
+
+    /* Memory top from the mbi, below 4 GiB. */
+    if (boot_info.have_mem) {
+        mem_top = (u64)boot_info.mem_upper_kib * 1024 + MIB;
+    } else {
+        mem_top = 32 * MIB;
+        gprintf("counter guest: no memory info in the mbi, assuming 32 MiB\n");
+    }
+    if (mem_top > 4 * GIB)
+        mem_top = 4 * GIB;
+
+    pages = ws_bytes / PAGE_SIZE;
+    if (!pages)
+        pages = 1;
+    u64 want = pages;
+    if (pages > 4 * GIB / PAGE_SIZE)    /* keeps the arithmetic below sane */
+        pages = 4 * GIB / PAGE_SIZE;
+    if (ws_start_for(pages) + pages * PAGE_SIZE > mem_top) {
+        /*
+         * The working set start only moves down as pages shrinks, so
+         * what fits above the current start also fits above the new one.
+         */
+        u64 start = ws_start_for(pages);
+        pages = start < mem_top ? (mem_top - start) / PAGE_SIZE : 0;
+    }
+    if (pages != want) {
+        gprintf("counter guest: ws clamped from %lu to %lu pages (memory top "
+                "0x%lx)\n", (unsigned long)want, (unsigned long)pages,
+                (unsigned long)mem_top);
+    }
+    ws_pages = pages;
+    ws_base = ws_start_for(pages);
+    if (!ws_pages)
+        gprintf("counter guest: no room for a working set, only counting\n");
+
+    /* Generation 0 everywhere, every page filled with its gen-0 pattern. */
+    for (u64 p = 0; p < ws_pages; p++) {
+        gen[p] = 0;
+        fill_page(p, 0);
+    }
+
+    st->counter = 0;
+    st->rounds = 0;
+    st->verifications = 0;
+    st->errors = 0;
+    st->ws_pages = ws_pages;
+    st->rate = rate;
+    st->tsc_khz = tsc_khz;
+    st->pages_dirtied = 0;
+    st->last_tsc = rdtsc();
+    barrier();
+    st->magic = STATUS_MAGIC;
+    barrier();
+
+    if (rate == RATE_MAX)
+        gprintf("counter guest: ws_pages=%lu rate=max interval=%lu verify=%lu "
+                "tsc_khz=%lu\n", (unsigned long)ws_pages,
+                (unsigned long)interval_ms, (unsigned long)verify_ms,
+                (unsigned long)tsc_khz);
+    else
+        gprintf("counter guest: ws_pages=%lu rate=%lu interval=%lu verify=%lu "
+                "tsc_khz=%lu\n", (unsigned long)ws_pages, (unsigned long)rate,
+                (unsigned long)interval_ms, (unsigned long)verify_ms,
+                (unsigned long)tsc_khz);
+    gprintf("COUNTER READY\n");
+
+    const u64 tps = tsc_khz * 1000;             /* TSC ticks per second */
+    const u64 interval_ticks = interval_ms * tsc_khz;
+    const u64 verify_ticks = verify_ms * tsc_khz;
+    u64 now = rdtsc();
+    u64 last = now, credit = 0;
+    u64 next_status = now + interval_ticks;
+    u64 next_verify = now + verify_ticks;
+    u64 next_page = 0, vpage = 0;
+    int verifying = 0;
+
+    u64 count = 0;
+    for (;;) {
+        /*
+         * The counter lives in a register and is stored on every
+         * increment: one store per iteration, no load-to-store dependency
+         * through memory, so it runs at store throughput.
+         */
+        for (unsigned i = 0; i < COUNT_BATCH; i++)
+            st->counter = ++count;
+        now = rdtsc();
+        st->last_tsc = now;
+
+        /* Dirtying, paced by TSC credit (page-ticks; tps of it = 1 page). */
+        if (ws_pages && rate) {
+            u64 todo;
+            if (rate == RATE_MAX) {
+                todo = MAX_DIRTY_BATCH;
+            } else {
+                u64 elapsed = now - last;
+                if (elapsed > tps)      /* paused/stopped: at most 1 s worth */
+                    elapsed = tps;
+                credit += elapsed * rate;
+                if (credit > tps * rate)        /* backlog: at most 1 s */
+                    credit = tps * rate;
+                todo = credit / tps;
+                if (todo > MAX_DIRTY_BATCH)
+                    todo = MAX_DIRTY_BATCH;
+                credit -= todo * tps;
+            }
+            last = now;
+            for (u64 k = 0; k < todo; k++) {
+                dirty_page(next_page);
+                if (++next_page == ws_pages) {
+                    next_page = 0;
+                    st->rounds++;
+                }
+            }
+            st->pages_dirtied += todo;
+        }
+
+        /* Verification, a few pages per check so the counter keeps going. */
+        if (ws_pages && verify_ms) {
+            if (!verifying && (s64)(now - next_verify) >= 0) {
+                verifying = 1;
+                vpage = 0;
+                next_verify = now + verify_ticks;
+            }
+            if (verifying) {
+                u64 bad = 0;
+                for (unsigned k = 0; k < MAX_VERIFY_BATCH && vpage < ws_pages;
+                     k++, vpage++)
+                    bad += !verify_page(vpage);
+                if (bad)
+                    st->errors += bad;
+                if (vpage == ws_pages) {
+                    verifying = 0;
+                    st->verifications++;
+                }
+            }
+        }
+
+        if (interval_ms && (s64)(now - next_status) >= 0) {
+            gprintf("COUNTER counter=%lu rounds=%lu verifications=%lu "
+                    "errors=%lu dirtied=%lu\n",
+                    (unsigned long)st->counter, (unsigned long)st->rounds,
+                    (unsigned long)st->verifications, (unsigned long)st->errors,
+                    (unsigned long)st->pages_dirtied);
+            next_status += interval_ticks;
+            if ((s64)(now - next_status) >= 0)     /* fell behind: resync */
+                next_status = now + interval_ticks;
+        }
+    }
+}

@@ -1,0 +1,135 @@
+/*
+ * Tiny freestanding runtime of the test guests.  Everything here runs at
+ * CPL3 with IOPL=3: port I/O works, privileged instructions do not.
+ */
+#ifndef GUEST_LIB_H
+#define GUEST_LIB_H
+
+/* Size of the COM1 receive ring filled by the CPL0 IRQ4 handler (power of 2). */
+#define GUEST_RING_SIZE 256
+/* DPL3 IDT gate (int3) that returns to CPL3 with IF=1, see irq_enable(). */
+#define STI_VECTOR 3
+
+#ifndef __ASSEMBLER__
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+typedef int64_t s64;
+
+#define barrier() __asm__ __volatile__("" ::: "memory")
+
+#define COM1            0x3F8
+#define COM1_IER        (COM1 + 1)
+#define COM1_LCR        (COM1 + 3)
+#define COM1_MCR        (COM1 + 4)
+#define COM1_LSR        (COM1 + 5)
+#define LSR_DR          0x01    /* receive data ready */
+#define LSR_THRE        0x20    /* transmit holding register empty */
+
+#define DEBUG_EXIT_PORT 0xF4
+
+static inline void outb(u16 port, u8 v)
+{
+    __asm__ __volatile__("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline u8 inb(u16 port)
+{
+    u8 v;
+    __asm__ __volatile__("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+    return v;
+}
+
+static inline u64 rdtsc(void)
+{
+    u32 lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((u64)hi << 32) | lo;
+}
+
+static inline void cpu_relax(void)
+{
+    __asm__ __volatile__("pause" ::: "memory");
+}
+
+/*
+ * Enable interrupts.  Not a CPL3 `sti`: KVM-PVM runs CPL3 with IOPL=0
+ * whatever RFLAGS says, so `sti` would #GP.  int3 goes through the DPL3
+ * gate of vector 3 (boot.S, guest_sti_entry), which returns with IF set.
+ * (Other `int $N` from CPL3 fault on KVM-PVM.)  Same behaviour under TCG.
+ */
+static inline void irq_enable(void)
+{
+    __asm__ __volatile__("int3" ::: "memory");
+}
+
+/* Never returns; spins at CPL3 (hlt is privileged). */
+__attribute__((noreturn)) void spin_forever(void);
+
+/* mem*: gcc may emit calls to these even in freestanding code. */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+
+/* COM1 output (polls LSR.THRE before each byte). */
+void serial_putc(char c);
+void serial_puts(const char *s);
+/* Minimal printf: %d %i %u %x %X %p %s %c %% with l/ll/z, width, '0' and '-'. */
+int gprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int gvprintf(const char *fmt, va_list ap);
+
+/* What the guest keeps from the multiboot info (copied at entry). */
+#define CMDLINE_MAX 1024
+struct boot_info {
+    u32 mbi_flags;
+    int have_mem;           /* mbi flags bit 0 */
+    u32 mem_lower_kib;
+    u32 mem_upper_kib;
+    int have_cmdline;       /* mbi flags bit 2 */
+    char cmdline[CMDLINE_MAX];
+};
+extern struct boot_info boot_info;
+/* Copy what is needed out of the mbi (before anything overwrites it). */
+void boot_info_init(u32 mbi_phys);
+
+/*
+ * Command line: whitespace-separated tokens; `key=value` tokens are looked
+ * up by exact key, the last occurrence wins; other tokens (QEMU prepends
+ * the kernel file name) are ignored.  Returns 1 and copies the value
+ * (NUL-terminated, truncated to outsz-1) when found, else 0.
+ */
+int cmdline_get(const char *cmdline, const char *key, char *out, size_t outsz);
+/* Whole string must be a decimal or 0x-hex number; returns 1 on success. */
+int parse_u64(const char *s, u64 *v);
+/* Number with optional K/M/G suffix (binary units, either case, optional
+ * trailing 'B' or 'iB'): bytes.  Returns 1 on success. */
+int parse_size(const char *s, u64 *v);
+
+/*
+ * TSC calibration against PIT channel 2 (2-3 runs of ~50 ms, smallest
+ * result kept).  Falls back to
+ * TSC_KHZ_FALLBACK and prints a WARNING line when the PIT does not answer
+ * or the result is implausible.
+ */
+#define TSC_KHZ_FALLBACK 2000000ULL
+u64 tsc_calibrate(void);
+
+/* Filled by the IRQ4 handler in boot.S. */
+extern volatile u8 guest_ring_buf[GUEST_RING_SIZE];
+extern volatile u32 guest_ring_head;
+extern volatile u64 guest_irq_count;
+
+/* Entry point called by boot.S at CPL3. */
+void guest_main(u32 mbi_phys);
+
+#endif /* !__ASSEMBLER__ */
+#endif /* GUEST_LIB_H */
