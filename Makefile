@@ -23,7 +23,7 @@ CFLAGS     += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 ALL_CFLAGS  = $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS_XEN := -ljansson -lelf -lpthread
+LDLIBS_XEN := -ljansson -lelf -llz4 -lz -lpthread
 LDLIBS_XL  := -ljansson
 
 AUTOCONF   := $(BUILD)/include/generated/autoconf.h
@@ -76,16 +76,23 @@ XL_SRC     := $(wildcard tools/xl/*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
+# An archive, so each program links only the common code it uses.
+COMMON_LIB := $(BUILD)/lib/libcommon.a
 XEN_OBJ    := $(call obj,$(XEN_SRC))
 XL_OBJ     := $(call obj,$(XL_SRC))
 
 # The build-id note is what `xl info` reports and what live update and
 # livepatch check against.
-$(BUILD)/bin/xen: $(XEN_OBJ) $(COMMON_OBJ)
+$(COMMON_LIB): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/xen: $(XEN_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -Wl,--build-id=sha1 -o $@ $^ $(LDLIBS_XEN)
 
-$(BUILD)/bin/xl: $(XL_OBJ) $(COMMON_OBJ)
+$(BUILD)/bin/xl: $(XL_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_XL)
 

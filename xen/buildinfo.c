@@ -68,6 +68,17 @@ const char *build_id_hex(void)
 	return build_id[0] ? build_id : "unknown";
 }
 
+unsigned build_id_bytes(unsigned char *buf, unsigned cap)
+{
+	const char *hex = build_id_hex();
+	unsigned n = 0;
+
+	while (n < cap && hex[2 * n] && hex[2 * n + 1] &&
+	       sscanf(hex + 2 * n, "%2hhx", &buf[n]) == 1)
+		n++;
+	return n;
+}
+
 void daemon_mark_start(void)
 {
 	clock_gettime(CLOCK_MONOTONIC, &started);

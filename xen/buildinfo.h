@@ -5,6 +5,8 @@
 #define XEN_VERSION "0.1.0"
 
 const char *build_id_hex(void);
+/* The raw build-id into buf; returns its length (0 if unknown). */
+unsigned build_id_bytes(unsigned char *buf, unsigned cap);
 extern const char *const build_features[];
 double daemon_uptime(void);
 void daemon_mark_start(void);

@@ -1,4 +1,5 @@
 /* The control API's commands (docs/control-api.md). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include <unistd.h>
 
 #include "buildinfo.h"
+#include "commands.h"
 #include "control.h"
 #include "domain.h"
 #include "kvm.h"
@@ -19,14 +21,18 @@ static double since(const struct timespec *t0)
 	return (now.tv_sec - t0->tv_sec) + (now.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-static int fail(struct ctl_reply *r, int code, const char *fmt, const char *s)
+int ctl_fail(struct ctl_reply *r, int code, const char *fmt, ...)
 {
-	snprintf(r->msg, sizeof(r->msg), fmt, s);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+	va_end(ap);
 	return code;
 }
 
 /* Resolve args.domain (an id or a name) to a domain. */
-static int arg_domain(json_t *args, struct ctl_reply *r, struct domain **out)
+int ctl_arg_domain(json_t *args, struct ctl_reply *r, struct domain **out)
 {
 	json_t *v = json_object_get(args, "domain");
 	char buf[32];
@@ -39,16 +45,16 @@ static int arg_domain(json_t *args, struct ctl_reply *r, struct domain **out)
 	} else if (json_is_string(v)) {
 		key = json_string_value(v);
 	} else {
-		return fail(r, CTL_EINVAL, "%s",
+		return ctl_fail(r, CTL_EINVAL, "%s",
 			    "'domain' must be a domain id or name");
 	}
 	*out = domain_lookup(key);
 	if (!*out)
-		return fail(r, CTL_ENODOM, "no domain '%.200s'", key);
+		return ctl_fail(r, CTL_ENODOM, "no domain '%.200s'", key);
 	return CTL_OK;
 }
 
-static bool arg_bool(json_t *args, const char *key, bool dflt)
+bool ctl_arg_bool(json_t *args, const char *key, bool dflt)
 {
 	json_t *v = json_object_get(args, key);
 
@@ -134,7 +140,7 @@ static int cmd_create(struct client *c, json_t *args, struct ctl_reply *r)
 		domcfg_free(&cfg);
 		return CTL_EINVAL;
 	}
-	code = domain_create(&cfg, arg_bool(args, "paused", false), &dom,
+	code = domain_create(&cfg, ctl_arg_bool(args, "paused", false), &dom,
 			     r->msg, sizeof(r->msg));
 	domcfg_free(&cfg);
 	if (code)
@@ -146,7 +152,7 @@ static int cmd_create(struct client *c, json_t *args, struct ctl_reply *r)
 static int cmd_destroy(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domain *dom;
-	int code = arg_domain(args, r, &dom);
+	int code = ctl_arg_domain(args, r, &dom);
 
 	if (code)
 		return code;
@@ -157,12 +163,12 @@ static int cmd_destroy(struct client *c, json_t *args, struct ctl_reply *r)
 static int cmd_pause(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domain *dom;
-	int code = arg_domain(args, r, &dom);
+	int code = ctl_arg_domain(args, r, &dom);
 
 	if (code)
 		return code;
 	if (domain_pause(dom) < 0)
-		return fail(r, CTL_ESTATE, "domain is %s, not running",
+		return ctl_fail(r, CTL_ESTATE, "domain is %s, not running",
 			    dom_state_name(dom->state));
 	return CTL_OK;
 }
@@ -170,12 +176,12 @@ static int cmd_pause(struct client *c, json_t *args, struct ctl_reply *r)
 static int cmd_unpause(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domain *dom;
-	int code = arg_domain(args, r, &dom);
+	int code = ctl_arg_domain(args, r, &dom);
 
 	if (code)
 		return code;
 	if (domain_unpause(dom) < 0)
-		return fail(r, CTL_ESTATE, "domain is %s, not paused",
+		return ctl_fail(r, CTL_ESTATE, "domain is %s, not paused",
 			    dom_state_name(dom->state));
 	return CTL_OK;
 }
@@ -183,12 +189,12 @@ static int cmd_unpause(struct client *c, json_t *args, struct ctl_reply *r)
 static int end_domain(json_t *args, struct ctl_reply *r, enum dom_event ev)
 {
 	struct domain *dom;
-	int code = arg_domain(args, r, &dom);
+	int code = ctl_arg_domain(args, r, &dom);
 
 	if (code)
 		return code;
 	if (dom->state != DOM_RUNNING && dom->state != DOM_PAUSED)
-		return fail(r, CTL_ESTATE, "domain is %s already",
+		return ctl_fail(r, CTL_ESTATE, "domain is %s already",
 			    dom_state_name(dom->state));
 	domain_end(dom, ev);
 	return CTL_OK;
@@ -207,14 +213,14 @@ static int cmd_reboot(struct client *c, json_t *args, struct ctl_reply *r)
 static int cmd_console(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domain *dom;
-	int code = arg_domain(args, r, &dom);
+	int code = ctl_arg_domain(args, r, &dom);
 
 	if (code)
 		return code;
 	c->console = true;
 	c->console_domid = dom->id;
 	pthread_mutex_lock(&dom->console_lock);
-	c->console_pos = arg_bool(args, "history", true) ?
+	c->console_pos = ctl_arg_bool(args, "history", true) ?
 			 ring_start(&dom->console) : dom->console.total;
 	pthread_mutex_unlock(&dom->console_lock);
 	return CTL_OK;
@@ -249,13 +255,13 @@ static int cmd_console_read(struct client *c, json_t *args,
 	unsigned char *buf;
 	uint64_t pos = 0, total;
 	size_t n;
-	int code = arg_domain(args, r, &dom);
+	int code = ctl_arg_domain(args, r, &dom);
 
 	if (code)
 		return code;
 	buf = malloc(dom->console.size);
 	if (!buf)
-		return fail(r, CTL_ENORES, "%s", "out of memory");
+		return ctl_fail(r, CTL_ENORES, "%s", "out of memory");
 	pthread_mutex_lock(&dom->console_lock);
 	n = ring_read(&dom->console, &pos, buf, dom->console.size);
 	total = dom->console.total;
@@ -272,11 +278,11 @@ static int cmd_dmesg(struct client *c, json_t *args, struct ctl_reply *r)
 	char *log = log_snapshot(&len);
 
 	if (!log)
-		return fail(r, CTL_ENORES, "%s", "out of memory");
+		return ctl_fail(r, CTL_ENORES, "%s", "out of memory");
 	r->result = json_pack("{s:o}", "log",
 			      latin1_string((unsigned char *)log, len));
 	free(log);
-	if (arg_bool(args, "clear", false))
+	if (ctl_arg_bool(args, "clear", false))
 		log_clear();
 	return CTL_OK;
 }
@@ -297,6 +303,8 @@ static const struct {
 	{ "console", cmd_console },
 	{ "console-read", cmd_console_read },
 	{ "dmesg", cmd_dmesg },
+	{ "save", cmd_save },
+	{ "restore", cmd_restore },
 };
 
 ctl_handler ctl_find_command(const char *name)

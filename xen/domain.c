@@ -97,21 +97,19 @@ static int vm_setup(struct domain *dom)
 	return guest_mem_map_slots(dom);
 }
 
-/*
- * Create the VM, its RAM, devices and vCPUs, load the kernel and start the
- * vCPU threads (parked if paused).  Undone by domain_teardown().
- */
-static int domain_build(struct domain *dom, bool paused, char *err,
-			size_t errlen, int *code)
+/* Create the VM, its RAM, devices and vCPUs; undone by domain_teardown(). */
+static int domain_build_vm(struct domain *dom, char *err, size_t errlen,
+			   int *code)
 {
-	struct boot_cpu_state boot;
 	unsigned i;
 
 	*code = CTL_ENORES;
 	dom->nr_vcpus = dom->cfg.vcpus;
 	dom->vcpus = calloc(dom->nr_vcpus, sizeof(*dom->vcpus));
-	if (!dom->vcpus)
-		goto fail_errno;
+	if (!dom->vcpus) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (i = 0; i < dom->nr_vcpus; i++)
 		dom->vcpus[i].fd = -1;
 	if (guest_mem_init(dom, (uint64_t)dom->cfg.memory_mib << 20) < 0) {
@@ -136,16 +134,34 @@ static int domain_build(struct domain *dom, bool paused, char *err,
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* Load the kernel and give vCPU 0 its entry state. */
+static int domain_boot(struct domain *dom, char *err, size_t errlen,
+		       int *code)
+{
+	struct boot_cpu_state boot;
+
 	memset(&boot, 0, sizeof(boot));
-	if (boot_load(dom, &boot, err, errlen) < 0) {
-		*code = CTL_EKERNEL;
+	*code = CTL_EKERNEL;
+	if (boot_load(dom, &boot, err, errlen) < 0)
 		return -1;
-	}
+	*code = CTL_ENORES;
 	if (vcpu_set_boot_state(&dom->vcpus[0], &boot) < 0) {
 		snprintf(err, errlen, "cannot set boot registers: %s",
 			 strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+/* Start the vCPU threads, parked if paused. */
+static int domain_start(struct domain *dom, bool paused, char *err,
+			size_t errlen)
+{
+	unsigned i;
+
 	dom->run_ok = !paused;
 	dom->state = paused ? DOM_PAUSED : DOM_RUNNING;
 	dom->pending = DOM_EV_NONE;
@@ -159,9 +175,16 @@ static int domain_build(struct domain *dom, bool paused, char *err,
 		}
 	}
 	return 0;
-fail_errno:
-	snprintf(err, errlen, "%s", strerror(errno));
-	return -1;
+}
+
+static int domain_build(struct domain *dom, bool paused, char *err,
+			size_t errlen, int *code)
+{
+	if (domain_build_vm(dom, err, errlen, code) < 0 ||
+	    domain_boot(dom, err, errlen, code) < 0)
+		return -1;
+	*code = CTL_ENORES;
+	return domain_start(dom, paused, err, errlen);
 }
 
 /* Stop every vCPU thread for good and free the VM; keep the record. */
@@ -242,15 +265,11 @@ static void domain_unlink(struct domain *dom)
 	}
 }
 
-int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
-		  char *err, size_t errlen)
+static int domain_admit(const char *name, char *err, size_t errlen)
 {
-	struct domain *dom;
-	int code;
-
-	if (domain_lookup(cfg->name)) {
+	if (domain_lookup(name)) {
 		snprintf(err, errlen, "a domain named '%s' already exists",
-			 cfg->name);
+			 name);
 		return CTL_EEXIST;
 	}
 	if (domain_count() >= CONFIG_MAX_DOMAINS) {
@@ -258,6 +277,17 @@ int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 			 CONFIG_MAX_DOMAINS);
 		return CTL_ENORES;
 	}
+	return 0;
+}
+
+int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
+		  char *err, size_t errlen)
+{
+	struct domain *dom;
+	int code = domain_admit(cfg->name, err, errlen);
+
+	if (code)
+		return code;
 	dom = domain_alloc(cfg);
 	if (!dom) {
 		snprintf(err, errlen, "out of memory");
@@ -278,6 +308,43 @@ int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 	return 0;
 }
 
+int domain_prepare(const struct domcfg *cfg, const char *name,
+		   struct domain **out, char *err, size_t errlen)
+{
+	struct domain *dom;
+	int code = domain_admit(name, err, errlen);
+
+	if (code)
+		return code;
+	dom = domain_alloc(cfg);
+	if (!dom) {
+		snprintf(err, errlen, "out of memory");
+		return CTL_ENORES;
+	}
+	snprintf(dom->name, sizeof(dom->name), "%s", name);
+	dom->id = next_domid++;
+	if (domain_build_vm(dom, err, errlen, &code) < 0) {
+		domain_discard(dom);
+		return code;
+	}
+	*out = dom;
+	return 0;
+}
+
+int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen)
+{
+	if (domain_start(dom, paused, err, errlen) < 0)
+		return CTL_ENORES;
+	domain_link(dom);
+	return 0;
+}
+
+void domain_discard(struct domain *dom)
+{
+	domain_teardown(dom);
+	domain_free(dom);
+}
+
 void domain_destroy(struct domain *dom)
 {
 	log_info("d%u: destroying '%s'", dom->id, dom->name);
@@ -289,7 +356,7 @@ void domain_destroy(struct domain *dom)
 }
 
 /* Park every vCPU; returns once all of them sit outside KVM_RUN. */
-static void domain_quiesce(struct domain *dom)
+void domain_quiesce(struct domain *dom)
 {
 	struct timespec deadline;
 	unsigned i;
@@ -323,15 +390,20 @@ int domain_pause(struct domain *dom)
 	return 0;
 }
 
-int domain_unpause(struct domain *dom)
+void domain_resume(struct domain *dom)
 {
-	if (dom->state != DOM_PAUSED)
-		return -1;
 	pthread_mutex_lock(&dom->lock);
 	if (dom->pending == DOM_EV_NONE)
 		dom->run_ok = true;
 	pthread_cond_broadcast(&dom->cond);
 	pthread_mutex_unlock(&dom->lock);
+}
+
+int domain_unpause(struct domain *dom)
+{
+	if (dom->state != DOM_PAUSED)
+		return -1;
+	domain_resume(dom);
 	dom->state = DOM_RUNNING;
 	log_info("d%u: unpaused", dom->id);
 	return 0;

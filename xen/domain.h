@@ -91,6 +91,18 @@ unsigned domain_count(void);
 int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 		  char *err, size_t errlen);
 void domain_destroy(struct domain *dom);
+/*
+ * Restore path: domain_prepare() makes a domain with its VM, RAM, devices
+ * and vCPUs but no kernel and no running threads, not yet listed;
+ * domain_commit() starts and lists it, domain_discard() throws it away.
+ */
+int domain_prepare(const struct domcfg *cfg, const char *name,
+		   struct domain **out, char *err, size_t errlen);
+int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen);
+void domain_discard(struct domain *dom);
+/* Park all vCPUs outside KVM_RUN / let them run again. */
+void domain_quiesce(struct domain *dom);
+void domain_resume(struct domain *dom);
 int domain_pause(struct domain *dom);
 int domain_unpause(struct domain *dom);
 /* Called from a vCPU thread: end the domain with this reason. */

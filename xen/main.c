@@ -14,6 +14,7 @@
 
 #include "buildinfo.h"
 #include "control.h"
+#include "dev/devices.h"
 #include "domain.h"
 #include "kvm.h"
 #include "log.h"
@@ -172,6 +173,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	install_signals();
+	if (devices_check() < 0) {
+		fprintf(stderr, "xen: a device has no state record\n");
+		return 1;
+	}
 	if (kvm_host_open(err, sizeof(err)) < 0 ||
 	    loop_init(on_wake) < 0 ||
 	    control_listen(o.socket, err, sizeof(err)) < 0) {

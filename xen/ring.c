@@ -70,3 +70,10 @@ size_t ring_read(const struct ring *r, uint64_t *pos, void *out, size_t max)
 	}
 	return done;
 }
+
+void ring_restore(struct ring *r, uint64_t total, const void *data,
+		  size_t len)
+{
+	r->total = total - len;
+	ring_write(r, data, len);
+}

@@ -22,5 +22,8 @@ uint64_t ring_start(const struct ring *r);
 /* Copy bytes from absolute position pos (clamped to what is held). */
 size_t ring_read(const struct ring *r, uint64_t *pos, void *out, size_t max);
 void ring_reset(struct ring *r);
+/* Refill with the newest len bytes of a history that had total bytes. */
+void ring_restore(struct ring *r, uint64_t total, const void *data,
+		  size_t len);
 
 #endif

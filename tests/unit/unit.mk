@@ -5,12 +5,12 @@
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 UNIT_OBJ := $(call obj,$(UNIT_SRC))
-LDLIBS_UNIT := -ljansson
+LDLIBS_UNIT := -ljansson -llz4 -lz
 
 .PHONY: unit unit-run
 unit: $(UNIT_BIN)
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(COMMON_OBJ)
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_UNIT)
 

@@ -5,11 +5,13 @@
  */
 #include <generated/autoconf.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dev/devices.h"
 #include "domain.h"
 #include "ioport.h"
 #include "log.h"
+#include "stream.h"
 
 #define PORT_KBD_DATA	0x60
 #define PORT_KBD_CMD	0x64
@@ -129,3 +131,30 @@ void board_destroy(struct domain *dom)
 	dom->ports.nr = 0;
 }
 
+
+struct board_record {
+	uint32_t pci_addr;
+	uint32_t reserved;
+};
+
+int board_save(struct domain *dom, struct stream_writer *w)
+{
+	struct board_record r = { .pci_addr = dom->pci_addr };
+
+	return stream_write_record(w, REC_DEV_BOARD, 0, &r, sizeof(r));
+}
+
+int board_load(struct domain *dom, const void *body, size_t len, char *err,
+	       size_t errlen)
+{
+	struct board_record r;
+
+	if (len != sizeof(r)) {
+		snprintf(err, errlen, "DEV_BOARD: %zu bytes, expected %zu", len,
+			 sizeof(r));
+		return -1;
+	}
+	memcpy(&r, body, sizeof(r));
+	dom->pci_addr = r.pci_addr;
+	return 0;
+}

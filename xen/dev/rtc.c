@@ -3,6 +3,7 @@
  * the host's UTC clock plus an offset the guest may move by setting the
  * clock; NVRAM carries the memory sizes BIOS-era code looks for.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -10,6 +11,7 @@
 #include "dev/rtc.h"
 #include "domain.h"
 #include "ioport.h"
+#include "stream.h"
 
 #define RTC_SEC		0x00
 #define RTC_MIN		0x02
@@ -179,4 +181,46 @@ int rtc_init(struct domain *dom)
 void rtc_destroy(struct domain *dom)
 {
 	pthread_mutex_destroy(&dom->rtc.lock);
+}
+
+/* DEV_RTC: index, guest-minus-host offset in seconds, the 128 bytes. */
+struct rtc_record {
+	uint8_t index;
+	uint8_t reserved[7];
+	int64_t offset_s;
+	uint8_t cmos[128];
+};
+
+int rtc_save(struct domain *dom, struct stream_writer *w)
+{
+	struct rtc *r = &dom->rtc;
+	struct rtc_record rec;
+
+	memset(&rec, 0, sizeof(rec));
+	pthread_mutex_lock(&r->lock);
+	rec.index = r->index;
+	rec.offset_s = r->offset_s;
+	memcpy(rec.cmos, r->cmos, sizeof(rec.cmos));
+	pthread_mutex_unlock(&r->lock);
+	return stream_write_record(w, REC_DEV_RTC, 0, &rec, sizeof(rec));
+}
+
+int rtc_load(struct domain *dom, const void *body, size_t len, char *err,
+	     size_t errlen)
+{
+	struct rtc *r = &dom->rtc;
+	struct rtc_record rec;
+
+	if (len != sizeof(rec)) {
+		snprintf(err, errlen, "DEV_RTC: %zu bytes, expected %zu", len,
+			 sizeof(rec));
+		return -1;
+	}
+	memcpy(&rec, body, sizeof(rec));
+	pthread_mutex_lock(&r->lock);
+	r->index = rec.index & 0x7f;
+	r->offset_s = rec.offset_s;
+	memcpy(r->cmos, rec.cmos, sizeof(r->cmos));
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }

@@ -15,7 +15,12 @@ struct rtc {
 	int64_t offset_s;	/* guest time minus host UTC, seconds */
 };
 
+struct stream_writer;
+
 int rtc_init(struct domain *dom);
 void rtc_destroy(struct domain *dom);
+int rtc_save(struct domain *dom, struct stream_writer *w);
+int rtc_load(struct domain *dom, const void *body, size_t len, char *err,
+	     size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
  * lost.  IRQ 4 is a level driven through the in-kernel PIC/IOAPIC.
  */
 #include <linux/kvm.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -12,6 +13,7 @@
 #include "dev/uart.h"
 #include "domain.h"
 #include "ioport.h"
+#include "stream.h"
 
 #define REG_RBR_THR	0
 #define REG_IER		1
@@ -213,4 +215,71 @@ int uart_init(struct domain *dom)
 void uart_destroy(struct domain *dom)
 {
 	pthread_mutex_destroy(&dom->uart.lock);
+}
+
+/* DEV_UART: the registers, then the bytes waiting in the receiver. */
+struct uart_record {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thr_ipending;
+	uint32_t in_len;
+	uint32_t reserved;
+};
+
+int uart_save(struct domain *dom, struct stream_writer *w)
+{
+	struct uart *u = &dom->uart;
+	struct uart_record r = { 0 };
+	uint8_t in[UART_INPUT_MAX];
+	size_t i;
+	int ret;
+
+	pthread_mutex_lock(&u->lock);
+	r.ier = u->ier;
+	r.lcr = u->lcr;
+	r.mcr = u->mcr;
+	r.scr = u->scr;
+	r.dll = u->dll;
+	r.dlm = u->dlm;
+	r.fcr = u->fcr;
+	r.thr_ipending = u->thr_ipending;
+	r.in_len = u->in_len;
+	for (i = 0; i < u->in_len; i++)
+		in[i] = u->in[(u->in_head + i) % UART_INPUT_MAX];
+	pthread_mutex_unlock(&u->lock);
+	ret = stream_write_record2(w, REC_DEV_UART, 0, &r, sizeof(r), in,
+				   r.in_len);
+	return ret;
+}
+
+int uart_load(struct domain *dom, const void *body, size_t len, char *err,
+	      size_t errlen)
+{
+	struct uart *u = &dom->uart;
+	struct uart_record r;
+
+	if (len < sizeof(r)) {
+		snprintf(err, errlen, "DEV_UART: %zu bytes is too short", len);
+		return -1;
+	}
+	memcpy(&r, body, sizeof(r));
+	if (r.in_len > UART_INPUT_MAX || len != sizeof(r) + r.in_len) {
+		snprintf(err, errlen, "DEV_UART: %u queued input bytes in a %zu-byte record",
+			 r.in_len, len);
+		return -1;
+	}
+	pthread_mutex_lock(&u->lock);
+	u->ier = r.ier;
+	u->lcr = r.lcr;
+	u->mcr = r.mcr;
+	u->scr = r.scr;
+	u->dll = r.dll;
+	u->dlm = r.dlm;
+	u->fcr = r.fcr;
+	u->thr_ipending = r.thr_ipending;
+	memcpy(u->in, (const uint8_t *)body + sizeof(r), r.in_len);
+	u->in_head = 0;
+	u->in_len = r.in_len;
+	u->irq_level = false;
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
 }

@@ -24,8 +24,13 @@ struct uart {
 	size_t in_head, in_len;
 };
 
+struct stream_writer;
+
 int uart_init(struct domain *dom);
 void uart_destroy(struct domain *dom);
+int uart_save(struct domain *dom, struct stream_writer *w);
+int uart_load(struct domain *dom, const void *body, size_t len, char *err,
+	      size_t errlen);
 /* Feed console input; returns how many bytes were accepted. */
 size_t uart_receive(struct domain *dom, const void *data, size_t len);
 

@@ -1,0 +1,439 @@
+/* Writing and reading the state stream's framing (docs/state-format.md). */
+#include <errno.h>
+#include <lz4.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "stream.h"
+
+static const uint8_t zero_pad[8];
+
+/* ------------------------------------------------------------ names */
+
+static const char *const type_names[] = {
+	[REC_END] = "END",
+	[REC_DOMAIN_CONFIG] = "DOMAIN_CONFIG",
+	[REC_MEMORY_LAYOUT] = "MEMORY_LAYOUT",
+	[REC_PAGE_BATCH] = "PAGE_BATCH",
+	[REC_VCPU_REGS] = "VCPU_REGS",
+	[REC_VCPU_SREGS] = "VCPU_SREGS",
+	[REC_VCPU_XSAVE] = "VCPU_XSAVE",
+	[REC_VCPU_XCRS] = "VCPU_XCRS",
+	[REC_VCPU_MSRS] = "VCPU_MSRS",
+	[REC_VCPU_LAPIC] = "VCPU_LAPIC",
+	[REC_VCPU_EVENTS] = "VCPU_EVENTS",
+	[REC_VCPU_MP_STATE] = "VCPU_MP_STATE",
+	[REC_VCPU_DEBUGREGS] = "VCPU_DEBUGREGS",
+	[REC_VM_IRQCHIP] = "VM_IRQCHIP",
+	[REC_VM_PIT] = "VM_PIT",
+	[REC_VM_CLOCK] = "VM_CLOCK",
+	[REC_DEV_UART] = "DEV_UART",
+	[REC_DEV_RTC] = "DEV_RTC",
+	[REC_DEV_BOARD] = "DEV_BOARD",
+	[REC_CONSOLE_HISTORY] = "CONSOLE_HISTORY",
+	[REC_DOMAIN_STATUS] = "DOMAIN_STATUS",
+};
+
+#define NR_TYPE_NAMES (sizeof(type_names) / sizeof(type_names[0]))
+
+const char *rec_type_name(uint32_t type)
+{
+	if (type < NR_TYPE_NAMES && type_names[type])
+		return type_names[type];
+	return NULL;
+}
+
+bool rec_type_known(uint32_t type, unsigned version)
+{
+	return rec_type_name(type) != NULL;
+}
+
+static const char *const enc_names[] = { "none", "lz4", "zlib" };
+
+const char *page_encoding_name(uint32_t enc)
+{
+	return enc < 3 ? enc_names[enc] : "unknown";
+}
+
+int page_encoding_from_name(const char *name, enum page_encoding *out)
+{
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		if (!strcmp(name, enc_names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------ writer */
+
+static void w_put(struct stream_writer *w, const void *p, size_t len)
+{
+	const char *c = p;
+
+	while (len && !w->error) {
+		ssize_t n = write(w->fd, c, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			w->error = n < 0 ? errno : EIO;
+			return;
+		}
+		c += n;
+		len -= n;
+		w->bytes += n;
+	}
+}
+
+int stream_writer_open(struct stream_writer *w, int fd, unsigned version,
+		       const char *writer_version, const uint8_t *build_id,
+		       unsigned build_id_len)
+{
+	struct stream_header h;
+
+	memset(w, 0, sizeof(*w));
+	w->fd = fd;
+	w->version = version;
+	if (version < STREAM_VERSION_MIN || version > STREAM_VERSION) {
+		w->error = EINVAL;
+		return -1;
+	}
+	w->scratch = malloc(LZ4_compressBound(STREAM_BATCH_PAGES *
+					      STREAM_PAGE_SIZE) + 64);
+	w->raw = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
+	if (!w->scratch || !w->raw) {
+		free(w->scratch);
+		free(w->raw);
+		w->error = ENOMEM;
+		return -1;
+	}
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, STREAM_MAGIC, 8);
+	h.byte_order = STREAM_BYTE_ORDER;
+	h.version = version;
+	h.header_len = STREAM_HEADER_LEN;
+	snprintf(h.writer_version, sizeof(h.writer_version), "%s",
+		 writer_version);
+	if (build_id_len > sizeof(h.build_id))
+		build_id_len = sizeof(h.build_id);
+	memcpy(h.build_id, build_id, build_id_len);
+	h.build_id_len = build_id_len;
+	h.crc = crc32(0, (const Bytef *)&h, offsetof(struct stream_header, crc));
+	w_put(w, &h, sizeof(h));
+	return w->error ? -1 : 0;
+}
+
+int stream_write_record2(struct stream_writer *w, uint32_t type,
+			 uint32_t flags, const void *a, uint32_t alen,
+			 const void *b, uint32_t blen)
+{
+	struct rec_header rh = {
+		.type = type, .flags = flags, .length = alen + blen,
+	};
+	uLong crc = crc32(0, NULL, 0);
+
+	if (alen)
+		crc = crc32(crc, a, alen);
+	if (blen)
+		crc = crc32(crc, b, blen);
+	rh.crc = crc;
+	w_put(w, &rh, sizeof(rh));
+	if (alen)
+		w_put(w, a, alen);
+	if (blen)
+		w_put(w, b, blen);
+	w_put(w, zero_pad, (8 - (rh.length & 7)) & 7);
+	return w->error ? -1 : 0;
+}
+
+int stream_write_record(struct stream_writer *w, uint32_t type,
+			uint32_t flags, const void *body, uint32_t len)
+{
+	return stream_write_record2(w, type, flags, body, len, NULL, 0);
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+	unsigned i;
+
+	for (i = 0; i < STREAM_PAGE_SIZE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+/* Compress raw into w->scratch; returns the length or 0 if not smaller. */
+static size_t encode(struct stream_writer *w, enum page_encoding enc,
+		     const uint8_t *raw, size_t len)
+{
+	size_t cap = LZ4_compressBound(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
+	uLongf zlen = cap;
+	int n;
+
+	switch (enc) {
+	case PAGE_ENC_LZ4:
+		n = LZ4_compress_default((const char *)raw, w->scratch, len,
+					 cap);
+		return n > 0 && (size_t)n < len ? (size_t)n : 0;
+	case PAGE_ENC_ZLIB:
+		if (compress2(w->scratch, &zlen, raw, len, 1) != Z_OK)
+			return 0;
+		return zlen < len ? zlen : 0;
+	default:
+		return 0;
+	}
+}
+
+int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
+		       const uint8_t *const *pages, unsigned n,
+		       enum page_encoding enc)
+{
+	uint8_t *raw = w->raw;
+	uint64_t keep[STREAM_BATCH_PAGES];
+	struct rec_page_batch b = { 0 };
+	size_t raw_len, elen;
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		w->pages++;
+		if (page_is_zero(pages[i])) {
+			w->zero_pages++;
+			continue;
+		}
+		keep[b.nr_pages] = pfns[i];
+		memcpy(raw + (size_t)b.nr_pages * STREAM_PAGE_SIZE, pages[i],
+		       STREAM_PAGE_SIZE);
+		b.nr_pages++;
+	}
+	if (!b.nr_pages)
+		return 0;
+	raw_len = (size_t)b.nr_pages * STREAM_PAGE_SIZE;
+	elen = w->version >= 2 ? encode(w, enc, raw, raw_len) : 0;
+	b.encoding = elen ? enc : PAGE_ENC_NONE;
+	b.data_len = elen ? elen : raw_len;
+	{
+		/* head + pfn list, then the data */
+		size_t hlen = sizeof(b) + b.nr_pages * sizeof(uint64_t);
+		uint8_t *head = malloc(hlen);
+
+		if (!head) {
+			w->error = ENOMEM;
+			return -1;
+		}
+		memcpy(head, &b, sizeof(b));
+		memcpy(head + sizeof(b), keep, b.nr_pages * sizeof(uint64_t));
+		ret = stream_write_record2(w, REC_PAGE_BATCH, 0, head, hlen,
+					   elen ? w->scratch : raw, b.data_len);
+		free(head);
+	}
+	return ret;
+}
+
+int stream_writer_finish(struct stream_writer *w)
+{
+	stream_write_record(w, REC_END, 0, NULL, 0);
+	free(w->scratch);
+	free(w->raw);
+	w->scratch = w->raw = NULL;
+	return w->error ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ reader */
+
+int stream_fd_read(void *opaque, void *buf, size_t len)
+{
+	int fd = *(int *)opaque;
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int stream_mem_read(void *opaque, void *buf, size_t len)
+{
+	struct mem_source *m = opaque;
+
+	if (len > m->len - m->pos)
+		return -1;
+	memcpy(buf, m->data + m->pos, len);
+	m->pos += len;
+	return 0;
+}
+
+static int r_get(struct stream_reader *r, void *buf, size_t len)
+{
+	if (r->src.read(r->src.opaque, buf, len) < 0)
+		return -1;
+	r->offset += len;
+	return 0;
+}
+
+#define FAIL(r, ...) do { \
+	snprintf((r)->err, sizeof((r)->err), __VA_ARGS__); \
+	return -1; \
+} while (0)
+
+int stream_reader_open(struct stream_reader *r, struct stream_source src)
+{
+	struct stream_header *h = &r->hdr;
+
+	memset(r, 0, sizeof(*r));
+	r->src = src;
+	if (r_get(r, h, sizeof(*h)) < 0)
+		FAIL(r, "offset 0: truncated: no complete %d-byte header",
+		     STREAM_HEADER_LEN);
+	if (memcmp(h->magic, STREAM_MAGIC, 8))
+		FAIL(r, "offset 0: bad magic: not a state stream");
+	if (h->byte_order != STREAM_BYTE_ORDER)
+		FAIL(r, "offset 8: byte order %#x: written on a big-endian host",
+		     h->byte_order);
+	if (h->crc != crc32(0, (const Bytef *)h,
+			    offsetof(struct stream_header, crc)))
+		FAIL(r, "offset 64: header checksum mismatch");
+	if (h->header_len != STREAM_HEADER_LEN)
+		FAIL(r, "offset 20: header length %u, expected %u",
+		     h->header_len, STREAM_HEADER_LEN);
+	if (h->version < STREAM_VERSION_MIN || h->version > STREAM_VERSION)
+		FAIL(r, "offset 12: format version %u; this build reads %d to %d",
+		     h->version, STREAM_VERSION_MIN, STREAM_VERSION);
+	if (h->build_id_len > sizeof(h->build_id))
+		FAIL(r, "offset 60: build-id length %u", h->build_id_len);
+	return 0;
+}
+
+int stream_next(struct stream_reader *r)
+{
+	struct rec_header *rh = &r->rec;
+	size_t padded;
+	const char *name;
+
+	if (r->ended)
+		FAIL(r, "offset %llu: read past END",
+		     (unsigned long long)r->offset);
+	r->rec_offset = r->offset;
+	if (r_get(r, rh, sizeof(*rh)) < 0)
+		FAIL(r, "offset %llu: truncated: stream ends without an END record",
+		     (unsigned long long)r->offset);
+	name = rec_type_name(rh->type);
+	if (rh->length > STREAM_RECORD_MAX)
+		FAIL(r, "offset %llu: record %s (%#x) length %u exceeds %u",
+		     (unsigned long long)r->rec_offset, name ? name : "?",
+		     rh->type, rh->length, STREAM_RECORD_MAX);
+	if (rh->flags & ~REC_F_OPTIONAL)
+		FAIL(r, "offset %llu: record %#x has unknown flags %#x",
+		     (unsigned long long)r->rec_offset, rh->type, rh->flags);
+	padded = (rh->length + 7) & ~7u;
+	if (padded > r->body_cap) {
+		uint8_t *b = realloc(r->body, padded);
+
+		if (!b)
+			FAIL(r, "out of memory for a %zu-byte record", padded);
+		r->body = b;
+		r->body_cap = padded;
+	}
+	if (padded && r_get(r, r->body, padded) < 0)
+		FAIL(r, "offset %llu: truncated: record %s (%#x) says %u bytes, the stream ends first",
+		     (unsigned long long)r->rec_offset, name ? name : "?",
+		     rh->type, rh->length);
+	if (crc32(0, r->body, rh->length) != rh->crc)
+		FAIL(r, "offset %llu: checksum mismatch in record %s (%#x)",
+		     (unsigned long long)r->rec_offset, name ? name : "?",
+		     rh->type);
+	if (!name && !(rh->flags & REC_F_OPTIONAL))
+		FAIL(r, "offset %llu: unknown mandatory record type %#x",
+		     (unsigned long long)r->rec_offset, rh->type);
+	if (rh->type == REC_END) {
+		if (rh->length)
+			FAIL(r, "offset %llu: END record with a body",
+			     (unsigned long long)r->rec_offset);
+		r->ended = true;
+		return 0;
+	}
+	return 1;
+}
+
+void stream_reader_close(struct stream_reader *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->body_cap = 0;
+}
+
+int stream_decode_pages(struct stream_reader *r, const uint64_t **pfns,
+			unsigned *n, uint8_t *out, size_t out_cap)
+{
+	struct rec_page_batch b;
+	size_t head, raw_len;
+	const uint8_t *data;
+	uLongf zlen;
+	int got;
+
+	if (r->rec.length < sizeof(b))
+		FAIL(r, "offset %llu: PAGE_BATCH shorter than its head",
+		     (unsigned long long)r->rec_offset);
+	memcpy(&b, r->body, sizeof(b));
+	if (!b.nr_pages || b.nr_pages > STREAM_BATCH_PAGES)
+		FAIL(r, "offset %llu: PAGE_BATCH of %u pages (1 to %u allowed)",
+		     (unsigned long long)r->rec_offset, b.nr_pages,
+		     STREAM_BATCH_PAGES);
+	head = sizeof(b) + (size_t)b.nr_pages * 8;
+	raw_len = (size_t)b.nr_pages * STREAM_PAGE_SIZE;
+	if (head > r->rec.length || b.data_len != r->rec.length - head)
+		FAIL(r, "offset %llu: PAGE_BATCH lengths disagree (%u pages, %u data bytes, record %u)",
+		     (unsigned long long)r->rec_offset, b.nr_pages, b.data_len,
+		     r->rec.length);
+	if (raw_len > out_cap)
+		FAIL(r, "offset %llu: PAGE_BATCH larger than the buffer",
+		     (unsigned long long)r->rec_offset);
+	if (b.encoding != PAGE_ENC_NONE && r->hdr.version < 2)
+		FAIL(r, "offset %llu: compressed PAGE_BATCH in a version-1 stream",
+		     (unsigned long long)r->rec_offset);
+	data = r->body + head;
+	switch (b.encoding) {
+	case PAGE_ENC_NONE:
+		if (b.data_len != raw_len)
+			FAIL(r, "offset %llu: raw PAGE_BATCH of %u pages has %u bytes",
+			     (unsigned long long)r->rec_offset, b.nr_pages,
+			     b.data_len);
+		memcpy(out, data, raw_len);
+		break;
+	case PAGE_ENC_LZ4:
+		got = LZ4_decompress_safe((const char *)data, (char *)out,
+					  b.data_len, raw_len);
+		if (got < 0 || (size_t)got != raw_len)
+			FAIL(r, "offset %llu: LZ4 data of PAGE_BATCH is corrupt",
+			     (unsigned long long)r->rec_offset);
+		break;
+	case PAGE_ENC_ZLIB:
+		zlen = raw_len;
+		if (uncompress(out, &zlen, data, b.data_len) != Z_OK ||
+		    zlen != raw_len)
+			FAIL(r, "offset %llu: zlib data of PAGE_BATCH is corrupt",
+			     (unsigned long long)r->rec_offset);
+		break;
+	default:
+		FAIL(r, "offset %llu: PAGE_BATCH encoding %u is unknown",
+		     (unsigned long long)r->rec_offset, b.encoding);
+	}
+	*pfns = (const uint64_t *)(r->body + sizeof(b));
+	*n = b.nr_pages;
+	return 0;
+}

@@ -1,0 +1,172 @@
+/*
+ * The state stream (docs/state-format.md): one record format for save and
+ * restore, live update and migration.  A fixed header, then records
+ * {type, flags, length, crc32} + body padded to 8 bytes, ended by END.
+ *
+ * This file knows the format only; what the records mean for a domain
+ * lives in the daemon (xen/state_*.c).
+ */
+#ifndef STREAM_H
+#define STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STREAM_MAGIC		"XKVMSTRM"
+#define STREAM_BYTE_ORDER	0x01020304u
+#define STREAM_VERSION		2	/* what this build writes by default */
+#define STREAM_VERSION_MIN	1	/* the oldest it reads and can write */
+#define STREAM_HEADER_LEN	72
+#define STREAM_RECORD_MAX	(64u << 20)
+#define STREAM_PAGE_SIZE	4096u
+#define STREAM_BATCH_PAGES	512u	/* most pages in one PAGE_BATCH */
+
+/* Record flags. */
+#define REC_F_OPTIONAL		0x1u	/* a reader may skip it if unknown */
+
+enum rec_type {
+	REC_END			= 0x00,
+	REC_DOMAIN_CONFIG	= 0x01,
+	REC_MEMORY_LAYOUT	= 0x02,
+	REC_PAGE_BATCH		= 0x03,
+	REC_VCPU_REGS		= 0x10,
+	REC_VCPU_SREGS		= 0x11,
+	REC_VCPU_XSAVE		= 0x12,
+	REC_VCPU_XCRS		= 0x13,
+	REC_VCPU_MSRS		= 0x14,
+	REC_VCPU_LAPIC		= 0x15,
+	REC_VCPU_EVENTS		= 0x16,
+	REC_VCPU_MP_STATE	= 0x17,
+	REC_VCPU_DEBUGREGS	= 0x18,
+	REC_VM_IRQCHIP		= 0x20,
+	REC_VM_PIT		= 0x21,
+	REC_VM_CLOCK		= 0x22,
+	REC_DEV_UART		= 0x30,
+	REC_DEV_RTC		= 0x31,
+	REC_DEV_BOARD		= 0x32,
+	REC_CONSOLE_HISTORY	= 0x40,
+	REC_DOMAIN_STATUS	= 0x41,
+};
+
+enum page_encoding {
+	PAGE_ENC_NONE = 0,
+	PAGE_ENC_LZ4 = 1,
+	PAGE_ENC_ZLIB = 2,
+};
+
+struct stream_header {
+	char magic[8];
+	uint32_t byte_order;
+	uint32_t version;
+	uint32_t header_len;
+	uint32_t flags;
+	char writer_version[16];
+	uint8_t build_id[20];
+	uint32_t build_id_len;
+	uint32_t crc;			/* crc32 of the 64 bytes above */
+	uint32_t reserved;
+};
+
+struct rec_header {
+	uint32_t type;
+	uint32_t flags;
+	uint32_t length;		/* body bytes, without padding */
+	uint32_t crc;			/* crc32 of the body */
+};
+
+/* REC_MEMORY_LAYOUT body. */
+struct rec_memory_layout {
+	uint64_t ram_bytes;
+	uint64_t low_bytes;		/* RAM below the 32-bit hole */
+	uint64_t hole_start;		/* RAM above low_bytes starts at 4 GiB */
+	uint32_t page_size;
+	uint32_t reserved;
+};
+
+/* REC_PAGE_BATCH body head; then u64 pfn[nr_pages], then the data. */
+struct rec_page_batch {
+	uint32_t nr_pages;
+	uint32_t encoding;
+	uint32_t data_len;
+	uint32_t reserved;
+};
+
+/* Body head of every per-vCPU record; the KVM structure follows. */
+struct rec_vcpu_head {
+	uint32_t vcpu;
+	uint32_t size;			/* bytes that follow */
+};
+
+/* ---- writing */
+struct stream_writer {
+	int fd;
+	unsigned version;
+	int error;			/* first errno seen, 0 if none */
+	uint64_t bytes;
+	uint64_t pages, zero_pages;
+	void *scratch;			/* compression buffer */
+	void *raw;			/* a batch's non-zero pages */
+};
+
+int stream_writer_open(struct stream_writer *w, int fd, unsigned version,
+		       const char *writer_version, const uint8_t *build_id,
+		       unsigned build_id_len);
+int stream_write_record(struct stream_writer *w, uint32_t type,
+			uint32_t flags, const void *body, uint32_t len);
+/* Two-part body (head + payload), as most state records are. */
+int stream_write_record2(struct stream_writer *w, uint32_t type,
+			 uint32_t flags, const void *a, uint32_t alen,
+			 const void *b, uint32_t blen);
+/*
+ * Write the pages pfn[0..n) found at data (n * 4 KiB, n <= BATCH_PAGES),
+ * eliding zero pages, encoded as asked (falls back to none when encoding
+ * does not help; version 1 streams always use none).
+ */
+int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
+		       const uint8_t *const *pages, unsigned n,
+		       enum page_encoding enc);
+int stream_writer_finish(struct stream_writer *w);
+
+/* ---- reading */
+struct stream_source {
+	/* Read exactly len bytes: 0, or -1 on EOF/error. */
+	int (*read)(void *opaque, void *buf, size_t len);
+	void *opaque;
+};
+
+struct stream_reader {
+	struct stream_source src;
+	struct stream_header hdr;
+	uint64_t offset;		/* bytes consumed so far */
+	uint64_t rec_offset;		/* where the current record began */
+	struct rec_header rec;
+	uint8_t *body;			/* current record body */
+	size_t body_cap;
+	bool ended;
+	char err[256];
+};
+
+int stream_reader_open(struct stream_reader *r, struct stream_source src);
+/* Next record into r->rec / r->body: 1 got one, 0 END seen, -1 error. */
+int stream_next(struct stream_reader *r);
+void stream_reader_close(struct stream_reader *r);
+
+/* A PAGE_BATCH body checked and decoded into out (n * 4 KiB). */
+int stream_decode_pages(struct stream_reader *r, const uint64_t **pfns,
+			unsigned *n, uint8_t *out, size_t out_cap);
+
+/* fd and memory sources. */
+int stream_fd_read(void *opaque, void *buf, size_t len);
+struct mem_source {
+	const uint8_t *data;
+	size_t len, pos;
+};
+int stream_mem_read(void *opaque, void *buf, size_t len);
+
+const char *rec_type_name(uint32_t type);
+const char *page_encoding_name(uint32_t enc);
+int page_encoding_from_name(const char *name, enum page_encoding *out);
+bool rec_type_known(uint32_t type, unsigned version);
+
+#endif

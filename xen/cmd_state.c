@@ -1,0 +1,159 @@
+/* The save and restore commands (docs/control-api.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "domain.h"
+#include "log.h"
+#include "state.h"
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int save_args(json_t *args, struct save_opts *o, const char **path,
+		     struct ctl_reply *r)
+{
+	json_t *v;
+
+	*path = json_string_value(json_object_get(args, "path"));
+	if (!*path || (*path)[0] != '/')
+		return ctl_fail(r, CTL_EINVAL, "%s",
+				"'path' must be an absolute file name");
+	o->version = STREAM_VERSION;
+	o->encoding = PAGE_ENC_NONE;
+	v = json_object_get(args, "compress");
+	if (v && (!json_is_string(v) ||
+		  page_encoding_from_name(json_string_value(v),
+					  &o->encoding) < 0))
+		return ctl_fail(r, CTL_EINVAL, "%s",
+				"'compress' must be none, lz4 or zlib");
+	v = json_object_get(args, "format_version");
+	if (v) {
+		if (!json_is_integer(v) ||
+		    json_integer_value(v) < STREAM_VERSION_MIN ||
+		    json_integer_value(v) > STREAM_VERSION)
+			return ctl_fail(r, CTL_EINVAL,
+					"'format_version' must be %s",
+					STREAM_VERSION_MIN == 1 ? "1 or 2" : "");
+		o->version = json_integer_value(v);
+	}
+	if (o->version < 2 && o->encoding != PAGE_ENC_NONE)
+		return ctl_fail(r, CTL_EINVAL, "%s",
+				"format version 1 has no compression");
+	return CTL_OK;
+}
+
+/* Write to PATH.tmp, then rename: a failed save leaves no partial file. */
+static int save_to_file(struct domain *dom, const char *path,
+			const struct save_opts *o, struct save_stats *st,
+			struct ctl_reply *r)
+{
+	char tmp[4096];
+	int fd, ret;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ctl_fail(r, CTL_EINVAL, "cannot write %.300s: %s", path,
+				strerror(errno));
+	ret = state_save(dom, fd, o, st, r->msg, sizeof(r->msg));
+	if (!ret && fsync(fd) < 0)
+		ret = -1;
+	if (close(fd) < 0)
+		ret = -1;
+	if (!ret && rename(tmp, path) < 0)
+		ret = -1;
+	if (ret) {
+		if (!r->msg[0])
+			snprintf(r->msg, sizeof(r->msg), "%s: %s", path,
+				 strerror(errno));
+		unlink(tmp);
+		return CTL_EINTERNAL;
+	}
+	return CTL_OK;
+}
+
+int cmd_save(struct client *c, json_t *args, struct ctl_reply *r)
+{
+	bool checkpoint = ctl_arg_bool(args, "checkpoint", false);
+	struct save_stats st = { 0 };
+	struct save_opts o;
+	struct domain *dom;
+	const char *path;
+	double t0 = now_s(), paused_s;
+	int code;
+
+	code = ctl_arg_domain(args, r, &dom);
+	if (!code)
+		code = save_args(args, &o, &path, r);
+	if (code)
+		return code;
+	if (dom->state != DOM_RUNNING && dom->state != DOM_PAUSED)
+		return ctl_fail(r, CTL_ESTATE, "domain is %s",
+				dom_state_name(dom->state));
+	domain_quiesce(dom);
+	code = save_to_file(dom, path, &o, &st, r);
+	if (code || checkpoint) {
+		if (dom->state == DOM_RUNNING)
+			domain_resume(dom);
+	} else {
+		log_info("d%u: saved to %s; destroying it", dom->id, path);
+		domain_destroy(dom);
+	}
+	paused_s = now_s() - t0;
+	if (code)
+		return code;
+	r->result = json_pack("{s:I, s:I, s:I, s:f, s:i, s:s}",
+			      "bytes", (json_int_t)st.bytes,
+			      "pages", (json_int_t)st.pages,
+			      "zero_pages", (json_int_t)st.zero_pages,
+			      "seconds", paused_s,
+			      "format_version", o.version,
+			      "compress", page_encoding_name(o.encoding));
+	return CTL_OK;
+}
+
+int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r)
+{
+	const char *path = json_string_value(json_object_get(args, "path"));
+	json_t *name = json_object_get(args, "name");
+	struct restore_opts o = {
+		.paused = ctl_arg_bool(args, "paused", false),
+		.rename = json_string_value(name),
+	};
+	struct stream_source src = { stream_fd_read, NULL };
+	struct domain *dom;
+	double t0 = now_s();
+	int fd, code;
+
+	if (!path || path[0] != '/')
+		return ctl_fail(r, CTL_EINVAL, "%s",
+				"'path' must be an absolute file name");
+	if (name && !json_is_string(name))
+		return ctl_fail(r, CTL_EINVAL, "%s", "'name' must be a string");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ctl_fail(r, CTL_EINVAL, "cannot read %.300s: %s", path,
+				strerror(errno));
+	src.opaque = &fd;
+	code = state_restore(src, &o, &dom, r->msg, sizeof(r->msg));
+	close(fd);
+	if (code) {
+		log_err("restore from %s failed: %s", path, r->msg);
+		return code;
+	}
+	log_info("d%u: restored '%s' from %s", dom->id, dom->name, path);
+	r->result = json_pack("{s:i, s:s, s:f}", "id", dom->id, "name",
+			      dom->name, "seconds", now_s() - t0);
+	return CTL_OK;
+}

@@ -1,0 +1,19 @@
+/* Shared by the command handlers (commands.c, cmd_state.c). */
+#ifndef XEN_COMMANDS_H
+#define XEN_COMMANDS_H
+
+#include <stdbool.h>
+
+#include "control.h"
+
+struct domain;
+
+int ctl_fail(struct ctl_reply *r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int ctl_arg_domain(json_t *args, struct ctl_reply *r, struct domain **out);
+bool ctl_arg_bool(json_t *args, const char *key, bool dflt);
+
+int cmd_save(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * One vCPU's architectural state as stream records: every record is a
+ * rec_vcpu_head followed by the KVM structure of <asm/kvm.h> (x86-64).
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "domain.h"
+#include "kvm.h"
+#include "log.h"
+#include "state.h"
+
+/* The plain structures: one GET and one SET ioctl each. */
+static const struct {
+	uint32_t type;
+	unsigned long get, set;
+	size_t size;
+} simple[] = {
+	{ REC_VCPU_REGS, KVM_GET_REGS, KVM_SET_REGS, sizeof(struct kvm_regs) },
+	{ REC_VCPU_SREGS, KVM_GET_SREGS, KVM_SET_SREGS,
+	  sizeof(struct kvm_sregs) },
+	{ REC_VCPU_XCRS, KVM_GET_XCRS, KVM_SET_XCRS, sizeof(struct kvm_xcrs) },
+	{ REC_VCPU_LAPIC, KVM_GET_LAPIC, KVM_SET_LAPIC,
+	  sizeof(struct kvm_lapic_state) },
+	{ REC_VCPU_EVENTS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,
+	  sizeof(struct kvm_vcpu_events) },
+	{ REC_VCPU_MP_STATE, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
+	  sizeof(struct kvm_mp_state) },
+	{ REC_VCPU_DEBUGREGS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
+	  sizeof(struct kvm_debugregs) },
+};
+
+#define NR_SIMPLE (sizeof(simple) / sizeof(simple[0]))
+
+static int put(struct stream_writer *w, struct vcpu *v, uint32_t type,
+	       const void *data, uint32_t size)
+{
+	struct rec_vcpu_head h = { .vcpu = v->id, .size = size };
+
+	return stream_write_record2(w, type, 0, &h, sizeof(h), data, size);
+}
+
+static int save_xsave(struct vcpu *v, struct stream_writer *w)
+{
+	int size = ioctl(kvm_host.fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	struct kvm_xsave *x;
+	int ret;
+
+	if (size < (int)sizeof(struct kvm_xsave))
+		size = sizeof(struct kvm_xsave);
+	x = calloc(1, size);
+	if (!x)
+		return -1;
+	ret = ioctl(v->fd, size > (int)sizeof(*x) ? KVM_GET_XSAVE2 :
+		    KVM_GET_XSAVE, x);
+	if (!ret)
+		ret = put(w, v, REC_VCPU_XSAVE, x, size);
+	free(x);
+	return ret;
+}
+
+/* Every MSR KVM lists as worth saving, read one by one: some may fail. */
+static int save_msrs(struct vcpu *v, struct stream_writer *w)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 }, *list;
+	struct kvm_msrs *msrs;
+	unsigned i, n = 0;
+	int ret = -1;
+
+	ioctl(kvm_host.fd, KVM_GET_MSR_INDEX_LIST, &probe);
+	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
+	msrs = calloc(1, sizeof(*msrs) +
+		      probe.nmsrs * sizeof(struct kvm_msr_entry));
+	if (!list || !msrs)
+		goto out;
+	list->nmsrs = probe.nmsrs;
+	if (ioctl(kvm_host.fd, KVM_GET_MSR_INDEX_LIST, list) < 0)
+		goto out;
+	for (i = 0; i < list->nmsrs; i++) {
+		struct {
+			struct kvm_msrs h;
+			struct kvm_msr_entry e;
+		} one = { .h.nmsrs = 1, .e.index = list->indices[i] };
+
+		if (ioctl(v->fd, KVM_GET_MSRS, &one) == 1)
+			msrs->entries[n++] = one.e;
+	}
+	msrs->nmsrs = n;
+	ret = put(w, v, REC_VCPU_MSRS, msrs,
+		  sizeof(*msrs) + n * sizeof(struct kvm_msr_entry));
+out:
+	free(list);
+	free(msrs);
+	return ret;
+}
+
+static int save_simple(struct vcpu *v, struct stream_writer *w,
+		       uint32_t type)
+{
+	uint8_t buf[4096] __attribute__((aligned(8)));
+	unsigned i;
+
+	for (i = 0; i < NR_SIMPLE && simple[i].type != type; i++)
+		;
+	if (ioctl(v->fd, simple[i].get, buf) < 0) {
+		log_err("d%uv%u: reading %s: %s", v->dom->id, v->id,
+			rec_type_name(type), strerror(errno));
+		return -1;
+	}
+	return put(w, v, type, buf, simple[i].size);
+}
+
+/*
+ * The order is the order restore applies them in, which KVM cares about:
+ * SREGS (APIC base) before LAPIC, MSRs (TSC) before events.
+ */
+int vcpu_state_save(struct vcpu *v, struct stream_writer *w)
+{
+	if (save_simple(v, w, REC_VCPU_REGS) < 0 ||
+	    save_simple(v, w, REC_VCPU_SREGS) < 0 ||
+	    save_xsave(v, w) < 0 ||
+	    save_simple(v, w, REC_VCPU_XCRS) < 0 ||
+	    save_msrs(v, w) < 0 ||
+	    save_simple(v, w, REC_VCPU_LAPIC) < 0 ||
+	    save_simple(v, w, REC_VCPU_MP_STATE) < 0 ||
+	    save_simple(v, w, REC_VCPU_EVENTS) < 0 ||
+	    save_simple(v, w, REC_VCPU_DEBUGREGS) < 0)
+		return -1;
+	return 0;
+}
+
+static int load_msrs(struct vcpu *v, const void *data, size_t size,
+		     char *err, size_t errlen)
+{
+	struct kvm_msrs *m = (struct kvm_msrs *)data;
+	int ret;
+
+	if (size < sizeof(*m) ||
+	    m->nmsrs > (size - sizeof(*m)) / sizeof(struct kvm_msr_entry)) {
+		snprintf(err, errlen, "VCPU_MSRS: %u entries do not fit", m->nmsrs);
+		return -1;
+	}
+	ret = ioctl(v->fd, KVM_SET_MSRS, m);
+	if (ret != (int)m->nmsrs) {
+		snprintf(err, errlen, "VCPU_MSRS: KVM took %d of %u MSRs (stopped at %#x)",
+			 ret, m->nmsrs, ret >= 0 && (unsigned)ret < m->nmsrs ?
+			 m->entries[ret].index : 0);
+		return -1;
+	}
+	return 0;
+}
+
+static int load_xsave(struct vcpu *v, const void *data, size_t size,
+		      char *err, size_t errlen)
+{
+	void *x;
+	int ret;
+
+	if (size < sizeof(struct kvm_xsave)) {
+		snprintf(err, errlen, "VCPU_XSAVE: %zu bytes is too short", size);
+		return -1;
+	}
+	x = calloc(1, size);
+	if (!x)
+		return -1;
+	memcpy(x, data, size);
+	ret = ioctl(v->fd, KVM_SET_XSAVE, x);
+	free(x);
+	if (ret < 0)
+		snprintf(err, errlen, "VCPU_XSAVE rejected by KVM: %s",
+			 strerror(errno));
+	return ret;
+}
+
+int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
+		    size_t len, char *err, size_t errlen)
+{
+	const struct rec_vcpu_head *h = body;
+	const uint8_t *data = (const uint8_t *)body + sizeof(*h);
+	uint8_t buf[4096] __attribute__((aligned(8)));
+	unsigned i;
+
+	if (type == REC_VCPU_MSRS || type == REC_VCPU_XSAVE) {
+		/* variable size: copy for alignment */
+		void *copy = malloc(h->size);
+		int ret;
+
+		if (!copy)
+			return -1;
+		memcpy(copy, data, h->size);
+		ret = type == REC_VCPU_MSRS ?
+		      load_msrs(v, copy, h->size, err, errlen) :
+		      load_xsave(v, copy, h->size, err, errlen);
+		free(copy);
+		return ret;
+	}
+	for (i = 0; i < NR_SIMPLE; i++) {
+		if (simple[i].type != type)
+			continue;
+		if (h->size != simple[i].size) {
+			snprintf(err, errlen, "%s: %u bytes, expected %zu",
+				 rec_type_name(type), h->size, simple[i].size);
+			return -1;
+		}
+		memcpy(buf, data, h->size);
+		if (ioctl(v->fd, simple[i].set, buf) < 0) {
+			snprintf(err, errlen, "%s rejected by KVM: %s",
+				 rec_type_name(type), strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "record %#x is not vCPU state", type);
+	return -1;
+}
