@@ -35,6 +35,10 @@ static const char *const type_names[] = {
 	[REC_DEV_BOARD] = "DEV_BOARD",
 	[REC_CONSOLE_HISTORY] = "CONSOLE_HISTORY",
 	[REC_DOMAIN_STATUS] = "DOMAIN_STATUS",
+	[REC_HANDOVER] = "HANDOVER",
+	[REC_DOMAIN_BEGIN] = "DOMAIN_BEGIN",
+	[REC_DOMAIN_END] = "DOMAIN_END",
+	[REC_CLIENT] = "CLIENT",
 };
 
 #define NR_TYPE_NAMES (sizeof(type_names) / sizeof(type_names[0]))
@@ -238,12 +242,17 @@ int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
 	return ret;
 }
 
-int stream_writer_finish(struct stream_writer *w)
+void stream_writer_free(struct stream_writer *w)
 {
-	stream_write_record(w, REC_END, 0, NULL, 0);
 	free(w->scratch);
 	free(w->raw);
 	w->scratch = w->raw = NULL;
+}
+
+int stream_writer_finish(struct stream_writer *w)
+{
+	stream_write_record(w, REC_END, 0, NULL, 0);
+	stream_writer_free(w);
 	return w->error ? -1 : 0;
 }
 

@@ -47,6 +47,27 @@ enum rec_type {
 	REC_DEV_BOARD		= 0x32,
 	REC_CONSOLE_HISTORY	= 0x40,
 	REC_DOMAIN_STATUS	= 0x41,
+	/* Only in live-update handover streams (docs/live-update.md). */
+	REC_HANDOVER		= 0x50,
+	REC_DOMAIN_BEGIN	= 0x51,
+	REC_DOMAIN_END		= 0x52,
+	REC_CLIENT		= 0x53,
+};
+
+/* REC_DOMAIN_BEGIN body: a domain whose records follow, RAM in ram_fd. */
+struct rec_domain_begin {
+	uint32_t domid;
+	uint32_t state;			/* 0 running, 1 paused */
+	int32_t ram_fd;			/* inherited memfd holding its RAM */
+	uint32_t reserved;
+	uint64_t ram_bytes;
+};
+
+/* REC_CLIENT body: an open control connection the new image keeps. */
+struct rec_client {
+	int32_t fd;
+	uint32_t console_domid;		/* 0: a request/response client */
+	uint64_t console_pos;
 };
 
 enum page_encoding {
@@ -127,6 +148,8 @@ int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
 		       const uint8_t *const *pages, unsigned n,
 		       enum page_encoding enc);
 int stream_writer_finish(struct stream_writer *w);
+/* Release the writer's buffers without writing END (after an error). */
+void stream_writer_free(struct stream_writer *w);
 
 /* ---- reading */
 struct stream_source {

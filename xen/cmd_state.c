@@ -130,6 +130,7 @@ int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r)
 	struct restore_opts o = {
 		.paused = ctl_arg_bool(args, "paused", false),
 		.rename = json_string_value(name),
+		.ram_fd = -1,
 	};
 	struct stream_source src = { stream_fd_read, NULL };
 	struct domain *dom;

@@ -112,7 +112,8 @@ static int domain_build_vm(struct domain *dom, char *err, size_t errlen,
 	}
 	for (i = 0; i < dom->nr_vcpus; i++)
 		dom->vcpus[i].fd = -1;
-	if (guest_mem_init(dom, (uint64_t)dom->cfg.memory_mib << 20) < 0) {
+	if (guest_mem_init(dom, (uint64_t)dom->cfg.memory_mib << 20,
+			   dom->adopt_ram_fd) < 0) {
 		snprintf(err, errlen, "cannot allocate %u MiB of guest RAM: %s",
 			 dom->cfg.memory_mib, strerror(errno));
 		return -1;
@@ -227,6 +228,7 @@ static struct domain *domain_alloc(const struct domcfg *cfg)
 	snprintf(dom->name, sizeof(dom->name), "%s", cfg->name);
 	dom->vm_fd = -1;
 	dom->mem.fd = -1;
+	dom->adopt_ram_fd = -1;
 	dom->exit_code = -1;
 	pthread_mutex_init(&dom->lock, NULL);
 	pthread_cond_init(&dom->cond, NULL);
@@ -308,8 +310,9 @@ int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 	return 0;
 }
 
-int domain_prepare(const struct domcfg *cfg, const char *name,
-		   struct domain **out, char *err, size_t errlen)
+int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
+		   unsigned domid, struct domain **out, char *err,
+		   size_t errlen)
 {
 	struct domain *dom;
 	int code = domain_admit(name, err, errlen);
@@ -322,7 +325,15 @@ int domain_prepare(const struct domcfg *cfg, const char *name,
 		return CTL_ENORES;
 	}
 	snprintf(dom->name, sizeof(dom->name), "%s", name);
-	dom->id = next_domid++;
+	if (domid && domain_by_id(domid)) {
+		snprintf(err, errlen, "domain id %u is in use", domid);
+		domain_free(dom);
+		return CTL_EEXIST;
+	}
+	dom->id = domid ? domid : next_domid++;
+	if (dom->id >= next_domid)
+		next_domid = dom->id + 1;
+	dom->adopt_ram_fd = ram_fd;
 	if (domain_build_vm(dom, err, errlen, &code) < 0) {
 		domain_discard(dom);
 		return code;

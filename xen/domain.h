@@ -59,6 +59,7 @@ struct domain {
 
 	int vm_fd;
 	struct guest_mem mem;
+	int adopt_ram_fd;		/* restore RAM from this memfd, or -1 */
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
 
@@ -96,8 +97,9 @@ void domain_destroy(struct domain *dom);
  * and vCPUs but no kernel and no running threads, not yet listed;
  * domain_commit() starts and lists it, domain_discard() throws it away.
  */
-int domain_prepare(const struct domcfg *cfg, const char *name,
-		   struct domain **out, char *err, size_t errlen);
+int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
+		   unsigned domid, struct domain **out, char *err,
+		   size_t errlen);
 int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen);
 void domain_discard(struct domain *dom);
 /* Park all vCPUs outside KVM_RUN / let them run again. */

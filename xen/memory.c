@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,17 +12,39 @@
 #include "log.h"
 #include "memory.h"
 
-int guest_mem_init(struct domain *dom, uint64_t size)
+static int adopt(int fd, uint64_t size)
+{
+	struct stat st;
+	int dup_fd;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if ((uint64_t)st.st_size != size) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* A duplicate: discarding the domain must not close the original. */
+	dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return dup_fd;
+}
+
+int guest_mem_init(struct domain *dom, uint64_t size, int adopt_fd)
 {
 	struct guest_mem *mem = &dom->mem;
 	char name[32];
 
-	snprintf(name, sizeof(name), "dom%u-ram", dom->id);
-	mem->fd = memfd_create(name, MFD_CLOEXEC);
-	if (mem->fd < 0)
-		return -1;
-	if (ftruncate(mem->fd, size) < 0)
-		goto fail;
+	if (adopt_fd >= 0) {
+		mem->fd = adopt(adopt_fd, size);
+		if (mem->fd < 0)
+			return -1;
+	} else {
+		snprintf(name, sizeof(name), "dom%u-ram", dom->id);
+		mem->fd = memfd_create(name, MFD_CLOEXEC);
+		if (mem->fd < 0)
+			return -1;
+		if (ftruncate(mem->fd, size) < 0)
+			goto fail;
+	}
 	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 mem->fd, 0);
 	if (mem->base == MAP_FAILED) {

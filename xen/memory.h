@@ -11,7 +11,11 @@
 struct domain;
 struct guest_mem;
 
-int guest_mem_init(struct domain *dom, uint64_t size);
+/*
+ * RAM of size bytes: a new memfd, or (adopt_fd >= 0) a duplicate of an
+ * inherited one, whose contents are the guest's memory already.
+ */
+int guest_mem_init(struct domain *dom, uint64_t size, int adopt_fd);
 int guest_mem_map_slots(struct domain *dom);
 void guest_mem_free(struct guest_mem *mem);
 /* Host address of [gpa, gpa+len) if it is all RAM, else NULL. */

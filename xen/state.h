@@ -17,24 +17,38 @@ struct vcpu;
 struct save_opts {
 	unsigned version;		/* stream format version to write */
 	enum page_encoding encoding;
+	bool no_memory;			/* RAM stays in its memfd (live update) */
 };
 
 struct save_stats {
 	uint64_t bytes, pages, zero_pages;
 };
 
-/* Write the whole state of a quiesced domain. */
+/* Write the whole state of a quiesced domain as a stream of its own. */
 int state_save(struct domain *dom, int fd, const struct save_opts *o,
 	       struct save_stats *st, char *err, size_t errlen);
+/* Only the domain's records, into a stream someone else frames. */
+int state_save_domain(struct domain *dom, struct stream_writer *w,
+		      const struct save_opts *o);
 
 struct restore_opts {
 	const char *rename;		/* new name, or NULL */
 	bool paused;
+	int ram_fd;			/* adopt this memfd as RAM, or -1 */
+	unsigned domid;			/* keep this id, or 0 for a new one */
+	bool no_start;			/* leave it prepared, not running */
 };
 
 /* Build a new domain from a stream; on error nothing is left behind. */
 int state_restore(struct stream_source src, const struct restore_opts *o,
 		  struct domain **out, char *err, size_t errlen);
+/*
+ * Read one domain's records from an open reader up to END or DOMAIN_END
+ * (handover streams hold several domains).
+ */
+int state_restore_domain(struct stream_reader *r,
+			 const struct restore_opts *o, struct domain **out,
+			 char *err, size_t errlen);
 
 /* Per-vCPU and VM-wide KVM state (vcpu_state.c, vm_state.c). */
 int vcpu_state_save(struct vcpu *v, struct stream_writer *w);

@@ -87,7 +87,8 @@ static int read_prologue(struct restore *x, const struct restore_opts *o,
 			 (unsigned long long)l.hole_start, cfg.memory_mib);
 		goto out;
 	}
-	*code = domain_prepare(&cfg, name, &x->dom, x->err, x->errlen);
+	*code = domain_prepare(&cfg, name, o->ram_fd, o->domid, &x->dom,
+			       x->err, x->errlen);
 	if (*code)
 		goto out;
 	*code = CTL_EINVAL;
@@ -215,16 +216,14 @@ static int check_complete(struct restore *x)
 	return 0;
 }
 
-int state_restore(struct stream_source src, const struct restore_opts *o,
-		  struct domain **out, char *err, size_t errlen)
+int state_restore_domain(struct stream_reader *r,
+			 const struct restore_opts *o, struct domain **out,
+			 char *err, size_t errlen)
 {
 	struct restore x = { .err = err, .errlen = errlen };
 	int code = CTL_EINVAL, got;
 
-	if (stream_reader_open(&x.r, src) < 0) {
-		snprintf(err, errlen, "%s", x.r.err);
-		goto out;
-	}
+	x.r = *r;
 	if (read_prologue(&x, o, &code) < 0)
 		goto out;
 	x.pages = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
@@ -234,7 +233,8 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 		code = CTL_ENORES;
 		goto out;
 	}
-	while ((got = stream_next(&x.r)) > 0)
+	while ((got = stream_next(&x.r)) > 0 &&
+	       x.r.rec.type != REC_DOMAIN_END)
 		if (load_record(&x) < 0)
 			goto out;
 	if (got < 0) {
@@ -243,7 +243,7 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 	}
 	if (check_complete(&x) < 0)
 		goto out;
-	code = domain_commit(x.dom, o->paused, err, errlen);
+	code = o->no_start ? 0 : domain_commit(x.dom, o->paused, err, errlen);
 	if (!code) {
 		*out = x.dom;
 		x.dom = NULL;
@@ -253,6 +253,28 @@ out:
 		domain_discard(x.dom);
 	free(x.pages);
 	free(x.vcpu_seen);
-	stream_reader_close(&x.r);
+	*r = x.r;		/* the reader moved on (and may own a new body) */
+	return code;
+}
+
+int state_restore(struct stream_source src, const struct restore_opts *o,
+		  struct domain **out, char *err, size_t errlen)
+{
+	struct stream_reader r;
+	int code;
+
+	if (stream_reader_open(&r, src) < 0) {
+		snprintf(err, errlen, "%s", r.err);
+		stream_reader_close(&r);
+		return CTL_EINVAL;
+	}
+	code = state_restore_domain(&r, o, out, err, errlen);
+	if (!code && !r.ended) {
+		snprintf(err, errlen, "offset %llu: records after the domain's end",
+			 (unsigned long long)r.rec_offset);
+		domain_destroy(*out);
+		code = CTL_EINVAL;
+	}
+	stream_reader_close(&r);
 	return code;
 }

@@ -86,24 +86,35 @@ static int save_console(struct domain *dom, struct stream_writer *w)
 	return ret;
 }
 
+int state_save_domain(struct domain *dom, struct stream_writer *w,
+		      const struct save_opts *o)
+{
+	unsigned i;
+
+	if (save_config(dom, w) < 0 || save_layout(dom, w) < 0)
+		return -1;
+	if (!o->no_memory && save_memory(dom, w, o->encoding) < 0)
+		return -1;
+	for (i = 0; i < dom->nr_vcpus; i++)
+		if (vcpu_state_save(&dom->vcpus[i], w) < 0)
+			return -1;
+	if (vm_state_save(dom, w) < 0 || devices_save(dom, w) < 0 ||
+	    save_console(dom, w) < 0)
+		return -1;
+	return 0;
+}
+
 int state_save(struct domain *dom, int fd, const struct save_opts *o,
 	       struct save_stats *st, char *err, size_t errlen)
 {
 	struct stream_writer w;
 	uint8_t bid[20];
-	unsigned i, bid_len = build_id_bytes(bid, sizeof(bid));
+	unsigned bid_len = build_id_bytes(bid, sizeof(bid));
 
 	if (stream_writer_open(&w, fd, o->version, XEN_VERSION, bid,
 			       bid_len) < 0)
 		goto fail;
-	if (save_config(dom, &w) < 0 || save_layout(dom, &w) < 0 ||
-	    save_memory(dom, &w, o->encoding) < 0)
-		goto fail;
-	for (i = 0; i < dom->nr_vcpus; i++)
-		if (vcpu_state_save(&dom->vcpus[i], &w) < 0)
-			goto fail;
-	if (vm_state_save(dom, &w) < 0 || devices_save(dom, &w) < 0 ||
-	    save_console(dom, &w) < 0 || stream_writer_finish(&w) < 0)
+	if (state_save_domain(dom, &w, o) < 0 || stream_writer_finish(&w) < 0)
 		goto fail;
 	st->bytes = w.bytes;
 	st->pages = w.pages;
@@ -112,6 +123,6 @@ int state_save(struct domain *dom, int fd, const struct save_opts *o,
 fail:
 	snprintf(err, errlen, "writing the state failed: %s",
 		 strerror(w.error ? w.error : errno));
-	stream_writer_finish(&w);
+	stream_writer_free(&w);
 	return -1;
 }
