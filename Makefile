@@ -16,7 +16,7 @@ CC         ?= cc
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
               -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS   += -D_GNU_SOURCE -I$(BUILD)/include -Icommon -Ixen
+CPPFLAGS   += -D_GNU_SOURCE -I$(BUILD)/include -Icommon -Ixen -I.
 ifeq ($(SANITIZE),1)
 CFLAGS     += -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
@@ -66,7 +66,9 @@ $(AUTOCONF): $(AUTOCONF_MK)
 
 # ---------------------------------------------------------------- sources
 COMMON_SRC := $(wildcard common/*.c)
-XEN_SRC    := $(wildcard xen/*.c xen/dev/*.c) xen/boot/boot.c xen/boot/elf.c
+XEN_SRC    := $(wildcard xen/*.c xen/dev/*.c) xen/boot/boot.c xen/boot/elf.c \
+              liveupdate/note.c
+XEN_SRC-$(CONFIG_LIVE_UPDATE) += $(filter-out liveupdate/note.c,$(wildcard liveupdate/*.c))
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c

@@ -57,8 +57,12 @@ enum rec_type {
 /* REC_DOMAIN_BEGIN body: a domain whose records follow, RAM in ram_fd. */
 struct rec_domain_begin {
 	uint32_t domid;
-	uint32_t state;			/* 0 running, 1 paused */
+	uint32_t state;			/* 0 running, 1 paused, 2 shut down,
+					 * 3 crashed */
 	int32_t ram_fd;			/* inherited memfd holding its RAM */
+	int32_t exit_code;		/* -1: none */
+	uint32_t shutdown_reason;	/* 0 none, 1 poweroff, 2 reboot,
+					 * 3 crash */
 	uint32_t reserved;
 	uint64_t ram_bytes;
 };

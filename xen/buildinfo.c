@@ -21,6 +21,9 @@ const char *const build_features[] = {
 #ifdef CONFIG_DEV_DEBUG_EXIT
 	"DEV_DEBUG_EXIT",
 #endif
+#ifdef CONFIG_LIVE_UPDATE
+	"LIVE_UPDATE",
+#endif
 	NULL
 };
 

@@ -6,11 +6,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <generated/autoconf.h>
+
 #include "buildinfo.h"
 #include "commands.h"
 #include "control.h"
 #include "domain.h"
 #include "kvm.h"
+#include "liveupdate/lu.h"
 #include "log.h"
 
 static double since(const struct timespec *t0)
@@ -287,6 +290,18 @@ static int cmd_dmesg(struct client *c, json_t *args, struct ctl_reply *r)
 	return CTL_OK;
 }
 
+#ifndef CONFIG_LIVE_UPDATE
+static int cmd_not_built(struct client *c, json_t *args, struct ctl_reply *r)
+{
+	return ctl_fail(r, CTL_ENOTSUP, "%s",
+			"live update is not supported by this build (CONFIG_LIVE_UPDATE is off)");
+}
+#define cmd_lu_load cmd_not_built
+#define cmd_lu_exec cmd_not_built
+#define cmd_lu_unload cmd_not_built
+#define cmd_lu_status cmd_not_built
+#endif
+
 static const struct {
 	const char *name;
 	ctl_handler fn;
@@ -305,6 +320,10 @@ static const struct {
 	{ "dmesg", cmd_dmesg },
 	{ "save", cmd_save },
 	{ "restore", cmd_restore },
+	{ "live-update-load", cmd_lu_load },
+	{ "live-update-exec", cmd_lu_exec },
+	{ "live-update-unload", cmd_lu_unload },
+	{ "live-update-status", cmd_lu_status },
 };
 
 ctl_handler ctl_find_command(const char *name)

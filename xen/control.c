@@ -13,6 +13,7 @@
 #include "domain.h"
 #include "log.h"
 #include "loop.h"
+#include "stream.h"
 
 #define LINE_MAX_BYTES	(1u << 20)
 #define OUT_MAX_BYTES	(4u << 20)
@@ -36,11 +37,12 @@ static const char *const error_names[] = {
 	[CTL_EVERSION] = "version-unsupported",
 	[CTL_EINTERNAL] = "internal",
 	[CTL_EBUSY] = "busy",
+	[CTL_EROLLEDBACK] = "rolled-back",
 };
 
 const char *ctl_error_name(int code)
 {
-	if (code < 0 || code > CTL_EBUSY)
+	if (code < 0 || code > CTL_EROLLEDBACK)
 		return "internal";
 	return error_names[code];
 }
@@ -109,8 +111,8 @@ static int client_queue(struct client *c, const void *data, size_t len)
 	return 0;
 }
 
-static void reply(struct client *c, json_t *id, int code, json_t *result,
-		  const char *msg)
+void control_reply(struct client *c, json_t *id, int code, json_t *result,
+		   const char *msg)
 {
 	json_t *resp = json_object();
 	char *text;
@@ -149,7 +151,7 @@ static void handle_request(struct client *c, const char *line, size_t len)
 	if (!req || !json_is_object(req)) {
 		snprintf(r.msg, sizeof(r.msg), "request is not a JSON object%s%s",
 			 req ? "" : ": ", req ? "" : jerr.text);
-		reply(c, NULL, CTL_EBADREQ, NULL, r.msg);
+		control_reply(c, NULL, CTL_EBADREQ, NULL, r.msg);
 		goto out;
 	}
 	id = json_object_get(req, "id");
@@ -158,33 +160,35 @@ static void handle_request(struct client *c, const char *line, size_t len)
 	args = json_object_get(req, "args");
 	if (ver && (!json_is_integer(ver) ||
 		    json_integer_value(ver) < CTL_PROTOCOL_MIN)) {
-		reply(c, id, CTL_EBADREQ, NULL, "'version' must be an integer >= 1");
+		control_reply(c, id, CTL_EBADREQ, NULL, "'version' must be an integer >= 1");
 		goto out;
 	}
 	if (ver && json_integer_value(ver) > CTL_PROTOCOL_MAX) {
 		snprintf(r.msg, sizeof(r.msg),
 			 "protocol version %lld is newer than this daemon's %d",
 			 (long long)json_integer_value(ver), CTL_PROTOCOL_MAX);
-		reply(c, id, CTL_EVERSION, NULL, r.msg);
+		control_reply(c, id, CTL_EVERSION, NULL, r.msg);
 		goto out;
 	}
 	if (!json_is_string(cmd)) {
-		reply(c, id, CTL_EBADREQ, NULL, "'command' must be a string");
+		control_reply(c, id, CTL_EBADREQ, NULL, "'command' must be a string");
 		goto out;
 	}
 	if (args && !json_is_object(args)) {
-		reply(c, id, CTL_EINVAL, NULL, "'args' must be an object");
+		control_reply(c, id, CTL_EINVAL, NULL, "'args' must be an object");
 		goto out;
 	}
 	fn = ctl_find_command(json_string_value(cmd));
 	if (!fn) {
 		snprintf(r.msg, sizeof(r.msg), "unknown command '%.100s'",
 			 json_string_value(cmd));
-		reply(c, id, CTL_EUNKNOWN, NULL, r.msg);
+		control_reply(c, id, CTL_EUNKNOWN, NULL, r.msg);
 		goto out;
 	}
+	c->req_id = id;
 	code = fn(c, args, &r);
-	reply(c, id, code, r.result, r.msg);
+	c->req_id = NULL;
+	control_reply(c, id, code, r.result, r.msg);
 	json_decref(r.result);
 out:
 	json_decref(req);
@@ -214,7 +218,7 @@ static void client_take_lines(struct client *c)
 	memmove(c->in, c->in + start, c->in_len - start);
 	c->in_len -= start;
 	if (c->in_len >= LINE_MAX_BYTES) {
-		reply(c, NULL, CTL_EBADREQ, NULL, "request line too long");
+		control_reply(c, NULL, CTL_EBADREQ, NULL, "request line too long");
 		c->closing = true;
 	}
 }
@@ -269,23 +273,27 @@ static void on_client(int fd, short revents, void *opaque)
 		client_free(c);
 }
 
-static void on_listen(int fd, short revents, void *opaque)
+static struct client *client_add(int cfd)
 {
-	struct client *c;
-	int cfd;
+	struct client *c = calloc(1, sizeof(*c));
 
-	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
-		return;
-	c = calloc(1, sizeof(*c));
 	if (!c || loop_add(cfd, POLLIN, on_client, c) < 0) {
 		free(c);
 		close(cfd);
-		return;
+		return NULL;
 	}
 	c->fd = cfd;
 	c->next = clients;
 	clients = c;
+	return c;
+}
+
+static void on_listen(int fd, short revents, void *opaque)
+{
+	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (cfd >= 0)
+		client_add(cfd);
 }
 
 int control_listen(const char *path, char *err, size_t errlen)
@@ -388,4 +396,84 @@ void control_domain_gone(struct domain *dom)
 		if (!client_flush(c))
 			client_free(c);
 	}
+}
+
+int control_listen_fd(void)
+{
+	return listen_fd;
+}
+
+const char *control_socket_path(void)
+{
+	return socket_path;
+}
+
+int control_handover_save(struct stream_writer *w)
+{
+	struct client *c;
+
+	for (c = clients; c; c = c->next) {
+		struct rec_client rc = {
+			.fd = c->fd,
+			.console_domid = c->console ? c->console_domid : 0,
+			.console_pos = c->console_pos,
+		};
+
+		client_flush(c);	/* best effort: old replies go first */
+		if (stream_write_record(w, REC_CLIENT, 0, &rc, sizeof(rc)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void set_cloexec(int fd, bool on)
+{
+	int flags = fcntl(fd, F_GETFD);
+
+	if (flags >= 0)
+		fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC
+				      : flags & ~FD_CLOEXEC);
+}
+
+void control_set_cloexec(bool on)
+{
+	struct client *c;
+
+	if (listen_fd >= 0)
+		set_cloexec(listen_fd, on);
+	for (c = clients; c; c = c->next)
+		set_cloexec(c->fd, on);
+}
+
+int control_adopt_listener(int fd, const char *path)
+{
+	set_cloexec(fd, true);
+	if (loop_add(fd, POLLIN, on_listen, NULL) < 0)
+		return -1;
+	listen_fd = fd;
+	socket_path = strdup(path);
+	return 0;
+}
+
+void control_reply_now(struct client *c, json_t *id, int code,
+		       json_t *result, const char *msg)
+{
+	control_reply(c, id, code, result, msg);
+	if (!client_flush(c))
+		client_free(c);
+}
+
+struct client *control_adopt_client(int fd, unsigned console_domid,
+				    uint64_t console_pos)
+{
+	struct client *c;
+
+	set_cloexec(fd, true);
+	c = client_add(fd);
+	if (c && console_domid) {
+		c->console = true;
+		c->console_domid = console_domid;
+		c->console_pos = console_pos;
+	}
+	return c;
 }

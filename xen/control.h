@@ -24,6 +24,7 @@ enum ctl_error {
 	CTL_EVERSION = 10,
 	CTL_EINTERNAL = 11,
 	CTL_EBUSY = 12,
+	CTL_EROLLEDBACK = 13,
 };
 
 struct domain;
@@ -38,6 +39,7 @@ struct client {
 	unsigned console_domid;
 	uint64_t console_pos;
 	bool closing;		/* close once out is flushed */
+	json_t *req_id;		/* id of the request being handled */
 	struct client *next;
 };
 
@@ -55,6 +57,21 @@ void control_close(void);
 void control_domain_gone(struct domain *dom);
 void control_console_pump(void);
 const char *ctl_error_name(int code);
+void control_reply(struct client *c, json_t *id, int code, json_t *result,
+		   const char *msg);
+
+/* Live update: hand the listener and every connection to the next image. */
+struct stream_writer;
+int control_listen_fd(void);
+const char *control_socket_path(void);
+int control_handover_save(struct stream_writer *w);
+void control_set_cloexec(bool on);
+int control_adopt_listener(int fd, const char *path);
+/* Reply outside a request handler (after a live update) and flush. */
+void control_reply_now(struct client *c, json_t *id, int code,
+		       json_t *result, const char *msg);
+struct client *control_adopt_client(int fd, unsigned console_domid,
+				    uint64_t console_pos);
 ctl_handler ctl_find_command(const char *name);
 
 #endif

@@ -28,6 +28,17 @@ struct domain *domain_first(void)
 	return domains;
 }
 
+unsigned domain_next_id(void)
+{
+	return next_domid;
+}
+
+void domain_set_next_id(unsigned id)
+{
+	if (id > next_domid)
+		next_domid = id;
+}
+
 unsigned domain_count(void)
 {
 	struct domain *d;

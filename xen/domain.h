@@ -88,6 +88,8 @@ struct domain *domain_first(void);
 struct domain *domain_lookup(const char *name_or_id);
 struct domain *domain_by_id(unsigned id);
 unsigned domain_count(void);
+unsigned domain_next_id(void);
+void domain_set_next_id(unsigned id);
 
 int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 		  char *err, size_t errlen);

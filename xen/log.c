@@ -27,7 +27,7 @@ int log_open(const char *path)
 		log_file = stderr;
 		return 0;
 	}
-	log_file = fopen(path, "a");
+	log_file = fopen(path, "ae");
 	if (!log_file)
 		return -1;
 	setvbuf(log_file, NULL, _IOLBF, 0);

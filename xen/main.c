@@ -12,11 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <generated/autoconf.h>
+
 #include "buildinfo.h"
 #include "control.h"
 #include "dev/devices.h"
 #include "domain.h"
 #include "kvm.h"
+#include "liveupdate/lu.h"
 #include "log.h"
 #include "loop.h"
 #include "vcpu.h"
@@ -26,6 +29,11 @@ struct options {
 	const char *state_dir;
 	const char *log;
 	int foreground;
+	/* Live update (set by the old image when it execs us). */
+	int handover_fd;
+	int handover_check_fd;
+	const char *rollback_reason;
+	long long lu_exec_ns;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -54,6 +62,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "handover", required_argument, NULL, 'H' },
+		{ "handover-check", required_argument, NULL, 'C' },
+		{ "rollback", required_argument, NULL, 'R' },
+		{ "lu-exec-ns", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -66,9 +78,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'f': o->foreground = 1; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("xen %s\n", XEN_VERSION); exit(0);
+		case 'H': o->handover_fd = atoi(optarg); break;
+		case 'C': o->handover_check_fd = atoi(optarg); break;
+		case 'R': o->rollback_reason = optarg; break;
+		case 'T': o->lu_exec_ns = atoll(optarg); break;
 		default: usage(stderr); return -1;
 		}
 	}
+	if (o->handover_check_fd >= 0 && optind == argc)
+		return 0;
 	if (optind != argc || !o->socket || !o->state_dir) {
 		usage(stderr);
 		return -1;
@@ -145,9 +163,56 @@ static void install_signals(void)
 	vcpu_signals_init();
 }
 
+#ifdef CONFIG_LIVE_UPDATE
+static int handover_check(int fd)
+{
+	char err[256];
+
+	if (log_open(NULL) < 0 || devices_check() < 0 ||
+	    kvm_host_open(err, sizeof(err)) < 0)
+		return 1;
+	return lu_check_handover(fd);
+}
+
+static int take_over(const struct options *o)
+{
+	struct lu_daemon_opts d = { o->socket, o->state_dir, o->log };
+
+	lu_set_daemon_opts(&d);
+	log_info("xen %s (build-id %s) taking over from a live update%s%s",
+		 XEN_VERSION, build_id_hex(),
+		 o->rollback_reason ? ", rolling back: " : "",
+		 o->rollback_reason ? o->rollback_reason : "");
+	return lu_takeover(o->handover_fd, o->rollback_reason, o->lu_exec_ns);
+}
+
+static void set_lu_opts(const struct options *o)
+{
+	struct lu_daemon_opts d = { o->socket, o->state_dir, o->log };
+
+	lu_set_daemon_opts(&d);
+}
+#else
+static int handover_check(int fd)
+{
+	fprintf(stderr, "xen: live update is not built in\n");
+	return 1;
+}
+
+static int take_over(const struct options *o)
+{
+	log_err("live update is not built in; cannot take over");
+	return -1;
+}
+
+static void set_lu_opts(const struct options *o)
+{
+}
+#endif
+
 int main(int argc, char **argv)
 {
-	struct options o = { 0 };
+	struct options o = { .handover_fd = -1, .handover_check_fd = -1 };
 	char err[512], logpath[4096];
 	int ready_fd = -1;
 	char ok = 0;
@@ -155,6 +220,8 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o) < 0)
 		return 64;
 	daemon_mark_start();
+	if (o.handover_check_fd >= 0)
+		return handover_check(o.handover_check_fd);
 	if (mkdir(o.state_dir, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "xen: %s: %s\n", o.state_dir, strerror(errno));
 		return 1;
@@ -168,7 +235,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	if (!o.foreground && daemonize(&ready_fd) < 0) {
+	if (!o.foreground && o.handover_fd < 0 && daemonize(&ready_fd) < 0) {
 		fprintf(stderr, "xen: fork: %s\n", strerror(errno));
 		return 1;
 	}
@@ -177,13 +244,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xen: a device has no state record\n");
 		return 1;
 	}
-	if (kvm_host_open(err, sizeof(err)) < 0 ||
-	    loop_init(on_wake) < 0 ||
-	    control_listen(o.socket, err, sizeof(err)) < 0) {
+	if (kvm_host_open(err, sizeof(err)) < 0 || loop_init(on_wake) < 0) {
 		log_err("startup failed: %s", err);
 		fprintf(stderr, "xen: %s\n", err);
 		return 1;
 	}
+	if (o.handover_fd >= 0) {
+		if (take_over(&o) < 0)
+			return 1;
+	} else if (control_listen(o.socket, err, sizeof(err)) < 0) {
+		log_err("startup failed: %s", err);
+		fprintf(stderr, "xen: %s\n", err);
+		return 1;
+	}
+	set_lu_opts(&o);
 	write_pid_file(o.state_dir);
 	log_info("xen %s (build-id %s) serving on %s, pid %d", XEN_VERSION,
 		 build_id_hex(), o.socket, getpid());

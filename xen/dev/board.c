@@ -99,6 +99,7 @@ static const struct {
 	const char *what;
 } absent_ports[] = {
 	{ 0x80, 1, "POST diagnostic port" },
+	{ 0x81, 15, "DMA page registers" },	/* Linux probes 0x87 */
 	{ 0x2f8, 8, "COM2" },
 	{ 0x3e8, 8, "COM3" },
 	{ 0x2e8, 8, "COM4" },

@@ -1,0 +1,56 @@
+/* The live-update commands of the control API (docs/control-api.md). */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "liveupdate/lu.h"
+
+static bool known_phase(const char *p)
+{
+	const char *phases = " " LU_PHASES " ";
+	char buf[32];
+
+	if (strlen(p) > 20)
+		return false;
+	snprintf(buf, sizeof(buf), " %s ", p);
+	return strstr(phases, buf) != NULL;
+}
+
+int cmd_lu_load(struct client *c, json_t *args, struct ctl_reply *r)
+{
+	const char *path = json_string_value(json_object_get(args, "image"));
+
+	if (!path || path[0] != '/')
+		return ctl_fail(r, CTL_EINVAL, "%s",
+				"'image' must be an absolute file name");
+	if (lu_stage(path, r->msg, sizeof(r->msg)) < 0)
+		return CTL_EKERNEL;
+	r->result = lu_status();
+	return CTL_OK;
+}
+
+int cmd_lu_exec(struct client *c, json_t *args, struct ctl_reply *r)
+{
+	json_t *f = json_object_get(args, "fail_phase");
+	const char *phase = json_string_value(f);
+
+	if (f && (!phase || !known_phase(phase)))
+		return ctl_fail(r, CTL_EINVAL, "'fail_phase' must be one of: %s",
+				LU_PHASES);
+	return lu_exec(c, phase, ctl_arg_bool(args, "dry_run", false), r);
+}
+
+int cmd_lu_unload(struct client *c, json_t *args, struct ctl_reply *r)
+{
+	if (!lu_staged())
+		return ctl_fail(r, CTL_ESTATE, "%s", "no image is staged");
+	lu_unstage();
+	r->result = lu_status();
+	return CTL_OK;
+}
+
+int cmd_lu_status(struct client *c, json_t *args, struct ctl_reply *r)
+{
+	r->result = lu_status();
+	return CTL_OK;
+}

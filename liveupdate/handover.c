@@ -1,0 +1,275 @@
+/*
+ * The old image's half of a live update: park every vCPU, write the
+ * handover stream into a memfd, keep the fds the new image needs open
+ * across exec and exec it.  Any failure here resumes the guests as they
+ * were: nothing has been handed over yet.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buildinfo.h"
+#include "commands.h"
+#include "control.h"
+#include "domain.h"
+#include "liveupdate/lu.h"
+#include "log.h"
+#include "state.h"
+
+extern char **environ;
+
+static struct lu_daemon_opts dopts;
+
+void lu_set_daemon_opts(const struct lu_daemon_opts *o)
+{
+	dopts = *o;
+}
+
+static long long now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void set_cloexec(int fd, bool on)
+{
+	int flags = fcntl(fd, F_GETFD);
+
+	if (flags >= 0)
+		fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC
+				      : flags & ~FD_CLOEXEC);
+}
+
+static void quiesce_all(void)
+{
+	struct domain *d;
+
+	for (d = domain_first(); d; d = d->next)
+		domain_quiesce(d);
+}
+
+static void resume_all(void)
+{
+	struct domain *d;
+
+	for (d = domain_first(); d; d = d->next)
+		if (d->state == DOM_RUNNING)
+			domain_resume(d);
+}
+
+static int write_domain(struct stream_writer *w, struct domain *d)
+{
+	struct save_opts o = { .version = w->version, .no_memory = true };
+	struct rec_domain_begin b = {
+		.domid = d->id,
+		.state = d->state,
+		.ram_fd = d->mem.fd,
+		.exit_code = d->exit_code,
+		.shutdown_reason = d->shutdown_reason,
+		.ram_bytes = d->mem.size,
+	};
+
+	if (stream_write_record(w, REC_DOMAIN_BEGIN, 0, &b, sizeof(b)) < 0 ||
+	    state_save_domain(d, w, &o) < 0)
+		return -1;
+	return stream_write_record(w, REC_DOMAIN_END, 0, NULL, 0);
+}
+
+static json_t *handover_info(struct client *req, int old_fd,
+			     const char *fail_phase, long long t_start,
+			     long long t_quiesced)
+{
+	json_t *h = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:i, s:i, s:I, s:I}",
+			      "socket", control_socket_path(),
+			      "state_dir", dopts.state_dir,
+			      "log", dopts.log ? dopts.log : "",
+			      "listen_fd", control_listen_fd(),
+			      "old_image_fd", old_fd,
+			      "old_build_id", build_id_hex(),
+			      "next_domid", domain_next_id(),
+			      "requester_fd", req ? req->fd : -1,
+			      "t_start_ns", (json_int_t)t_start,
+			      "t_quiesced_ns", (json_int_t)t_quiesced);
+
+	json_object_set(h, "requester_id",
+			req && req->req_id ? req->req_id : json_null());
+	json_object_set_new(h, "fail_phase",
+			    fail_phase ? json_string(fail_phase) : json_null());
+	json_object_set_new(h, "history", lu_status());
+	return h;
+}
+
+static int write_handover(int fd, unsigned version, json_t *info)
+{
+	struct stream_writer w;
+	struct domain *d;
+	uint8_t bid[20];
+	unsigned bid_len = build_id_bytes(bid, sizeof(bid));
+	char *text = json_dumps(info, JSON_COMPACT);
+	int ret = -1;
+
+	if (!text || stream_writer_open(&w, fd, version, XEN_VERSION, bid,
+					bid_len) < 0)
+		goto out;
+	if (stream_write_record(&w, REC_HANDOVER, 0, text, strlen(text)) < 0)
+		goto fail;
+	for (d = domain_first(); d; d = d->next)
+		if (write_domain(&w, d) < 0)
+			goto fail;
+	if (control_handover_save(&w) < 0 || stream_writer_finish(&w) < 0)
+		goto out;
+	ret = 0;
+	goto out;
+fail:
+	stream_writer_free(&w);
+out:
+	free(text);
+	return ret;
+}
+
+/* The fds the new image inherits: everything else stays close-on-exec. */
+static void keep_fds_open(bool keep, int hfd, int old_fd)
+{
+	struct domain *d;
+
+	for (d = domain_first(); d; d = d->next)
+		set_cloexec(d->mem.fd, !keep);
+	control_set_cloexec(!keep);
+	set_cloexec(hfd, !keep);
+	set_cloexec(old_fd, !keep);
+}
+
+static int exec_image(const struct lu_image *img, int hfd, const char *mode,
+		      long long t_exec)
+{
+	char fdbuf[16], tbuf[32];
+	char *argv[16];
+	unsigned i = 0;
+
+	snprintf(fdbuf, sizeof(fdbuf), "%d", hfd);
+	snprintf(tbuf, sizeof(tbuf), "%lld", t_exec);
+	argv[i++] = (char *)img->path;
+	argv[i++] = "--socket";
+	argv[i++] = (char *)control_socket_path();
+	argv[i++] = "--state-dir";
+	argv[i++] = (char *)dopts.state_dir;
+	if (dopts.log) {
+		argv[i++] = "--log";
+		argv[i++] = (char *)dopts.log;
+	} else {
+		argv[i++] = "--foreground";	/* keep logging to stderr */
+	}
+	argv[i++] = (char *)mode;
+	argv[i++] = fdbuf;
+	argv[i++] = "--lu-exec-ns";
+	argv[i++] = tbuf;
+	argv[i] = NULL;
+	fexecve(img->fd, argv, environ);
+	return -1;
+}
+
+/* Dry run: the staged image parses the handover in a child process. */
+static int dry_run(const struct lu_image *img, int hfd, struct ctl_reply *r)
+{
+	char out[2048] = "";
+	size_t len = 0;
+	int pipefd[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return ctl_fail(r, CTL_EINTERNAL, "pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
+		set_cloexec(hfd, false);
+		exec_image(img, hfd, "--handover-check", 0);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while (pid > 0 && len < sizeof(out) - 1 &&
+	       (n = read(pipefd[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += n;
+	out[len] = '\0';
+	close(pipefd[0]);
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return ctl_fail(r, CTL_EINTERNAL, "fork: %s", strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return ctl_fail(r, CTL_EINVAL, "dry run failed: %s", out);
+	r->result = json_pack("{s:s, s:s, s:s}", "result", "dry-run-ok",
+			      "image", img->path, "report", out);
+	return CTL_OK;
+}
+
+int lu_exec(struct client *requester, const char *fail_phase, bool dry,
+	    struct ctl_reply *r)
+{
+	const struct lu_image *img = lu_staged();
+	long long t_start = now_ns(), t_quiesced;
+	int version, hfd = -1, old_fd = -1, code = CTL_EINTERNAL;
+	json_t *info;
+	char err[256];
+
+	if (!img)
+		return ctl_fail(r, CTL_ESTATE, "%s",
+				"no image is staged: xl live-update load IMAGE");
+	version = lu_handover_version(img, err, sizeof(err));
+	if (version < 0)
+		return ctl_fail(r, CTL_EINVAL, "%s", err);
+	quiesce_all();
+	t_quiesced = now_ns();
+	if (fail_phase && !strcmp(fail_phase, "quiesce")) {
+		ctl_fail(r, CTL_EINTERNAL, "%s", "injected failure in phase quiesce");
+		goto resume;
+	}
+	hfd = memfd_create("xkvm-handover", MFD_CLOEXEC);
+	old_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	info = handover_info(dry ? NULL : requester, old_fd, fail_phase,
+			     t_start, t_quiesced);
+	if (hfd < 0 || old_fd < 0 || write_handover(hfd, version, info) < 0 ||
+	    (fail_phase && !strcmp(fail_phase, "save"))) {
+		json_decref(info);
+		ctl_fail(r, CTL_EINTERNAL, "writing the handover failed%s",
+			 fail_phase && !strcmp(fail_phase, "save") ?
+			 " (injected failure in phase save)" : "");
+		goto resume;
+	}
+	json_decref(info);
+	if (dry) {
+		resume_all();
+		code = dry_run(img, hfd, r);
+		goto out;
+	}
+	log_info("live update: handing %u domain(s) to %s (build-id %s), stream v%d",
+		 domain_count(), img->path, img->build_id, version);
+	keep_fds_open(true, hfd, old_fd);
+	if (!fail_phase || strcmp(fail_phase, "exec"))
+		exec_image(img, hfd, "--handover", now_ns());
+	/* Still here: exec failed, nothing was handed over. */
+	keep_fds_open(false, hfd, old_fd);
+	ctl_fail(r, CTL_EINTERNAL, "exec of %s failed: %s", img->path,
+		 fail_phase ? "injected failure in phase exec" : strerror(errno));
+resume:
+	resume_all();
+out:
+	if (hfd >= 0)
+		close(hfd);
+	if (old_fd >= 0)
+		close(old_fd);
+	if (code != CTL_OK && !dry) {
+		log_err("live update failed, guests resumed: %s", r->msg);
+		lu_set_last_result(json_pack("{s:s, s:s, s:s}", "result",
+					     "failed", "reason", r->msg,
+					     "image", img->path));
+	}
+	return code;
+}

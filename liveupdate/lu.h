@@ -1,0 +1,72 @@
+/*
+ * Live update (docs/live-update.md): a staged new hypervisor image takes
+ * over the running guests.  The old image parks every vCPU, writes a
+ * handover stream into a memfd and execs the new image, which checks the
+ * handover, rebuilds the KVM objects over the same RAM memfds and resumes.
+ * If the new image fails before the guests resume, it execs the old image
+ * again from the same handover.
+ */
+#ifndef LIVEUPDATE_LU_H
+#define LIVEUPDATE_LU_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct client;
+struct ctl_reply;
+
+/* The ELF note every image carries: the stream versions it handles. */
+#define XKVM_NOTE_NAME		"XKVM"
+#define XKVM_NOTE_STREAM	1
+
+struct lu_image {
+	char path[4096];
+	int fd;				/* O_RDONLY, kept until exec/unload */
+	char build_id[41];
+	unsigned read_min, read_max, write_min, write_max;
+};
+
+/* Phases that fault injection can fail (docs/live-update.md). */
+#define LU_PHASES "quiesce save exec verify restore kvm crash"
+
+/* Staging: the checks that run before anything pauses (stage.c). */
+int lu_check_image(const char *path, struct lu_image *img, char *err,
+		   size_t errlen);
+/* The stream version to hand over in, or -1 if the image cannot read ours. */
+int lu_handover_version(const struct lu_image *img, char *err,
+			size_t errlen);
+
+/* Daemon options a new image must start with (set by main.c). */
+struct lu_daemon_opts {
+	const char *socket;
+	const char *state_dir;
+	const char *log;
+};
+void lu_set_daemon_opts(const struct lu_daemon_opts *o);
+
+/* Old image side (handover.c): 0 = dry run done; on success exec does
+ * not return. */
+int lu_exec(struct client *requester, const char *fail_phase, bool dry_run,
+	    struct ctl_reply *r);
+
+/* New image side (takeover.c): called from main() with --handover. */
+int lu_takeover(int handover_fd, const char *rollback_reason,
+		long long t_exec_ns);
+/* --handover-check: parse a handover without taking over (dry run). */
+int lu_check_handover(int handover_fd);
+
+/* Status kept across updates (status.c). */
+json_t *lu_status(void);
+void lu_set_last_result(json_t *result);
+const struct lu_image *lu_staged(void);
+int lu_stage(const char *path, char *err, size_t errlen);
+void lu_unstage(void);
+
+/* Control API commands (commands.c). */
+int cmd_lu_load(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lu_exec(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lu_unload(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lu_status(struct client *c, json_t *args, struct ctl_reply *r);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * The note that tells a running hypervisor which state-stream versions
+ * this image reads and writes, so a live update to it is checked before
+ * anything pauses.  It lands in a PT_NOTE segment next to the build-id.
+ */
+#include <stdint.h>
+
+#include "liveupdate/lu.h"
+#include "stream.h"
+
+struct xkvm_note {
+	uint32_t namesz, descsz, type;
+	char name[8];
+	uint32_t read_min, read_max, write_min, write_max;
+};
+
+__attribute__((section(".note.xkvm"), aligned(4), used))
+static const struct xkvm_note xkvm_note = {
+	.namesz = sizeof(XKVM_NOTE_NAME),
+	.descsz = 16,
+	.type = XKVM_NOTE_STREAM,
+	.name = XKVM_NOTE_NAME,
+	.read_min = STREAM_VERSION_MIN,
+	.read_max = STREAM_VERSION,
+	.write_min = STREAM_VERSION_MIN,
+	.write_max = STREAM_VERSION,
+};

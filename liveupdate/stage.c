@@ -1,0 +1,152 @@
+/*
+ * Staging checks, done before anything pauses: the file is an x86-64 ELF
+ * executable with a build-id, and its XKVM note says it can read a stream
+ * version this image writes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "liveupdate/lu.h"
+#include "stream.h"
+
+struct notes {
+	bool have_build_id, have_xkvm;
+	char build_id[41];
+	uint32_t versions[4];
+};
+
+static void read_note(Elf_Data *d, size_t name_off, size_t desc_off,
+		      const GElf_Nhdr *nh, struct notes *n)
+{
+	const char *name = (const char *)d->d_buf + name_off;
+	const unsigned char *desc = (const unsigned char *)d->d_buf + desc_off;
+	unsigned i;
+
+	if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+	    !memcmp(name, "GNU", 4) && nh->n_descsz <= 20) {
+		for (i = 0; i < nh->n_descsz; i++)
+			sprintf(n->build_id + 2 * i, "%02x", desc[i]);
+		n->have_build_id = nh->n_descsz > 0;
+	} else if (nh->n_type == XKVM_NOTE_STREAM &&
+		   nh->n_namesz == sizeof(XKVM_NOTE_NAME) &&
+		   !memcmp(name, XKVM_NOTE_NAME, sizeof(XKVM_NOTE_NAME)) &&
+		   nh->n_descsz == sizeof(n->versions)) {
+		memcpy(n->versions, desc, sizeof(n->versions));
+		n->have_xkvm = true;
+	}
+}
+
+static int scan_notes(Elf *e, struct notes *n)
+{
+	size_t i, nph;
+	GElf_Phdr ph;
+
+	if (elf_getphdrnum(e, &nph))
+		return -1;
+	for (i = 0; i < nph; i++) {
+		Elf_Data *d;
+		GElf_Nhdr nh;
+		size_t off = 0, noff, doff;
+
+		if (!gelf_getphdr(e, i, &ph) || ph.p_type != PT_NOTE)
+			continue;
+		d = elf_getdata_rawchunk(e, ph.p_offset, ph.p_filesz,
+					 ELF_T_NHDR);
+		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)))
+			read_note(d, noff, doff, &nh, n);
+	}
+	return 0;
+}
+
+static int check_elf(int fd, const char *path, struct lu_image *img,
+		     char *err, size_t errlen)
+{
+	struct notes n = { 0 };
+	GElf_Ehdr eh;
+	Elf *e;
+	int ret = -1;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -1;
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e || elf_kind(e) != ELF_K_ELF || !gelf_getehdr(e, &eh)) {
+		snprintf(err, errlen, "%s: not an ELF file", path);
+		goto out;
+	}
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)) {
+		snprintf(err, errlen, "%s: not an x86-64 ELF executable", path);
+		goto out;
+	}
+	if (scan_notes(e, &n) < 0) {
+		snprintf(err, errlen, "%s: truncated or corrupt ELF: %s", path,
+			 elf_errmsg(-1));
+		goto out;
+	}
+	if (!n.have_build_id) {
+		snprintf(err, errlen, "%s: no GNU build-id note", path);
+		goto out;
+	}
+	if (!n.have_xkvm) {
+		snprintf(err, errlen,
+			 "%s: no XKVM stream-version note: not a hypervisor image",
+			 path);
+		goto out;
+	}
+	memcpy(img->build_id, n.build_id, sizeof(img->build_id));
+	img->read_min = n.versions[0];
+	img->read_max = n.versions[1];
+	img->write_min = n.versions[2];
+	img->write_max = n.versions[3];
+	ret = 0;
+out:
+	if (e)
+		elf_end(e);
+	return ret;
+}
+
+int lu_check_image(const char *path, struct lu_image *img, char *err,
+		   size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (access(path, X_OK) < 0) {
+		snprintf(err, errlen, "%s: not executable", path);
+		goto fail;
+	}
+	if (check_elf(fd, path, img, err, errlen) < 0)
+		goto fail;
+	if (lu_handover_version(img, err, errlen) < 0)
+		goto fail;
+	snprintf(img->path, sizeof(img->path), "%s", path);
+	img->fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+int lu_handover_version(const struct lu_image *img, char *err,
+			size_t errlen)
+{
+	unsigned v = img->read_max < STREAM_VERSION ? img->read_max
+						    : STREAM_VERSION;
+
+	if (v < STREAM_VERSION_MIN || v < img->read_min) {
+		snprintf(err, errlen,
+			 "the image reads state versions %u..%u; this one writes %d..%d",
+			 img->read_min, img->read_max, STREAM_VERSION_MIN,
+			 STREAM_VERSION);
+		return -1;
+	}
+	return v;
+}

@@ -1,0 +1,403 @@
+/*
+ * The new image's half of a live update.  Like kexec's purgatory it checks
+ * the handover (magic, version, every checksum) before using any of it,
+ * then rebuilds every domain over the inherited RAM memfds, adopts the
+ * control socket and its connections, and resumes the guests.  If any
+ * step fails before the guests resume -- including a crash -- it execs the
+ * old image again from the same, untouched handover.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <generated/autoconf.h>
+
+#include "buildinfo.h"
+#include "control.h"
+#include "domain.h"
+#include "liveupdate/lu.h"
+#include "log.h"
+#include "state.h"
+
+extern char **environ;
+
+#define MAX_HANDOVER_CLIENTS 256
+
+struct takeover {
+	int hfd;
+	json_t *info;
+	const char *rollback_reason;	/* non-NULL: we are the old image */
+	struct domain *doms[CONFIG_MAX_DOMAINS];
+	unsigned nr_doms;
+	struct rec_client clients[MAX_HANDOVER_CLIENTS];
+	unsigned nr_clients;
+	unsigned version;
+	long long t_main, t_restored;
+};
+
+/* Prebuilt so the crash handler only calls async-signal-safe things. */
+static char rb_fd[16], rb_hfd[16];
+static char *rb_argv[16];
+static int rb_image_fd = -1;
+static unsigned rb_reason_slot;
+
+static long long now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static const char *info_str(json_t *info, const char *key)
+{
+	const char *s = json_string_value(json_object_get(info, key));
+
+	return s ? s : "";
+}
+
+static int info_int(json_t *info, const char *key)
+{
+	return json_integer_value(json_object_get(info, key));
+}
+
+static void prepare_rollback(json_t *info, int hfd)
+{
+	const char *log = info_str(info, "log");
+	unsigned i = 0;
+
+	rb_image_fd = info_int(info, "old_image_fd");
+	snprintf(rb_fd, sizeof(rb_fd), "%d", rb_image_fd);
+	snprintf(rb_hfd, sizeof(rb_hfd), "%d", hfd);
+	rb_argv[i++] = "xen";
+	rb_argv[i++] = "--socket";
+	rb_argv[i++] = strdup(info_str(info, "socket"));
+	rb_argv[i++] = "--state-dir";
+	rb_argv[i++] = strdup(info_str(info, "state_dir"));
+	if (log[0]) {
+		rb_argv[i++] = "--log";
+		rb_argv[i++] = strdup(log);
+	} else {
+		rb_argv[i++] = "--foreground";
+	}
+	rb_argv[i++] = "--handover";
+	rb_argv[i++] = rb_hfd;
+	rb_argv[i++] = "--rollback";
+	rb_reason_slot = i;
+	rb_argv[i++] = "the new image crashed";
+	rb_argv[i] = NULL;
+}
+
+static void exec_old_image(void)
+{
+	fexecve(rb_image_fd, rb_argv, environ);
+}
+
+static void crash_handler(int sig)
+{
+	static const char msg[] =
+		"xen: live update: the new image crashed; rolling back\n";
+
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(70);
+	exec_old_image();
+	_exit(70);
+}
+
+static void install_crash_handlers(bool on)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+	struct sigaction sa;
+	unsigned i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on ? crash_handler : SIG_DFL;
+	sa.sa_flags = SA_NODEFER | SA_RESETHAND;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* Go back to the old image with the same handover; returns on failure. */
+static void rollback(struct takeover *t, const char *reason)
+{
+	unsigned i;
+
+	for (i = 0; i < t->nr_doms; i++)
+		domain_discard(t->doms[i]);
+	t->nr_doms = 0;
+	if (t->rollback_reason) {
+		log_err("live update: rollback failed too: %s", reason);
+		return;
+	}
+	log_err("live update: %s; executing the old image again", reason);
+	rb_argv[rb_reason_slot] = (char *)reason;
+	exec_old_image();
+	log_err("live update: exec of the old image failed: %s",
+		strerror(errno));
+}
+
+static int open_reader(struct stream_reader *r, int *hfd)
+{
+	struct stream_source src = { stream_fd_read, hfd };
+
+	if (lseek(*hfd, 0, SEEK_SET) < 0)
+		return -1;
+	return stream_reader_open(r, src);
+}
+
+/* First pass: the whole handover is well formed before we use any of it. */
+static int verify(struct takeover *t, char *err, size_t errlen)
+{
+	struct stream_reader r;
+	json_error_t jerr;
+	int got;
+
+	if (open_reader(&r, &t->hfd) < 0)
+		goto bad;
+	t->version = r.hdr.version;
+	got = stream_next(&r);
+	if (got <= 0 || r.rec.type != REC_HANDOVER) {
+		snprintf(err, errlen, "handover does not start with HANDOVER%s%s",
+			 got < 0 ? ": " : "", got < 0 ? r.err : "");
+		stream_reader_close(&r);
+		return -1;
+	}
+	t->info = json_loadb((char *)r.body, r.rec.length, 0, &jerr);
+	if (!json_is_object(t->info)) {
+		snprintf(err, errlen, "HANDOVER is not a JSON object: %s",
+			 jerr.text);
+		stream_reader_close(&r);
+		return -1;
+	}
+	while ((got = stream_next(&r)) > 0)
+		;
+	if (got < 0)
+		goto bad;
+	stream_reader_close(&r);
+	return 0;
+bad:
+	snprintf(err, errlen, "handover rejected: %s", r.err);
+	stream_reader_close(&r);
+	return -1;
+}
+
+static bool fail_here(struct takeover *t, const char *phase)
+{
+	const char *f = json_string_value(json_object_get(t->info, "fail_phase"));
+
+	return !t->rollback_reason && f && !strcmp(f, phase);
+}
+
+static int restore_domain(struct takeover *t, struct stream_reader *r,
+			  bool fresh_ram, char *err, size_t errlen)
+{
+	struct rec_domain_begin b;
+	struct restore_opts o = { .no_start = true };
+	struct domain *dom;
+
+	if (r->rec.length != sizeof(b) ||
+	    t->nr_doms == CONFIG_MAX_DOMAINS) {
+		snprintf(err, errlen, "bad DOMAIN_BEGIN record");
+		return -1;
+	}
+	memcpy(&b, r->body, sizeof(b));
+	o.ram_fd = fresh_ram ? -1 : b.ram_fd;
+	o.domid = b.domid;
+	if (fail_here(t, "kvm") && t->nr_doms == 0) {
+		snprintf(err, errlen,
+			 "d%u: KVM_CREATE_VM failed (injected failure in phase kvm)",
+			 b.domid);
+		return -1;
+	}
+	if (state_restore_domain(r, &o, &dom, err, errlen))
+		return -1;
+	t->doms[t->nr_doms++] = dom;
+	dom->state = b.state <= DOM_CRASHED ? b.state : DOM_PAUSED;
+	dom->exit_code = b.exit_code;
+	dom->shutdown_reason = b.shutdown_reason;
+	if (fail_here(t, "crash"))
+		raise(SIGSEGV);
+	if (fail_here(t, "restore")) {
+		snprintf(err, errlen, "d%u: injected failure in phase restore",
+			 dom->id);
+		return -1;
+	}
+	return 0;
+}
+
+/* Second pass: rebuild every domain (not started) and note the clients. */
+static int restore_all(struct takeover *t, bool fresh_ram, char *err,
+		       size_t errlen)
+{
+	struct stream_reader r;
+	int got, ret = -1;
+
+	if (open_reader(&r, &t->hfd) < 0 || stream_next(&r) <= 0) {
+		snprintf(err, errlen, "handover changed under us: %s", r.err);
+		goto out;
+	}
+	while ((got = stream_next(&r)) > 0) {
+		if (r.rec.type == REC_DOMAIN_BEGIN) {
+			if (restore_domain(t, &r, fresh_ram, err, errlen) < 0)
+				goto out;
+		} else if (r.rec.type == REC_CLIENT &&
+			   r.rec.length == sizeof(struct rec_client) &&
+			   t->nr_clients < MAX_HANDOVER_CLIENTS) {
+			memcpy(&t->clients[t->nr_clients++], r.body,
+			       sizeof(struct rec_client));
+		} else if (!(r.rec.flags & REC_F_OPTIONAL)) {
+			snprintf(err, errlen, "offset %llu: unexpected %s record",
+				 (unsigned long long)r.rec_offset,
+				 rec_type_name(r.rec.type) ?: "unknown");
+			goto out;
+		}
+	}
+	if (got < 0) {
+		snprintf(err, errlen, "%s", r.err);
+		goto out;
+	}
+	ret = 0;
+out:
+	stream_reader_close(&r);
+	return ret;
+}
+
+static double ms(long long a, long long b)
+{
+	return (b - a) / 1e6;
+}
+
+static json_t *result_json(struct takeover *t, long long t_exec,
+			   long long t_resumed)
+{
+	json_t *info = t->info;
+	long long t_start = json_integer_value(json_object_get(info, "t_start_ns"));
+	long long t_q = json_integer_value(json_object_get(info, "t_quiesced_ns"));
+	json_t *res;
+
+	res = json_pack("{s:s, s:s, s:s, s:i, s:i, s:f, s:f}",
+			"result", t->rollback_reason ? "rolled-back" : "ok",
+			"from_build_id", info_str(info, "old_build_id"),
+			"to_build_id", build_id_hex(),
+			"format_version", t->version,
+			"domains", t->nr_doms,
+			"blackout_ms", ms(t_start, t_resumed),
+			"total_ms", ms(t_start, t_resumed));
+	json_object_set_new(res, "phases_ms",
+			    json_pack("{s:f, s:f, s:f, s:f, s:f}",
+				      "quiesce", ms(t_start, t_q),
+				      "save", ms(t_q, t_exec),
+				      "exec", ms(t_exec, t->t_main),
+				      "restore", ms(t->t_main, t->t_restored),
+				      "resume", ms(t->t_restored, t_resumed)));
+	if (t->rollback_reason)
+		json_object_set_new(res, "reason",
+				    json_string(t->rollback_reason));
+	return res;
+}
+
+/* Everything checked and rebuilt: take over and let the guests run. */
+static void go_live(struct takeover *t, long long t_exec)
+{
+	json_t *res, *id = json_object_get(t->info, "requester_id");
+	int req_fd = info_int(t->info, "requester_fd");
+	struct client *req = NULL;
+	char err[128];
+	unsigned i;
+
+	install_crash_handlers(false);
+	control_adopt_listener(info_int(t->info, "listen_fd"),
+			       info_str(t->info, "socket"));
+	for (i = 0; i < t->nr_clients; i++) {
+		struct client *c = control_adopt_client(
+			t->clients[i].fd, t->clients[i].console_domid,
+			t->clients[i].console_pos);
+
+		if (c && c->fd == req_fd)
+			req = c;
+	}
+	domain_set_next_id(info_int(t->info, "next_domid"));
+	for (i = 0; i < t->nr_doms; i++) {
+		struct domain *d = t->doms[i];
+		enum dom_state st = d->state;
+
+		if (domain_commit(d, st != DOM_RUNNING, err, sizeof(err)))
+			log_err("d%u: cannot start after live update: %s",
+				d->id, err);
+		d->state = st;
+	}
+	res = result_json(t, t_exec, now_ns());
+	lu_set_last_result(json_incref(res));
+	log_info("live update %s: %u domain(s), blackout %.3f ms%s%s",
+		 t->rollback_reason ? "rolled back" : "done", t->nr_doms,
+		 json_real_value(json_object_get(res, "blackout_ms")),
+		 t->rollback_reason ? ": " : "",
+		 t->rollback_reason ? t->rollback_reason : "");
+	if (req && t->rollback_reason) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "live update rolled back: %s",
+			 t->rollback_reason);
+		control_reply_now(req, id, CTL_EROLLEDBACK, NULL, msg);
+	} else if (req) {
+		control_reply_now(req, id, CTL_OK, res, NULL);
+	}
+	json_decref(res);
+}
+
+int lu_takeover(int hfd, const char *rollback_reason, long long t_exec)
+{
+	struct takeover t = { .hfd = hfd, .rollback_reason = rollback_reason };
+	char err[512];
+
+	t.t_main = now_ns();
+	if (verify(&t, err, sizeof(err)) < 0) {
+		/* Without a readable handover there is nothing to go back to. */
+		log_err("live update: %s", err);
+		return -1;
+	}
+	lu_set_last_result(json_incref(json_object_get(t.info, "history")));
+	prepare_rollback(t.info, hfd);
+	if (!rollback_reason)
+		install_crash_handlers(true);
+	if (fail_here(&t, "verify")) {
+		rollback(&t, "handover rejected (injected failure in phase verify)");
+		return -1;
+	}
+	if (restore_all(&t, false, err, sizeof(err)) < 0) {
+		rollback(&t, err);
+		return -1;
+	}
+	t.t_restored = now_ns();
+	go_live(&t, t_exec);
+	close(hfd);
+	close(rb_image_fd);
+	json_decref(t.info);
+	return 0;
+}
+
+int lu_check_handover(int hfd)
+{
+	struct takeover t = { .hfd = hfd, .rollback_reason = "dry run" };
+	char err[512];
+	unsigned i;
+
+	if (verify(&t, err, sizeof(err)) < 0 ||
+	    restore_all(&t, true, err, sizeof(err)) < 0) {
+		printf("%s\n", err);
+		for (i = 0; i < t.nr_doms; i++)
+			domain_discard(t.doms[i]);
+		return 1;
+	}
+	printf("handover stream v%u: %u domain(s), %u client(s) restored and checked (build-id %s)\n",
+	       t.version, t.nr_doms, t.nr_clients, build_id_hex());
+	for (i = 0; i < t.nr_doms; i++)
+		domain_discard(t.doms[i]);
+	json_decref(t.info);
+	return 0;
+}
