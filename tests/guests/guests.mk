@@ -1,4 +1,6 @@
-# Test guests: freestanding multiboot1 kernels (see tests/guests/README.md).
+# Test guests: freestanding kernels (see tests/guests/README.md): the
+# multiboot1 counter and exit guests, and the boot reporter built three
+# ways (multiboot1 ELF, PVH ELF, Linux bzImage).
 #
 # Included by the top-level Makefile; also usable on its own:
 #   make -f tests/guests/guests.mk BUILD=build guests
@@ -21,16 +23,25 @@ GUEST_CFLAGS  := -m64 -ffreestanding -fno-pic -fno-pie -mno-red-zone \
                  -fno-omit-frame-pointer -std=gnu11 \
                  -Wall -Wextra -Werror -MMD -MP
 GUEST_ASFLAGS := -m64 -fno-pic -fno-pie -Wall -Werror -MMD -MP
-GUEST_LDFLAGS := -m64 -nostdlib -static -no-pie -Wl,--build-id=none \
+GUEST_LDBASE  := -m64 -nostdlib -static -no-pie -Wl,--build-id=none \
                  -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments \
-                 -Wl,-T,$(GUEST_SRCDIR)/link.ld
+                 -Wl,-L,$(GUEST_SRCDIR)
+GUEST_LDFLAGS := $(GUEST_LDBASE) -Wl,-T,$(GUEST_SRCDIR)/link.ld
 
-GUEST_COMMON_OBJ := $(GUEST_OBJDIR)/boot.o $(GUEST_OBJDIR)/lib.o
+# CPU tables, stacks and handlers (cpu.S) and the runtime: every guest.
+GUEST_CPU_OBJ    := $(GUEST_OBJDIR)/cpu.o $(GUEST_OBJDIR)/lib.o
+# The multiboot guests: their entry (boot.S) first.
+GUEST_COMMON_OBJ := $(GUEST_OBJDIR)/boot.o $(GUEST_CPU_OBJ)
 GUEST_NAMES      := counter exit
 GUEST_ELFS       := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_NAMES))
 
+# The boot reporter (reporter.c) behind three entries.
+GUEST_REPORT_OBJ := $(GUEST_CPU_OBJ) $(GUEST_OBJDIR)/reporter.o
+GUEST_BOOT_IMAGES := $(GUEST_OUT)/mbreport.elf $(GUEST_OUT)/pvh.elf \
+                     $(GUEST_OUT)/bzimage
+
 .PHONY: guests
-guests: $(GUEST_ELFS)
+guests: $(GUEST_ELFS) $(GUEST_BOOT_IMAGES)
 
 $(GUEST_OBJDIR)/%.o: $(GUEST_SRCDIR)/%.c $(GUEST_SRCDIR)/guests.mk
 	@mkdir -p $(dir $@)
@@ -52,6 +63,55 @@ $(GUEST_OUT)/%.elf: $(GUEST_OBJDIR)/%.elf64
 	@od -An -v -tx4 -N8192 $@ | grep -qw 1badb002 || \
 	  { echo "$@: no multiboot header in the first 8 KiB" >&2; \
 	    rm -f $@; exit 1; }
+
+# --- boot reporter: multiboot1 (bootmagic.S = boot.S keeping EAX).
+$(GUEST_OBJDIR)/mbreport.elf64: $(GUEST_OBJDIR)/bootmagic.o \
+                                $(GUEST_REPORT_OBJ) $(GUEST_SRCDIR)/link.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
+
+# --- boot reporter: PVH.  Stays ELF64; must have the Xen PHYS32_ENTRY
+# note (type 18) in a PT_NOTE and no multiboot header (or a multiboot
+# loader would take it).
+$(GUEST_OBJDIR)/pvh.elf64: $(GUEST_OBJDIR)/pvh.o $(GUEST_REPORT_OBJ) \
+                           $(GUEST_SRCDIR)/pvh.ld $(GUEST_SRCDIR)/guestsyms.ld
+	$(GUEST_CC) $(GUEST_LDBASE) -Wl,-T,$(GUEST_SRCDIR)/pvh.ld -o $@ \
+	  $(filter %.o,$^)
+
+$(GUEST_OUT)/pvh.elf: $(GUEST_OBJDIR)/pvh.elf64
+	@mkdir -p $(dir $@)
+	$(GUEST_OBJCOPY) --strip-debug $< $@
+	@LC_ALL=C readelf -lnW $@ | grep -q 'NOTE' && \
+	 LC_ALL=C readelf -nW $@ | grep -Eq 'Xen[[:space:]]+0x0+4[[:space:]].*(0x0*12[^0-9a-f]|PHYS32_ENTRY)' || \
+	  { echo "$@: no Xen PHYS32_ENTRY note in a PT_NOTE" >&2; \
+	    rm -f $@; exit 1; }
+	@! od -An -v -tx4 -N8192 $@ | grep -qw 1badb002 || \
+	  { echo "$@: has a multiboot header" >&2; rm -f $@; exit 1; }
+
+# --- boot reporter: Linux bzImage.  One ELF (linux.ld: setup at LMA 0,
+# payload linked at 0x100000 right behind it), flattened by objcopy.
+$(GUEST_OBJDIR)/bzimage.elf64: $(GUEST_OBJDIR)/linux.o $(GUEST_REPORT_OBJ) \
+                               $(GUEST_SRCDIR)/linux.ld \
+                               $(GUEST_SRCDIR)/guestsyms.ld
+	$(GUEST_CC) $(GUEST_LDBASE) -Wl,-T,$(GUEST_SRCDIR)/linux.ld -o $@ \
+	  $(filter %.o,$^)
+
+# Checks: boot flag, "HdrS", file size = (setup_sects + 1) * 512 + the
+# payload (syssize paragraphs, rounded), no multiboot header.
+$(GUEST_OUT)/bzimage: $(GUEST_OBJDIR)/bzimage.elf64
+	@mkdir -p $(dir $@)
+	$(GUEST_OBJCOPY) -O binary $< $@
+	@set -- $$(od -An -v -j 0x1f1 -N 1 -tu1 $@) \
+	       $$(od -An -v -j 0x1f4 -N 4 -tu4 $@) \
+	       $$(od -An -v -j 0x1fe -N 2 -tx2 $@) \
+	       $$(od -An -v -j 0x202 -N 4 -c $@ | tr -d ' '); \
+	 size=$$(stat -c %s $@); \
+	 want=$$(( ($$1 + 1) * 512 + $$2 * 16 )); \
+	 [ "$$3" = aa55 ] && [ "$$4" = HdrS ] && \
+	 [ $$size -le $$want ] && [ $$size -gt $$((want - 16)) ] || \
+	  { echo "$@: bad bzImage (setup_sects=$$1 syssize=$$2 flag=$$3" \
+	         "magic=$$4 size=$$size want=$$want)" >&2; rm -f $@; exit 1; }
+	@! od -An -v -tx4 -N8192 $@ | grep -qw 1badb002 || \
+	  { echo "$@: has a multiboot header" >&2; rm -f $@; exit 1; }
 
 .PRECIOUS: $(GUEST_OBJDIR)/%.elf64 $(GUEST_OBJDIR)/%.o
 
