@@ -17,6 +17,9 @@ CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
               -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS   += -D_GNU_SOURCE -I$(BUILD)/include -Icommon -Ixen -I.
+ifeq ($(STREAM_NEXT),1)
+CPPFLAGS   += -DSTREAM_VERSION=3
+endif
 ifeq ($(SANITIZE),1)
 CFLAGS     += -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
@@ -31,7 +34,7 @@ AUTOCONF_MK := $(BUILD)/include/config/auto.conf
 
 .PHONY: all defconfig menuconfig olddefconfig savedefconfig demo test \
         test-quick sanitize bench clean setup guests unit
-all: $(BUILD)/bin/xen $(BUILD)/bin/xl guests unit
+all: $(BUILD)/bin/xen $(BUILD)/bin/xl $(BUILD)/bin/counter-watch guests unit
 
 # ---------------------------------------------------------------- Kconfig
 $(KCONFIG_CONFIG):
@@ -53,6 +56,7 @@ savedefconfig:
 # Kconfig changes; make then restarts with the new CONFIG_ variables.
 $(AUTOCONF_MK): $(KCONFIG_CONFIG) Kconfig
 	@mkdir -p $(BUILD)/include/generated $(BUILD)/include/config
+	kconfig-conf --olddefconfig Kconfig >/dev/null
 	cd $(BUILD) && KCONFIG_CONFIG=$(abspath $(KCONFIG_CONFIG)) \
 	  KCONFIG_AUTOHEADER=include/generated/autoconf.h \
 	  KCONFIG_AUTOCONFIG=include/config/auto.conf \
@@ -72,6 +76,7 @@ XEN_SRC-$(CONFIG_LIVE_UPDATE) += $(filter-out liveupdate/note.c,$(wildcard liveu
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c
+XEN_SRC    += xen/boot/mptable.c xen/boot/acpi.c
 XEN_SRC    += $(XEN_SRC-y)
 XL_SRC     := $(wildcard tools/xl/*.c)
 
@@ -98,6 +103,11 @@ $(BUILD)/bin/xl: $(XL_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_XL)
 
+# Outside the hypervisor: watches counter guests through their RAM memfds.
+$(BUILD)/bin/counter-watch: $(call obj,tools/watch/counter-watch.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
 $(BUILD)/obj/%.o: %.c $(AUTOCONF)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -117,9 +127,20 @@ demo: setup
 	$(MAKE) all
 	scripts/demo.sh $(BUILD)
 
+# Other builds the tests use: a daemon one state-format version ahead (for
+# live updates between format versions, N -> N+1 -> N) and the reduced
+# Kconfig subset (for updates between differently configured builds).
+variants:
+	$(MAKE) BUILD=build-next STREAM_NEXT=1 KCONFIG_CONFIG=$(KCONFIG_CONFIG) \
+	  build-next/bin/xen
+	$(MAKE) BUILD=build-minimal KCONFIG_CONFIG=build-minimal/.config \
+	  build-minimal/.config-seeded build-minimal/bin/xen
+
+.PHONY: variants
+
 # The whole suite: the default build, then the reduced Kconfig subset.
 test: setup
-	$(MAKE) all
+	$(MAKE) all variants
 	XEN_BUILD=$(abspath $(BUILD)) $(PYTEST) -q tests
 	$(MAKE) test-config CONFIG_SUBSET=minimal
 

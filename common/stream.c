@@ -221,7 +221,7 @@ int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
 	if (!b.nr_pages)
 		return 0;
 	raw_len = (size_t)b.nr_pages * STREAM_PAGE_SIZE;
-	elen = w->version >= 2 ? encode(w, enc, raw, raw_len) : 0;
+	elen = w->version >= 2 ? encode(w, enc, raw, raw_len) : 0;	/* v1: raw */
 	b.encoding = elen ? enc : PAGE_ENC_NONE;
 	b.data_len = elen ? elen : raw_len;
 	{

@@ -15,8 +15,16 @@
 
 #define STREAM_MAGIC		"XKVMSTRM"
 #define STREAM_BYTE_ORDER	0x01020304u
-#define STREAM_VERSION		2	/* what this build writes by default */
-#define STREAM_VERSION_MIN	1	/* the oldest it reads and can write */
+/*
+ * The version this build writes by default; it reads and can write the one
+ * before too.  A build can be made one version ahead (make ... 
+ * STREAM_NEXT=1 defines STREAM_VERSION=3) to test updates and rollbacks
+ * between format versions: version 3 adds nothing but its number.
+ */
+#ifndef STREAM_VERSION
+#define STREAM_VERSION		2
+#endif
+#define STREAM_VERSION_MIN	(STREAM_VERSION - 1)
 #define STREAM_HEADER_LEN	72
 #define STREAM_RECORD_MAX	(64u << 20)
 #define STREAM_PAGE_SIZE	4096u

@@ -288,13 +288,17 @@ static json_t *result_json(struct takeover *t, long long t_exec,
 			"domains", t->nr_doms,
 			"blackout_ms", ms(t_start, t_resumed),
 			"total_ms", ms(t_start, t_resumed));
-	json_object_set_new(res, "phases_ms",
-			    json_pack("{s:f, s:f, s:f, s:f, s:f}",
-				      "quiesce", ms(t_start, t_q),
-				      "save", ms(t_q, t_exec),
-				      "exec", ms(t_exec, t->t_main),
-				      "restore", ms(t->t_main, t->t_restored),
-				      "resume", ms(t->t_restored, t_resumed)));
+	/* A rollback re-exec carries no exec timestamp: no save/exec split. */
+	if (t_exec)
+		json_object_set_new(res, "phases_ms",
+				    json_pack("{s:f, s:f, s:f, s:f, s:f}",
+					      "quiesce", ms(t_start, t_q),
+					      "save", ms(t_q, t_exec),
+					      "exec", ms(t_exec, t->t_main),
+					      "restore",
+					      ms(t->t_main, t->t_restored),
+					      "resume",
+					      ms(t->t_restored, t_resumed)));
 	if (t->rollback_reason)
 		json_object_set_new(res, "reason",
 				    json_string(t->rollback_reason));
@@ -330,6 +334,9 @@ static void go_live(struct takeover *t, long long t_exec)
 			log_err("d%u: cannot start after live update: %s",
 				d->id, err);
 		d->state = st;
+		/* RAM is mapped through our duplicate; drop the inherited fd. */
+		close(d->adopt_ram_fd);
+		d->adopt_ram_fd = -1;
 	}
 	res = result_json(t, t_exec, now_ns());
 	lu_set_last_result(json_incref(res));
