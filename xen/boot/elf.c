@@ -10,7 +10,7 @@
 
 static Elf *elf_open(const struct boot_image *img)
 {
-	if (elf_version(EV_CURRENT) == DOM_EV_NONE)
+	if (elf_version(EV_CURRENT) == EV_NONE)
 		return NULL;
 	return elf_memory((char *)img->data, img->size);
 }

@@ -6,10 +6,12 @@
 #include <string.h>
 
 #include "boot/boot.h"
+#include "boot/tables.h"
 #include "domain.h"
 #include "memory.h"
 
 #define HDR_SETUP_SECTS		0x1f1
+#define HDR_SYSSIZE		0x1f4
 #define HDR_VID_MODE		0x1fa
 #define HDR_BOOT_FLAG		0x1fe
 #define HDR_JUMP		0x200
@@ -25,6 +27,7 @@
 #define HDR_XLOADFLAGS		0x236
 #define HDR_CMDLINE_SIZE	0x238
 #define HDR_INIT_SIZE		0x260
+#define BP_ACPI_RSDP_ADDR	0x070
 #define BP_E820_ENTRIES		0x1e8
 #define BP_E820_TABLE		0x2d0
 
@@ -47,14 +50,23 @@ static void put32(uint8_t *p, unsigned off, uint32_t v)
 
 int linux_probe(const struct boot_image *img)
 {
-	return img->size > 0x400 && !memcmp(img->data + HDR_MAGIC, "HdrS", 4);
+	return img->size >= HDR_VERSION && !memcmp(img->data + HDR_MAGIC,
+						  "HdrS", 4);
 }
 
 static int check_header(const struct boot_image *img, char *err,
 			size_t errlen)
 {
 	const uint8_t *d = img->data;
-	uint16_t version = d[HDR_VERSION] | d[HDR_VERSION + 1] << 8;
+	uint16_t version;
+
+	if (img->size < HDR_INIT_SIZE + 4 ||
+	    img->size < (size_t)HDR_JUMP + 2 + d[HDR_JUMP + 1]) {
+		snprintf(err, errlen, "%s: truncated bzImage (%zu bytes)",
+			 img->path, img->size);
+		return -1;
+	}
+	version = d[HDR_VERSION] | d[HDR_VERSION + 1] << 8;
 
 	if (d[HDR_BOOT_FLAG] != 0x55 || d[HDR_BOOT_FLAG + 1] != 0xaa) {
 		snprintf(err, errlen, "%s: bzImage without the 0xAA55 boot flag",
@@ -90,6 +102,7 @@ static void fill_zero_page(struct domain *dom, const struct boot_image *img,
 	put32(bp, HDR_CMD_LINE_PTR, BOOT_CMDLINE);
 	put32(bp, HDR_RAMDISK_IMAGE, rd);
 	put32(bp, HDR_RAMDISK_SIZE, rd_size);
+	put32(bp, BP_ACPI_RSDP_ADDR, BOOT_ACPI);
 	n = boot_e820(dom, map);
 	bp[BP_E820_ENTRIES] = n;
 	memcpy(bp + BP_E820_TABLE, map, n * sizeof(map[0]));
@@ -108,12 +121,14 @@ int linux_load(struct domain *dom, const struct boot_image *img,
 	setup_sects = img->data[HDR_SETUP_SECTS] ? img->data[HDR_SETUP_SECTS]
 						 : 4;
 	kernel_off = (setup_sects + 1) * 512;
-	if (kernel_off >= img->size) {
+	/* syssize (in 16-byte units) is reliable from protocol 2.04 on. */
+	if (kernel_off >= img->size ||
+	    img->size - kernel_off < (size_t)get32(img->data, HDR_SYSSIZE) * 16) {
 		snprintf(err, errlen, "%s: truncated bzImage", img->path);
 		return -1;
 	}
 	if (dom->cfg.cmdline &&
-	    strlen(dom->cfg.cmdline) >= get32(img->data, HDR_CMDLINE_SIZE)) {
+	    strlen(dom->cfg.cmdline) > get32(img->data, HDR_CMDLINE_SIZE)) {
 		snprintf(err, errlen, "command line longer than the kernel's %u",
 			 get32(img->data, HDR_CMDLINE_SIZE));
 		return -1;
@@ -121,7 +136,8 @@ int linux_load(struct domain *dom, const struct boot_image *img,
 	kernel_end = BOOT_KERNEL_ADDR + get32(img->data, HDR_INIT_SIZE);
 	if (kernel_end > dom->mem.low_size) {
 		snprintf(err, errlen, "%s needs %llu MiB of RAM to unpack",
-			 img->path, (unsigned long long)(kernel_end >> 20) + 1);
+			 img->path,
+			 (unsigned long long)((kernel_end + (1 << 20) - 1) >> 20));
 		return -1;
 	}
 	if (boot_copy(dom, BOOT_KERNEL_ADDR, img->data + kernel_off,

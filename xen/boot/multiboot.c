@@ -10,6 +10,8 @@
 #define MB_BOOT_MAGIC		0x2BADB002
 #define MB_SEARCH		8192
 #define MB_FLAG_AOUT_KLUDGE	(1u << 16)
+/* Required-feature bits other than page alignment (0) and memory info (1). */
+#define MB_FLAG_REQUIRED_UNSUPPORTED	0xfffcu
 
 #define MBI_MEM		(1u << 0)
 #define MBI_CMDLINE	(1u << 2)
@@ -72,6 +74,13 @@ int multiboot_load(struct domain *dom, const struct boot_image *img,
 	uint64_t entry, end, rd, rd_size;
 	unsigned i, n;
 
+	/* Bits 0-15 are requirements: refuse what we cannot provide. */
+	if (hdr[1] & MB_FLAG_REQUIRED_UNSUPPORTED) {
+		snprintf(err, errlen,
+			 "%s: multiboot header requires features %#x this loader does not provide (video mode or unknown)",
+			 img->path, hdr[1] & MB_FLAG_REQUIRED_UNSUPPORTED);
+		return -1;
+	}
 	if (hdr[1] & MB_FLAG_AOUT_KLUDGE && elf_class(img) == 0) {
 		snprintf(err, errlen,
 			 "%s: multiboot a.out-kludge images are not supported, only ELF",
