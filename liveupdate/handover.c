@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "control.h"
 #include "domain.h"
+#include "kvm.h"
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "state.h"
@@ -83,6 +84,26 @@ static int write_domain(struct stream_writer *w, struct domain *d)
 	return stream_write_record(w, REC_DOMAIN_END, 0, NULL, 0);
 }
 
+/*
+ * The old KVM VM and vCPU fds.  Closing a VM costs tens of milliseconds,
+ * so instead of letting exec close them inside the blackout they are
+ * inherited and the new image closes them once the guests run again.
+ */
+static json_t *kvm_fds(void)
+{
+	json_t *fds = json_array();
+	struct domain *d;
+	unsigned i;
+
+	for (d = domain_first(); d; d = d->next) {
+		json_array_append_new(fds, json_integer(d->vm_fd));
+		for (i = 0; i < d->nr_vcpus; i++)
+			json_array_append_new(fds,
+					      json_integer(d->vcpus[i].fd));
+	}
+	return fds;
+}
+
 static json_t *handover_info(struct client *req, int old_fd,
 			     const char *fail_phase, long long t_start,
 			     long long t_quiesced)
@@ -104,6 +125,8 @@ static json_t *handover_info(struct client *req, int old_fd,
 	json_object_set_new(h, "fail_phase",
 			    fail_phase ? json_string(fail_phase) : json_null());
 	json_object_set_new(h, "history", lu_status());
+	json_object_set_new(h, "tsc_khz", json_integer(kvm_host.tsc_khz));
+	json_object_set_new(h, "stale_fds", kvm_fds());
 	return h;
 }
 
@@ -140,8 +163,14 @@ static void keep_fds_open(bool keep, int hfd, int old_fd)
 {
 	struct domain *d;
 
-	for (d = domain_first(); d; d = d->next)
+	unsigned i;
+
+	for (d = domain_first(); d; d = d->next) {
 		set_cloexec(d->mem.fd, !keep);
+		set_cloexec(d->vm_fd, !keep);
+		for (i = 0; i < d->nr_vcpus; i++)
+			set_cloexec(d->vcpus[i].fd, !keep);
+	}
 	control_set_cloexec(!keep);
 	set_cloexec(hfd, !keep);
 	set_cloexec(old_fd, !keep);

@@ -7,6 +7,7 @@
  * old image again from the same, untouched handover.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "buildinfo.h"
 #include "control.h"
 #include "domain.h"
+#include "kvm.h"
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "state.h"
@@ -305,6 +307,34 @@ static json_t *result_json(struct takeover *t, long long t_exec,
 	return res;
 }
 
+static void *close_fds_thread(void *arg)
+{
+	json_t *fds = arg;
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(fds, i, v)
+		close(json_integer_value(v));
+	json_decref(fds);
+	return NULL;
+}
+
+/* The previous image's KVM fds, closed off the critical path. */
+static void close_stale_fds(json_t *info)
+{
+	json_t *fds = json_object_get(info, "stale_fds");
+	pthread_t t;
+
+	if (!json_is_array(fds) || !json_array_size(fds))
+		return;
+	json_incref(fds);
+	if (pthread_create(&t, NULL, close_fds_thread, fds)) {
+		close_fds_thread(fds);
+		return;
+	}
+	pthread_detach(t);
+}
+
 /* Everything checked and rebuilt: take over and let the guests run. */
 static void go_live(struct takeover *t, long long t_exec)
 {
@@ -339,6 +369,7 @@ static void go_live(struct takeover *t, long long t_exec)
 		d->adopt_ram_fd = -1;
 	}
 	res = result_json(t, t_exec, now_ns());
+	close_stale_fds(t->info);
 	lu_set_last_result(json_incref(res));
 	log_info("live update %s: %u domain(s), blackout %.3f ms%s%s",
 		 t->rollback_reason ? "rolled back" : "done", t->nr_doms,
@@ -369,6 +400,7 @@ int lu_takeover(int hfd, const char *rollback_reason, long long t_exec)
 		return -1;
 	}
 	lu_set_last_result(json_incref(json_object_get(t.info, "history")));
+	kvm_host.tsc_khz = info_int(t.info, "tsc_khz");
 	prepare_rollback(t.info, hfd);
 	if (!rollback_reason)
 		install_crash_handlers(true);

@@ -56,7 +56,7 @@ static void probe_tsc_khz(void)
 	close(vm);
 }
 
-int kvm_host_open(char *err, size_t errlen)
+int kvm_host_open(bool probe_tsc, char *err, size_t errlen)
 {
 	unsigned i;
 
@@ -85,7 +85,8 @@ int kvm_host_open(char *err, size_t errlen)
 		snprintf(err, errlen, "KVM setup failed: %s", strerror(errno));
 		return -1;
 	}
-	probe_tsc_khz();
+	if (probe_tsc)
+		probe_tsc_khz();
 	return 0;
 }
 

@@ -3,6 +3,8 @@
 #define XEN_KVM_H
 
 #include <linux/kvm.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 struct kvm_host {
 	int fd;
@@ -14,7 +16,12 @@ struct kvm_host {
 
 extern struct kvm_host kvm_host;
 
-int kvm_host_open(char *err, size_t errlen);
+/*
+ * Open /dev/kvm and check what we need.  probe_tsc measures the TSC rate
+ * with a throwaway VM, which costs tens of milliseconds to close: a new
+ * image taking over from a live update is told the rate instead.
+ */
+int kvm_host_open(bool probe_tsc, char *err, size_t errlen);
 int kvm_create_vm(void);
 
 #endif

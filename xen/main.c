@@ -169,7 +169,7 @@ static int handover_check(int fd)
 	char err[256];
 
 	if (log_open(NULL) < 0 || devices_check() < 0 ||
-	    kvm_host_open(err, sizeof(err)) < 0)
+	    kvm_host_open(false, err, sizeof(err)) < 0)
 		return 1;
 	return lu_check_handover(fd);
 }
@@ -244,7 +244,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xen: a device has no state record\n");
 		return 1;
 	}
-	if (kvm_host_open(err, sizeof(err)) < 0 || loop_init(on_wake) < 0) {
+	if (kvm_host_open(o.handover_fd < 0, err, sizeof(err)) < 0 ||
+	    loop_init(on_wake) < 0) {
 		log_err("startup failed: %s", err);
 		fprintf(stderr, "xen: %s\n", err);
 		return 1;
