@@ -73,6 +73,7 @@ COMMON_SRC := $(wildcard common/*.c)
 XEN_SRC    := $(wildcard xen/*.c xen/dev/*.c) xen/boot/boot.c xen/boot/elf.c \
               liveupdate/note.c
 XEN_SRC-$(CONFIG_LIVE_UPDATE) += $(filter-out liveupdate/note.c,$(wildcard liveupdate/*.c))
+XEN_SRC-$(CONFIG_LIVEPATCH) += $(wildcard livepatch/*.c)
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c
@@ -87,6 +88,12 @@ COMMON_OBJ := $(call obj,$(COMMON_SRC))
 COMMON_LIB := $(BUILD)/lib/libcommon.a
 XEN_OBJ    := $(call obj,$(XEN_SRC))
 XL_OBJ     := $(call obj,$(XL_SRC))
+# Livepatch (docs/livepatch.md): the daemon's objects have one section per
+# function and per variable, so livepatch-build can diff them function by
+# function; no absolute build path in the debug info, so the same source
+# built in another directory gives the same build-id.
+$(XEN_OBJ) $(COMMON_OBJ): ALL_CFLAGS += -ffunction-sections -fdata-sections \
+	-fdebug-prefix-map=$(CURDIR)=.
 
 # The build-id note is what `xl info` reports and what live update and
 # livepatch check against.
@@ -116,6 +123,9 @@ $(BUILD)/obj/%.o: %.c $(AUTOCONF)
 
 include tests/guests/guests.mk
 include tests/unit/unit.mk
+include tools/stream/stream.mk
+include tests/fuzz/fuzz.mk
+all: $(STREAM_TOOLS)
 
 # ---------------------------------------------------------------- jobs
 PYTEST := /usr/bin/python3 -m pytest

@@ -311,15 +311,22 @@ int stream_reader_open(struct stream_reader *r, struct stream_source src)
 		     STREAM_HEADER_LEN);
 	if (memcmp(h->magic, STREAM_MAGIC, 8))
 		FAIL(r, "offset 0: bad magic: not a state stream");
-	if (h->byte_order != STREAM_BYTE_ORDER)
-		FAIL(r, "offset 8: byte order %#x: written on a big-endian host",
-		     h->byte_order);
+	if (h->byte_order == 0x04030201u)
+		FAIL(r, "offset 8: written on a big-endian host");
 	if (h->crc != crc32(0, (const Bytef *)h,
 			    offsetof(struct stream_header, crc)))
 		FAIL(r, "offset 64: header checksum mismatch");
+	if (h->byte_order != STREAM_BYTE_ORDER)
+		FAIL(r, "offset 8: byte-order mark %#x", h->byte_order);
 	if (h->header_len != STREAM_HEADER_LEN)
-		FAIL(r, "offset 20: header length %u, expected %u",
+		FAIL(r, "offset 16: header length %u, expected %u",
 		     h->header_len, STREAM_HEADER_LEN);
+	if (h->flags)
+		FAIL(r, "offset 20: header flags %#x, none are defined",
+		     h->flags);
+	if (h->reserved)
+		FAIL(r, "offset 68: header reserved field %#x, must be 0",
+		     h->reserved);
 	if (h->version < STREAM_VERSION_MIN || h->version > STREAM_VERSION)
 		FAIL(r, "offset 12: format version %u; this build reads %d to %d",
 		     h->version, STREAM_VERSION_MIN, STREAM_VERSION);
@@ -331,7 +338,7 @@ int stream_reader_open(struct stream_reader *r, struct stream_source src)
 int stream_next(struct stream_reader *r)
 {
 	struct rec_header *rh = &r->rec;
-	size_t padded;
+	size_t padded, i;
 	const char *name;
 
 	if (r->ended)
@@ -362,6 +369,11 @@ int stream_next(struct stream_reader *r)
 		FAIL(r, "offset %llu: truncated: record %s (%#x) says %u bytes, the stream ends first",
 		     (unsigned long long)r->rec_offset, name ? name : "?",
 		     rh->type, rh->length);
+	for (i = rh->length; i < padded; i++)
+		if (r->body[i])
+			FAIL(r, "offset %llu: record %s (%#x) has non-zero padding",
+			     (unsigned long long)r->rec_offset,
+			     name ? name : "?", rh->type);
 	if (crc32(0, r->body, rh->length) != rh->crc)
 		FAIL(r, "offset %llu: checksum mismatch in record %s (%#x)",
 		     (unsigned long long)r->rec_offset, name ? name : "?",
@@ -393,6 +405,7 @@ int stream_decode_pages(struct stream_reader *r, const uint64_t **pfns,
 	size_t head, raw_len;
 	const uint8_t *data;
 	uLongf zlen;
+	uLong zin;
 	int got;
 
 	if (r->rec.length < sizeof(b))
@@ -433,8 +446,9 @@ int stream_decode_pages(struct stream_reader *r, const uint64_t **pfns,
 		break;
 	case PAGE_ENC_ZLIB:
 		zlen = raw_len;
-		if (uncompress(out, &zlen, data, b.data_len) != Z_OK ||
-		    zlen != raw_len)
+		zin = b.data_len;
+		if (uncompress2(out, &zlen, data, &zin) != Z_OK ||
+		    zlen != raw_len || zin != b.data_len)
 			FAIL(r, "offset %llu: zlib data of PAGE_BATCH is corrupt",
 			     (unsigned long long)r->rec_offset);
 		break;

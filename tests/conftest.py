@@ -6,6 +6,7 @@ log and every guest console are copied to $XEN_BUILD/test-logs/<test>/ and
 the log's tail is printed in the report.
 """
 import os
+import re
 import shutil
 
 import pytest
@@ -35,16 +36,42 @@ def _failed(request):
     return False
 
 
+def _log_dir(request):
+    return os.path.join(LOG_ROOT, request.node.name.replace("/", "_"))
+
+
 def _keep_logs(request, d):
-    dest = os.path.join(LOG_ROOT, request.node.name.replace("/", "_"))
+    dest = _log_dir(request)
     shutil.rmtree(dest, ignore_errors=True)
     os.makedirs(dest, exist_ok=True)
-    d.save_consoles(dest)
+    if d.alive():
+        d.save_consoles(dest)
+    _keep_stderr(request, d)
     if os.path.exists(d.log_path):
         shutil.copy(d.log_path, dest)
         with open(d.log_path, errors="replace") as f:
             tail = f.read()[-6000:]
         print(f"\n--- daemon log (kept in {dest}) ---\n{tail}")
+
+
+def _keep_stderr(request, d):
+    stderr = os.path.join(d.root, "xen.stderr")
+    if os.path.exists(stderr):
+        os.makedirs(_log_dir(request), exist_ok=True)
+        shutil.copy(stderr, _log_dir(request))
+
+
+# What ASan, LSan and UBSan print when they find something.
+SANITIZER_RX = re.compile(r"^==\d+==ERROR: \w+Sanitizer|"
+                          r"^SUMMARY: \w+Sanitizer|: runtime error: ",
+                          re.M)
+
+
+def sanitizer_report(d):
+    """The sanitizer report in the daemon's stderr, or None."""
+    text = d.read_file("xen.stderr")
+    m = SANITIZER_RX.search(text)
+    return text[max(m.start() - 200, 0):][:6000] if m else None
 
 
 @pytest.fixture
@@ -57,9 +84,31 @@ def daemon(request, tmp_path):
     d = Daemon(str(tmp_path))
     d.start()
     yield d
-    if _failed(request):
-        _keep_logs(request, d)
+    died = not d.alive()        # before stop(): did it die during the test?
+    failed = _failed(request)
+    if failed:
+        _keep_logs(request, d)  # the consoles need a live daemon
     d.stop()
+    # The daemon must stay clean: a sanitizer report (ASan builds also
+    # check for leaks at exit), a crash or an unclean exit fails the test.
+    # A test that stops the daemon itself sets `stopped_by_test` and
+    # checks the exit status itself.
+    report = sanitizer_report(d)
+    if report:
+        if not failed:
+            _keep_logs(request, d)
+        _keep_stderr(request, d)
+        pytest.fail(f"the daemon's sanitizer report (xen.stderr):\n{report}",
+                    pytrace=False)
+    if getattr(d, "stopped_by_test", False):
+        return
+    if died:
+        pytest.fail(f"the daemon died during the test "
+                    f"({d.proc.returncode}):\n"
+                    f"{d.read_file('xen.stderr')[-3000:]}", pytrace=False)
+    if d.proc.returncode != 0:
+        pytest.fail(f"the daemon exited {d.proc.returncode} on SIGTERM:\n"
+                    f"{d.read_file('xen.stderr')[-3000:]}", pytrace=False)
 
 
 @pytest.fixture

@@ -62,6 +62,74 @@ def build_has(name):
     return name in build_features()
 
 
+def kconfig_bools():
+    """Names of the bool options declared in the Kconfig file(s)."""
+    names, seen = set(), set()
+
+    def scan(path):
+        if path in seen or not os.path.exists(path):
+            return
+        seen.add(path)
+        current = None
+        with open(path) as f:
+            for line in f:
+                m = re.match(r"\s*(?:menu)?config\s+(\w+)", line)
+                if m:
+                    current = m.group(1)
+                    continue
+                m = re.match(r'\s*source\s+"([^"]+)"', line)
+                if m:
+                    scan(os.path.join(ROOT, m.group(1)))
+                    continue
+                if current and re.match(r"\s*(def_)?bool\b", line):
+                    names.add(current)
+                    current = None
+
+    scan(os.path.join(ROOT, "Kconfig"))
+    return names
+
+
+def build_bool_features():
+    """The bool Kconfig options enabled in the build under test: what
+    the daemon lists as `features`."""
+    return build_features() & kconfig_bools()
+
+
+def build_config_int(name, default=None):
+    """An integer Kconfig value (e.g. MAX_DOMAINS) of the build under
+    test, from its autoconf.h; `default` when it is not there."""
+    path = os.path.join(BUILD, "include", "generated", "autoconf.h")
+    with open(path) as f:
+        for line in f:
+            m = re.match(rf"#define CONFIG_{name} (\d+)$", line.strip())
+            if m:
+                return int(m.group(1))
+    return default
+
+
+def unix_connect(path, timeout=30):
+    """A stream socket connected to `path`, with `timeout` on later
+    operations.  With a timeout Python connects non-blocking, and a Unix
+    socket whose listen backlog is full then fails with EAGAIN at once
+    instead of waiting for the daemon to accept: retry that, for up to
+    `timeout` seconds, as a blocking connect() would wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(path)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+        except BaseException:
+            s.close()
+            raise
+
+
 class ApiError(Exception):
     def __init__(self, code, name, message):
         super().__init__(f"{name} ({code}): {message}")
@@ -72,9 +140,7 @@ class Api:
     """A raw JSON client on the control socket."""
 
     def __init__(self, path, timeout=30):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        self.sock = unix_connect(path, timeout)
         self.file = self.sock.makefile("rb")
         self.next_id = 1
 
@@ -318,9 +384,9 @@ class Daemon:
                 text = self.console_since(dom, mark)
             except ApiError:
                 pass
-            lines = COUNTER_LINE_RX.findall(text)
+            lines = complete_status_lines(text)
             if len(lines) >= count:
-                return parse_status_lines("".join(lines))
+                return lines
             time.sleep(0.05)
         raise AssertionError(f"console of {dom}: fewer than {count} status "
                              f"lines in {timeout}s; it says:\n{text[-3000:]}")
@@ -408,6 +474,12 @@ def parse_status_lines(text):
 # only: nothing asserts on how long something took.
 
 COUNTER_LINE_RX = re.compile(r"COUNTER counter=\d+[^\r\n]*\r?\n")
+
+
+def complete_status_lines(text):
+    """parse_status_lines() of the complete (CR LF ended) lines only: the
+    guest may be in the middle of printing the last one."""
+    return parse_status_lines("".join(COUNTER_LINE_RX.findall(text)))
 
 
 def wait_until(pred, timeout=20, what="condition", interval=0.05):
@@ -592,22 +664,283 @@ class CounterWatch:
         self.console_mark = self.d.console_mark(self.name)
 
     def assert_counting(self, lines=1, timeout=30):
-        """Since the last mark(): the counter grew, at least `lines` new
-        status lines appeared, every one with errors=0 and a counter above
-        the mark; the status block says errors=0.  Then marks again."""
+        """Since the last mark(): the counter grew; at least `lines` new
+        status lines appeared with counters past the mark, every status
+        line since the mark says errors=0 and their counters increase;
+        the status block says errors=0.  Then marks again.
+
+        (The first line after the mark may carry a counter read just
+        before the mark: the guest reads the counter, then prints.)"""
         wait_counter_advances(self.reader, 1, timeout,
                               start=self.counter_mark)
-        st = self.d.wait_status_lines(self.name, lines, self.console_mark,
-                                      timeout)
+        want = lines
+        while True:
+            st = self.d.wait_status_lines(self.name, want,
+                                          self.console_mark, timeout)
+            fresh = [s for s in st if s["counter"] > self.counter_mark]
+            if len(fresh) >= lines:
+                break
+            want = len(st) + 1        # one more line
         for s in st:
             assert s["errors"] == 0, f"{self.name} reports errors: {s}"
-            assert s["counter"] > self.counter_mark, \
-                f"{self.name}: status line {s} not past {self.counter_mark}"
+        counters = [s["counter"] for s in st]
+        assert counters == sorted(counters), \
+            f"{self.name}: status counters go backwards: {counters}"
+        assert len(st) - len(fresh) <= 1, \
+            f"{self.name}: stale status lines after the mark: {st}"
         block = self.reader.read()
         assert block["magic"] == STATUS_MAGIC and block["errors"] == 0, \
             f"{self.name}: status block {block}"
         self.mark()
-        return st
+        return fresh
 
     def close(self):
         self.reader.close()
+
+
+class ConsoleStream:
+    """A raw `console` connection on the control socket: once the
+    constructor returns the daemon has attached it, and a thread collects
+    everything the guest writes until the daemon closes the stream.
+    (Plain recv(), no buffered file: a timeout can lose the data of a
+    socket file object.)"""
+
+    def __init__(self, sock_path, dom, history=True, timeout=30):
+        self.sock = unix_connect(sock_path, timeout)
+        req = {"version": 1, "id": "console", "command": "console",
+               "args": {"domain": dom, "history": history}}
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        head = b""
+        while b"\n" not in head:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                self.sock.close()
+                raise ConnectionError("daemon closed the connection")
+            head += chunk
+        line, rest = head.split(b"\n", 1)
+        r = json.loads(line)
+        if not r["ok"]:
+            self.sock.close()
+            e = r["error"]
+            raise ApiError(e["code"], e["name"], e["message"])
+        self.sock.settimeout(0.2)
+        self._buf = bytearray(rest)
+        self._lock = threading.Lock()
+        self._stop = False
+        self.eof = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self):
+        while not self._stop:
+            try:
+                chunk = self.sock.recv(65536)
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.eof.set()
+                return
+            with self._lock:
+                self._buf.extend(chunk)
+
+    @property
+    def text(self):
+        with self._lock:
+            return bytes(self._buf).decode(errors="replace")
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes)
+                          else data.encode())
+
+    def wait(self, pattern, timeout=30, start=0):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = rx.search(self.text, start)
+            if m:
+                return m
+            if self.eof.is_set():
+                m = rx.search(self.text, start)
+                if m:
+                    return m
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"console stream never showed {pattern!r} "
+                             f"(closed: {self.eof.is_set()}); it got:\n"
+                             f"{self.text[-3000:]}")
+
+    def wait_closed(self, timeout=20):
+        if not self.eof.wait(timeout):
+            raise AssertionError(f"the daemon did not close the console "
+                                 f"stream in {timeout}s")
+
+    def close(self):
+        self._stop = True
+        self._thread.join(5)
+        self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# Helpers for save/restore (test_save.py, tests/data/streams/regenerate.py).
+
+def status_from_bytes(buf, offset=0):
+    """The counter guest's status block fields decoded from raw guest
+    memory, e.g. the status page as a saved state stream holds it."""
+    vals = struct.unpack_from("<8s9Q", buf, offset)
+    return dict(zip(STATUS_FIELDS, vals))
+
+
+def run_xl(sock, *args, cwd=None, check=True, timeout=60):
+    """xl against the daemon on `sock`, run in directory `cwd` (for
+    relative FILE arguments); the result as Daemon.xl() returns it."""
+    r = subprocess.run([XL] + list(args), env=xl_env(sock), cwd=cwd,
+                       capture_output=True, timeout=timeout)
+    r.out = r.stdout.decode(errors="replace")
+    r.err = r.stderr.decode(errors="replace")
+    if check and r.returncode != 0:
+        raise AssertionError(f"xl {' '.join(args)} exited "
+                             f"{r.returncode}: {r.err}{r.out}")
+    return r
+
+
+DAEMON_SANITIZER_RX = re.compile(r"^==\d+==ERROR: \w+Sanitizer|"
+                                 r"^SUMMARY: \w+Sanitizer|: runtime error: ",
+                                 re.M)
+
+
+def stop_and_check(d):
+    """Stop a daemon a test started itself (not the `daemon` fixture) and
+    return what went wrong with it as text: a sanitizer report in its
+    xen.stderr, a death before the stop, an unclean exit; '' if clean."""
+    died = d.proc is not None and d.proc.poll() is not None
+    d.stop()
+    text = d.read_file("xen.stderr")
+    m = DAEMON_SANITIZER_RX.search(text)
+    if m:
+        return "sanitizer report:\n" + text[max(m.start() - 200, 0):][:6000]
+    if died:
+        return f"daemon died ({d.proc.returncode}):\n{text[-3000:]}"
+    if d.proc is not None and d.proc.returncode != 0:
+        return f"daemon exited {d.proc.returncode}:\n{text[-3000:]}"
+    return ""
+
+
+# ---------------------------------------------------------------------------
+# Helpers for live update (test_liveupdate.py, bench/liveupdate.py).
+
+COUNTER_WATCH = os.path.join(BUILD, "bin", "counter-watch")
+
+
+def elf_notes(path):
+    """What an image's PT_NOTE segments say, parsed without libelf:
+    {"build_id": hex or None, "xkvm": (read_min, read_max, write_min,
+    write_max) or None, "xkvm_desc_offset": file offset of the XKVM
+    note's 16-byte descriptor or None, "complete": the file holds every
+    PT_LOAD segment and the section header table (not truncated)}."""
+    with open(path, "rb") as f:
+        data = f.read()
+    out = {"build_id": None, "xkvm": None, "xkvm_desc_offset": None,
+           "complete": False}
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return out
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data,
+                                                            0x36)
+    ends = [shoff + shentsize * shnum]
+    for i in range(phnum):
+        p_type, _, p_off, _, _, p_filesz, _, p_align = struct.unpack_from(
+            "<IIQQQQQQ", data, phoff + i * phentsize)
+        if p_type == 1:                             # PT_LOAD
+            ends.append(p_off + p_filesz)
+        if p_type != 4:                             # PT_NOTE
+            continue
+        align = 8 if p_align == 8 else 4
+        off, end = p_off, min(p_off + p_filesz, len(data))
+        while off + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", data, off)
+            name = data[off + 12:off + 12 + namesz]
+            desc_off = off + 12 + (namesz + align - 1) // align * align
+            desc = data[desc_off:desc_off + descsz]
+            if name == b"GNU\0" and ntype == 3:     # NT_GNU_BUILD_ID
+                out["build_id"] = desc.hex()
+            elif name == b"XKVM\0" and ntype == 1 and descsz == 16:
+                out["xkvm"] = struct.unpack("<4I", desc)
+                out["xkvm_desc_offset"] = desc_off
+            off = desc_off + (descsz + align - 1) // align * align
+    out["complete"] = max(ends) <= len(data)
+    return out
+
+
+def copy_image(src, dest, tries=20):
+    """Copy a hypervisor image to `dest` (mode 0755) and check the copy
+    is a whole one: the tree is shared and a build may be relinking
+    `src` right now.  Returns elf_notes(dest)."""
+    for _ in range(tries):
+        with open(src, "rb") as f:
+            data = f.read()
+        tmp = dest + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, dest)
+        notes = elf_notes(dest)
+        if notes["complete"] and notes["build_id"] and notes["xkvm"]:
+            return notes
+        time.sleep(0.5)
+    raise RuntimeError(f"{src}: no complete image after {tries} tries")
+
+
+def build_bool_features_of(build_dir):
+    """The bool Kconfig options enabled in another build tree (what its
+    daemon lists as `features`)."""
+    path = os.path.join(build_dir, "include", "generated", "autoconf.h")
+    feats = set()
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"#define CONFIG_(\w+) 1$", line.strip())
+            if m:
+                feats.add(m.group(1))
+    return feats & kconfig_bools()
+
+
+class CounterWatchProc:
+    """build/bin/counter-watch on the daemon's pid: starts watching every
+    guest RAM memfd the daemon holds now; stop() returns its report as
+    {domid: {"max_stall_ms", "samples", "first", "last", "errors"}}."""
+
+    def __init__(self, pid, interval_us=200, binary=None):
+        self.p = subprocess.Popen(
+            [binary or COUNTER_WATCH, "--pid", str(pid), "--interval-us",
+             str(interval_us)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        line = self.p.stderr.readline().decode(errors="replace")
+        if "watching" not in line:
+            self.p.kill()
+            self.p.wait()
+            raise RuntimeError(f"counter-watch did not start: {line}")
+        self.watching = int(re.search(r"watching (\d+)", line).group(1))
+        self.report = None
+
+    def stop(self, timeout=20):
+        if self.report is not None:
+            return self.report
+        if self.p.poll() is None:
+            self.p.send_signal(2)                   # SIGINT: report
+        out, err = self.p.communicate(timeout=timeout)
+        text = out.decode(errors="replace")
+        try:
+            js = json.loads(text)
+        except ValueError:
+            raise RuntimeError(f"counter-watch exited {self.p.returncode}"
+                               f": {text!r} {err!r}") from None
+        self.seconds = js.get("seconds")
+        self.report = {g["domid"]: g for g in js["guests"]}
+        return self.report
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()

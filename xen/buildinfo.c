@@ -7,6 +7,9 @@
 #include <generated/autoconf.h>
 
 #include "buildinfo.h"
+#ifdef CONFIG_LIVEPATCH
+#include "livepatch/livepatch.h"
+#endif
 
 const char *const build_features[] = {
 #ifdef CONFIG_BOOT_MULTIBOOT
@@ -23,6 +26,9 @@ const char *const build_features[] = {
 #endif
 #ifdef CONFIG_LIVE_UPDATE
 	"LIVE_UPDATE",
+#endif
+#ifdef CONFIG_LIVEPATCH
+	"LIVEPATCH",
 #endif
 	NULL
 };
@@ -94,4 +100,14 @@ double daemon_uptime(void)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (now.tv_sec - started.tv_sec) +
 	       (now.tv_nsec - started.tv_nsec) / 1e9;
+}
+
+/* Applied livepatches, bottom of the stack first (for `info`). */
+json_t *build_livepatches(void)
+{
+#ifdef CONFIG_LIVEPATCH
+	return livepatch_applied_json();
+#else
+	return json_array();
+#endif
 }

@@ -87,7 +87,7 @@ int cmd_save(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	bool checkpoint = ctl_arg_bool(args, "checkpoint", false);
 	struct save_stats st = { 0 };
-	struct save_opts o;
+	struct save_opts o = { 0 };
 	struct domain *dom;
 	const char *path;
 	double t0 = now_s(), paused_s;

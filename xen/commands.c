@@ -89,6 +89,7 @@ static int cmd_info(struct client *c, json_t *args, struct ctl_reply *r)
 		json_array_append_new(features, json_string(build_features[i]));
 	r->result = version_object();
 	json_object_set_new(r->result, "features", features);
+	json_object_set_new(r->result, "livepatches", build_livepatches());
 	json_object_set_new(r->result, "uptime_s", json_real(daemon_uptime()));
 	json_object_set_new(r->result, "domains", json_integer(domain_count()));
 	json_object_set_new(r->result, "pid", json_integer(getpid()));
@@ -302,6 +303,24 @@ static int cmd_not_built(struct client *c, json_t *args, struct ctl_reply *r)
 #define cmd_lu_status cmd_not_built
 #endif
 
+#ifdef CONFIG_LIVEPATCH
+#include "livepatch/livepatch.h"
+#else
+static int cmd_lp_not_built(struct client *c, json_t *args,
+			    struct ctl_reply *r)
+{
+	return ctl_fail(r, CTL_ENOTSUP, "%s",
+			"livepatch is not supported by this build (CONFIG_LIVEPATCH is off)");
+}
+#define cmd_lp_upload cmd_lp_not_built
+#define cmd_lp_apply cmd_lp_not_built
+#define cmd_lp_revert cmd_lp_not_built
+#define cmd_lp_replace cmd_lp_not_built
+#define cmd_lp_unload cmd_lp_not_built
+#define cmd_lp_load cmd_lp_not_built
+#define cmd_lp_list cmd_lp_not_built
+#endif
+
 static const struct {
 	const char *name;
 	ctl_handler fn;
@@ -324,6 +343,13 @@ static const struct {
 	{ "live-update-exec", cmd_lu_exec },
 	{ "live-update-unload", cmd_lu_unload },
 	{ "live-update-status", cmd_lu_status },
+	{ "livepatch-upload", cmd_lp_upload },
+	{ "livepatch-apply", cmd_lp_apply },
+	{ "livepatch-revert", cmd_lp_revert },
+	{ "livepatch-replace", cmd_lp_replace },
+	{ "livepatch-unload", cmd_lp_unload },
+	{ "livepatch-load", cmd_lp_load },
+	{ "livepatch-list", cmd_lp_list },
 };
 
 ctl_handler ctl_find_command(const char *name)

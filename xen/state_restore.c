@@ -23,7 +23,7 @@ struct restore {
 	struct domain *dom;
 	uint8_t *pages;			/* one decoded batch */
 	uint32_t *vcpu_seen;		/* bit per vCPU record type */
-	unsigned devices_seen;
+	unsigned devices_seen;		/* bit per device type */
 	char *err;
 	size_t errlen;
 };
@@ -190,7 +190,13 @@ static int load_record(struct restore *x)
 		RFAIL(x, "offset %llu: %s", (unsigned long long)x->r.rec_offset,
 		      why);
 	if (ret > 0) {
-		x->devices_seen++;
+		unsigned bit = devices_index(type);
+
+		if (x->devices_seen & (1u << bit))
+			RFAIL(x, "offset %llu: second %s record",
+			      (unsigned long long)x->r.rec_offset,
+			      rec_type_name(type));
+		x->devices_seen |= 1u << bit;
 		return 0;
 	}
 	if (x->r.rec.flags & REC_F_OPTIONAL)
@@ -210,9 +216,10 @@ static int check_complete(struct restore *x)
 			      i);
 	while (device_type_name(nr_devices))
 		nr_devices++;
-	if (x->devices_seen < nr_devices)
-		RFAIL(x, "stream has state for %u of %u devices",
-		      x->devices_seen, nr_devices);
+	for (i = 0; i < nr_devices; i++)
+		if (!(x->devices_seen & (1u << i)))
+			RFAIL(x, "stream has no state for device %s",
+			      device_type_name(i));
 	return 0;
 }
 
@@ -261,6 +268,7 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 		  struct domain **out, char *err, size_t errlen)
 {
 	struct stream_reader r;
+	uint8_t extra;
 	int code;
 
 	if (stream_reader_open(&r, src) < 0) {
@@ -272,6 +280,11 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 	if (!code && !r.ended) {
 		snprintf(err, errlen, "offset %llu: records after the domain's end",
 			 (unsigned long long)r.rec_offset);
+		domain_destroy(*out);
+		code = CTL_EINVAL;
+	} else if (!code && src.read(src.opaque, &extra, 1) == 0) {
+		snprintf(err, errlen, "offset %llu: data after the END record",
+			 (unsigned long long)r.offset);
 		domain_destroy(*out);
 		code = CTL_EINVAL;
 	}

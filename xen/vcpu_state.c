@@ -139,8 +139,11 @@ static int load_msrs(struct vcpu *v, const void *data, size_t size,
 	struct kvm_msrs *m = (struct kvm_msrs *)data;
 	int ret;
 
-	if (size < sizeof(*m) ||
-	    m->nmsrs > (size - sizeof(*m)) / sizeof(struct kvm_msr_entry)) {
+	if (size < sizeof(*m)) {
+		snprintf(err, errlen, "VCPU_MSRS: %zu bytes is too short", size);
+		return -1;
+	}
+	if (m->nmsrs > (size - sizeof(*m)) / sizeof(struct kvm_msr_entry)) {
 		snprintf(err, errlen, "VCPU_MSRS: %u entries do not fit", m->nmsrs);
 		return -1;
 	}
@@ -158,13 +161,15 @@ static int load_xsave(struct vcpu *v, const void *data, size_t size,
 		      char *err, size_t errlen)
 {
 	void *x;
-	int ret;
+	int ret, cap;
 
 	if (size < sizeof(struct kvm_xsave)) {
 		snprintf(err, errlen, "VCPU_XSAVE: %zu bytes is too short", size);
 		return -1;
 	}
-	x = calloc(1, size);
+	/* KVM may read its full XSAVE size (KVM_CAP_XSAVE2), not ours. */
+	cap = ioctl(kvm_host.fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	x = calloc(1, cap > (int)size ? (size_t)cap : size);
 	if (!x)
 		return -1;
 	memcpy(x, data, size);

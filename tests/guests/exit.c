@@ -187,6 +187,35 @@ __attribute__((noreturn)) static void iobench(void)
     spin_forever();
 }
 
+/* ------------------------------------------------------------ cmos-probe */
+
+/*
+ * Livepatch worked example (livepatch/examples/): bit 7 of the value
+ * written to port 0x70 is the NMI mask, not part of the CMOS index, so
+ * index 0x90 must reach CMOS byte 0x10.  Writes a marker to byte 0x10,
+ * selects 0x90, reads, and says whether the read aliased the marker (the
+ * correct behaviour) or came from past the 128-byte CMOS array.  Repeats
+ * every 100 ms with a sequence number.
+ */
+__attribute__((noreturn)) static void cmos_probe(void)
+{
+    u64 tsc_khz = tsc_calibrate();
+
+    for (unsigned long n = 0;; n++) {
+        u8 marker = (u8)(0xa5 ^ (n & 0x0f)), v;
+
+        outb(0x70, 0x10);
+        outb(0x71, marker);
+        outb(0x70, 0x90);
+        v = inb(0x71);
+        gprintf("CMOS PROBE n=%lu idx=0x90 aliases=%s value=0x%x\n", n,
+                v == marker ? "yes" : "no", (unsigned)v);
+        u64 t0 = rdtsc();
+        while (rdtsc() - t0 < tsc_khz * 100)
+            cpu_relax();
+    }
+}
+
 /* ------------------------------------------------------------ main */
 
 void guest_main(u32 mbi_phys)
@@ -235,6 +264,8 @@ void guest_main(u32 mbi_phys)
         echo(1);
     } else if (strcmp(mode, "iobench") == 0) {
         iobench();
+    } else if (strcmp(mode, "cmos-probe") == 0) {
+        cmos_probe();
     } else if (strcmp(mode, "cpuinfo") == 0) {
         gprintf("CPUINFO mem_upper_kib=%u cmdline=%s\n",
                 boot_info.have_mem ? boot_info.mem_upper_kib : 0,

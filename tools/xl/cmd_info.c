@@ -16,6 +16,7 @@ static const struct info_line lines[] = {
 	{ "build_id",		"build_id", NULL },
 	{ "protocol",		"protocol", NULL },
 	{ "features",		"features", NULL },
+	{ "livepatches",	"livepatches", NULL },
 	{ "uptime",		"uptime_s", NULL },
 	{ "nr_domains",		"domains", NULL },
 	{ "nr_cpus",		"host", "nr_cpus" },

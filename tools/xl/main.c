@@ -37,6 +37,47 @@ static const struct xl_command commands[] = {
 	  "Attach to a domain's console; Ctrl-] detaches.",
 	  "  -d, --dump        print the console history and exit\n"
 	  "  -n, --no-history  do not replay the history when attaching\n" },
+	{ "save", cmd_save,
+	  "[-c] [--compress none|lz4|zlib] [--format-version N] DOM FILE",
+	  "Save a domain's state to FILE; the domain is then destroyed.",
+	  "  -c, --checkpoint  leave the domain running after the save\n"
+	  "  --compress ENC    page encoding: none (default), lz4 or zlib\n"
+	  "  --format-version N\n"
+	  "                    stream format to write: 2 (default) or 1,\n"
+	  "                    for older builds (no compression)\n"
+	  "\nFILE may be relative to the working directory; the daemon writes\n"
+	  "FILE.tmp and renames it into place when the save is complete.\n" },
+	{ "restore", cmd_restore, "[-p] [--name NAME] FILE",
+	  "Create a domain from a file written by 'xl save'.",
+	  "  -p, --paused      leave the restored domain paused\n"
+	  "  -n, --name NAME   give the domain NAME instead of the saved one\n"
+	  "\nFILE may be relative to the working directory; the daemon reads\n"
+	  "it.\n" },
+	{ "live-update", cmd_live_update,
+	  "load IMAGE | exec [--dry-run] | IMAGE | unload | status",
+	  "Replace the running hypervisor image; the guests keep running.",
+	  "  load IMAGE        stage IMAGE and check it (nothing pauses)\n"
+	  "  exec              hand every domain over to the staged image\n"
+	  "  IMAGE             load, then exec\n"
+	  "  unload            drop the staged image\n"
+	  "  status            staged image, last update's result and blackout\n"
+	  "  --dry-run         with exec: the staged image parses the current\n"
+	  "                    state in a separate process and reports\n"
+	  "  --json            print the result as JSON\n"
+	  "  --fail-phase P    debugging: fail phase P on purpose (quiesce,\n"
+	  "                    save, exec, verify, restore, kvm, crash)\n" },
+	{ "livepatch", cmd_livepatch,
+	  "upload NAME FILE | apply NAME | revert NAME | replace NAME | "
+	  "unload NAME | load NAME FILE | list",
+	  "Hot-fix functions of the running daemon (docs/livepatch.md).",
+	  "  upload NAME FILE  load and check payload FILE as NAME\n"
+	  "  apply NAME        redirect its functions (vCPUs park briefly)\n"
+	  "  revert NAME       undo it (only the top of the stack)\n"
+	  "  replace NAME      revert every applied payload, apply NAME\n"
+	  "  unload NAME       drop a payload that is not applied\n"
+	  "  load NAME FILE    upload, then apply\n"
+	  "  list              payloads, states, build-ids, functions\n"
+	  "  --json            with list: the daemon's answer as JSON\n" },
 	{ "dmesg", cmd_dmesg, "[-c]", "Print the daemon's log.",
 	  "  -c, --clear     clear the log after printing it\n" },
 	{ "version", cmd_version, "", "Show the xl and daemon versions.",

@@ -4,7 +4,10 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "xl.h"
@@ -138,4 +141,41 @@ int xl_write_all(int fd, const void *buf, size_t len)
 		len -= n;
 	}
 	return 0;
+}
+
+int xl_parse_long(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (!*s || *end || errno)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+char *xl_abspath(const char *path)
+{
+	char *cwd, *out;
+	size_t n;
+
+	if (!*path)
+		return NULL;
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	while (path[0] == '.' && path[1] == '/')
+		for (path += 2; *path == '/'; path++)
+			;
+	n = strlen(cwd);
+	out = malloc(n + strlen(path) + 2);
+	if (out)
+		sprintf(out, "%s%s%s", cwd,
+			n && cwd[n - 1] == '/' ? "" : "/", path);
+	free(cwd);
+	return out;
 }

@@ -55,6 +55,11 @@ void xl_print_field(const char *key, json_t *val);
 void xl_print_json(json_t *val);
 /* Write all of @buf to @fd; 0, or -1 with errno set. */
 int xl_write_all(int fd, const void *buf, size_t len);
+/* A whole decimal number; 0, or -1 if @s is not one. */
+int xl_parse_long(const char *s, long *out);
+/* @path made absolute against the working directory (malloc'ed; the file
+ * need not exist), or NULL for an empty path or when out of memory. */
+char *xl_abspath(const char *path);
 
 /* Commands. */
 int cmd_create(int argc, char **argv);
@@ -68,6 +73,10 @@ int cmd_unpause(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
 int cmd_reboot(int argc, char **argv);
 int cmd_console(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_live_update(int argc, char **argv);
+int cmd_livepatch(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 
 #endif /* XL_H */

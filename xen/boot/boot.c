@@ -9,6 +9,7 @@
 #include <generated/autoconf.h>
 
 #include "boot/boot.h"
+#include "boot/tables.h"
 #include "domain.h"
 #include "memory.h"
 
@@ -219,12 +220,33 @@ void boot_long64(struct domain *dom, struct boot_cpu_state *st)
 	s->efer = 0x500;		/* LMA | LME */
 }
 
+/*
+ * What firmware leaves below 1 MiB for any kernel: the BIOS data area's
+ * EBDA pointer and base memory size, an MP table and ACPI tables.
+ */
+static int boot_tables(struct domain *dom, char *err, size_t errlen)
+{
+	uint16_t ebda_seg = BOOT_EBDA >> 4, base_kib = BOOT_EBDA >> 10;
+
+	if (boot_copy(dom, BOOT_BDA_EBDA, &ebda_seg, 2, err, errlen) < 0 ||
+	    boot_copy(dom, BOOT_BDA_BASEMEM, &base_kib, 2, err, errlen) < 0)
+		return -1;
+	if (mptable_write(dom) < 0 || acpi_write(dom) < 0) {
+		snprintf(err, errlen, "no room for the MP or ACPI tables "
+			 "(%u vCPUs)", dom->nr_vcpus);
+		return -1;
+	}
+	return 0;
+}
+
 int boot_load(struct domain *dom, struct boot_cpu_state *st, char *err,
 	      size_t errlen)
 {
 	struct boot_image img;
 	int ret = -1;
 
+	if (boot_tables(dom, err, errlen) < 0)
+		return -1;
 	if (boot_read_file(dom->cfg.kernel, &img, err, errlen) < 0)
 		return -1;
 	boot_setup_gdt(dom);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "boot/boot.h"
+#include "boot/tables.h"
 #include "domain.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY	18
@@ -64,6 +65,7 @@ int pvh_load(struct domain *dom, const struct boot_image *img,
 	a.info.magic = HVM_START_MAGIC;
 	a.info.version = 1;
 	a.info.cmdline_paddr = BOOT_CMDLINE;
+	a.info.rsdp_paddr = BOOT_ACPI;
 	if (rd_size) {
 		a.info.nr_modules = 1;
 		a.info.modlist_paddr = BOOT_PVH_INFO +

@@ -1,12 +1,16 @@
 /*
  * The small board devices: reset (0x64 / 0xCF9), the isa-debug-exit port,
- * PCI configuration space with no devices, and legacy ISA ports that
- * exist on a PC but have nothing behind them here.
+ * PCI configuration space with no devices, the ACPI PM block the FADT
+ * describes (boot/acpi.c), and legacy ISA ports that exist on a PC but
+ * have nothing behind them here.
  */
 #include <generated/autoconf.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "boot/tables.h"
 #include "dev/devices.h"
 #include "domain.h"
 #include "ioport.h"
@@ -85,6 +89,81 @@ static int debug_exit_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 }
 #endif
 
+/*
+ * ACPI fixed hardware: PM1 status (always 0: no fixed event ever fires),
+ * PM1 enable (kept), PM1 control (SCI_EN reads 1: the board is always in
+ * ACPI mode, so SMI_CMD is 0) and the 24-bit 3.579545 MHz PM timer.
+ * Writing SLP_EN with the S5 sleep type is the guest's poweroff.
+ */
+#define PM1_CNT_SCI_EN		0x0001
+#define PM1_CNT_SLP_TYP_SHIFT	10
+#define PM1_CNT_SLP_EN		0x2000
+
+struct acpi_pm {
+	uint16_t en;
+	uint16_t cnt;
+};
+
+static uint32_t pm_timer(void)
+{
+	struct timespec ts;
+	uint64_t ticks;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ticks = (uint64_t)ts.tv_sec * ACPI_PM_TMR_HZ +
+		(uint64_t)ts.tv_nsec * ACPI_PM_TMR_HZ / 1000000000;
+	return ticks & 0xffffff;
+}
+
+static void acpi_pm_write(struct vcpu *vcpu, struct acpi_pm *pm,
+			  unsigned off, unsigned size, uint32_t val)
+{
+	/* PM1 status bits are write-1-to-clear and never set: no-op. */
+	if (off == 0 && size == 4)
+		pm->en = val >> 16;
+	else if (off == 2 && size == 2)
+		pm->en = val;
+	if (off != 4 || size > 2)
+		return;
+	pm->cnt = (val & ~PM1_CNT_SLP_EN) | PM1_CNT_SCI_EN;
+	if ((val & PM1_CNT_SLP_EN) &&
+	    ((val >> PM1_CNT_SLP_TYP_SHIFT) & 7) == ACPI_S5_SLP_TYP)
+		domain_raise(vcpu->dom, DOM_EV_POWEROFF,
+			     "guest powered off (ACPI S5)");
+}
+
+static int acpi_pm_io(struct vcpu *vcpu, void *opaque, uint16_t port,
+		      bool is_write, unsigned size, uint32_t *val)
+{
+	struct acpi_pm *pm = opaque;
+	unsigned off = port - ACPI_PM_BASE;
+	uint32_t v;
+
+	if (is_write) {
+		acpi_pm_write(vcpu, pm, off, size, *val);
+		return 0;
+	}
+	switch (off) {
+	case 0:			/* status; enable in the upper half */
+		v = (uint32_t)pm->en << 16;
+		break;
+	case 2:
+		v = pm->en;
+		break;
+	case 4:
+		v = pm->cnt;
+		break;
+	case 8:
+		v = pm_timer();
+		break;
+	default:
+		v = 0;
+		break;
+	}
+	*val = v & all_ones(size);
+	return 0;
+}
+
 /* Ports a PC has but that float here: reads all-ones, writes ignored. */
 static int absent_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 		     bool is_write, unsigned size, uint32_t *val)
@@ -100,6 +179,8 @@ static const struct {
 } absent_ports[] = {
 	{ 0x80, 1, "POST diagnostic port" },
 	{ 0x81, 15, "DMA page registers" },	/* Linux probes 0x87 */
+	{ 0x2e, 2, "Super I/O configuration" },	/* 8250_fintek probes */
+	{ 0x4e, 2, "Super I/O configuration (alternate)" },
 	{ 0x2f8, 8, "COM2" },
 	{ 0x3e8, 8, "COM3" },
 	{ 0x2e8, 8, "COM4" },
@@ -109,6 +190,7 @@ static const struct {
 int board_init(struct domain *dom)
 {
 	struct ioport_map *m = &dom->ports;
+	struct acpi_pm *pm;
 	unsigned i;
 	int ret = 0;
 
@@ -120,6 +202,15 @@ int board_init(struct domain *dom)
 	ret |= ioport_register(m, PORT_DEBUG_EXIT, 1, debug_exit_io, NULL,
 			       "debug-exit");
 #endif
+	pm = calloc(1, sizeof(*pm));
+	if (!pm)
+		return -1;
+	pm->cnt = PM1_CNT_SCI_EN;
+	if (ioport_register(m, ACPI_PM_BASE, ACPI_PM_LEN, acpi_pm_io, pm,
+			    "acpi-pm") < 0) {
+		free(pm);
+		return -1;
+	}
 	for (i = 0; i < sizeof(absent_ports) / sizeof(absent_ports[0]); i++)
 		ret |= ioport_register(m, absent_ports[i].base,
 				       absent_ports[i].len, absent_io, NULL,
@@ -129,6 +220,10 @@ int board_init(struct domain *dom)
 
 void board_destroy(struct domain *dom)
 {
+	const struct ioport_range *r = ioport_find(&dom->ports, ACPI_PM_BASE);
+
+	if (r && r->fn == acpi_pm_io)
+		free(r->opaque);
 	dom->ports.nr = 0;
 }
 

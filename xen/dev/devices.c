@@ -66,6 +66,16 @@ int devices_check(void)
 	return 0;
 }
 
+int devices_index(uint32_t rec_type)
+{
+	unsigned i;
+
+	for (i = 0; i < NR_DEVICE_TYPES; i++)
+		if (device_types[i].rec_type == rec_type)
+			return i;
+	return -1;
+}
+
 const char *device_type_name(unsigned i)
 {
 	return i < NR_DEVICE_TYPES ? device_types[i].name : NULL;

@@ -36,6 +36,8 @@ int devices_save(struct domain *dom, struct stream_writer *w);
  * record, -1 on error. */
 int devices_load(struct domain *dom, uint32_t type, const void *body,
 		 size_t len, char *err, size_t errlen);
+/* Registry index of the device whose record type this is (or -1). */
+int devices_index(uint32_t rec_type);
 /* Names of all registered device types, NULL-terminated. */
 const char *device_type_name(unsigned i);
 

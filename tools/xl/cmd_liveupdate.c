@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xl live-update: replace the running hypervisor image, modelled on
+ * kexec-tools (load / exec / unload):
+ *   xl live-update load IMAGE        stage and check a new image
+ *   xl live-update exec [--dry-run]  perform the staged update
+ *   xl live-update IMAGE             load, then exec
+ *   xl live-update unload            drop the staged image
+ *   xl live-update status            staged image, last result, blackout
+ * Debugging: exec --fail-phase PHASE injects a failure (docs/live-update.md).
+ */
+#include <string.h>
+
+#include "client.h"
+#include "xl.h"
+
+static void print_result(json_t *res)
+{
+	json_t *phases = json_object_get(res, "phases_ms");
+	const char *k;
+	json_t *v;
+
+	xl_print_field("result", json_object_get(res, "result"));
+	xl_print_field("reason", json_object_get(res, "reason"));
+	xl_print_field("image", json_object_get(res, "image"));
+	xl_print_field("from_build_id", json_object_get(res, "from_build_id"));
+	xl_print_field("to_build_id", json_object_get(res, "to_build_id"));
+	xl_print_field("format_version",
+		       json_object_get(res, "format_version"));
+	xl_print_field("domains", json_object_get(res, "domains"));
+	if (json_object_get(res, "blackout_ms"))
+		xl_print_kv("blackout_ms", "%.3f", json_real_value(
+				    json_object_get(res, "blackout_ms")));
+	json_object_foreach(phases, k, v) {
+		char key[64];
+
+		snprintf(key, sizeof(key), "  %s_ms", k);
+		xl_print_kv(key, "%.3f", json_real_value(v));
+	}
+	xl_print_field("report", json_object_get(res, "report"));
+}
+
+static void print_status(json_t *st)
+{
+	json_t *staged = json_object_get(st, "staged");
+	json_t *last = json_object_get(st, "last");
+
+	if (json_is_object(staged)) {
+		xl_print_field("staged_image", json_object_get(staged, "image"));
+		xl_print_field("staged_build_id",
+			       json_object_get(staged, "build_id"));
+		xl_print_field("staged_reads", json_object_get(staged, "reads"));
+	} else {
+		xl_print_kv("staged_image", "(none)");
+	}
+	if (json_is_object(last))
+		print_result(last);
+	else
+		xl_print_kv("last_update", "(none)");
+}
+
+static int do_load(const char *image, bool quiet)
+{
+	char *abs = xl_abspath(image);
+	json_t *res = NULL;
+	int ret;
+
+	if (!abs)
+		return xl_usage_error("live-update", "bad IMAGE '%s'", image);
+	ret = xl_call("live-update-load", json_pack("{s:s}", "image", abs),
+		      &res);
+	free(abs);
+	if (!ret && !quiet)
+		print_status(res);
+	json_decref(res);
+	return ret;
+}
+
+static int do_exec(bool dry_run, const char *fail_phase, bool json)
+{
+	json_t *args = json_pack("{s:b}", "dry_run", dry_run);
+	json_t *res = NULL;
+	int ret;
+
+	if (fail_phase)
+		json_object_set_new(args, "fail_phase",
+				    json_string(fail_phase));
+	ret = xl_call("live-update-exec", args, &res);
+	if (!ret) {
+		if (json)
+			xl_print_json(res);
+		else
+			print_result(res);
+	}
+	json_decref(res);
+	return ret;
+}
+
+static int do_simple(const char *command, bool show)
+{
+	json_t *res = NULL;
+	int ret = xl_call(command, json_object(), &res);
+
+	if (!ret && show)
+		print_status(res);
+	json_decref(res);
+	return ret;
+}
+
+int cmd_live_update(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "dry-run", no_argument, NULL, 'd' },
+		{ "fail-phase", required_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *fail_phase = NULL, *sub;
+	bool dry_run = false, json = false;
+	int c, ret;
+
+	while ((c = xl_getopt(argc, argv, "hdj", opts)) != -1) {
+		switch (c) {
+		case 'd': dry_run = true; break;
+		case 'F': fail_phase = optarg; break;
+		case 'j': json = true; break;
+		case 'h': return xl_help(argv[0]);
+		default: return XL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc)
+		return xl_usage_error(argv[0], "missing a subcommand or IMAGE");
+	sub = argv[optind];
+	if (!strcmp(sub, "load") || !strcmp(sub, "exec") ||
+	    !strcmp(sub, "unload") || !strcmp(sub, "status")) {
+		if (!strcmp(sub, "load") && argc - optind != 2)
+			return xl_usage_error(argv[0], "load needs IMAGE");
+		if (strcmp(sub, "load") && argc - optind != 1)
+			return xl_usage_error(argv[0], "too many arguments");
+	} else if (argc - optind != 1) {
+		return xl_usage_error(argv[0], "too many arguments");
+	}
+	if (!strcmp(sub, "load"))
+		return do_load(argv[optind + 1], false);
+	if (!strcmp(sub, "exec"))
+		return do_exec(dry_run, fail_phase, json);
+	if (!strcmp(sub, "unload"))
+		return do_simple("live-update-unload", true);
+	if (!strcmp(sub, "status")) {
+		json_t *res = NULL;
+
+		ret = xl_call("live-update-status", json_object(), &res);
+		if (!ret)
+			json ? xl_print_json(res) : print_status(res);
+		json_decref(res);
+		return ret;
+	}
+	ret = do_load(sub, true);
+	return ret ? ret : do_exec(dry_run, fail_phase, json);
+}
