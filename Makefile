@@ -38,6 +38,7 @@ all: $(BUILD)/bin/xen $(BUILD)/bin/xl $(BUILD)/bin/counter-watch guests unit
 
 # ---------------------------------------------------------------- Kconfig
 $(KCONFIG_CONFIG):
+	@mkdir -p $(dir $@)
 	kconfig-conf --defconfig=ci/configs/defconfig Kconfig >/dev/null
 
 defconfig:
@@ -144,7 +145,9 @@ variants:
 	$(MAKE) BUILD=build-next STREAM_NEXT=1 KCONFIG_CONFIG=$(KCONFIG_CONFIG) \
 	  build-next/bin/xen
 	$(MAKE) BUILD=build-minimal KCONFIG_CONFIG=build-minimal/.config \
-	  build-minimal/.config-seeded build-minimal/bin/xen
+	  build-minimal/.config-seeded
+	$(MAKE) BUILD=build-minimal KCONFIG_CONFIG=build-minimal/.config \
+	  build-minimal/bin/xen build-minimal/bin/xl
 
 .PHONY: variants
 
@@ -159,7 +162,9 @@ test: setup
 test-config:
 	$(MAKE) BUILD=build-$(CONFIG_SUBSET) \
 	  KCONFIG_CONFIG=build-$(CONFIG_SUBSET)/.config \
-	  build-$(CONFIG_SUBSET)/.config-seeded all
+	  build-$(CONFIG_SUBSET)/.config-seeded
+	$(MAKE) BUILD=build-$(CONFIG_SUBSET) \
+	  KCONFIG_CONFIG=build-$(CONFIG_SUBSET)/.config all
 	XEN_BUILD=$(abspath build-$(CONFIG_SUBSET)) $(PYTEST) -q tests
 
 build-%/.config-seeded: ci/configs/%.config
