@@ -119,7 +119,7 @@ static const char *get_string(json_t *val, char *why, size_t whylen)
 	return s;
 }
 
-static bool valid_name(const char *s)
+bool domcfg_valid_name(const char *s)
 {
 	size_t len = strlen(s);
 
@@ -138,7 +138,7 @@ static int set_name(struct domcfg *cfg, enum domcfg_field field,
 
 	if (!s)
 		return -1;
-	if (!valid_name(s)) {
+	if (!domcfg_valid_name(s)) {
 		snprintf(why, whylen,
 			 "must be 1-%d characters of [A-Za-z0-9_.-]",
 			 DOMCFG_NAME_MAX);

@@ -56,6 +56,9 @@ enum domcfg_field {
 	DOMCFG_NR_FIELDS,
 };
 
+/* 1-63 characters of [A-Za-z0-9_.-]. */
+bool domcfg_valid_name(const char *name);
+
 /* Fills in the defaults; name and kernel are left unset. */
 void domcfg_init(struct domcfg *cfg);
 /* Frees the strings and re-initialises @cfg. */

@@ -1,6 +1,7 @@
 /* The save and restore commands (docs/control-api.md). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,14 +54,39 @@ static int save_args(json_t *args, struct save_opts *o, const char **path,
 	return CTL_OK;
 }
 
+/* Refuse what is not a regular file without blocking on FIFOs or devices. */
+static int open_regular(const char *path, struct ctl_reply *r)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		ctl_fail(r, CTL_EINVAL, "cannot read %.300s: %s", path,
+			 strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ctl_fail(r, CTL_EINVAL, "cannot read %.300s: not a regular file",
+			 path);
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, 0);
+	return fd;
+}
+
 /* Write to PATH.tmp, then rename: a failed save leaves no partial file. */
 static int save_to_file(struct domain *dom, const char *path,
 			const struct save_opts *o, struct save_stats *st,
 			struct ctl_reply *r)
 {
 	char tmp[4096];
+	struct stat sb;
 	int fd, ret;
 
+	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return ctl_fail(r, CTL_EINVAL, "cannot write %.300s: %s", path,
+				strerror(EISDIR));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -140,12 +166,13 @@ int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r)
 	if (!path || path[0] != '/')
 		return ctl_fail(r, CTL_EINVAL, "%s",
 				"'path' must be an absolute file name");
-	if (name && !json_is_string(name))
-		return ctl_fail(r, CTL_EINVAL, "%s", "'name' must be a string");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (name && (!json_is_string(name) ||
+		     !domcfg_valid_name(json_string_value(name))))
+		return ctl_fail(r, CTL_EINVAL, "%s",
+				"'name' must be 1-63 characters of [A-Za-z0-9_.-]");
+	fd = open_regular(path, r);
 	if (fd < 0)
-		return ctl_fail(r, CTL_EINVAL, "cannot read %.300s: %s", path,
-				strerror(errno));
+		return CTL_EINVAL;
 	src.opaque = &fd;
 	code = state_restore(src, &o, &dom, r->msg, sizeof(r->msg));
 	close(fd);

@@ -121,7 +121,8 @@ void control_reply(struct client *c, json_t *id, int code, json_t *result,
 	json_object_set(resp, "id", id ? id : json_null());
 	json_object_set_new(resp, "ok", json_boolean(code == CTL_OK));
 	if (code == CTL_OK) {
-		json_object_set(resp, "result", result ? result : json_object());
+		json_object_set_new(resp, "result",
+				    result ? json_incref(result) : json_object());
 	} else {
 		json_object_set_new(resp, "error",
 				    json_pack("{s:i, s:s, s:s}", "code", code,

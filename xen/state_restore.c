@@ -267,7 +267,9 @@ out:
 int state_restore(struct stream_source src, const struct restore_opts *o,
 		  struct domain **out, char *err, size_t errlen)
 {
+	struct restore_opts prepared;
 	struct stream_reader r;
+	struct domain *dom;
 	uint8_t extra;
 	int code;
 
@@ -276,18 +278,28 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 		stream_reader_close(&r);
 		return CTL_EINVAL;
 	}
-	code = state_restore_domain(&r, o, out, err, errlen);
-	if (!code && !r.ended) {
+	/* Build it stopped; it starts only once the whole stream checked out. */
+	prepared = *o;
+	prepared.no_start = true;
+	code = state_restore_domain(&r, &prepared, &dom, err, errlen);
+	if (code)
+		goto out;
+	if (!r.ended) {
 		snprintf(err, errlen, "offset %llu: records after the domain's end",
 			 (unsigned long long)r.rec_offset);
-		domain_destroy(*out);
 		code = CTL_EINVAL;
-	} else if (!code && src.read(src.opaque, &extra, 1) == 0) {
+	} else if (src.read(src.opaque, &extra, 1) == 0) {
 		snprintf(err, errlen, "offset %llu: data after the END record",
 			 (unsigned long long)r.offset);
-		domain_destroy(*out);
 		code = CTL_EINVAL;
+	} else if (!o->no_start) {
+		code = domain_commit(dom, o->paused, err, errlen);
 	}
+	if (code)
+		domain_discard(dom);
+	else
+		*out = dom;
+out:
 	stream_reader_close(&r);
 	return code;
 }

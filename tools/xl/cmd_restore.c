@@ -3,7 +3,9 @@
  * xl restore: build a domain from a file `xl save` wrote (the daemon
  * reads it, docs/control-api.md).
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "client.h"
 #include "xl.h"
@@ -40,9 +42,12 @@ int cmd_restore(int argc, char **argv)
 		return xl_usage_error(argv[0], "missing FILE");
 	if (argc - optind > 1)
 		return xl_usage_error(argv[0], "too many arguments");
+	if (!*argv[optind])
+		return xl_usage_error(argv[0], "FILE is empty");
 	path = xl_abspath(argv[optind]);
 	if (!path) {
-		xl_err("cannot make '%s' an absolute path", argv[optind]);
+		xl_err("cannot make '%s' an absolute path: %s", argv[optind],
+		       strerror(errno));
 		return XL_EXIT_NOINPUT;
 	}
 	args = json_pack("{s:s, s:b}", "path", path, "paused", paused);

@@ -3,7 +3,9 @@
  * xl save: write a domain's whole state to a file (the daemon writes it,
  * docs/control-api.md); without -c the domain is destroyed afterwards.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "client.h"
 #include "xl.h"
@@ -104,9 +106,12 @@ int cmd_save(int argc, char **argv)
 				      argc - optind ? "FILE" : "DOM and FILE");
 	if (argc - optind > 2)
 		return xl_usage_error(argv[0], "too many arguments");
+	if (!*argv[optind + 1])
+		return xl_usage_error(argv[0], "FILE is empty");
 	path = xl_abspath(argv[optind + 1]);
 	if (!path) {
-		xl_err("cannot make '%s' an absolute path", argv[optind + 1]);
+		xl_err("cannot make '%s' an absolute path: %s", argv[optind + 1],
+		       strerror(errno));
 		return XL_EXIT_NOINPUT;
 	}
 	args = save_args(argv[optind], path, &o);
