@@ -37,7 +37,11 @@ int cmd_lu_exec(struct client *c, json_t *args, struct ctl_reply *r)
 	if (f && (!phase || !known_phase(phase)))
 		return ctl_fail(r, CTL_EINVAL, "'fail_phase' must be one of: %s",
 				LU_PHASES);
-	return lu_exec(c, phase, ctl_arg_bool(args, "dry_run", false), r);
+	bool dry_run = false;
+
+	if (ctl_arg_bool(args, "dry_run", false, &dry_run, r))
+		return CTL_EINVAL;
+	return lu_exec(c, phase, dry_run, r);
 }
 
 int cmd_lu_unload(struct client *c, json_t *args, struct ctl_reply *r)

@@ -111,8 +111,8 @@ static int save_to_file(struct domain *dom, const char *path,
 
 int cmd_save(struct client *c, json_t *args, struct ctl_reply *r)
 {
-	bool checkpoint = ctl_arg_bool(args, "checkpoint", false);
 	struct save_stats st = { 0 };
+	bool checkpoint = false;
 	struct save_opts o = { 0 };
 	struct domain *dom;
 	const char *path;
@@ -120,6 +120,8 @@ int cmd_save(struct client *c, json_t *args, struct ctl_reply *r)
 	int code;
 
 	code = ctl_arg_domain(args, r, &dom);
+	if (!code)
+		code = ctl_arg_bool(args, "checkpoint", false, &checkpoint, r);
 	if (!code)
 		code = save_args(args, &o, &path, r);
 	if (code)
@@ -154,7 +156,6 @@ int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r)
 	const char *path = json_string_value(json_object_get(args, "path"));
 	json_t *name = json_object_get(args, "name");
 	struct restore_opts o = {
-		.paused = ctl_arg_bool(args, "paused", false),
 		.rename = json_string_value(name),
 		.ram_fd = -1,
 	};
@@ -163,6 +164,8 @@ int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r)
 	double t0 = now_s();
 	int fd, code;
 
+	if (ctl_arg_bool(args, "paused", false, &o.paused, r))
+		return CTL_EINVAL;
 	if (!path || path[0] != '/')
 		return ctl_fail(r, CTL_EINVAL, "%s",
 				"'path' must be an absolute file name");

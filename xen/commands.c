@@ -42,9 +42,16 @@ int ctl_arg_domain(json_t *args, struct ctl_reply *r, struct domain **out)
 	const char *key;
 
 	if (json_is_integer(v)) {
+		/* A JSON number is always an id, never a name. */
+		*out = json_integer_value(v) > 0 &&
+		       json_integer_value(v) <= 0xffffffffLL ?
+		       domain_by_id(json_integer_value(v)) : NULL;
 		snprintf(buf, sizeof(buf), "%lld",
 			 (long long)json_integer_value(v));
-		key = buf;
+		if (!*out)
+			return ctl_fail(r, CTL_ENODOM, "no domain with id %s",
+					buf);
+		return CTL_OK;
 	} else if (json_is_string(v)) {
 		key = json_string_value(v);
 	} else {
@@ -57,11 +64,20 @@ int ctl_arg_domain(json_t *args, struct ctl_reply *r, struct domain **out)
 	return CTL_OK;
 }
 
-bool ctl_arg_bool(json_t *args, const char *key, bool dflt)
+int ctl_arg_bool(json_t *args, const char *key, bool dflt, bool *out,
+		 struct ctl_reply *r)
 {
 	json_t *v = json_object_get(args, key);
 
-	return json_is_boolean(v) ? json_is_true(v) : dflt;
+	if (!v || json_is_null(v)) {
+		*out = dflt;
+		return CTL_OK;
+	}
+	if (!json_is_boolean(v))
+		return ctl_fail(r, CTL_EINVAL, "'%s' must be true or false",
+				key);
+	*out = json_is_true(v);
+	return CTL_OK;
 }
 
 static json_t *version_object(void)
@@ -136,15 +152,18 @@ static int cmd_create(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domcfg cfg;
 	struct domain *dom;
-	int code;
+	bool paused = false;
+	int code = ctl_arg_bool(args, "paused", false, &paused, r);
 
+	if (code)
+		return code;
 	domcfg_init(&cfg);
 	if (domcfg_from_json(json_object_get(args, "config"), &cfg, r->msg,
 			     sizeof(r->msg)) < 0) {
 		domcfg_free(&cfg);
 		return CTL_EINVAL;
 	}
-	code = domain_create(&cfg, ctl_arg_bool(args, "paused", false), &dom,
+	code = domain_create(&cfg, paused, &dom,
 			     r->msg, sizeof(r->msg));
 	domcfg_free(&cfg);
 	if (code)
@@ -217,14 +236,17 @@ static int cmd_reboot(struct client *c, json_t *args, struct ctl_reply *r)
 static int cmd_console(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domain *dom;
+	bool history = true;
 	int code = ctl_arg_domain(args, r, &dom);
 
+	if (!code)
+		code = ctl_arg_bool(args, "history", true, &history, r);
 	if (code)
 		return code;
 	c->console = true;
 	c->console_domid = dom->id;
 	pthread_mutex_lock(&dom->console_lock);
-	c->console_pos = ctl_arg_bool(args, "history", true) ?
+	c->console_pos = history ?
 			 ring_start(&dom->console) : dom->console.total;
 	pthread_mutex_unlock(&dom->console_lock);
 	return CTL_OK;
@@ -279,14 +301,18 @@ static int cmd_console_read(struct client *c, json_t *args,
 static int cmd_dmesg(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	size_t len;
-	char *log = log_snapshot(&len);
+	bool clear = false;
+	char *log;
 
+	if (ctl_arg_bool(args, "clear", false, &clear, r))
+		return CTL_EINVAL;
+	log = log_snapshot(&len);
 	if (!log)
 		return ctl_fail(r, CTL_ENORES, "%s", "out of memory");
 	r->result = json_pack("{s:o}", "log",
 			      latin1_string((unsigned char *)log, len));
 	free(log);
-	if (ctl_arg_bool(args, "clear", false))
+	if (clear)
 		log_clear();
 	return CTL_OK;
 }

@@ -11,7 +11,9 @@ struct domain;
 int ctl_fail(struct ctl_reply *r, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int ctl_arg_domain(json_t *args, struct ctl_reply *r, struct domain **out);
-bool ctl_arg_bool(json_t *args, const char *key, bool dflt);
+/* args.key as a bool (dflt when absent or null); code 3 for another type. */
+int ctl_arg_bool(json_t *args, const char *key, bool dflt, bool *out,
+		 struct ctl_reply *r);
 
 int cmd_save(struct client *c, json_t *args, struct ctl_reply *r);
 int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r);

@@ -64,10 +64,15 @@ static void client_free(struct client *c)
 	free(c);
 }
 
+/* Console input waiting for room in the UART, per client. */
+#define CONSOLE_IN_MAX	(64u << 10)
+
 static void client_update_events(struct client *c)
 {
 	short ev = c->closing ? 0 : POLLIN;
 
+	if (c->console && c->in_len >= CONSOLE_IN_MAX)
+		ev &= ~POLLIN;		/* the guest reads slower than we type */
 	if (c->out_len)
 		ev |= POLLOUT;
 	loop_set_events(c->fd, ev);
@@ -195,6 +200,8 @@ out:
 	json_decref(req);
 }
 
+static void console_feed(struct client *c);
+
 static void client_take_lines(struct client *c)
 {
 	size_t start = 0;
@@ -204,24 +211,46 @@ static void client_take_lines(struct client *c)
 	       (nl = memchr(c->in + start, '\n', c->in_len - start))) {
 		size_t len = nl - (c->in + start);
 
+		if (len > LINE_MAX_BYTES) {
+			control_reply(c, NULL, CTL_EBADREQ, NULL,
+				      "request line too long");
+			c->closing = true;
+			c->in_len = 0;
+			return;
+		}
 		if (len)
 			handle_request(c, c->in + start, len);
 		start += len + 1;
 	}
-	if (c->console && start < c->in_len) {
-		/* Bytes after the console request are console input. */
-		struct domain *dom = domain_by_id(c->console_domid);
-
-		if (dom)
-			uart_receive(dom, c->in + start, c->in_len - start);
-		start = c->in_len;
-	}
+	/* Bytes after a console request stay in c->in as console input. */
 	memmove(c->in, c->in + start, c->in_len - start);
 	c->in_len -= start;
+	if (c->console) {
+		console_feed(c);
+		return;
+	}
 	if (c->in_len >= LINE_MAX_BYTES) {
 		control_reply(c, NULL, CTL_EBADREQ, NULL, "request line too long");
 		c->closing = true;
 	}
+}
+
+/*
+ * Hand buffered console input to the UART as it makes room: nothing typed
+ * or pasted is dropped; the client is throttled instead.
+ */
+static void console_feed(struct client *c)
+{
+	struct domain *dom = domain_by_id(c->console_domid);
+	size_t n;
+
+	if (!dom) {
+		c->in_len = 0;
+		return;
+	}
+	n = uart_receive(dom, c->in, c->in_len);
+	memmove(c->in, c->in + n, c->in_len - n);
+	c->in_len -= n;
 }
 
 static bool client_read(struct client *c)
@@ -229,17 +258,13 @@ static bool client_read(struct client *c)
 	char buf[16384];
 	ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
 
-	if (n == 0)
-		return false;
+	if (n == 0) {
+		/* Half-closed: answer what was asked, then hang up. */
+		c->closing = true;
+		return c->out_len > 0;
+	}
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR;
-	if (c->console) {
-		struct domain *dom = domain_by_id(c->console_domid);
-
-		if (dom)
-			uart_receive(dom, buf, n);
-		return true;
-	}
 	if (c->in_len + n > c->in_cap) {
 		size_t cap = (c->in_len + n) * 2;
 		char *p = realloc(c->in, cap);
@@ -300,6 +325,7 @@ static void on_listen(int fd, short revents, void *opaque)
 int control_listen(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat sb;
 	mode_t old;
 	int fd;
 
@@ -314,6 +340,11 @@ int control_listen(const char *path, char *err, size_t errlen)
 	/* A stale socket from a dead daemon is replaced; a live one is not. */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		snprintf(err, errlen, "%s: another daemon is listening", path);
+		close(fd);
+		return -1;
+	}
+	if (lstat(path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
 		close(fd);
 		return -1;
 	}
@@ -376,6 +407,8 @@ void control_console_pump(void)
 		next = c->next;
 		if (!c->console)
 			continue;
+		if (c->in_len)
+			console_feed(c);
 		pump_one(c);
 		if (!client_flush(c))
 			client_free(c);

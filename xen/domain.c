@@ -278,9 +278,30 @@ static void domain_unlink(struct domain *dom)
 	}
 }
 
+static struct domain *domain_by_name(const char *name)
+{
+	struct domain *d;
+
+	for (d = domains; d; d = d->next)
+		if (!strcmp(d->name, name))
+			return d;
+	return NULL;
+}
+
+static struct domain *domain_by_name_other(struct domain *self,
+					   const char *name)
+{
+	struct domain *d;
+
+	for (d = domains; d; d = d->next)
+		if (d != self && !strcmp(d->name, name))
+			return d;
+	return NULL;
+}
+
 static int domain_admit(const char *name, char *err, size_t errlen)
 {
-	if (domain_lookup(name)) {
+	if (domain_by_name(name)) {
 		snprintf(err, errlen, "a domain named '%s' already exists",
 			 name);
 		return CTL_EEXIST;
@@ -491,11 +512,16 @@ static void domain_rename_restart(struct domain *dom, enum dom_event ev)
 {
 	struct domain *fresh;
 	char err[256];
+	unsigned n = 0;
 	int ret;
 
 	domain_preserve(dom, ev);
+	/* NAME-ID, made unique if a domain already has that name. */
 	snprintf(dom->name, sizeof(dom->name), "%.40s-%u", dom->cfg.name,
 		 dom->id);
+	while (domain_by_name_other(dom, dom->name))
+		snprintf(dom->name, sizeof(dom->name), "%.40s-%u-%u",
+			 dom->cfg.name, dom->id, ++n);
 	ret = domain_create(&dom->cfg, false, &fresh, err, sizeof(err));
 	if (ret)
 		log_err("d%u: rename-restart failed: %s", dom->id, err);

@@ -39,8 +39,13 @@ static int load_config(const char *path, char **overrides, int n,
 	return XL_EXIT_OK;
 }
 
+static int unpause_new(const char *dom)
+{
+	return xl_call("unpause", xl_domain_args(dom), NULL);
+}
+
 /* Attach to the console of the domain `create` answered with. */
-static int create_console(struct xl_conn *conn, json_t *res)
+static int create_console(struct xl_conn *conn, json_t *res, bool unpause)
 {
 	json_t *id = json_object_get(res, "id");
 	const char *name = json_string_value(json_object_get(res, "name"));
@@ -53,8 +58,8 @@ static int create_console(struct xl_conn *conn, json_t *res)
 		xl_err("malformed reply from the daemon: no domain id");
 		return XL_EXIT_PROTOCOL;
 	}
-	return xl_console_attach(conn, json_is_integer(id) ? dom : name,
-				 true);
+	return xl_console_attach_then(conn, json_is_integer(id) ? dom : name,
+				      true, unpause ? unpause_new : NULL);
 }
 
 static int create(json_t *config, const struct create_opts *o)
@@ -63,14 +68,16 @@ static int create(json_t *config, const struct create_opts *o)
 	json_t *args, *res = NULL;
 	int rc;
 
-	args = json_pack("{s:o, s:b}", "config", config, "paused", o->paused);
+	/* With -c the domain starts paused and runs once the console is on. */
+	args = json_pack("{s:o, s:b}", "config", config, "paused",
+			 o->paused || o->console);
 	rc = xl_connect(&conn);
 	if (!rc)
 		rc = xl_request(&conn, "create", args, &res);
 	else
 		json_decref(args);
 	if (!rc && o->console)
-		rc = create_console(&conn, res);
+		rc = create_console(&conn, res, !o->paused);
 	json_decref(res);
 	xl_disconnect(&conn);
 	return rc;

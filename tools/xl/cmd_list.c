@@ -53,19 +53,24 @@ static void print_row(json_t *dom)
 	       json_number_value(json_object_get(dom, "cpu_time_s")));
 }
 
-/* DOM is a domain id (all digits) or name, as the daemon reads it. */
-static bool matches(json_t *dom, const char *want)
+/* DOM names a domain by name, else by id, as the daemon reads it. */
+static bool matches_name(json_t *dom, const char *want)
 {
 	const char *name = json_string_value(json_object_get(dom, "name"));
+
+	return name && !strcmp(name, want);
+}
+
+static bool matches_id(json_t *dom, const char *want)
+{
 	json_t *id = json_object_get(dom, "id");
 	char *end;
 	long long n;
 
-	if (*want && strspn(want, "0123456789") == strlen(want)) {
-		n = strtoll(want, &end, 10);
-		return json_is_integer(id) && json_integer_value(id) == n;
-	}
-	return name && !strcmp(name, want);
+	if (!*want || strspn(want, "0123456789") != strlen(want))
+		return false;
+	n = strtoll(want, &end, 10);
+	return json_is_integer(id) && json_integer_value(id) == n;
 }
 
 static json_t *find(json_t *domains, const char *want)
@@ -74,7 +79,10 @@ static json_t *find(json_t *domains, const char *want)
 	size_t i;
 
 	json_array_foreach(domains, i, dom)
-		if (matches(dom, want))
+		if (matches_name(dom, want))
+			return dom;
+	json_array_foreach(domains, i, dom)
+		if (matches_id(dom, want))
 			return dom;
 	return NULL;
 }

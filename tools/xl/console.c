@@ -189,6 +189,12 @@ static int flush_pending(struct xl_conn *conn)
 
 int xl_console_attach(struct xl_conn *conn, const char *dom, bool history)
 {
+	return xl_console_attach_then(conn, dom, history, NULL);
+}
+
+int xl_console_attach_then(struct xl_conn *conn, const char *dom,
+			   bool history, int (*attached)(const char *dom))
+{
 	struct session s = { .sock = conn->fd, .stdin_open = true };
 	json_t *args, *res = NULL;
 	int rc;
@@ -196,6 +202,8 @@ int xl_console_attach(struct xl_conn *conn, const char *dom, bool history)
 	args = json_pack("{s:s, s:b}", "domain", dom, "history", history);
 	rc = xl_request(conn, "console", args, &res);
 	json_decref(res);
+	if (!rc && attached)
+		rc = attached(dom);
 	if (rc)
 		return rc;
 	fflush(stdout);

@@ -19,5 +19,10 @@
  * SIGHUP arrives.  Returns an xl exit code.
  */
 int xl_console_attach(struct xl_conn *conn, const char *dom, bool history);
+/* The same, calling attached(dom) once the console stream is open (before
+ * any output is shown): xl create -c unpauses the new domain there, so not
+ * a byte of a guest that ends at once is missed. */
+int xl_console_attach_then(struct xl_conn *conn, const char *dom,
+			   bool history, int (*attached)(const char *dom));
 
 #endif /* XL_CONSOLE_H */

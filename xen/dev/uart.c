@@ -13,6 +13,7 @@
 #include "dev/uart.h"
 #include "domain.h"
 #include "ioport.h"
+#include "loop.h"
 #include "stream.h"
 
 #define REG_RBR_THR	0
@@ -79,6 +80,10 @@ static uint8_t uart_pop_input(struct uart *u)
 	c = u->in[u->in_head];
 	u->in_head = (u->in_head + 1) % UART_INPUT_MAX;
 	u->in_len--;
+	if (u->input_waiting && u->in_len <= UART_INPUT_MAX / 2) {
+		u->input_waiting = false;
+		loop_wake();		/* the control loop feeds us more */
+	}
 	return c;
 }
 
@@ -194,6 +199,8 @@ size_t uart_receive(struct domain *dom, const void *data, size_t len)
 	pthread_mutex_lock(&u->lock);
 	for (i = 0; i < len && u->in_len < UART_INPUT_MAX; i++)
 		uart_push_input(u, p[i]);
+	if (i < len)
+		u->input_waiting = true;
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 	return i;

@@ -22,6 +22,7 @@ struct uart {
 	/* Receiver: bytes typed on the console, handed out one at a time. */
 	uint8_t in[UART_INPUT_MAX];
 	size_t in_head, in_len;
+	bool input_waiting;	/* a client holds input we had no room for */
 };
 
 struct stream_writer;
