@@ -2,7 +2,7 @@
 """Benchmarks of xen-kvm beside QEMU/KVM on the same host.
 
     XEN_BUILD=$PWD/build python3 bench/run.py [--quick] [--no-qemu]
-                                              [--only boot,io,mem]
+                                              [--only boot,io,mem,lu]
 
 Prints one table (rows = metric, columns = ours, QEMU, the QEMU variant,
 ours/QEMU) and writes everything -- raw samples, medians, methods, host
@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import boot  # noqa: E402
 import common  # noqa: E402
 import iobench  # noqa: E402
+import liveupdate  # noqa: E402
 import memory  # noqa: E402
 from common import QEMU_VARIANTS, Ours  # noqa: E402
 
@@ -35,6 +36,7 @@ FULL = {
     "io_plan": {0x80: {"ours": 7, "qemu-qboot": 7, "qemu-seabios": 2},
                 0x21: {"ours": 5, "qemu-qboot": 5}},
     "mem_qemu": {"qemu-qboot": memory.KS, "qemu-seabios": (1,)},
+    "lu": {"runs": 7, "qemu_runs": 3},
 }
 QUICK = {
     "boot_runs": 3,
@@ -43,6 +45,7 @@ QUICK = {
     "io_plan": {0x80: {"ours": 2, "qemu-qboot": 2},
                 0x21: {"ours": 1, "qemu-qboot": 1}},
     "mem_qemu": {"qemu-qboot": memory.KS},
+    "lu": {"runs": 2, "qemu_runs": 1},
 }
 
 T_START = time.monotonic()
@@ -106,6 +109,9 @@ def table_rows(results):
                     add(f"{d}b port {port} ({where}), ns (median)",
                         _med(pres, "ours", f"{d}_ns"),
                         _med(pres, v, f"{d}_ns") if v else None, v)
+    lu = results.get("liveupdate")
+    if lu:
+        liveupdate.table_rows(lu, add)
     return rows
 
 
@@ -159,8 +165,8 @@ def main():
                     help="fewer runs (about a minute)")
     ap.add_argument("--no-qemu", action="store_true",
                     help="measure ours only")
-    ap.add_argument("--only", default="boot,io,mem",
-                    help="comma-separated subset of boot,io,mem")
+    ap.add_argument("--only", default="boot,io,mem,lu",
+                    help="comma-separated subset of boot,io,mem,lu")
     ap.add_argument("--out", default=None,
                     help="JSON path (default $XEN_BUILD/bench/results.json)")
     args = ap.parse_args()
@@ -227,6 +233,9 @@ def main():
         if "mem" in only:
             log("memory per domain")
             results["memory"] = memory.run(qemu_only(plan["mem_qemu"]), log)
+        if "lu" in only:
+            log("live update vs QEMU migration to a new process")
+            results["liveupdate"] = liveupdate.run(plan["lu"], qemu_ok, log)
     finally:
         common.cleanup_all()
 
@@ -237,6 +246,8 @@ def main():
             for key, v in g.items():
                 if isinstance(v, dict) and v.get("errors"):
                     errors += [f"{bench} {key}: {e}" for e in v["errors"]]
+    errors += [f"liveupdate {e}" for e in
+               (results.get("liveupdate") or {}).get("errors", [])]
     results["errors"] = errors
     results["host"]["loadavg_at_end"] = common.loadavg()
     results["host"]["cpu_pressure_at_end"] = common._pressure_line()
@@ -264,6 +275,8 @@ def main():
               f"0 = idle host): median {cp['median']:.2f}, max "
               f"{cp['max']:.2f}")
     print_table(rows)
+    if results.get("liveupdate"):
+        liveupdate.print_ratios(results["liveupdate"])
     print(f"\nJSON: {out}  ({results['duration_s']:.0f} s)")
     if errors:
         print(f"\n{len(errors)} measurement(s) failed:")

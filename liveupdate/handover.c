@@ -104,6 +104,20 @@ static json_t *kvm_fds(void)
 	return fds;
 }
 
+static json_t *created_times(void)
+{
+	json_t *o = json_object();
+	struct domain *d;
+	char key[16];
+
+	for (d = domain_first(); d; d = d->next) {
+		snprintf(key, sizeof(key), "%u", d->id);
+		json_object_set_new(o, key, json_integer(
+			d->created.tv_sec * 1000000000LL + d->created.tv_nsec));
+	}
+	return o;
+}
+
 static json_t *handover_info(struct client *req, int old_fd,
 			     const char *fail_phase, long long t_start,
 			     long long t_quiesced)
@@ -127,6 +141,9 @@ static json_t *handover_info(struct client *req, int old_fd,
 	json_object_set_new(h, "history", lu_status());
 	json_object_set_new(h, "tsc_khz", json_integer(kvm_host.tsc_khz));
 	json_object_set_new(h, "stale_fds", kvm_fds());
+	json_object_set_new(h, "daemon_start_ns",
+			    json_integer(daemon_start_ns()));
+	json_object_set_new(h, "created_ns", created_times());
 	return h;
 }
 
@@ -176,14 +193,15 @@ static void keep_fds_open(bool keep, int hfd, int old_fd)
 	set_cloexec(old_fd, !keep);
 }
 
-static int exec_image(const struct lu_image *img, int hfd, const char *mode,
-		      long long t_exec)
+static int exec_image(const struct lu_image *img, int hfd, int old_fd,
+		      const char *mode, long long t_exec)
 {
-	char fdbuf[16], tbuf[32];
-	char *argv[16];
+	char fdbuf[16], tbuf[32], oldbuf[16];
+	char *argv[20];
 	unsigned i = 0;
 
 	snprintf(fdbuf, sizeof(fdbuf), "%d", hfd);
+	snprintf(oldbuf, sizeof(oldbuf), "%d", old_fd);
 	snprintf(tbuf, sizeof(tbuf), "%lld", t_exec);
 	argv[i++] = (char *)img->path;
 	argv[i++] = "--socket";
@@ -198,6 +216,8 @@ static int exec_image(const struct lu_image *img, int hfd, const char *mode,
 	}
 	argv[i++] = (char *)mode;
 	argv[i++] = fdbuf;
+	argv[i++] = "--lu-old-image-fd";
+	argv[i++] = oldbuf;
 	argv[i++] = "--lu-exec-ns";
 	argv[i++] = tbuf;
 	argv[i] = NULL;
@@ -221,7 +241,7 @@ static int dry_run(const struct lu_image *img, int hfd, struct ctl_reply *r)
 		dup2(pipefd[1], 1);
 		dup2(pipefd[1], 2);
 		set_cloexec(hfd, false);
-		exec_image(img, hfd, "--handover-check", 0);
+		exec_image(img, hfd, -1, "--handover-check", 0);
 		_exit(127);
 	}
 	close(pipefd[1]);
@@ -282,7 +302,7 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry,
 		 domain_count(), img->path, img->build_id, version);
 	keep_fds_open(true, hfd, old_fd);
 	if (!fail_phase || strcmp(fail_phase, "exec"))
-		exec_image(img, hfd, "--handover", now_ns());
+		exec_image(img, hfd, old_fd, "--handover", now_ns());
 	/* Still here: exec failed, nothing was handed over. */
 	keep_fds_open(false, hfd, old_fd);
 	ctl_fail(r, CTL_EINTERNAL, "exec of %s failed: %s", img->path,

@@ -50,7 +50,14 @@ void lu_set_daemon_opts(const struct lu_daemon_opts *o);
 int lu_exec(struct client *requester, const char *fail_phase, bool dry_run,
 	    struct ctl_reply *r);
 
-/* New image side (takeover.c): called from main() with --handover. */
+/*
+ * New image side (takeover.c), called from main() with --handover: first
+ * lu_early_init() (rollback armed from our own arguments, crash handlers),
+ * then lu_takeover().  lu_fail_early() rolls back from any start-up error.
+ */
+void lu_early_init(int hfd, int old_fd, const char *rollback_reason,
+		   const struct lu_daemon_opts *d);
+void lu_fail_early(const char *reason);
 int lu_takeover(int handover_fd, const char *rollback_reason,
 		long long t_exec_ns);
 /* --handover-check: parse a handover without taking over (dry run). */

@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdio.h>
@@ -63,6 +65,26 @@ static int scan_notes(Elf *e, struct notes *n)
 	return 0;
 }
 
+static bool segments_in_file(Elf *e, const GElf_Ehdr *eh, int fd)
+{
+	struct stat st;
+	size_t i, nph;
+	GElf_Phdr ph;
+
+	if (fstat(fd, &st) < 0 || elf_getphdrnum(e, &nph))
+		return false;
+	if (eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize >
+	    (uint64_t)st.st_size)
+		return false;
+	for (i = 0; i < nph; i++) {
+		if (!gelf_getphdr(e, i, &ph))
+			return false;
+		if (ph.p_offset + ph.p_filesz > (uint64_t)st.st_size)
+			return false;
+	}
+	return true;
+}
+
 static int check_elf(int fd, const char *path, struct lu_image *img,
 		     char *err, size_t errlen)
 {
@@ -81,6 +103,11 @@ static int check_elf(int fd, const char *path, struct lu_image *img,
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
 	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)) {
 		snprintf(err, errlen, "%s: not an x86-64 ELF executable", path);
+		goto out;
+	}
+	if (!segments_in_file(e, &eh, fd)) {
+		snprintf(err, errlen, "%s: truncated: a segment or the section table lies past the end of the file",
+			 path);
 		goto out;
 	}
 	if (scan_notes(e, &n) < 0) {
@@ -110,15 +137,49 @@ out:
 	return ret;
 }
 
-int lu_check_image(const char *path, struct lu_image *img, char *err,
-		   size_t errlen)
+/*
+ * What runs must be what was checked: the image is copied into a sealed
+ * memfd, checked there and later executed from there, so rewriting or
+ * deleting the file after `load` changes nothing.
+ */
+static int sealed_copy(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[1 << 16];
+	ssize_t n;
+	int in = open(path, O_RDONLY | O_CLOEXEC), out = -1;
 
-	if (fd < 0) {
+	if (in < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	out = memfd_create("xkvm-staged-image", MFD_CLOEXEC |
+			   MFD_ALLOW_SEALING);
+	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0) {
+		if (write(out, buf, n) != n) {
+			n = -1;
+			break;
+		}
+	}
+	if (out < 0 || n < 0 ||
+	    fcntl(out, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
+		  F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		snprintf(err, errlen, "%s: cannot copy the image: %s", path,
+			 strerror(errno));
+		if (out >= 0)
+			close(out);
+		out = -1;
+	}
+	close(in);
+	return out;
+}
+
+int lu_check_image(const char *path, struct lu_image *img, char *err,
+		   size_t errlen)
+{
+	int fd = sealed_copy(path, err, errlen);
+
+	if (fd < 0)
+		return -1;
 	if (access(path, X_OK) < 0) {
 		snprintf(err, errlen, "%s: not executable", path);
 		goto fail;

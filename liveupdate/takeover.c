@@ -7,6 +7,7 @@
  * old image again from the same, untouched handover.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -36,16 +37,22 @@ struct takeover {
 	const char *rollback_reason;	/* non-NULL: we are the old image */
 	struct domain *doms[CONFIG_MAX_DOMAINS];
 	unsigned nr_doms;
-	struct rec_client clients[MAX_HANDOVER_CLIENTS];
+	struct {
+		struct rec_client rc;
+		void *input;		/* bytes it had sent, not yet served */
+		size_t input_len;
+	} clients[MAX_HANDOVER_CLIENTS];
 	unsigned nr_clients;
 	unsigned version;
 	long long t_main, t_restored;
+	json_t *stale;			/* previous image's KVM fds to close */
 };
 
 /* Prebuilt so the crash handler only calls async-signal-safe things. */
 static char rb_fd[16], rb_hfd[16];
 static char *rb_argv[16];
 static int rb_image_fd = -1;
+static bool is_rollback;
 static unsigned rb_reason_slot;
 
 static long long now_ns(void)
@@ -68,31 +75,55 @@ static int info_int(json_t *info, const char *key)
 	return json_integer_value(json_object_get(info, key));
 }
 
-static void prepare_rollback(json_t *info, int hfd)
+static void install_crash_handlers(bool on);
+static void exec_old_image(void);
+
+/* From our own arguments: rollback must work even if the handover does not. */
+static void prepare_rollback(const struct lu_daemon_opts *d, int hfd,
+			     int old_fd)
 {
-	const char *log = info_str(info, "log");
 	unsigned i = 0;
 
-	rb_image_fd = info_int(info, "old_image_fd");
+	rb_image_fd = old_fd;
 	snprintf(rb_fd, sizeof(rb_fd), "%d", rb_image_fd);
 	snprintf(rb_hfd, sizeof(rb_hfd), "%d", hfd);
 	rb_argv[i++] = "xen";
 	rb_argv[i++] = "--socket";
-	rb_argv[i++] = strdup(info_str(info, "socket"));
+	rb_argv[i++] = (char *)d->socket;
 	rb_argv[i++] = "--state-dir";
-	rb_argv[i++] = strdup(info_str(info, "state_dir"));
-	if (log[0]) {
+	rb_argv[i++] = (char *)d->state_dir;
+	if (d->log) {
 		rb_argv[i++] = "--log";
-		rb_argv[i++] = strdup(log);
+		rb_argv[i++] = (char *)d->log;
 	} else {
 		rb_argv[i++] = "--foreground";
 	}
 	rb_argv[i++] = "--handover";
 	rb_argv[i++] = rb_hfd;
+	rb_argv[i++] = "--lu-old-image-fd";
+	rb_argv[i++] = rb_fd;
 	rb_argv[i++] = "--rollback";
 	rb_reason_slot = i;
 	rb_argv[i++] = "the new image crashed";
 	rb_argv[i] = NULL;
+}
+
+void lu_early_init(int hfd, int old_fd, const char *rollback_reason,
+		   const struct lu_daemon_opts *d)
+{
+	prepare_rollback(d, hfd, old_fd);
+	is_rollback = rollback_reason != NULL;
+	if (!is_rollback)
+		install_crash_handlers(true);
+}
+
+void lu_fail_early(const char *reason)
+{
+	if (is_rollback || rb_image_fd < 0)
+		return;
+	log_err("live update: %s; executing the old image again", reason);
+	rb_argv[rb_reason_slot] = (char *)reason;
+	exec_old_image();
 }
 
 static void exec_old_image(void)
@@ -136,9 +167,7 @@ static void rollback(struct takeover *t, const char *reason)
 		log_err("live update: rollback failed too: %s", reason);
 		return;
 	}
-	log_err("live update: %s; executing the old image again", reason);
-	rb_argv[rb_reason_slot] = (char *)reason;
-	exec_old_image();
+	lu_fail_early(reason);
 	log_err("live update: exec of the old image failed: %s",
 		strerror(errno));
 }
@@ -248,10 +277,17 @@ static int restore_all(struct takeover *t, bool fresh_ram, char *err,
 			if (restore_domain(t, &r, fresh_ram, err, errlen) < 0)
 				goto out;
 		} else if (r.rec.type == REC_CLIENT &&
-			   r.rec.length == sizeof(struct rec_client) &&
+			   r.rec.length >= sizeof(struct rec_client) &&
 			   t->nr_clients < MAX_HANDOVER_CLIENTS) {
-			memcpy(&t->clients[t->nr_clients++], r.body,
+			size_t extra = r.rec.length - sizeof(struct rec_client);
+
+			memcpy(&t->clients[t->nr_clients].rc, r.body,
 			       sizeof(struct rec_client));
+			t->clients[t->nr_clients].input = malloc(extra ? extra : 1);
+			if (t->clients[t->nr_clients].input)
+				memcpy(t->clients[t->nr_clients].input,
+				       r.body + sizeof(struct rec_client), extra);
+			t->clients[t->nr_clients++].input_len = extra;
 		} else if (!(r.rec.flags & REC_F_OPTIONAL)) {
 			snprintf(err, errlen, "offset %llu: unexpected %s record",
 				 (unsigned long long)r.rec_offset,
@@ -307,6 +343,41 @@ static json_t *result_json(struct takeover *t, long long t_exec,
 	return res;
 }
 
+static bool is_kvm_fd(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = '\0';
+	return !strncmp(link, "anon_inode:kvm-", 15);
+}
+
+/*
+ * The previous image's KVM fds, as they are now: only numbers that still
+ * hold a KVM object inherited from it (after a rollback some were closed
+ * by the exec and their numbers may be reused).  They are made
+ * close-on-exec at once so no later exec carries them further.
+ */
+static void stale_fds_claim(struct takeover *t)
+{
+	json_t *fds = json_object_get(t->info, "stale_fds"), *v;
+	size_t i;
+
+	t->stale = json_array();
+	json_array_foreach(fds, i, v) {
+		int fd = json_integer_value(v);
+
+		if (fd > 2 && is_kvm_fd(fd)) {
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			json_array_append_new(t->stale, json_integer(fd));
+		}
+	}
+}
+
 static void *close_fds_thread(void *arg)
 {
 	json_t *fds = arg;
@@ -320,19 +391,33 @@ static void *close_fds_thread(void *arg)
 }
 
 /* The previous image's KVM fds, closed off the critical path. */
-static void close_stale_fds(json_t *info)
+static void close_stale_fds(json_t *fds)
 {
-	json_t *fds = json_object_get(info, "stale_fds");
 	pthread_t t;
 
-	if (!json_is_array(fds) || !json_array_size(fds))
+	if (!json_is_array(fds) || !json_array_size(fds)) {
+		json_decref(fds);
 		return;
-	json_incref(fds);
+	}
 	if (pthread_create(&t, NULL, close_fds_thread, fds)) {
 		close_fds_thread(fds);
 		return;
 	}
 	pthread_detach(t);
+}
+
+/* A domain's uptime goes on from when the first image created it. */
+static void restore_created(json_t *info, struct domain *d)
+{
+	char key[16];
+	json_t *v;
+
+	snprintf(key, sizeof(key), "%u", d->id);
+	v = json_object_get(json_object_get(info, "created_ns"), key);
+	if (json_is_integer(v)) {
+		d->created.tv_sec = json_integer_value(v) / 1000000000LL;
+		d->created.tv_nsec = json_integer_value(v) % 1000000000LL;
+	}
 }
 
 /* Everything checked and rebuilt: take over and let the guests run. */
@@ -349,9 +434,11 @@ static void go_live(struct takeover *t, long long t_exec)
 			       info_str(t->info, "socket"));
 	for (i = 0; i < t->nr_clients; i++) {
 		struct client *c = control_adopt_client(
-			t->clients[i].fd, t->clients[i].console_domid,
-			t->clients[i].console_pos);
+			t->clients[i].rc.fd, t->clients[i].rc.console_domid,
+			t->clients[i].rc.console_pos, t->clients[i].input,
+			t->clients[i].input_len);
 
+		free(t->clients[i].input);
 		if (c && c->fd == req_fd)
 			req = c;
 	}
@@ -364,18 +451,22 @@ static void go_live(struct takeover *t, long long t_exec)
 			log_err("d%u: cannot start after live update: %s",
 				d->id, err);
 		d->state = st;
+		restore_created(t->info, d);
 		/* RAM is mapped through our duplicate; drop the inherited fd. */
 		close(d->adopt_ram_fd);
 		d->adopt_ram_fd = -1;
 	}
 	res = result_json(t, t_exec, now_ns());
-	close_stale_fds(t->info);
+	close_stale_fds(t->stale);
+	t->stale = NULL;
 	lu_set_last_result(json_incref(res));
 	log_info("live update %s: %u domain(s), blackout %.3f ms%s%s",
 		 t->rollback_reason ? "rolled back" : "done", t->nr_doms,
 		 json_real_value(json_object_get(res, "blackout_ms")),
 		 t->rollback_reason ? ": " : "",
 		 t->rollback_reason ? t->rollback_reason : "");
+	daemon_set_start_ns(json_integer_value(json_object_get(t->info,
+							    "daemon_start_ns")));
 	if (req && t->rollback_reason) {
 		char msg[512];
 
@@ -385,6 +476,7 @@ static void go_live(struct takeover *t, long long t_exec)
 	} else if (req) {
 		control_reply_now(req, id, CTL_OK, res, NULL);
 	}
+	control_process_adopted();
 	json_decref(res);
 }
 
@@ -395,15 +487,15 @@ int lu_takeover(int hfd, const char *rollback_reason, long long t_exec)
 
 	t.t_main = now_ns();
 	if (verify(&t, err, sizeof(err)) < 0) {
-		/* Without a readable handover there is nothing to go back to. */
-		log_err("live update: %s", err);
+		rollback(&t, err);
 		return -1;
 	}
-	lu_set_last_result(json_incref(json_object_get(t.info, "history")));
+	stale_fds_claim(&t);
+	lu_set_last_result(json_incref(json_object_get(
+		json_object_get(t.info, "history"), "last")));
 	kvm_host.tsc_khz = info_int(t.info, "tsc_khz");
-	prepare_rollback(t.info, hfd);
-	if (!rollback_reason)
-		install_crash_handlers(true);
+	if (!kvm_host.tsc_khz)
+		kvm_probe_tsc_khz();	/* an older image did not say */
 	if (fail_here(&t, "verify")) {
 		rollback(&t, "handover rejected (injected failure in phase verify)");
 		return -1;
@@ -431,12 +523,20 @@ int lu_check_handover(int hfd)
 		printf("%s\n", err);
 		for (i = 0; i < t.nr_doms; i++)
 			domain_discard(t.doms[i]);
+		for (i = 0; i < t.nr_clients; i++)
+			free(t.clients[i].input);
 		return 1;
 	}
 	printf("handover stream v%u: %u domain(s), %u client(s) restored and checked (build-id %s)\n",
 	       t.version, t.nr_doms, t.nr_clients, build_id_hex());
-	for (i = 0; i < t.nr_doms; i++)
+	for (i = 0; i < t.nr_doms; i++) {
+		printf("  d%u %s: %u MiB, %u vCPU(s), %s\n", t.doms[i]->id,
+		       t.doms[i]->name, t.doms[i]->cfg.memory_mib,
+		       t.doms[i]->nr_vcpus, dom_state_name(t.doms[i]->state));
 		domain_discard(t.doms[i]);
+	}
+	for (i = 0; i < t.nr_clients; i++)
+		free(t.clients[i].input);
 	json_decref(t.info);
 	return 0;
 }

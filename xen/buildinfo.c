@@ -93,6 +93,19 @@ void daemon_mark_start(void)
 	clock_gettime(CLOCK_MONOTONIC, &started);
 }
 
+long long daemon_start_ns(void)
+{
+	return started.tv_sec * 1000000000LL + started.tv_nsec;
+}
+
+void daemon_set_start_ns(long long ns)
+{
+	if (ns <= 0)
+		return;
+	started.tv_sec = ns / 1000000000LL;
+	started.tv_nsec = ns % 1000000000LL;
+}
+
 double daemon_uptime(void)
 {
 	struct timespec now;

@@ -14,5 +14,8 @@ double daemon_uptime(void);
 #include <jansson.h>
 json_t *build_livepatches(void);
 void daemon_mark_start(void);
+/* The daemon start on CLOCK_MONOTONIC, kept across live updates. */
+long long daemon_start_ns(void);
+void daemon_set_start_ns(long long ns);
 
 #endif

@@ -218,8 +218,10 @@ static void client_take_lines(struct client *c)
 			c->in_len = 0;
 			return;
 		}
+		c->in_next = start + len + 1;
 		if (len)
 			handle_request(c, c->in + start, len);
+		c->in_next = 0;
 		start += len + 1;
 	}
 	/* Bytes after a console request stay in c->in as console input. */
@@ -452,9 +454,13 @@ int control_handover_save(struct stream_writer *w)
 			.console_domid = c->console ? c->console_domid : 0,
 			.console_pos = c->console_pos,
 		};
+		/* Input not yet served travels along (after the request being
+		 * handled, for the client that asked for the update). */
+		size_t from = c->in_next;
 
 		client_flush(c);	/* best effort: old replies go first */
-		if (stream_write_record(w, REC_CLIENT, 0, &rc, sizeof(rc)) < 0)
+		if (stream_write_record2(w, REC_CLIENT, 0, &rc, sizeof(rc),
+					 c->in + from, c->in_len - from) < 0)
 			return -1;
 	}
 	return 0;
@@ -498,16 +504,39 @@ void control_reply_now(struct client *c, json_t *id, int code,
 }
 
 struct client *control_adopt_client(int fd, unsigned console_domid,
-				    uint64_t console_pos)
+				    uint64_t console_pos, const void *input,
+				    size_t input_len)
 {
 	struct client *c;
 
 	set_cloexec(fd, true);
 	c = client_add(fd);
-	if (c && console_domid) {
+	if (!c)
+		return NULL;
+	if (console_domid) {
 		c->console = true;
 		c->console_domid = console_domid;
 		c->console_pos = console_pos;
 	}
+	if (input_len) {
+		c->in = malloc(input_len);
+		if (c->in) {
+			memcpy(c->in, input, input_len);
+			c->in_len = c->in_cap = input_len;
+		}
+	}
 	return c;
+}
+
+void control_process_adopted(void)
+{
+	struct client *c, *next;
+
+	for (c = clients; c; c = next) {
+		next = c->next;
+		if (c->in_len)
+			client_take_lines(c);
+		if (!client_flush(c))
+			client_free(c);
+	}
 }

@@ -40,6 +40,7 @@ struct client {
 	uint64_t console_pos;
 	bool closing;		/* close once out is flushed */
 	json_t *req_id;		/* id of the request being handled */
+	size_t in_next;		/* while handling: where unread input starts */
 	struct client *next;
 };
 
@@ -71,7 +72,10 @@ int control_adopt_listener(int fd, const char *path);
 void control_reply_now(struct client *c, json_t *id, int code,
 		       json_t *result, const char *msg);
 struct client *control_adopt_client(int fd, unsigned console_domid,
-				    uint64_t console_pos);
+				    uint64_t console_pos, const void *input,
+				    size_t input_len);
+/* Serve input adopted clients had sent before a live update. */
+void control_process_adopted(void);
 ctl_handler ctl_find_command(const char *name);
 
 #endif

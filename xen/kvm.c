@@ -42,7 +42,7 @@ static int load_cpuid(void)
 }
 
 /* The TSC rate is a vCPU property; ask a throwaway vCPU once. */
-static void probe_tsc_khz(void)
+void kvm_probe_tsc_khz(void)
 {
 	int vm = kvm_create_vm(), vcpu;
 
@@ -86,7 +86,7 @@ int kvm_host_open(bool probe_tsc, char *err, size_t errlen)
 		return -1;
 	}
 	if (probe_tsc)
-		probe_tsc_khz();
+		kvm_probe_tsc_khz();
 	return 0;
 }
 

@@ -23,5 +23,6 @@ extern struct kvm_host kvm_host;
  */
 int kvm_host_open(bool probe_tsc, char *err, size_t errlen);
 int kvm_create_vm(void);
+void kvm_probe_tsc_khz(void);
 
 #endif

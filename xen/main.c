@@ -34,6 +34,7 @@ struct options {
 	int handover_check_fd;
 	const char *rollback_reason;
 	long long lu_exec_ns;
+	int lu_old_image_fd;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -66,6 +67,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "handover-check", required_argument, NULL, 'C' },
 		{ "rollback", required_argument, NULL, 'R' },
 		{ "lu-exec-ns", required_argument, NULL, 'T' },
+		{ "lu-old-image-fd", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -82,6 +84,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'C': o->handover_check_fd = atoi(optarg); break;
 		case 'R': o->rollback_reason = optarg; break;
 		case 'T': o->lu_exec_ns = atoll(optarg); break;
+		case 'O': o->lu_old_image_fd = atoi(optarg); break;
 		default: usage(stderr); return -1;
 		}
 	}
@@ -192,7 +195,39 @@ static void set_lu_opts(const struct options *o)
 
 	lu_set_daemon_opts(&d);
 }
+
+/* Arm the rollback before anything can fail in a new image. */
+static void early_handover(const struct options *o)
+{
+	struct lu_daemon_opts d = { o->socket, o->state_dir, o->log };
+
+	if (o->handover_fd >= 0)
+		lu_early_init(o->handover_fd, o->lu_old_image_fd,
+			      o->rollback_reason, &d);
+}
+
+/* A new image that cannot start gives the guests back to the old one. */
+static int startup_failed(const struct options *o, const char *why)
+{
+	char reason[600];
+
+	if (o->handover_fd >= 0) {
+		snprintf(reason, sizeof(reason), "new image failed to start: %s",
+			 why);
+		lu_fail_early(reason);
+	}
+	return 1;
+}
 #else
+static void early_handover(const struct options *o)
+{
+}
+
+static int startup_failed(const struct options *o, const char *why)
+{
+	return 1;
+}
+
 static int handover_check(int fd)
 {
 	fprintf(stderr, "xen: live update is not built in\n");
@@ -212,7 +247,8 @@ static void set_lu_opts(const struct options *o)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .handover_fd = -1, .handover_check_fd = -1 };
+	struct options o = { .handover_fd = -1, .handover_check_fd = -1,
+			     .lu_old_image_fd = -1 };
 	char err[512], logpath[4096];
 	int ready_fd = -1;
 	char ok = 0;
@@ -222,9 +258,10 @@ int main(int argc, char **argv)
 	daemon_mark_start();
 	if (o.handover_check_fd >= 0)
 		return handover_check(o.handover_check_fd);
+	early_handover(&o);
 	if (mkdir(o.state_dir, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "xen: %s: %s\n", o.state_dir, strerror(errno));
-		return 1;
+		return startup_failed(&o, "cannot create the state directory");
 	}
 	if (!o.log && !o.foreground) {
 		snprintf(logpath, sizeof(logpath), "%s/xen.log", o.state_dir);
@@ -233,7 +270,7 @@ int main(int argc, char **argv)
 	if (log_open(o.log) < 0) {
 		fprintf(stderr, "xen: cannot open log %s: %s\n", o.log,
 			strerror(errno));
-		return 1;
+		return startup_failed(&o, "cannot open the log");
 	}
 	if (!o.foreground && o.handover_fd < 0 && daemonize(&ready_fd) < 0) {
 		fprintf(stderr, "xen: fork: %s\n", strerror(errno));
@@ -242,13 +279,13 @@ int main(int argc, char **argv)
 	install_signals();
 	if (devices_check() < 0) {
 		fprintf(stderr, "xen: a device has no state record\n");
-		return 1;
+		return startup_failed(&o, "a device has no state record");
 	}
 	if (kvm_host_open(o.handover_fd < 0, err, sizeof(err)) < 0 ||
 	    loop_init(on_wake) < 0) {
 		log_err("startup failed: %s", err);
 		fprintf(stderr, "xen: %s\n", err);
-		return 1;
+		return startup_failed(&o, err);
 	}
 	if (o.handover_fd >= 0) {
 		if (take_over(&o) < 0)

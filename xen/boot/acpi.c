@@ -5,8 +5,11 @@
  * ACPI_PM_BASE: PM1 event and control registers and the PM timer), a reset
  * register at 0xcf9 and no i8042 or VGA; the DSDT only says how to enter
  * S5, so that a guest's poweroff writes SLP_TYP/SLP_EN and ends the domain
- * as a poweroff.  The MADT lists the vCPUs' local APICs, KVM's in-kernel
- * IOAPIC and the usual ISA overrides (IRQ 0 on pin 2, the SCI level-high).
+ * as a poweroff.  The MADT lists the vCPUs' local APICs and KVM's
+ * in-kernel IOAPIC.  ISA IRQs reach the IOAPIC pin of their own number
+ * (KVM's default GSI routing: the PIT's IRQ 0 is on pin 0, so there is no
+ * IRQ 0 -> GSI 2 override as on most PCs); the only override makes the SCI
+ * level-triggered, active high.
  */
 #include <string.h>
 
@@ -247,7 +250,7 @@ static int write_madt(struct acpi_builder *b, uint64_t *gpa)
 	size_t len = sizeof(struct acpi_header) + 8 +
 		     n * sizeof(struct madt_lapic) +
 		     sizeof(struct madt_ioapic) +
-		     2 * sizeof(struct madt_override) +
+		     sizeof(struct madt_override) +
 		     sizeof(struct madt_lapic_nmi);
 	struct acpi_header *h = acpi_alloc(b, len, 16, gpa);
 	uint8_t *p;
@@ -276,11 +279,6 @@ static int write_madt(struct acpi_builder *b, uint64_t *gpa)
 					  .id = n, .address = IOAPIC_ADDR },
 	       sizeof(struct madt_ioapic));
 	p += sizeof(struct madt_ioapic);
-	memcpy(p, &(struct madt_override){ .type = MADT_OVERRIDE,
-					    .length = sizeof(struct madt_override),
-					    .source = 0, .gsi = 2 },
-	       sizeof(struct madt_override));
-	p += sizeof(struct madt_override);
 	memcpy(p, &(struct madt_override){ .type = MADT_OVERRIDE,
 					    .length = sizeof(struct madt_override),
 					    .source = ACPI_SCI_IRQ,

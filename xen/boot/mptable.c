@@ -2,7 +2,8 @@
  * Intel MultiProcessor Specification 1.4 tables: the floating pointer in
  * the first KiB of the EBDA and the configuration table in the BIOS area.
  * They describe the vCPUs (local APIC ids 0..n-1), one ISA bus, KVM's
- * in-kernel IOAPIC and how the ISA IRQs reach it.  Kernels without ACPI
+ * in-kernel IOAPIC (id n) and how the ISA IRQs reach it, and the 8259
+ * (ExtINT) and NMI on every local APIC's LINT0 and LINT1.  Kernels without ACPI
  * (or booted with acpi=off) find their CPUs and the IOAPIC here.
  */
 #include <string.h>
@@ -155,12 +156,14 @@ int mptable_write(struct domain *dom)
 					 .apicaddr = IOAPIC_ADDR },
 	       sizeof(struct mpc_ioapic));
 	p += sizeof(struct mpc_ioapic);
-	/* ISA IRQ 0 is wired to IOAPIC pin 2, the others to their own pin. */
+	/*
+	 * Every ISA IRQ on the IOAPIC pin of its own number, as KVM's default
+	 * GSI routing wires them (the PIT's IRQ 0 reaches pin 0, not pin 2 as
+	 * on most PCs); IRQ 2 is the cascade and has no device.
+	 */
 	for (i = 0; i < 16; i++) {
-		if (i == 2)
-			continue;	/* the cascade has no pin of its own */
-		intsrc(&p, MP_INTSRC, MP_INT, i, ioapic_id, i ? i : 2,
-		       &count);
+		if (i != 2)
+			intsrc(&p, MP_INTSRC, MP_INT, i, ioapic_id, i, &count);
 	}
 	intsrc(&p, MP_LINTSRC, MP_EXTINT, 0, MP_ALL_APICS, 0, &count);
 	intsrc(&p, MP_LINTSRC, MP_NMI, 0, MP_ALL_APICS, 1, &count);

@@ -1,0 +1,941 @@
+"""Live update (docs/live-update.md) against real daemons, judged on what
+the GUESTS report: the counter guest's status block (read from outside
+through the daemon's RAM memfd, and by build/bin/counter-watch, which keeps
+its mappings across updates because the daemon keeps the memfds) and its
+console lines.  The daemon's own figures (blackout_ms, phases_ms) are
+recorded and printed, never asserted on: the host has 2 cores and is
+shared with other test runs.
+
+Images are copies (tmp paths, taken once per module and checked to be
+whole ELF files: the tree is shared and may be relinked while we run):
+two copies of $XEN_BUILD/bin/xen at different paths, and the variants of
+`make variants`, build-minimal/bin/xen (reduced Kconfig) and
+build-next/bin/xen (state format version 3).
+"""
+import errno
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import struct
+import threading
+import time
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+
+from harness import (BUILD, COUNTER_LINE_RX, COUNTER_WATCH, ROOT, XEN,
+                     ConsoleStream, CounterWatchProc, assert_counter_frozen,
+                     build_bool_features, build_bool_features_of, build_has,
+                     copy_image,
+                     elf_notes, parse_status_lines, wait_until)
+
+PHASES = ("quiesce", "save", "exec", "restore", "resume")
+OLD_SIDE = ("quiesce", "save", "exec")          # error 11, result failed
+NEW_SIDE = ("verify", "restore", "kvm", "crash")  # error 13, rolled back
+VARIANTS = {"minimal": os.path.join(ROOT, "build-minimal"),
+            "next": os.path.join(ROOT, "build-next")}
+# The counter guest under load: 8 MiB working set dirtied at 5000
+# pages/s, a status line every 200 ms, a full verification every 500 ms.
+LOAD = "ws=8M rate=5000 verify=500"
+
+
+# ---------------------------------------------------------------- images
+
+class Image:
+    def __init__(self, path, build_dir):
+        self.path = path
+        self.build_dir = build_dir
+        n = elf_notes(path)
+        self.build_id = n["build_id"]
+        self.reads = n["xkvm"][0:2]
+        self.writes = n["xkvm"][2:4]
+        # taken with the copy: the shared tree's Kconfig may move on
+        self._features = (build_bool_features() if build_dir == BUILD
+                          else build_bool_features_of(build_dir))
+
+    def features(self):
+        return self._features
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Copies of the images to update between."""
+    if not build_has("LIVE_UPDATE"):
+        pytest.skip("LIVE_UPDATE is not in this build's Kconfig")
+    if not os.path.exists(COUNTER_WATCH):
+        pytest.skip(f"{COUNTER_WATCH} is missing: run `make all`")
+    root = str(tmp_path_factory.mktemp("lu-images"))
+    out = {}
+    for key, src, bdir in (("a", XEN, BUILD), ("b", XEN, BUILD),
+                           ("minimal", None, VARIANTS["minimal"]),
+                           ("next", None, VARIANTS["next"])):
+        src = src or os.path.join(bdir, "bin", "xen")
+        if not os.path.exists(src):
+            out[key] = None
+            continue
+        dest = os.path.join(root, key, "xen")
+        os.makedirs(os.path.dirname(dest))
+        copy_image(src, dest)
+        out[key] = Image(dest, bdir)
+    return out
+
+
+def need(images, key):
+    if images[key] is None:
+        pytest.skip(f"{VARIANTS[key]}/bin/xen is missing: run "
+                    f"`make variants`")
+    return images[key]
+
+
+def handover_version(src_writes, dst_reads):
+    """The stream version a live update hands over in (docs/live-update.md:
+    min(our newest written, its newest read), at least both oldest)."""
+    v = min(src_writes[1], dst_reads[1])
+    assert v >= max(src_writes[0], dst_reads[0]), \
+        f"writes {src_writes} and reads {dst_reads} do not overlap"
+    return v
+
+
+# ---------------------------------------------------------------- helpers
+
+def lu_xl(d, *args, timeout=120):
+    """`xl live-update ARGS --json`: (exit status, result or None,
+    stderr)."""
+    r = d.xl("live-update", *args, "--json", check=False, timeout=timeout)
+    res = json.loads(r.out) if r.returncode == 0 and r.out.strip() else None
+    return r.returncode, res, r.err
+
+
+def update(d, image, *extra):
+    """A live update that must succeed; returns its result object."""
+    rc, res, err = lu_xl(d, image.path, *extra)
+    assert rc == 0, f"xl live-update {image.path} exited {rc}: {err}"
+    assert res["result"] == "ok", res
+    assert res["to_build_id"] == image.build_id, res
+    return res
+
+
+def update_staged(d):
+    rc, res, err = lu_xl(d, "exec")
+    assert rc == 0 and res["result"] == "ok", (rc, err)
+    return res
+
+
+def lu_status(d):
+    return d.call("live-update-status")
+
+
+def start_counters(d, names, memory=32, cmdline=LOAD):
+    return [d.start_counter(n, interval=200, memory=memory,
+                            cmdline_extra=cmdline) for n in names]
+
+
+def assert_all_counting(cws, lines=2):
+    for cw in cws:
+        cw.assert_counting(lines)
+
+
+def wait_verifications(cw, above, timeout=30):
+    """The guest completes another full verification of its working set
+    (one is done every verify=500 ms) with no error."""
+    def more():
+        st = cw.reader.read()
+        return st["verifications"] > above and st
+    st = wait_until(more, timeout, f"{cw.name}: a verification after "
+                                   f"{above}")
+    assert st["errors"] == 0, f"{cw.name}: {st}"
+    return st
+
+
+def fds_of(pid):
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+
+def assert_same_domains(before, after):
+    for name, b in before.items():
+        a = after.get(name)
+        assert a is not None, f"{name} is gone after the update: {after}"
+        for k in ("id", "name", "state", "memory_mib", "vcpus", "kernel",
+                  "cmdline", "exit_code", "shutdown_reason"):
+            assert a[k] == b[k], f"{name}: {k} {b[k]!r} -> {a[k]!r}"
+    assert sorted(after) == sorted(before)
+
+
+def status_lines(text):
+    """The complete COUNTER status lines of a console text, parsed (a
+    console read can end in the middle of a line being printed)."""
+    return parse_status_lines("".join(COUNTER_LINE_RX.findall(text)))
+
+
+def summary(xs):
+    xs = sorted(xs)
+    return {"n": len(xs), "min": xs[0], "median": statistics.median(xs),
+            "max": xs[-1]}
+
+
+def watch(d):
+    """counter-watch on the daemon (after every guest is counting)."""
+    return CounterWatchProc(d.proc.pid, interval_us=200)
+
+
+def running_image(d):
+    """The notes of the image the daemon runs right now (its
+    /proc/PID/exe: the tree's build/bin/xen may have been relinked since
+    the daemon started)."""
+    n = elf_notes(f"/proc/{d.proc.pid}/exe")
+    return SimpleNamespace(build_id=n["build_id"], reads=n["xkvm"][0:2],
+                           writes=n["xkvm"][2:4])
+
+
+# ---------------------------------------------------------------- 1 basic
+
+def test_basic_update(daemon, images):
+    d = daemon
+    a = images["a"]
+    (cw,) = start_counters(d, ["c1"])
+    cw.assert_counting(2)
+    info0 = d.call("info")
+    pid = d.proc.pid
+    assert info0["pid"] == pid
+    before = d.domains()
+    block0 = cw.reader.read()
+    history0 = d.console("c1")
+    assert "COUNTER counter=" in history0
+    src = running_image(d)
+    assert src.build_id == info0["build_id"]
+
+    res = update(d, a)
+
+    assert res["from_build_id"] == info0["build_id"]
+    assert res["to_build_id"] == a.build_id
+    assert res["domains"] == 1
+    assert res["format_version"] == handover_version(
+        src.writes, a.reads)
+    assert set(res["phases_ms"]) == set(PHASES), res
+    for k, v in res["phases_ms"].items():
+        assert isinstance(v, (int, float)) and v >= 0, (k, v)
+    assert res["blackout_ms"] > 0
+    print(f"\nblackout {res['blackout_ms']:.2f} ms, phases "
+          f"{ {k: round(v, 2) for k, v in res['phases_ms'].items()} }")
+
+    # The guest: counts on from above its pre-update value, new status
+    # lines, verifications go on, no error anywhere.
+    cw.assert_counting(3)
+    block1 = cw.reader.read()
+    assert block1["counter"] > block0["counter"]
+    assert block1["rounds"] >= block0["rounds"]
+    assert block1["pages_dirtied"] > block0["pages_dirtied"]
+    wait_verifications(cw, block1["verifications"])
+    history1 = d.console("c1")
+    assert history0 in history1, "pre-update console history lost"
+    new = status_lines(history1[len(history0):])
+    assert len(new) >= 3 and all(s["errors"] == 0 for s in new), new
+    assert new[-1]["counter"] > block0["counter"]
+    assert "VERIFY ERROR" not in history1
+
+    # The operator's view: same domain, same daemon, the new build.
+    assert_same_domains(before, d.domains())
+    assert d.domains()["c1"]["state"] == "running"
+    info1 = d.call("info")
+    assert info1["build_id"] == a.build_id
+    assert info1["host"]["tsc_khz"] == info0["host"]["tsc_khz"]
+    assert info1["pid"] == pid and d.alive()
+    st = lu_status(d)
+    assert st["staged"] is None, "an exec consumes the staged image"
+    assert st["last"]["result"] == "ok"
+    assert st["last"]["blackout_ms"] == res["blackout_ms"]
+    # `xl list` prints the same id, name and state
+    out = d.xl("list").out
+    assert re.search(rf"^c1\s+{before['c1']['id']}\s+32\s+1\s+r", out, re.M)
+
+
+def test_uptimes_carry_across_an_update(daemon, images):
+    """A live update does not restart anything: a domain's uptime_s and
+    the daemon's uptime (`info`) go on from where they were (the
+    monotonic clock is the same across exec)."""
+    d = daemon
+    (cw,) = start_counters(d, ["c1"])
+    time.sleep(1.0)
+    up_dom = d.domains()["c1"]["uptime_s"]
+    up_daemon = d.call("info")["uptime_s"]
+    assert up_dom >= 0.9 and up_daemon >= up_dom
+    update(d, images["a"])
+    cw.assert_counting(1)
+    after_dom = d.domains()["c1"]["uptime_s"]
+    after_daemon = d.call("info")["uptime_s"]
+    assert after_dom >= up_dom, \
+        f"domain uptime went back from {up_dom} to {after_dom} s"
+    assert after_daemon >= up_daemon, \
+        f"daemon uptime went back from {up_daemon} to {after_daemon} s"
+
+
+# ---------------------------------------------------------------- 2 x100
+
+def test_hundred_updates_under_load(daemon, images):
+    d = daemon
+    a, b = images["a"], images["b"]
+    assert a.path != b.path
+    names = [f"g{i}" for i in range(4)]
+    cws = start_counters(d, names)
+    assert_all_counting(cws, 1)
+    ids = {d.domid(n): n for n in names}
+    blocks0 = {cw.name: cw.reader.read() for cw in cws}
+    before = d.domains()
+    pid = d.proc.pid
+    fds0 = fds_of(pid)
+    w = watch(d)
+    blackout, wall, results = [], [], []
+    try:
+        assert w.watching == 4
+        for i in range(100):
+            img = (a, b)[i % 2]
+            t0 = time.monotonic()
+            res = update(d, img)
+            wall.append((time.monotonic() - t0) * 1e3)
+            assert res["domains"] == 4, res
+            blackout.append(res["blackout_ms"])
+            results.append(res)
+            assert d.proc.pid == pid and d.alive()
+        time.sleep(0.5)
+    finally:
+        report = w.stop()
+
+    bs, ws = summary(blackout), summary(wall)
+    print(f"\n100 updates, 4 guests ({LOAD}): blackout_ms min "
+          f"{bs['min']:.2f} median {bs['median']:.2f} max {bs['max']:.2f}; "
+          f"`xl live-update` wall ms min {ws['min']:.1f} median "
+          f"{ws['median']:.1f} max {ws['max']:.1f}")
+    for ph in PHASES:
+        s = summary([r["phases_ms"][ph] for r in results])
+        print(f"  {ph:8s} ms: min {s['min']:.2f} median {s['median']:.2f}"
+              f" max {s['max']:.2f}")
+    for domid in sorted(report):
+        g = report[domid]
+        print(f"  counter-watch d{domid} ({ids.get(domid)}): max stall "
+              f"{g['max_stall_ms']:.1f} ms at {g['max_stall_at_s']:.1f} s, "
+              f"{g['samples']} samples, errors {g['errors']}")
+
+    # counter-watch saw all four guests through all 100 updates.
+    assert sorted(report) == sorted(ids), (report, ids)
+    for domid, g in report.items():
+        assert g["errors"] == 0, g
+        assert g["last"] > g["first"], g
+        assert g["samples"] > 100, g
+    # Every guest: counting, verifying, no error in block or console.
+    assert_all_counting(cws, 2)
+    for cw in cws:
+        b0 = blocks0[cw.name]
+        st = wait_verifications(cw, b0["verifications"])
+        assert st["counter"] > b0["counter"]
+        assert st["pages_dirtied"] > b0["pages_dirtied"]
+        con = d.console(cw.name)
+        assert "VERIFY ERROR" not in con
+        lines = status_lines(con)
+        assert lines and all(s["errors"] == 0 for s in lines)
+        counters = [s["counter"] for s in lines]
+        assert counters == sorted(counters)
+    assert_same_domains(before, d.domains())
+    # No fd left behind by 100 updates (sockets: clients come and go).
+    assert_fds_settled(pid, fds0)
+
+
+def _fd_shape(fds):
+    return sorted(f for f in fds if not f.startswith("socket:"))
+
+
+def assert_fds_settled(pid, fds0, timeout=10):
+    """The daemon holds the same non-socket fds as before, and not more
+    sockets than before plus a client or two still being closed."""
+    socks0 = sum(f.startswith("socket:") for f in fds0)
+    deadline = time.monotonic() + timeout
+    while True:
+        now = fds_of(pid)
+        socks = sum(f.startswith("socket:") for f in now)
+        if _fd_shape(now) == _fd_shape(fds0) and socks <= socks0 + 2:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    before, after = Counter(fds0), Counter(now)
+    raise AssertionError(
+        f"the daemon's fd table changed over the updates: {len(fds0)} -> "
+        f"{len(now)} fds; more: {dict(after - before)}; fewer: "
+        f"{dict(before - after)}")
+
+
+# ---------------------------------------------------------------- 3 faults
+
+@pytest.mark.parametrize("phase", OLD_SIDE + NEW_SIDE)
+def test_failure_in_each_phase(daemon, images, phase):
+    d = daemon
+    a = images["a"]
+    cws = start_counters(d, ["c1", "c2"])
+    assert_all_counting(cws, 1)
+    pid = d.proc.pid
+    bid = d.call("info")["build_id"]
+    before = d.domains()
+    d.xl("live-update", "load", a.path)
+
+    api = d.api()
+    try:
+        r = api.request("live-update-exec", fail_phase=phase)
+    finally:
+        api.close()
+    assert not r["ok"], r
+    e = r["error"]
+    want = 11 if phase in OLD_SIDE else 13
+    assert e["code"] == want, e
+    assert re.search(phase, e["message"]), e
+    st = lu_status(d)["last"]
+    assert st["result"] == ("failed" if phase in OLD_SIDE
+                            else "rolled-back"), st
+    assert re.search(phase, st["reason"]), st
+    if phase in NEW_SIDE:
+        assert st["from_build_id"] == bid and st["domains"] == 2, st
+        assert e["message"].endswith(st["reason"]), (e, st)
+
+    # The guests never noticed, on the same daemon and the old build.
+    assert_all_counting(cws, 2)
+    for cw in cws:
+        wait_verifications(cw, cw.reader.read()["verifications"])
+    assert d.proc.pid == pid and d.alive()
+    assert d.call("info")["build_id"] == bid
+    assert_same_domains(before, d.domains())
+
+    # And an update afterwards works.
+    res = update(d, images["b"])
+    assert res["domains"] == 2
+    assert_all_counting(cws, 2)
+    assert lu_status(d)["last"]["result"] == "ok"
+
+
+def test_xl_reports_fault_exit_status(daemon, images):
+    """xl exits with the error code and prints the reason."""
+    d = daemon
+    start_counters(d, ["c1"])
+    d.xl("live-update", "load", images["a"].path)
+    r = d.xl("live-update", "exec", "--fail-phase", "save", check=False)
+    assert r.returncode == 11 and "save" in r.err, (r.returncode, r.err)
+    rc, res, err = lu_xl(d, "exec", "--fail-phase", "kvm")
+    assert rc == 13 and "kvm" in err and "rolled back" in err, (rc, err)
+    r = d.xl("live-update", "exec", "--fail-phase", "nonsense", check=False)
+    assert r.returncode != 0
+
+
+# ---------------------------------------------------------------- 4 refusals
+
+def _patched_versions(src, dest, versions):
+    with open(src, "rb") as f:
+        data = bytearray(f.read())
+    off = elf_notes(src)["xkvm_desc_offset"]
+    # the descriptor follows the note's name "XKVM\0" (padded to 8)
+    assert data[off - 8:off - 3] == b"XKVM\0"
+    struct.pack_into("<4I", data, off, *versions)
+    with open(dest, "wb") as f:
+        f.write(data)
+    os.chmod(dest, 0o755)
+    assert elf_notes(dest)["xkvm"] == tuple(versions)
+
+
+def _truncated(src, dest, size):
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(dest, "wb") as f:
+        f.write(data[:size(len(data))])
+    os.chmod(dest, 0o755)
+
+
+REFUSALS = {
+    # name: (make(src, dest), raw image argument or None, code or None,
+    #        message pattern)
+    "text-file": (lambda s, p: (open(p, "w").write("#!/bin/sh\necho hi\n"),
+                               os.chmod(p, 0o755)), None, None,
+                  r"not an ELF"),
+    "truncated-4k": (lambda s, p: _truncated(s, p, lambda n: 4096), None,
+                     None, r"truncat|corrupt|short|incomplete"),
+    "truncated-half": (lambda s, p: _truncated(s, p, lambda n: n // 2),
+                       None, None, r"truncat|corrupt|short|incomplete"),
+    "no-xkvm-note": (lambda s, p: shutil.copy("/bin/true", p), None, None,
+                     r"XKVM"),
+    "not-executable": (lambda s, p: (shutil.copy(s, p), os.chmod(p, 0o644)),
+                       None, None, r"not executable"),
+    "missing": (lambda s, p: None, None, None, r"No such file"),
+    "relative-path": (None, "build/bin/xen", 3, r"absolute"),
+    "reads-5-6": (lambda s, p: _patched_versions(s, p, (5, 6, 5, 6)), None,
+                  None, r"5\.\.6"),
+}
+
+
+@pytest.mark.parametrize("kind", list(REFUSALS))
+def test_staging_refusal(daemon, images, tmp_path, kind):
+    """Refused at `load`, before anything pauses: a clear error, nothing
+    staged, no new `last` result, the guests count on (counter-watch's
+    max stall during the refusal is printed, not asserted)."""
+    d = daemon
+    make, raw, code, pattern = REFUSALS[kind]
+    cws = start_counters(d, ["c1", "c2"])
+    assert_all_counting(cws, 1)
+    st0 = lu_status(d)
+    assert st0 == {"staged": None, "last": None}
+    path = raw or str(tmp_path / f"{kind}-image")
+    if make:
+        make(images["a"].path, path)
+    w = watch(d)
+    try:
+        api = d.api()
+        try:
+            r = api.request("live-update-load", image=path)
+        finally:
+            api.close()
+        x = d.xl("live-update", "load", path, check=False) if not raw \
+            else None
+        time.sleep(1.0)
+    finally:
+        report = w.stop()
+    print(f"\n{kind}: {r.get('error')}; counter-watch max stall "
+          f"{ {k: g['max_stall_ms'] for k, g in report.items()} } ms")
+    assert not r["ok"], f"{kind}: staged: {r}"
+    e = r["error"]
+    if code is not None:
+        assert e["code"] == code, e
+    assert re.search(pattern, e["message"]), e
+    if not raw:
+        assert path in e["message"] or kind == "reads-5-6", e
+        assert x.returncode == e["code"], (x.returncode, x.err)
+        assert re.search(pattern, x.err), x.err
+    assert lu_status(d) == st0
+    assert all(g["errors"] == 0 and g["last"] > g["first"]
+               for g in report.values()), report
+    assert_all_counting(cws, 2)
+    rc, _, err = lu_xl(d, "exec")
+    assert rc == 6, (rc, err)
+    assert lu_status(d) == st0
+
+
+def test_exec_without_a_staged_image(daemon, images, tmp_path):
+    d = daemon
+    cws = start_counters(d, ["c1"])
+    api = d.api()
+    try:
+        r = api.request("live-update-exec")
+        assert not r["ok"] and r["error"]["code"] == 6, r
+        assert re.search("staged", r["error"]["message"])
+        r = api.request("live-update-unload")
+        assert not r["ok"] and r["error"]["code"] == 6, r
+        # a refused load keeps the image staged before it
+        assert api.call("live-update-load", image=images["a"].path)
+        txt = str(tmp_path / "text")
+        with open(txt, "w") as f:
+            f.write("not an image\n")
+        os.chmod(txt, 0o755)
+        r = api.request("live-update-load", image=txt)
+        assert not r["ok"], r
+        st = api.call("live-update-status")
+        assert st["staged"]["image"] == images["a"].path
+        assert st["staged"]["build_id"] == images["a"].build_id
+        assert list(st["staged"]["reads"]) == list(images["a"].reads)
+        # unload, then exec: nothing staged
+        assert api.call("live-update-unload")["staged"] is None
+        r = api.request("live-update-exec")
+        assert not r["ok"] and r["error"]["code"] == 6, r
+        r = api.request("live-update-exec", dry_run=True)
+        assert not r["ok"] and r["error"]["code"] == 6, r
+    finally:
+        api.close()
+    rc, _, err = lu_xl(d, "exec")
+    assert rc == 6 and "staged" in err, (rc, err)
+    assert lu_status(d) == {"staged": None, "last": None}
+    assert_all_counting(cws, 2)
+
+
+def test_staged_image_deleted_or_replaced_on_disk(daemon, images, tmp_path):
+    """The staged image is kept open: deleting the file, or renaming
+    another file over it, after `load` does not change what runs."""
+    d = daemon
+    cws = start_counters(d, ["c1"])
+    other = need(images, "next")        # another build-id in any config
+    for how in ("delete", "rename-over"):
+        p = str(tmp_path / f"staged-{how}")
+        copy_image(images["a"].path, p)
+        d.xl("live-update", "load", p)
+        if how == "delete":
+            os.unlink(p)
+        else:
+            copy_image(other.path, p + ".new")
+            os.rename(p + ".new", p)
+        res = update_staged(d)
+        assert res["to_build_id"] == images["a"].build_id, (how, res)
+        assert d.call("info")["build_id"] == images["a"].build_id
+        assert_all_counting(cws, 2)
+
+
+def test_staged_image_rewritten_in_place(daemon, images, tmp_path):
+    """What was checked at `load` is what runs: rewriting the staged file
+    in place (as `cp NEW STAGED` does) after `load` must not make exec run
+    an image that was never checked.  Expected: the staged build-id runs,
+    or exec refuses and the guests keep running on the old image."""
+    d = daemon
+    cws = start_counters(d, ["c1"])
+    other = need(images, "next")        # another build-id in any config
+    bid0 = d.call("info")["build_id"]
+    p = str(tmp_path / "staged")
+    copy_image(images["a"].path, p)
+    d.xl("live-update", "load", p)
+    staged = lu_status(d)["staged"]["build_id"]
+    with open(other.path, "rb") as f:
+        data = f.read()
+    with open(p, "r+b") as f:           # same inode, new contents
+        f.truncate(0)
+        f.write(data)
+    rc, res, err = lu_xl(d, "exec")
+    running = d.call("info")["build_id"]
+    assert_all_counting(cws, 2)
+    if rc == 0:
+        assert running == staged, \
+            (f"staged build-id {staged}, but exec ran {running}: the file "
+             f"was re-read after the checks")
+    else:
+        assert running == bid0, (rc, err)
+
+
+def test_handover_rejected_by_the_new_image_rolls_back(daemon, images,
+                                                      tmp_path):
+    """If the new image rejects the handover stream when it verifies it,
+    it must go back to the old image (docs/live-update.md, Rollback).
+    Made with a copy of build-next whose XKVM note claims it reads
+    version 1: staging accepts it and hands over v1, which build-next's
+    reader refuses ("this build reads 2 to 3")."""
+    d = daemon
+    nxt = need(images, "next")
+    cws = start_counters(d, ["c1", "c2"])
+    assert_all_counting(cws, 1)
+    pid = d.proc.pid
+    bid = d.call("info")["build_id"]
+    p = str(tmp_path / "next-claims-v1")
+    _patched_versions(nxt.path, p, (1, 1, 1, 1))
+    rc, res, err = lu_xl(d, p)
+    assert d.alive(), (f"the daemon died (status {d.proc.returncode}) "
+                       f"instead of rolling back; guests lost; xl: {rc} "
+                       f"{err}")
+    assert rc == 13, (rc, err)
+    assert lu_status(d)["last"]["result"] == "rolled-back"
+    assert d.proc.pid == pid and d.call("info")["build_id"] == bid
+    assert_all_counting(cws, 2)
+
+
+# ---------------------------------------------------------------- 5 builds
+
+@pytest.mark.parametrize("variant", ["minimal", "next"])
+def test_between_builds(daemon, images, variant):
+    """default -> VARIANT -> default: each hop ok, in the stream version
+    the two images' notes agree on (2 for both variants), the guests
+    count on, `xl info` shows that build's id and features."""
+    d = daemon
+    other = need(images, variant)
+    a = images["a"]
+    cws = start_counters(d, ["c1", "c2"])
+    assert_all_counting(cws, 1)
+    src = running_image(d)
+    assert d.call("info")["build_id"] == src.build_id
+    src_writes = src.writes
+    before = d.domains()
+    history0 = d.console("c1")
+    for target in (other, a):
+        want = handover_version(src_writes, target.reads)
+        assert want == 2
+        res = update(d, target)
+        assert res["format_version"] == want, res
+        assert res["domains"] == 2
+        info = d.call("info")
+        assert info["build_id"] == target.build_id
+        assert set(info["features"]) == target.features(), \
+            (info["features"], target.features())
+        if target is other and variant == "minimal":
+            assert "BOOT_LINUX" not in info["features"]
+            assert "DEV_DEBUG_EXIT" not in info["features"]
+        assert_all_counting(cws, 2)
+        for cw in cws:
+            wait_verifications(cw, cw.reader.read()["verifications"])
+        assert_same_domains(before, d.domains())
+        src_writes = target.writes
+    # The console history (smaller in the minimal build) kept its newest
+    # part: here all of it, it is far below 16 KiB.
+    assert len(history0) < 16 * 1024
+    assert history0 in d.console("c1")
+
+
+# ---------------------------------------------------------------- 6 clients
+
+def test_idle_connection_survives(daemon, images):
+    d = daemon
+    cws = start_counters(d, ["c1"])
+    api = d.api()
+    try:
+        assert api.call("version")
+        update(d, images["a"])
+        doms = api.call("list")["domains"]
+        assert [x["name"] for x in doms] == ["c1"]
+        assert api.call("info")["build_id"] == images["a"].build_id
+    finally:
+        api.close()
+    assert_all_counting(cws, 1)
+
+
+def test_console_stream_survives(daemon, images):
+    d = daemon
+    (cw,) = start_counters(d, ["c1"])
+    con = ConsoleStream(d.sock, "c1", history=False)
+    try:
+        con.wait(r"COUNTER counter=\d+[^\n]*\n")
+        counter0 = cw.reader.counter()
+        n0 = len(con.text)
+        update(d, images["a"])
+        update(d, images["b"])
+        # three new lines, after the update, on the same stream
+        def new_lines():
+            ls = [s for s in status_lines(con.text[n0:])
+                  if s["counter"] > counter0]
+            return len(ls) >= 3 and ls
+        lines = wait_until(new_lines, 30, "new status lines on the "
+                                          "console stream")
+        assert all(s["errors"] == 0 for s in lines)
+        assert not con.eof.is_set()
+        # nothing was printed twice across the update
+        all_lines = status_lines(con.text)
+        cs = [s["counter"] for s in all_lines]
+        assert cs == sorted(cs) and len(set(cs)) == len(cs), cs
+    finally:
+        con.close()
+    cw.assert_counting(1)
+
+
+def _client_storm(sock_path, stop, stats):
+    while not stop.is_set():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(sock_path)            # blocking, as xl connects
+            s.settimeout(30)
+            req = {"version": 1, "id": stats["n"], "command": "version"}
+            s.sendall((json.dumps(req) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise ConnectionError("closed before the reply")
+                buf += chunk
+            r = json.loads(buf)
+            if not r.get("ok"):
+                stats["errors"].append(f"not ok: {r}")
+            else:
+                stats["ok"] += 1
+        except OSError as e:
+            stats["errors"].append(
+                f"{errno.errorcode.get(e.errno, e.errno)}: {e}")
+        except ValueError as e:
+            stats["errors"].append(f"bad reply: {e}")
+        finally:
+            s.close()
+            stats["n"] += 1
+
+
+def test_new_clients_during_updates(daemon, images):
+    """New connections during 10 updates wait in the listener's backlog:
+    never ECONNREFUSED, never ENOENT, every `version` answered."""
+    d = daemon
+    cws = start_counters(d, ["c1", "c2"])
+    stop = threading.Event()
+    stats = {"n": 0, "ok": 0, "errors": []}
+    t = threading.Thread(target=_client_storm, args=(d.sock, stop, stats),
+                         daemon=True)
+    t.start()
+    try:
+        time.sleep(0.2)
+        for i in range(10):
+            update(d, (images["a"], images["b"])[i % 2])
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        t.join(60)
+    print(f"\n{stats['n']} connections, {stats['ok']} answered, errors: "
+          f"{stats['errors'][:10]}")
+    assert stats["errors"] == []
+    assert stats["ok"] > 10
+    assert_all_counting(cws, 1)
+
+
+def test_requester_gets_the_result(daemon, images):
+    d = daemon
+    cws = start_counters(d, ["c1"])
+    api = d.api()
+    try:
+        api.call("live-update-load", image=images["a"].path)
+        r = api.request("live-update-exec")
+        assert r["ok"] and r["id"] == api.next_id - 1, r
+        res = r["result"]
+        assert res["result"] == "ok"
+        assert res["to_build_id"] == images["a"].build_id
+        assert set(res["phases_ms"]) == set(PHASES)
+        # the same connection goes on
+        assert api.call("live-update-status")["last"] == res
+    finally:
+        api.close()
+    assert_all_counting(cws, 1)
+
+
+def test_pipelined_request_after_exec_is_answered(daemon, images):
+    """docs/control-api.md: a client may send several requests on one
+    connection and gets one answer each, in order.  A request sent right
+    behind `live-update-exec` (same write) is answered after the update."""
+    d = daemon
+    cws = start_counters(d, ["c1"])
+    d.xl("live-update", "load", images["a"].path)
+    api = d.api()
+    try:
+        api.sock.settimeout(10)
+        api.send_line(json.dumps({"version": 1, "id": 1,
+                                  "command": "live-update-exec"}) + "\n" +
+                      json.dumps({"version": 1, "id": 2,
+                                  "command": "version"}) + "\n")
+        r1 = api.read_reply()
+        assert r1["id"] == 1 and r1["ok"], r1
+        try:
+            r2 = api.read_reply()
+        except (socket.timeout, TimeoutError):
+            pytest.fail("the request pipelined behind live-update-exec "
+                        "was never answered (lost in the handover)")
+        assert r2["id"] == 2 and r2["ok"], r2
+    finally:
+        api.close()
+    assert_all_counting(cws, 1)
+
+
+def test_partial_request_line_survives(daemon, images):
+    """A request line the old image had only partly received (the client
+    wrote it in two pieces) is completed and answered by the new image."""
+    d = daemon
+    cws = start_counters(d, ["c1"])
+    api = d.api()
+    try:
+        api.sock.settimeout(10)
+        api.send_line('{"version": 1, "id": 5, "comm')
+        time.sleep(0.3)                    # the old image reads the piece
+        update(d, images["a"])
+        api.send_line('and": "version"}\n')
+        r = api.read_reply()
+        assert r["ok"] and r["id"] == 5, \
+            f"the first half of the request was lost in the handover: {r}"
+    finally:
+        api.close()
+    assert_all_counting(cws, 1)
+
+
+# ---------------------------------------------------------------- 7 dry run
+
+@pytest.mark.parametrize("key", ["a", "minimal"])
+def test_dry_run(daemon, images, key):
+    d = daemon
+    img = images["a"] if key == "a" else need(images, key)
+    cws = start_counters(d, ["c1", "c2"])
+    assert_all_counting(cws, 1)
+    bid = d.call("info")["build_id"]
+    pid = d.proc.pid
+    d.xl("live-update", "load", img.path)
+    rc, res, err = lu_xl(d, "exec", "--dry-run")
+    assert rc == 0, err
+    print(f"\ndry run report: {res['report']!r}")
+    assert res["result"] == "dry-run-ok"
+    assert res["image"] == img.path
+    assert re.search(r"\b2 domain\(s\)", res["report"]), res
+    assert img.build_id in res["report"]
+    # still on the old image, the new one still staged, no `last` result
+    assert d.call("info")["build_id"] == bid
+    st = lu_status(d)
+    assert st["staged"]["image"] == img.path
+    assert st["last"] is None
+    assert d.proc.pid == pid
+    assert_all_counting(cws, 2)
+    # the real exec afterwards
+    res = update_staged(d)
+    assert res["to_build_id"] == img.build_id
+    assert d.call("info")["build_id"] == img.build_id
+    assert_all_counting(cws, 2)
+
+
+def test_dry_run_report_names_the_domains(daemon, images):
+    d = daemon
+    start_counters(d, ["alpha", "beta"])
+    d.xl("live-update", "load", images["a"].path)
+    rc, res, err = lu_xl(d, "exec", "--dry-run")
+    assert rc == 0, err
+    for name in ("alpha", "beta"):
+        assert name in res["report"], \
+            f"the dry-run report does not name {name}: {res['report']!r}"
+
+
+def test_dry_run_catches_an_unreadable_handover(daemon, images, tmp_path):
+    """The dry run parses the handover with the staged image: the lying
+    build-next copy of test_handover_rejected... fails it, cleanly."""
+    d = daemon
+    nxt = need(images, "next")
+    cws = start_counters(d, ["c1"])
+    p = str(tmp_path / "next-claims-v1")
+    _patched_versions(nxt.path, p, (1, 1, 1, 1))
+    d.xl("live-update", "load", p)
+    rc, res, err = lu_xl(d, "exec", "--dry-run")
+    assert rc == 3 and "dry run failed" in err and "version" in err, \
+        (rc, err)
+    assert lu_status(d)["last"] is None
+    assert_all_counting(cws, 2)
+
+
+# ---------------------------------------------------------------- 8 states
+
+def test_paused_and_preserved_domains_keep_their_state(daemon, images,
+                                                       feature):
+    feature("DEV_DEBUG_EXIT")
+    d = daemon
+    run, paused = start_counters(d, ["run", "paused"])
+    d.create("never-ran", cmdline="interval=200", paused=True)
+    d.create("ex", kernel="exit", cmdline="mode=exit code=3",
+             extra='on_poweroff = "preserve"\n')
+    ex = d.wait_state("ex", "shutdown")
+    assert ex["exit_code"] == 7 and ex["shutdown_reason"] == "poweroff"
+    d.xl("pause", "paused")
+    d.wait_state("paused", "paused")
+    frozen = assert_counter_frozen(paused.reader)
+    before = d.domains()
+
+    update(d, images["a"])
+    update(d, images["b"])
+
+    after = d.domains()
+    assert_same_domains(before, after)
+    assert after["paused"]["state"] == "paused"
+    assert after["never-ran"]["state"] == "paused"
+    assert after["ex"]["state"] == "shutdown"
+    assert after["ex"]["exit_code"] == 7
+    assert after["ex"]["shutdown_reason"] == "poweroff"
+    assert "EXIT GUEST code=3" in d.console("ex")
+    run.assert_counting(2)
+    assert assert_counter_frozen(paused.reader, settle=1.0) == frozen
+    paused.mark()
+    d.xl("unpause", "paused")
+    paused.assert_counting(2)
+    assert paused.reader.read()["counter"] > frozen
+    d.xl("unpause", "never-ran")
+    d.wait_console("never-ran", r"COUNTER READY")
+    d.wait_status_lines("never-ran", 2)
+    assert all(s["errors"] == 0 for s in
+               status_lines(d.console("never-ran")))
+    d.xl("destroy", "ex")
+    assert "ex" not in d.domains()
