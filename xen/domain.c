@@ -278,15 +278,6 @@ static void domain_unlink(struct domain *dom)
 	}
 }
 
-static struct domain *domain_by_name(const char *name)
-{
-	struct domain *d;
-
-	for (d = domains; d; d = d->next)
-		if (!strcmp(d->name, name))
-			return d;
-	return NULL;
-}
 
 static struct domain *domain_by_name_other(struct domain *self,
 					   const char *name)
@@ -297,6 +288,11 @@ static struct domain *domain_by_name_other(struct domain *self,
 		if (d != self && !strcmp(d->name, name))
 			return d;
 	return NULL;
+}
+
+static struct domain *domain_by_name(const char *name)
+{
+	return domain_by_name_other(NULL, name);
 }
 
 static int domain_admit(const char *name, char *err, size_t errlen)
