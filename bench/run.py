@@ -2,7 +2,7 @@
 """Benchmarks of xen-kvm beside QEMU/KVM on the same host.
 
     XEN_BUILD=$PWD/build python3 bench/run.py [--quick] [--no-qemu]
-                                              [--only boot,io,mem,lu]
+                                              [--only boot,io,mem,lu,state]
 
 Prints one table (rows = metric, columns = ours, QEMU, the QEMU variant,
 ours/QEMU) and writes everything -- raw samples, medians, methods, host
@@ -27,6 +27,7 @@ import common  # noqa: E402
 import iobench  # noqa: E402
 import liveupdate  # noqa: E402
 import memory  # noqa: E402
+import state  # noqa: E402
 from common import QEMU_VARIANTS, Ours  # noqa: E402
 
 FULL = {
@@ -37,6 +38,7 @@ FULL = {
                 0x21: {"ours": 5, "qemu-qboot": 5}},
     "mem_qemu": {"qemu-qboot": memory.KS, "qemu-seabios": (1,)},
     "lu": {"runs": 7, "qemu_runs": 3},
+    "state_runs": 3,
 }
 QUICK = {
     "boot_runs": 3,
@@ -46,6 +48,7 @@ QUICK = {
                 0x21: {"ours": 1, "qemu-qboot": 1}},
     "mem_qemu": {"qemu-qboot": memory.KS},
     "lu": {"runs": 2, "qemu_runs": 1},
+    "state_runs": 1,
 }
 
 T_START = time.monotonic()
@@ -165,8 +168,8 @@ def main():
                     help="fewer runs (about a minute)")
     ap.add_argument("--no-qemu", action="store_true",
                     help="measure ours only")
-    ap.add_argument("--only", default="boot,io,mem,lu",
-                    help="comma-separated subset of boot,io,mem,lu")
+    ap.add_argument("--only", default="boot,io,mem,lu,state",
+                    help="comma-separated subset of boot,io,mem,lu,state")
     ap.add_argument("--out", default=None,
                     help="JSON path (default $XEN_BUILD/bench/results.json)")
     args = ap.parse_args()
@@ -233,6 +236,9 @@ def main():
         if "mem" in only:
             log("memory per domain")
             results["memory"] = memory.run(qemu_only(plan["mem_qemu"]), log)
+        if "state" in only:
+            log("save/restore throughput per encoding vs memcpy")
+            results["state"] = state.run(plan["state_runs"], log)
         if "lu" in only:
             log("live update vs QEMU migration to a new process")
             results["liveupdate"] = liveupdate.run(plan["lu"], qemu_ok, log)
@@ -246,6 +252,8 @@ def main():
             for key, v in g.items():
                 if isinstance(v, dict) and v.get("errors"):
                     errors += [f"{bench} {key}: {e}" for e in v["errors"]]
+    errors += [f"state {e}" for e in
+               (results.get("state") or {}).get("errors", [])]
     errors += [f"liveupdate {e}" for e in
                (results.get("liveupdate") or {}).get("errors", [])]
     results["errors"] = errors
@@ -275,6 +283,8 @@ def main():
               f"0 = idle host): median {cp['median']:.2f}, max "
               f"{cp['max']:.2f}")
     print_table(rows)
+    if results.get("state"):
+        state.print_table(results["state"])
     if results.get("liveupdate"):
         liveupdate.print_ratios(results["liveupdate"])
     print(f"\nJSON: {out}  ({results['duration_s']:.0f} s)")
