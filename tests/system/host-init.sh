@@ -1,0 +1,64 @@
+#!/bin/sh
+# /init of the host VM of the system tier (busybox sh).
+#
+# Loads kvm and kvm-amd, starts the hypervisor daemon, then serves the
+# harness on the second serial port (/dev/ttyS1, raw mode) with a line
+# protocol:
+#   harness -> host:  @@CMD <id> <timeout_s> <base64 of a shell command>
+#   host -> harness:  @@OUT <id>
+#                     <the command's stdout+stderr, base64, several lines>
+#                     @@RC <id> <exit status>
+# The host announces itself with "@@READY <kernel release>" once the daemon
+# answers, or "@@FAIL <reason>" (then it keeps serving so that the harness
+# can collect logs).
+export PATH=/bin:/usr/local/bin
+export XL_SOCKET=/run/xen.sock
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /tmp /run /var/log /var/lib/xen /dev/pts
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+echo "host: $(uname -r), $(nproc) CPUs, $(sed -n 's/MemTotal: *//p' /proc/meminfo)"
+
+status="@@READY $(uname -r)"
+for m in $(cat /lib/modules/order); do
+	insmod "/lib/modules/$m" || status="@@FAIL insmod $m failed"
+done
+# In the host VM's clock the RTC date is the truth the guests compare to.
+hwclock -s -u 2>/dev/null
+if [ ! -c /dev/kvm ]; then
+	status="@@FAIL /dev/kvm did not appear (svm: $(grep -c svm /proc/cpuinfo))"
+fi
+
+xen --socket "$XL_SOCKET" --state-dir /var/lib/xen --foreground \
+	--log /var/log/xen.log </dev/null >/var/log/xen.stderr 2>&1 &
+echo $! >/run/xen.pid
+i=0
+until xl list >/dev/null 2>&1; do
+	i=$((i + 1))
+	if [ $i -gt 100 ]; then
+		status="@@FAIL the daemon did not answer: $(cat /var/log/xen.stderr)"
+		break
+	fi
+	sleep 0.1
+done
+echo "host: $status"
+
+stty -F /dev/ttyS1 raw -echo -icanon min 1 time 0 2>/dev/null
+exec 3<>/dev/ttyS1
+echo "$status" >&3
+while IFS=' ' read -r tag id tmo b64 <&3; do
+	[ "$tag" = "@@CMD" ] || continue
+	echo "$b64" | base64 -d >/tmp/.cmd 2>/dev/null
+	timeout -s KILL "$tmo" sh /tmp/.cmd </dev/null >/tmp/.out 2>&1
+	rc=$?
+	{
+		echo "@@OUT $id"
+		base64 /tmp/.out
+		echo "@@RC $id $rc"
+	} >&3
+done
+echo "host: command channel closed"
+poweroff -f
