@@ -114,6 +114,18 @@ static int save_simple(struct vcpu *v, struct stream_writer *w,
 	return put(w, v, type, buf, simple[i].size);
 }
 
+/* Only hosts with XSAVE have XCRs (a nested qemu64 host has none). */
+static int save_xcrs(struct vcpu *v, struct stream_writer *w)
+{
+	struct kvm_xcrs x;
+
+	memset(&x, 0, sizeof(x));
+	if (ioctl(kvm_host.fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0 &&
+	    ioctl(v->fd, KVM_GET_XCRS, &x) < 0)
+		memset(&x, 0, sizeof(x));
+	return put(w, v, REC_VCPU_XCRS, &x, sizeof(x));
+}
+
 /*
  * The order is the order restore applies them in, which KVM cares about:
  * SREGS (APIC base) before LAPIC, MSRs (TSC) before events.
@@ -123,7 +135,7 @@ int vcpu_state_save(struct vcpu *v, struct stream_writer *w)
 	if (save_simple(v, w, REC_VCPU_REGS) < 0 ||
 	    save_simple(v, w, REC_VCPU_SREGS) < 0 ||
 	    save_xsave(v, w) < 0 ||
-	    save_simple(v, w, REC_VCPU_XCRS) < 0 ||
+	    save_xcrs(v, w) < 0 ||
 	    save_msrs(v, w) < 0 ||
 	    save_simple(v, w, REC_VCPU_LAPIC) < 0 ||
 	    save_simple(v, w, REC_VCPU_MP_STATE) < 0 ||
@@ -212,6 +224,9 @@ int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 			return -1;
 		}
 		memcpy(buf, data, h->size);
+		/* No XCRs saved (a host without XSAVE): nothing to set. */
+		if (type == REC_VCPU_XCRS && !((struct kvm_xcrs *)buf)->nr_xcrs)
+			return 0;
 		if (ioctl(v->fd, simple[i].set, buf) < 0) {
 			snprintf(err, errlen, "%s rejected by KVM: %s",
 				 rec_type_name(type), strerror(errno));

@@ -107,6 +107,21 @@ class TestBzImageOneVcpu:
         guest.type("cat /proc/uptime; echo done-$((6 * 7))\n")
         guest.wait(r"\d+\.\d+ \d+\.\d+\s+done-42", start=mark, timeout=180)
 
+    def test_survives_live_update(self, guest, system_host):
+        """The hypervisor is live-updated under the running Linux guest:
+        afterwards its shell still answers on the same `xl console`
+        session, and its clock and uptime went on."""
+        guest.wait(r"guest# ")
+        out = system_host.sh("xl live-update $(command -v xen) && "
+                             "xl live-update status", timeout=180)
+        assert re.search(r"result\s+: ok", out), out
+        mark = len(guest.console())
+        guest.type("echo after-update-$((6 * 7)) $(cut -d' ' -f1 "
+                   "/proc/uptime)\n")
+        m = guest.wait(r"after-update-42 (\d+)\.\d+", start=mark,
+                       timeout=180)
+        assert int(m.group(1)) > 0, m.group(0)
+
     def test_no_kernel_warnings(self, guest):
         check_clean(guest)
 
