@@ -768,8 +768,8 @@ def test_console_paste_is_not_lost(daemon):
         while f"ECHO LINE: line-{n - 1:04d}" not in con.out:
             if con.out != last:
                 last, quiet_since = con.out, time.monotonic()
-            elif time.monotonic() - quiet_since > 3:
-                break
+            elif time.monotonic() - quiet_since > 20:
+                break           # a guard only: a loaded 2-core host stalls
             time.sleep(0.1)
     finally:
         con.stop()
