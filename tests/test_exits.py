@@ -65,7 +65,10 @@ def assert_register_dump(daemon, domid, why):
     m = daemon.wait_log(rf"error: d{domid}v0: {re.escape(why)}: "
                         rf"rip=([0-9a-f]{{16}}) rsp=[0-9a-f]{{16}} "
                         rf"rflags=[0-9a-f]{{8}}\n")
-    tail = daemon.log()[daemon.log().index(m.group(0)):]
+    # The dump is several log lines: wait for its last one.
+    daemon.wait_log(rf"d{domid}v0:  cs=[0-9a-f]{{4}}\(")
+    log = daemon.log()
+    tail = log[log.index(m.group(0)):]
     for reg in (r"rax=[0-9a-f]{16} rbx=[0-9a-f]{16} rcx=", r"r13=",
                 r"cr0=[0-9a-f]+ cr2=[0-9a-f]+ cr3=", r"cs=[0-9a-f]{4}\("):
         assert re.search(rf"d{domid}v0:  {reg}", tail), (reg, tail[:2000])
