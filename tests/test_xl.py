@@ -763,9 +763,11 @@ def test_console_paste_is_not_lost(daemon):
     try:
         con.wait_output(r"ECHO READY")
         con.send(paste)
-        # Wait for the last line, or until the guest has gone quiet.
+        # Wait for the whole last line (its start may come in an earlier
+        # chunk than its end), or until the guest has gone quiet.
         last, quiet_since = "", time.monotonic()
-        while f"ECHO LINE: line-{n - 1:04d}" not in con.out:
+        end = re.compile(rf"ECHO LINE: line-{n - 1:04d}-x{{30}}\r\n")
+        while not end.search(con.out):
             if con.out != last:
                 last, quiet_since = con.out, time.monotonic()
             elif time.monotonic() - quiet_since > 20:

@@ -10,6 +10,7 @@
 #include "loop.h"
 
 struct watch {
+	unsigned long id;	/* unique: an fd number can be reused at once */
 	int fd;
 	short events;
 	loop_fn fn;
@@ -18,6 +19,7 @@ struct watch {
 
 static struct watch *watches;
 static unsigned nr_watches, cap_watches;
+static unsigned long next_watch_id;
 static int wake_fd = -1;
 static void (*wake_fn)(void);
 
@@ -59,7 +61,8 @@ int loop_add(int fd, short events, loop_fn fn, void *opaque)
 		watches = w;
 		cap_watches = cap;
 	}
-	watches[nr_watches++] = (struct watch){ fd, events, fn, opaque };
+	watches[nr_watches++] = (struct watch){ ++next_watch_id, fd, events, fn,
+						opaque };
 	return 0;
 }
 
@@ -89,6 +92,16 @@ void loop_del(int fd)
 		w->fd = -1;	/* compacted after the current dispatch */
 }
 
+static struct watch *find_id(unsigned long id)
+{
+	unsigned i;
+
+	for (i = 0; i < nr_watches; i++)
+		if (watches[i].id == id)
+			return &watches[i];
+	return NULL;
+}
+
 static void compact(void)
 {
 	unsigned i, j = 0;
@@ -102,6 +115,7 @@ static void compact(void)
 void loop_run(volatile sig_atomic_t *stop)
 {
 	struct pollfd *pfds = NULL;
+	unsigned long *ids = NULL;
 	unsigned cap = 0, n, i;
 
 	while (!*stop) {
@@ -109,12 +123,15 @@ void loop_run(volatile sig_atomic_t *stop)
 		n = nr_watches;
 		if (n > cap) {
 			free(pfds);
+			free(ids);
 			cap = n * 2;
 			pfds = calloc(cap, sizeof(*pfds));
-			if (!pfds)
+			ids = calloc(cap, sizeof(*ids));
+			if (!pfds || !ids)
 				abort();
 		}
 		for (i = 0; i < n; i++) {
+			ids[i] = watches[i].id;
 			pfds[i].fd = watches[i].fd;
 			pfds[i].events = watches[i].events;
 			pfds[i].revents = 0;
@@ -124,16 +141,22 @@ void loop_run(volatile sig_atomic_t *stop)
 				log_err("loop: poll: %s", strerror(errno));
 			continue;
 		}
-		/* Handlers may add or remove watches: match by fd. */
+		/*
+		 * Handlers may add or remove watches.  Match by id, not fd: a
+		 * handler may close an fd whose number the next one (an
+		 * accept) reuses, and the old revents must not reach the new
+		 * watch (a stale POLLHUP would hang up on a new client).
+		 */
 		for (i = 0; i < n; i++) {
 			struct watch *w;
 
 			if (!pfds[i].revents)
 				continue;
-			w = find(pfds[i].fd);
+			w = find_id(ids[i]);
 			if (w && w->fd >= 0)
 				w->fn(w->fd, pfds[i].revents, w->opaque);
 		}
 	}
 	free(pfds);
+	free(ids);
 }
