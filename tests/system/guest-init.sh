@@ -40,6 +40,8 @@ echo "SYSTEST: facts nproc=$(nproc)" \
 	"rtc=$(hwclock -r -u 2>&1 | tr ' ' '_')" \
 	"rtc_date=$(cat /sys/class/rtc/rtc0/date 2>/dev/null)"
 dmesg | grep -E '(BIOS-e820|BIOS-provided|e820: \[mem)' | sed 's/^/SYSTEST: e820 /'
+dmesg | grep -E 'MP-table|for SMP configuration|Allowing [0-9]+ CPUs|Brought up' |
+	sed 's/^/SYSTEST: smp /'
 dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace' | sed 's/^/SYSTEST: dmesg-bad /'
 echo "SYSTEST: ready action=$action"
 

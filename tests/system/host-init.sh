@@ -2,7 +2,7 @@
 # /init of the host VM of the system tier (busybox sh).
 #
 # Loads kvm and kvm-amd, starts the hypervisor daemon, then serves the
-# harness on the second serial port (/dev/ttyS1, raw mode) with a line
+# harness on the virtio-serial port named "systest.0" with a line
 # protocol:
 #   harness -> host:  @@CMD <id> <timeout_s> <base64 of a shell command>
 #   host -> harness:  @@OUT <id>
@@ -46,11 +46,26 @@ until xl list >/dev/null 2>&1; do
 done
 echo "host: $status"
 
-stty -F /dev/ttyS1 raw -echo -icanon min 1 time 0 2>/dev/null
-exec 3<>/dev/ttyS1
+chan=
+i=0
+while [ -z "$chan" ] && [ $i -lt 100 ]; do
+	for p in /sys/class/virtio-ports/*; do
+		[ "$(cat "$p/name" 2>/dev/null)" = systest.0 ] &&
+			chan=/dev/${p##*/}
+	done
+	i=$((i + 1))
+	[ -n "$chan" ] && [ -c "$chan" ] || { chan=; sleep 0.1; }
+done
+if [ -z "$chan" ]; then
+	echo "host: no virtio-serial port systest.0: $(ls /sys/class/virtio-ports 2>&1)"
+	poweroff -f
+fi
+exec 3<>"$chan"
 echo "$status" >&3
+# Each command is logged to /run/channel.log (for post-mortems).
 while IFS=' ' read -r tag id tmo b64 <&3; do
 	[ "$tag" = "@@CMD" ] || continue
+	echo "$(cut -d' ' -f1 /proc/uptime) start $id" >>/run/channel.log
 	echo "$b64" | base64 -d >/tmp/.cmd 2>/dev/null
 	timeout -s KILL "$tmo" sh /tmp/.cmd </dev/null >/tmp/.out 2>&1
 	rc=$?
@@ -59,6 +74,7 @@ while IFS=' ' read -r tag id tmo b64 <&3; do
 		base64 /tmp/.out
 		echo "@@RC $id $rc"
 	} >&3
+	echo "$(cut -d' ' -f1 /proc/uptime) end $id $rc" >>/run/channel.log
 done
 echo "host: command channel closed"
 poweroff -f

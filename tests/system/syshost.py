@@ -2,11 +2,11 @@
 
 QEMU (TCG, emulated AMD SVM with nested paging) boots Debian's kernel as
 the *host* with an initramfs (sysimages.py, host-init.sh) that loads
-kvm-amd and starts our daemon.  The harness talks to the host over the
-host's second serial port, which QEMU connects to a Unix socket here: a
-line protocol that runs one shell command at a time and returns its output
-and exit status (see host-init.sh).  The host's first serial port is its
-console, kept in a file.
+kvm-amd and starts our daemon.  The harness talks to the host over a
+virtio-serial port that QEMU connects to a Unix socket here: a line
+protocol that runs one shell command at a time and returns its output and
+exit status (see host-init.sh).  The host's serial port is its console,
+kept in a file.
 
 Guests run under our daemon inside the host.  Each one's console is
 captured in the host by `xl console` (its stdin a FIFO, so the harness can
@@ -88,8 +88,10 @@ class HostVM:
             "-kernel", self.vmlinuz, "-initrd", self.initrd,
             "-append", "console=ttyS0 panic=-1 loglevel=5",
             "-serial", f"file:{self.console_path}",
+            "-device", "virtio-serial-pci,id=vser",
             "-chardev", f"socket,id=chan,path={self.sock_path}",
-            "-serial", "chardev:chan",
+            "-device", "virtserialport,bus=vser.0,chardev=chan,"
+                       "name=systest.0",
         ] + shlex.split(os.environ.get("SYSTEST_QEMU_ARGS", ""))
 
     def start(self, timeout=300):
@@ -268,7 +270,9 @@ class HostVM:
                      "xen.stderr": self.read_file("/var/log/xen.stderr",
                                                   patience=p),
                      "host-dmesg.txt": self.run("dmesg", 30, False, p)[1],
-                     "xl-list.txt": self.run("xl list", 30, False, p)[1]}
+                     "xl-list.txt": self.run("xl list", 30, False, p)[1],
+                     "channel.log": self.read_file("/run/channel.log",
+                                                   patience=p)}
             names = self.run("ls /tmp/guests", 30, False, p)[1]
             for n in names.split():
                 if n.endswith(".console"):

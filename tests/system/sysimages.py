@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 EXTRACT_VMLINUX = os.path.join(ROOT, "scripts", "system",
                                "extract-vmlinux.py")
 BUSYBOX = "/bin/busybox"
-HOST_MODULES = ("kvm-amd",)
+# kvm-amd, and virtio-serial for the harness's channel to the host.
+HOST_MODULES = ("kvm-amd", "virtio_pci", "virtio_console")
 
 
 class Cpio:

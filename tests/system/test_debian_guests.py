@@ -8,10 +8,11 @@ init (guest-init.sh) prints "SYSTEST:" lines the tests read.
 """
 import datetime
 import re
+import time
 
 import pytest
 
-from syshost import BAD_CONSOLE, GUEST_CMDLINE, boot_guest
+from syshost import BAD_CONSOLE, GUEST_CMDLINE, boot_guest, record_boot
 
 pytestmark = pytest.mark.system
 MIB = 1 << 20
@@ -135,32 +136,43 @@ class TestBzImageOneVcpu:
         check_clean(guest)
 
 
-class TestBzImageTwoVcpusReboot:
-    """bzImage with 2 vCPUs (the APs come up through the MADT, INIT and
-    SIPI), then `reboot -f` with on_reboot=restart boots it again."""
+class TestBzImageTwoVcpusMpTableReboot:
+    """bzImage with 2 vCPUs and acpi=off, so that Linux finds the CPUs and
+    the IOAPIC in the MP table (the APs come up through INIT and SIPI);
+    then `reboot -f` (through the keyboard controller, there being no
+    ACPI reset register) with on_reboot=restart boots it again."""
     MEMORY = 256
 
     @pytest.fixture(scope="class")
     def guest(self, system_host):
         g = boot_guest(system_host, "bz2", "bzimage", vcpus=2,
-                       memory=self.MEMORY, action="reboot",
-                       on_reboot="restart")
+                       memory=self.MEMORY, on_reboot="restart",
+                       cmdline=f"{GUEST_CMDLINE} systest=reboot acpi=off")
         yield g
         g.destroy()
 
-    def test_two_cpus(self, guest):
+    def test_two_cpus_from_mp_table(self, guest):
         check_cpus(guest, 2)
         check_workload(guest)
+        text = guest.console()
+        assert re.search(r"SYSTEST: smp .*found SMP MP-table", text), text
+        assert re.search(r"SYSTEST: smp .*Allowing 2 CPUs", text), text
+        assert "MADT" not in text, text
 
     def test_memory(self, guest):
         check_memory(guest, self.MEMORY)
 
     def test_reboot_restarts_domain(self, guest, system_host):
         first = guest.wait(r"SYSTEST: ready action=reboot\n")
+        t0 = time.monotonic()
         again = guest.wait(r"SYSTEST: init pid=1 ", start=first.end())
         guest.wait(r"SYSTEST: ready action=reboot\n", start=again.start())
+        record_boot("bzimage, 2 vCPU(s), after reboot -f: first init ready "
+                    "to second (bz2)", time.monotonic() - t0)
         guest.destroy()     # it would reboot forever
         log = system_host.daemon_log()
+        assert re.search(r"guest reset through the keyboard controller "
+                         r"\(reboot\)", log), log[-2000:]
         assert re.search(r"reboot -> restart", log), log[-2000:]
         assert re.search(r"d\d+: restarted", log), log[-2000:]
         # The second boot found both CPUs and ran the workload too.
@@ -193,9 +205,12 @@ class TestPvhTwoVcpus:
         assert d["shutdown_reason"] == "poweroff", d
         assert "reboot: Power down" in guest.console(), guest.console()
 
-    def test_workload_and_cpus(self, guest):
+    def test_workload_and_cpus_from_madt(self, guest):
         check_workload(guest)
         check_cpus(guest, 2)
+        text = guest.console()
+        assert re.search(r"SYSTEST: smp .*Using ACPI \(MADT\) for SMP "
+                         r"configuration", text), text
 
     def test_memory(self, guest):
         check_memory(guest, self.MEMORY)
@@ -217,7 +232,10 @@ def test_failure_reports_guest_console(system_host):
                    wait=False, on_reboot="preserve")
     try:
         with pytest.raises(AssertionError) as failure:
-            g.wait(r"SYSTEST: init", timeout=600)
+            g.wait(r"SYSTEST: init")
+        record_boot(f"{protocol}, 1 vCPU(s), 128 MiB, broken on purpose: "
+                    "domain created to the panic reported",
+                    time.monotonic() - g.started)
         text = str(failure.value)
         print(f"the harness reported:\n{text}")
         assert f"--- console of guest {g.name}" in text, text
