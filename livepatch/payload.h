@@ -9,7 +9,8 @@
  *                        (the daemon's build-id, or the payload below it)
  *   .note.gnu.build-id   its own build-id
  *   .livepatch.hooks.*   arrays of hook pointers (load, unload, preapply,
- *                        postapply, prerevert, postrevert)
+ *                        postapply, prerevert, postrevert), and at most
+ *                        one apply and one revert action hook
  *   .livepatch.meta      NUL-separated "key=value" strings
  */
 #ifndef LIVEPATCH_PAYLOAD_H
@@ -35,7 +36,14 @@ struct livepatch_func {
 /*
  * Hooks: int fn(void).  A non-zero return of a load, preapply or prerevert
  * hook refuses the operation (nothing is changed); the return values of
- * the other hooks are logged only.
+ * the post and unload hooks are logged only.
+ *
+ * Action hooks replace the default apply (revert): they run with every
+ * vCPU thread parked, and call livepatch_default_action() to write
+ * (restore) the jumps, before or after what else must change while
+ * nothing runs.  A non-zero return fails the apply (revert); jumps the
+ * default action wrote are undone, anything else the hook changed is its
+ * own to undo.
  */
 typedef int livepatch_hook_t(void);
 
@@ -50,6 +58,11 @@ typedef int livepatch_hook_t(void);
 #define LIVEPATCH_POSTAPPLY_HOOK(fn)	LIVEPATCH_HOOK_(postapply, fn)
 #define LIVEPATCH_PREREVERT_HOOK(fn)	LIVEPATCH_HOOK_(prerevert, fn)
 #define LIVEPATCH_POSTREVERT_HOOK(fn)	LIVEPATCH_HOOK_(postrevert, fn)
+#define LIVEPATCH_APPLY_ACTION(fn)	LIVEPATCH_HOOK_(apply, fn)
+#define LIVEPATCH_REVERT_ACTION(fn)	LIVEPATCH_HOOK_(revert, fn)
+
+/* The default apply or revert, for an action hook (0: done). */
+int livepatch_default_action(void);
 
 /* LIVEPATCH_META("cve=CVE-2025-0001"): one key=value string. */
 #define LIVEPATCH_META(kv)						\

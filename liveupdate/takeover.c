@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,9 @@
 #include "control.h"
 #include "domain.h"
 #include "kvm.h"
+#ifdef CONFIG_LIVEPATCH
+#include "livepatch/livepatch.h"
+#endif
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "state.h"
@@ -420,10 +422,38 @@ static void restore_created(json_t *info, struct domain *d)
 	}
 }
 
+/*
+ * The livepatches the old image had applied, loaded and applied again
+ * here where they still apply, before any guest runs: NULL if there were
+ * none, else {reapplied, dropped} for the result.
+ */
+static json_t *carry_livepatches(json_t *handed)
+{
+	if (!json_array_size(handed))
+		return NULL;
+#ifdef CONFIG_LIVEPATCH
+	return livepatch_carry_over(handed);
+#else
+	json_t *dropped = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(handed, i, v) {
+		json_array_append_new(dropped, json_pack(
+			"{s:O, s:O, s:s}", "name", json_object_get(v, "name"),
+			"build_id", json_object_get(v, "build_id"), "reason",
+			"this image is built without CONFIG_LIVEPATCH"));
+		log_warn("live update: livepatch %s dropped: this image is "
+			 "built without CONFIG_LIVEPATCH",
+			 json_string_value(json_object_get(v, "name")));
+	}
+	return json_pack("{s:[], s:o}", "reapplied", "dropped", dropped);
+#endif
+}
+
 /* Everything checked and rebuilt: take over and let the guests run. */
 static void go_live(struct takeover *t, long long t_exec)
 {
-	json_t *res, *id = json_object_get(t->info, "requester_id");
+	json_t *res, *lp, *id = json_object_get(t->info, "requester_id");
 	int req_fd = info_int(t->info, "requester_fd");
 	struct client *req = NULL;
 	char err[128];
@@ -443,6 +473,7 @@ static void go_live(struct takeover *t, long long t_exec)
 			req = c;
 	}
 	domain_set_next_id(info_int(t->info, "next_domid"));
+	lp = carry_livepatches(json_object_get(t->info, "livepatches"));
 	for (i = 0; i < t->nr_doms; i++) {
 		struct domain *d = t->doms[i];
 		enum dom_state st = d->state;
@@ -457,6 +488,8 @@ static void go_live(struct takeover *t, long long t_exec)
 		d->adopt_ram_fd = -1;
 	}
 	res = result_json(t, t_exec, now_ns());
+	if (lp)
+		json_object_set_new(res, "livepatches", lp);
 	close_stale_fds(t->stale);
 	t->stale = NULL;
 	lu_set_last_result(json_incref(res));

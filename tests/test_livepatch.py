@@ -19,7 +19,8 @@ import tempfile
 import pytest
 
 from harness import (BUILD, ROOT, ApiError, Daemon, build_has, kvm_usable,
-                     require_binaries, wait_counter_advances)
+                     copy_image, require_binaries, wait_counter_advances,
+                     wait_until)
 
 TOOL = os.path.join(ROOT, "tools", "livepatch", "livepatch-build")
 EXAMPLES = os.path.join(ROOT, "livepatch", "examples")
@@ -374,3 +375,362 @@ def test_not_supported(tmp_path):
         assert "LIVEPATCH" not in d.call("info")["features"]
     finally:
         d.stop()
+
+
+# ------------------------------------------- hooks, actions, shadow vars
+
+AUDIT_SRC = r'''
+#include "livepatch/payload.h"
+#include "log.h"
+
+#define RTC_AUDIT_SHADOW 0x52544341u
+
+/* How many out-of-range index writes this RTC saw: a shadow variable. */
+static void rtc_audit(struct vcpu *vcpu, struct rtc *r, unsigned v)
+{
+	unsigned *n = livepatch_shadow_get(r, RTC_AUDIT_SHADOW);
+
+	if (!n)
+		n = livepatch_shadow_alloc(r, RTC_AUDIT_SHADOW, sizeof(*n));
+	if (n)
+		log_warn("d%u: CMOS index %#x out of range, masked "
+			 "(rtc audit: %u so far)", vcpu->dom->id, v, ++*n);
+}
+
+static void rtc_audit_parked(const char *what)
+{
+	unsigned parked = 0, vcpus = 0, i;
+	struct domain *d;
+
+	for (d = domain_first(); d; d = d->next) {
+		parked += d->nr_parked;
+		for (i = 0; i < d->nr_vcpus; i++)
+			vcpus += d->vcpus[i].thread_started;
+	}
+	log_info("rtc audit: %s action ran with %u of %u vCPUs parked",
+		 what, parked, vcpus);
+}
+
+static int rtc_audit_apply(void)
+{
+	int r = livepatch_default_action();
+
+	rtc_audit_parked("apply");
+	return r;
+}
+
+static int rtc_audit_revert(void)
+{
+	int r = livepatch_default_action();
+
+	rtc_audit_parked("revert");
+	return r;
+}
+
+static int rtc_audit_note(const char *hook)
+{
+	log_info("rtc audit: %s hook", hook);
+	return 0;
+}
+
+static int rtc_audit_load(void) { return rtc_audit_note("load"); }
+static int rtc_audit_preapply(void) { return rtc_audit_note("preapply"); }
+static int rtc_audit_postapply(void) { return rtc_audit_note("postapply"); }
+static int rtc_audit_prerevert(void) { return rtc_audit_note("prerevert"); }
+static int rtc_audit_postrevert(void) { return rtc_audit_note("postrevert"); }
+
+static int rtc_audit_unload(void)
+{
+	struct domain *d;
+
+	for (d = domain_first(); d; d = d->next)
+		livepatch_shadow_free(&d->rtc, RTC_AUDIT_SHADOW);
+	return rtc_audit_note("unload");
+}
+
+LIVEPATCH_LOAD_HOOK(rtc_audit_load);
+LIVEPATCH_PREAPPLY_HOOK(rtc_audit_preapply);
+LIVEPATCH_APPLY_ACTION(rtc_audit_apply);
+LIVEPATCH_POSTAPPLY_HOOK(rtc_audit_postapply);
+LIVEPATCH_PREREVERT_HOOK(rtc_audit_prerevert);
+LIVEPATCH_REVERT_ACTION(rtc_audit_revert);
+LIVEPATCH_POSTREVERT_HOOK(rtc_audit_postrevert);
+LIVEPATCH_UNLOAD_HOOK(rtc_audit_unload);
+'''
+
+BAD_ACTION_SRC = r'''
+#include "livepatch/payload.h"
+
+static int bad_apply(void)
+{
+	livepatch_default_action();	/* the jumps go in, then it fails */
+	return -5;
+}
+LIVEPATCH_APPLY_ACTION(bad_apply);
+'''
+
+
+def _audit_edit(text):
+    """The fix, plus an audit of every out-of-range index write."""
+    old = "\t\tif (is_write)\n\t\t\tr->index = *val;"
+    assert old in text
+    text = text.replace(old, "\t\tif (is_write) {\n"
+                        "\t\t\tif (*val & 0x80)\n"
+                        "\t\t\t\trtc_audit(vcpu, r, *val);\n"
+                        "\t\t\tr->index = *val & 0x7f;\n"
+                        "\t\t}")
+    proto = ("static void rtc_audit(struct vcpu *vcpu, struct rtc *r, "
+             "unsigned v);\n\n")
+    text = text.replace("static int rtc_io(", proto + "static int rtc_io(",
+                        1)
+    return text + AUDIT_SRC
+
+
+@pytest.fixture(scope="module")
+def hooked(lab):
+    """Payloads with hooks, action hooks and a shadow variable."""
+    fix = lambda t: t.replace("r->index = *val;", "r->index = *val & 0x7f;")
+    audit, _ = build_payload(lab, "audit", _make_patch(
+        lab["tree"], "xen/dev/rtc.c", _audit_edit))
+    bad, _ = build_payload(lab, "badaction", _make_patch(
+        lab["tree"], "xen/dev/rtc.c", lambda t: fix(t) + BAD_ACTION_SRC))
+    return {"audit": audit, "badaction": bad}
+
+
+def _vcpus(d):
+    return sum(x["vcpus"] for x in d.call("list")["domains"]
+               if x["state"] == "running")
+
+
+def _in_order(log, lines):
+    pos = 0
+    for ln in lines:
+        i = log.find(ln, pos)
+        assert i >= 0, f"{ln!r} missing (in order) from:\n{log[-3000:]}"
+        pos = i + len(ln)
+
+
+def _audit_counts(d, dom_id):
+    return [int(n) for n in re.findall(
+        rf"d{dom_id}: CMOS index 0x90 out of range, masked "
+        r"\(rtc audit: (\d+) so far\)", d.log())]
+
+
+@needs_lp
+def test_hooks_action_hooks_and_shadow_variable(vd, lab, hooked):
+    d = vd
+    n = _vcpus(d)
+    probe_id = d.domid("probe")
+    d.xl("livepatch", "load", "audit", hooked["audit"])
+    assert probe(d) == "yes"
+    _in_order(d.log(), [
+        "rtc audit: load hook", "rtc audit: preapply hook",
+        f"rtc audit: apply action ran with {n} of {n} vCPUs parked",
+        "livepatch audit: applied", "rtc audit: postapply hook"])
+    # The per-RTC shadow counter goes 1, 2, 3... across probe rounds.
+    wait_until(lambda: len(_audit_counts(d, probe_id)) >= 3, 20,
+               "three audited index writes")
+    counts = _audit_counts(d, probe_id)
+    assert counts == list(range(1, len(counts) + 1)), counts
+    d.xl("livepatch", "revert", "audit")
+    assert probe(d) == "no"
+    _in_order(d.log(), [
+        "rtc audit: prerevert hook",
+        f"rtc audit: revert action ran with {n} of {n} vCPUs parked",
+        "livepatch audit: reverted", "rtc audit: postrevert hook"])
+    d.xl("livepatch", "unload", "audit")
+    assert "rtc audit: unload hook" in d.log()
+    # Unload freed the shadow variable: a new load counts from 1 again.
+    mark = len(_audit_counts(d, probe_id))
+    d.xl("livepatch", "load", "audit", hooked["audit"])
+    wait_until(lambda: len(_audit_counts(d, probe_id)) > mark, 20,
+               "an audited index write after the reload")
+    assert _audit_counts(d, probe_id)[mark] == 1
+    counters_ok(d)
+
+
+@needs_lp
+def test_failing_action_hook_changes_nothing(vd, lab, hooked):
+    d = vd
+    refused(d, "livepatch-load", 6,
+            r"badaction: apply action hook failed \(returned -5\)",
+            name="badaction", path=hooked["badaction"])
+    assert listing(d) == {}
+    assert probe(d) == "no"                 # its jumps were taken out
+    d.xl("livepatch", "load", "fix", lab["fix"])
+    assert probe(d) == "yes"                # and the code is intact
+    counters_ok(d)
+
+
+# ------------------------------------------------- build tool refusals
+
+def _tool_refuses(lab, name, *edits):
+    """Run the build tool on a patch of (file, edit) pairs; it must refuse
+    and write nothing.  Returns its stderr."""
+    patch = os.path.join(lab["dir"], name + ".patch")
+    with open(patch, "w") as f:
+        for rel, edit in edits:
+            f.write(_make_patch(lab["tree"], rel, edit))
+    out = os.path.join(lab["dir"], name + ".o")
+    r = subprocess.run([TOOL, "-q", "--src", lab["tree"], "--patch", patch,
+                        "--out", out], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode != 0, r.stdout
+    assert not os.path.exists(out)
+    return r.stderr
+
+
+def test_build_tool_refuses_changed_data(lab):
+    err = _tool_refuses(lab, "data", ("xen/domain.c", lambda t: t.replace(
+        "static unsigned next_domid = 1;",
+        "static unsigned next_domid = 7;")))
+    assert re.search(r"refused: \S*xen/domain\.o: initialized data changed: "
+                     r"next_domid", err), err
+
+
+def test_build_tool_refuses_too_small_function(lab):
+    err = _tool_refuses(lab, "small", ("xen/vcpu.c", lambda t: t.replace(
+        "static void kick_handler(int sig)\n{\n\t(void)sig;\n}",
+        "static void kick_handler(int sig)\n{\n\t(void)sig;\n"
+        "\t__atomic_thread_fence(__ATOMIC_SEQ_CST);\n}")))
+    assert re.search(r"refused: \S*xen/vcpu\.o: changed function kick_handler "
+                     r"is 1 bytes, too small for a 5-byte jump", err), err
+
+
+def test_build_tool_refuses_function_inlined_away(lab):
+    """A global function the patched build inlines into its (changed)
+    callers and no longer emits: callers the patch did not change would
+    keep calling the old copy."""
+    err = _tool_refuses(
+        lab, "inlined",
+        ("xen/control.h", lambda t: t.replace(
+            "const char *ctl_error_name(int code);\n", "")),
+        ("xen/control.c", lambda t: t.replace(
+            "const char *ctl_error_name(int code)\n{\n"
+            "\tif (code < 0 || code > CTL_EROLLEDBACK)",
+            "static const char *ctl_error_name(int code)\n{\n"
+            "\tif (code < 0 || code > CTL_EROLLEDBACK || !error_names[code])")))
+    assert re.search(r"refused: \S*xen/control\.o: ctl_error_name is no longer "
+                     r"emitted by the patched build", err), err
+
+
+# ------------------------------------------------ across a live update
+
+def _lu(d, image, **args):
+    """live-update-load + exec over the API; the result object."""
+    d.call("live-update-load", image=image)
+    return d.call("live-update-exec", **args)
+
+
+@pytest.fixture(scope="module")
+def lu_images(lab):
+    """A copy of the vulnerable image (same build), and an image built from
+    the vulnerable tree with the fix applied (the fix compiled in)."""
+    if not build_has("LIVE_UPDATE"):
+        pytest.skip("LIVE_UPDATE is not in this build's Kconfig")
+    same = os.path.join(lab["dir"], "same-xen")
+    copy_image(lab["xen"], same)
+    tree = os.path.join(lab["dir"], "fixed")
+    shutil.copytree(lab["tree"], tree, symlinks=True)
+    subprocess.run(["patch", "-p1", "--quiet", "-i",
+                    os.path.join(EXAMPLES, "rtc-index-oob-fix.patch")],
+                   cwd=tree, check=True)
+    r = subprocess.run(["make", "-s", f"-j{os.cpu_count() or 1}",
+                        "build/bin/xen"], cwd=tree, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    fixed = os.path.join(lab["dir"], "fixed-xen")
+    copy_image(os.path.join(tree, "build/bin/xen"), fixed)
+    return {"same": same, "fixed": fixed}
+
+
+def _probe_lines_since(d, mark):
+    return re.findall(PROBE_RX, d.console_since("probe", mark))
+
+
+@needs_lp
+def test_live_update_to_fixed_image_drops_the_patch(vd, lab, lu_images):
+    """The new image has the fix compiled in: the payload, built for the
+    old image, no longer applies; it is dropped and the result says so."""
+    d = vd
+    d.xl("livepatch", "load", "fix", lab["fix"])
+    assert probe(d) == "yes"
+    res = _lu(d, lu_images["fixed"])
+    assert res["result"] == "ok", res
+    lp = res["livepatches"]
+    assert lp["reapplied"] == []
+    assert [x["name"] for x in lp["dropped"]] == ["fix"]
+    assert lp["dropped"][0]["build_id"] == lab["fix_id"]
+    assert re.search(r"build-id mismatch: fix depends on "
+                     + lab["orig_build_id"], lp["dropped"][0]["reason"]), lp
+    assert probe(d) == "yes"                # fixed by the image itself
+    assert listing(d) == {}
+    assert d.call("info")["livepatches"] == []
+    st = d.call("live-update-status")["last"]
+    assert st["livepatches"] == lp
+    out = d.xl("live-update", "status").out
+    assert re.search(r"livepatch_dropped\s*:\s*fix: .*build-id mismatch",
+                     out), out
+    counters_ok(d)
+
+
+@needs_lp
+def test_live_update_to_same_build_keeps_the_stack(vd, lab, lu_images):
+    """Same build: the stack is loaded and applied again before the
+    guests resume; the probe never sees the bug."""
+    d = vd
+    d.xl("livepatch", "load", "fix", lab["fix"])
+    d.xl("livepatch", "load", "ver", lab["ver"])
+    assert probe(d) == "yes"
+    mark = d.console_mark("probe")
+    res = _lu(d, lu_images["same"])
+    assert res["result"] == "ok", res
+    assert res["livepatches"] == {"reapplied": ["fix", "ver"],
+                                  "dropped": []}
+    assert probe(d) == "yes"
+    assert set(_probe_lines_since(d, mark)) == {"yes"}
+    assert d.call("info")["livepatches"] == ["fix", "ver"]
+    assert d.call("version")["hypervisor"] == "0.1.0-lp2"
+    # The new process saved its own bytes: revert works there.
+    d.xl("livepatch", "revert", "ver")
+    d.xl("livepatch", "revert", "fix")
+    assert probe(d) == "no"
+    counters_ok(d)
+
+
+@needs_lp
+def test_rolled_back_update_keeps_the_patch(vd, lab, lu_images):
+    d = vd
+    d.xl("livepatch", "load", "fix", lab["fix"])
+    mark = d.console_mark("probe")
+    d.call("live-update-load", image=lu_images["fixed"])
+    with pytest.raises(ApiError) as ei:
+        d.call("live-update-exec", fail_phase="restore")
+    assert ei.value.code == 13, ei.value
+    st = d.call("live-update-status")["last"]
+    assert st["result"] == "rolled-back", st
+    assert st["livepatches"] == {"reapplied": ["fix"], "dropped": []}, st
+    assert probe(d) == "yes"
+    assert set(_probe_lines_since(d, mark)) == {"yes"}
+    assert listing(d)["fix"]["state"] == "applied"
+    counters_ok(d)
+
+
+@needs_lp
+def test_live_update_with_payload_file_gone(vd, lab, lu_images, tmp_path):
+    d = vd
+    path = str(tmp_path / "fix-copy.o")
+    shutil.copy(lab["fix"], path)
+    d.xl("livepatch", "load", "fix", path)
+    d.xl("livepatch", "load", "ver", lab["ver"])
+    os.unlink(path)
+    res = _lu(d, lu_images["same"])
+    lp = res["livepatches"]
+    assert lp["reapplied"] == []
+    assert [x["name"] for x in lp["dropped"]] == ["fix", "ver"]
+    assert re.search(r"cannot load it again: .*fix-copy\.o",
+                     lp["dropped"][0]["reason"]), lp
+    assert "applied on fix, which was dropped" in lp["dropped"][1]["reason"]
+    assert "livepatch fix dropped" in d.log()
+    assert probe(d) == "no"
+    counters_ok(d)

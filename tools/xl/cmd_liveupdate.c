@@ -14,6 +14,22 @@
 #include "client.h"
 #include "xl.h"
 
+/* What became of the applied livepatches (docs/livepatch.md). */
+static void print_livepatches(json_t *lp)
+{
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(lp))
+		return;
+	json_array_foreach(json_object_get(lp, "reapplied"), i, v)
+		xl_print_kv("livepatch_reapplied", "%s", json_string_value(v));
+	json_array_foreach(json_object_get(lp, "dropped"), i, v)
+		xl_print_kv("livepatch_dropped", "%s: %s",
+			    json_string_value(json_object_get(v, "name")),
+			    json_string_value(json_object_get(v, "reason")));
+}
+
 static void print_result(json_t *res)
 {
 	json_t *phases = json_object_get(res, "phases_ms");
@@ -38,6 +54,7 @@ static void print_result(json_t *res)
 		xl_print_kv(key, "%.3f", json_real_value(v));
 	}
 	xl_print_field("report", json_object_get(res, "report"));
+	print_livepatches(json_object_get(res, "livepatches"));
 }
 
 static void print_status(json_t *st)
