@@ -108,5 +108,7 @@ int lp_check_expect(const struct payload *p, struct lp_err *e);
 int lp_run_hooks(struct payload *p, int kind, struct lp_err *e);
 int lp_switch_payload(struct payload *p, bool apply, long timeout_ms,
 		      struct lp_err *e);
+/* {park_ms, pause_ms, vcpus} of the last apply or revert. */
+json_t *lp_last_pause_json(void);
 
 #endif

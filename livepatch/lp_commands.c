@@ -178,6 +178,7 @@ static int do_apply(struct payload *p, long timeout_ms, struct ctl_reply *r)
 		log_warn("livepatch %s: apply refused: %s", p->name, e.msg);
 		return reply_err(r, &e);
 	}
+	r->result = lp_last_pause_json();
 	return CTL_OK;
 }
 
@@ -223,6 +224,7 @@ int cmd_lp_revert(struct client *c, json_t *args, struct ctl_reply *r)
 				lp_applied[lp_napplied - 1]->name);
 	if (lp_switch_payload(p, false, arg_timeout(args), &e))
 		return reply_err(r, &e);
+	r->result = lp_last_pause_json();
 	return CTL_OK;
 }
 

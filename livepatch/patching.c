@@ -256,21 +256,51 @@ static int do_switch(struct payload *p, bool apply, struct lp_err *e)
 	return 0;
 }
 
+static long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* How long the last apply or revert held the guests (the reply shows it). */
+static struct {
+	long long park_ns, pause_ns;
+	unsigned vcpus;
+} last_pause;
+
+json_t *lp_last_pause_json(void)
+{
+	return json_pack("{s:f, s:f, s:i}",
+			 "park_ms", last_pause.park_ns / 1e6,
+			 "pause_ms", last_pause.pause_ns / 1e6,
+			 "vcpus", last_pause.vcpus);
+}
+
 /* Apply (or revert) one payload with every vCPU parked. */
 int lp_switch_payload(struct payload *p, bool apply, long timeout_ms,
 		      struct lp_err *e)
 {
 	struct quiesced *q = NULL;
-	unsigned n = 0;
+	unsigned n = 0, i;
+	long long t0, t1;
 	int ret;
 
 	if (lp_run_hooks(p, apply ? H_PREAPPLY : H_PREREVERT, e))
 		return -1;
+	t0 = mono_ns();
 	if (quiesce_all(timeout_ms, &q, &n, e))
 		return -1;
+	t1 = mono_ns();
+	last_pause.vcpus = 0;
+	for (i = 0; i < n; i++)
+		last_pause.vcpus += started_vcpus(q[i].dom);
 	ret = do_switch(p, apply, e);
 	sync_cores();
 	resume_all(q, n);
+	last_pause.park_ns = t1 - t0;
+	last_pause.pause_ns = mono_ns() - t0;
 	if (ret)
 		return -1;
 	p->applied = apply;

@@ -235,7 +235,10 @@ def test_worked_example_load_revert(vd, lab):
     # The orig build of the tool IS the running daemon.
     assert info["build_id"] == lab["orig_build_id"]
     assert info["livepatches"] == []
-    d.xl("livepatch", "load", "fix", lab["fix"])
+    out = d.xl("livepatch", "load", "fix", lab["fix"]).out
+    # every running vCPU was parked for the switch (probe + 2 counters)
+    assert re.search(r"livepatch fix: load done; guests paused [\d.]+ ms "
+                     r"\(3 vCPUs parked in [\d.]+ ms\)", out), out
     assert probe(d) == "yes"                        # fixed
     p = listing(d)["fix"]
     assert p["state"] == "applied"
@@ -277,6 +280,27 @@ def test_upload_apply_replace_unload(vd, lab):
     for n in ("fix", "fix2"):
         d.xl("livepatch", "unload", n)
     assert listing(d) == {}
+    counters_ok(d)
+
+
+@needs_lp
+@pytest.mark.parametrize("which,code,rx", [
+    ("badexpect", 3, "rtc.c#rtc_io: expected bytes differ"),
+    ("veto", 6, "preapply hook 0 vetoed"),
+])
+def test_failed_replace_keeps_the_old_stack(vd, lab, which, code, rx):
+    """replace checks the new payload completely (expected bytes against
+    the unpatched code, then its preapply hooks) before reverting
+    anything."""
+    d = vd
+    d.xl("livepatch", "load", "fix", lab["fix"])
+    d.xl("livepatch", "upload", which, lab[which])
+    refused(d, "livepatch-replace", code, rx, name=which)
+    ls = listing(d)
+    assert ls["fix"]["state"] == "applied"
+    assert ls[which]["state"] == "checked"
+    assert d.call("info")["livepatches"] == ["fix"]
+    assert probe(d) == "yes"
     counters_ok(d)
 
 

@@ -92,7 +92,13 @@ int cmd_livepatch(int argc, char **argv)
 	}
 	snprintf(command, sizeof(command), "livepatch-%s", sub);
 	ret = xl_call(command, args, &res);
-	if (!ret)
+	if (!ret && json_object_get(res, "pause_ms"))
+		printf("livepatch %s: %s done; guests paused %.3f ms (%d "
+		       "vCPUs parked in %.3f ms)\n", argv[optind + 1], sub,
+		       json_real_value(json_object_get(res, "pause_ms")),
+		       (int)json_integer_value(json_object_get(res, "vcpus")),
+		       json_real_value(json_object_get(res, "park_ms")));
+	else if (!ret)
 		printf("livepatch %s: %s done\n", argv[optind + 1], sub);
 	json_decref(res);
 	return ret;
