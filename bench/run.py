@@ -2,7 +2,7 @@
 """Benchmarks of xen-kvm beside QEMU/KVM on the same host.
 
     XEN_BUILD=$PWD/build python3 bench/run.py [--quick] [--no-qemu]
-                                              [--only boot,io,mem,lu,state]
+                                              [--only boot,io,mem,lu,state,lp]
 
 Prints one table (rows = metric, columns = ours, QEMU, the QEMU variant,
 ours/QEMU) and writes everything -- raw samples, medians, methods, host
@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import boot  # noqa: E402
 import common  # noqa: E402
 import iobench  # noqa: E402
+import livepatch  # noqa: E402
 import liveupdate  # noqa: E402
 import memory  # noqa: E402
 import state  # noqa: E402
@@ -39,6 +40,7 @@ FULL = {
     "mem_qemu": {"qemu-qboot": memory.KS, "qemu-seabios": (1,)},
     "lu": {"runs": 7, "qemu_runs": 3},
     "state_runs": 3,
+    "lp": {"runs": 7},
 }
 QUICK = {
     "boot_runs": 3,
@@ -49,6 +51,7 @@ QUICK = {
     "mem_qemu": {"qemu-qboot": memory.KS},
     "lu": {"runs": 2, "qemu_runs": 1},
     "state_runs": 1,
+    "lp": {"runs": 2},
 }
 
 T_START = time.monotonic()
@@ -115,6 +118,9 @@ def table_rows(results):
     lu = results.get("liveupdate")
     if lu:
         liveupdate.table_rows(lu, add)
+    lp = results.get("livepatch")
+    if lp:
+        livepatch.table_rows(lp, add)
     return rows
 
 
@@ -168,8 +174,9 @@ def main():
                     help="fewer runs (about a minute)")
     ap.add_argument("--no-qemu", action="store_true",
                     help="measure ours only")
-    ap.add_argument("--only", default="boot,io,mem,lu,state",
-                    help="comma-separated subset of boot,io,mem,lu,state")
+    ap.add_argument("--only", default="boot,io,mem,lu,state,lp",
+                    help="comma-separated subset of boot,io,mem,lu,state,"
+                    "lp")
     ap.add_argument("--out", default=None,
                     help="JSON path (default $XEN_BUILD/bench/results.json)")
     args = ap.parse_args()
@@ -242,6 +249,9 @@ def main():
         if "lu" in only:
             log("live update vs QEMU migration to a new process")
             results["liveupdate"] = liveupdate.run(plan["lu"], qemu_ok, log)
+        if "lp" in only and common.harness.build_has("LIVEPATCH"):
+            log("livepatch apply/revert under running guests")
+            results["livepatch"] = livepatch.run(plan["lp"], log)
     finally:
         common.cleanup_all()
 
@@ -256,6 +266,8 @@ def main():
                (results.get("state") or {}).get("errors", [])]
     errors += [f"liveupdate {e}" for e in
                (results.get("liveupdate") or {}).get("errors", [])]
+    errors += [f"livepatch {e}" for e in
+               (results.get("livepatch") or {}).get("errors", [])]
     results["errors"] = errors
     results["host"]["loadavg_at_end"] = common.loadavg()
     results["host"]["cpu_pressure_at_end"] = common._pressure_line()
