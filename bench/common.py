@@ -333,6 +333,15 @@ class Ours:
         st.join()
         st.sock.close()
 
+    def start_counters(self, prefix, n, cmdline, memory, timeout=90):
+        """n counter guests PREFIX0.., created and counting; their ids."""
+        names = [f"{prefix}{i}" for i in range(n)]
+        for name in names:
+            self.xl_create(self.cfg(name, "counter", cmdline, memory=memory))
+        for name in names:
+            self.d.wait_console(name, r"COUNTER READY", timeout)
+        return names, [self.d.domid(name) for name in names]
+
     def destroy(self, dom, timeout=30):
         try:
             self.d.call("destroy", domain=dom)

@@ -102,12 +102,8 @@ def point(payload, nguests, runs, log):
     pt = {"guests": nguests, "apply": [], "revert": [],
           "baseline_stall_ms": []}
     try:
-        names = [f"lp{i}" for i in range(nguests)]
-        for n in names:
-            ours.xl_create(ours.cfg(n, "counter", CMDLINE, memory=GUEST_MIB))
-        for n in names:
-            ours.d.wait_console(n, r"COUNTER READY", READY_TIMEOUT)
-        ids = [ours.d.domid(n) for n in names]
+        names, ids = ours.start_counters("lp", nguests, CMDLINE, GUEST_MIB,
+                                         READY_TIMEOUT)
         ours.d.call("livepatch-upload", name="bench", path=payload)
         time.sleep(0.5)
         for _ in range(runs):

@@ -99,12 +99,8 @@ def ours_point(images, nguests, mib, runs, log):
     pt = {"guests": nguests, "memory_mib": mib, "samples": [],
           "baseline_stall_ms": []}
     try:
-        names = [f"lu{i}" for i in range(nguests)]
-        for n in names:
-            ours.xl_create(ours.cfg(n, "counter", CMDLINE, memory=mib))
-        for n in names:
-            ours.d.wait_console(n, r"COUNTER READY", READY_TIMEOUT)
-        ids = [ours.d.domid(n) for n in names]
+        names, ids = ours.start_counters("lu", nguests, CMDLINE, mib,
+                                         READY_TIMEOUT)
         time.sleep(0.5)
         for i in range(runs + 1):
             img = images[i % 2]

@@ -48,6 +48,16 @@ def _copy_src(dst):
     shutil.copytree(ROOT, dst, symlinks=True, ignore=ignore)
 
 
+def _patch_and_build(tree, example):
+    """Apply livepatch/examples/EXAMPLE to TREE and build its daemon."""
+    subprocess.run(["patch", "-p1", "--quiet", "-i",
+                    os.path.join(EXAMPLES, example)], cwd=tree, check=True)
+    r = subprocess.run(["make", "-s", f"-j{os.cpu_count() or 1}",
+                        "build/bin/xen"], cwd=tree, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
 def _make_patch(tree, rel, edit):
     """A unified diff of file `rel` of `tree` after edit(text)."""
     with open(os.path.join(tree, rel)) as f:
@@ -82,13 +92,7 @@ def lab():
     d = tempfile.mkdtemp(prefix="lp-lab.")
     tree = os.path.join(d, "vuln")
     _copy_src(tree)
-    subprocess.run(["patch", "-p1", "--quiet", "-i",
-                    os.path.join(EXAMPLES, "rtc-index-oob.patch")],
-                   cwd=tree, check=True)
-    r = subprocess.run(["make", "-s", f"-j{os.cpu_count() or 1}",
-                        "build/bin/xen"], cwd=tree, capture_output=True,
-                       text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    _patch_and_build(tree, "rtc-index-oob.patch")
     L = dict(dir=d, tree=tree, xen=os.path.join(tree, "build/bin/xen"))
     L["fix"], out = build_payload(
         L, "fix", patch=os.path.join(EXAMPLES, "rtc-index-oob-fix.patch"),
@@ -656,13 +660,7 @@ def lu_images(lab):
     copy_image(lab["xen"], same)
     tree = os.path.join(lab["dir"], "fixed")
     shutil.copytree(lab["tree"], tree, symlinks=True)
-    subprocess.run(["patch", "-p1", "--quiet", "-i",
-                    os.path.join(EXAMPLES, "rtc-index-oob-fix.patch")],
-                   cwd=tree, check=True)
-    r = subprocess.run(["make", "-s", f"-j{os.cpu_count() or 1}",
-                        "build/bin/xen"], cwd=tree, capture_output=True,
-                       text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    _patch_and_build(tree, "rtc-index-oob-fix.patch")
     fixed = os.path.join(lab["dir"], "fixed-xen")
     copy_image(os.path.join(tree, "build/bin/xen"), fixed)
     return {"same": same, "fixed": fixed}
@@ -757,4 +755,34 @@ def test_live_update_with_payload_file_gone(vd, lab, lu_images, tmp_path):
     assert "applied on fix, which was dropped" in lp["dropped"][1]["reason"]
     assert "livepatch fix dropped" in d.log()
     assert probe(d) == "no"
+    counters_ok(d)
+
+
+# ------------------------------------------------------ save / restore
+
+@needs_lp
+def test_save_restore_runs_on_the_restoring_daemons_code(vd, lab, tmp_path):
+    """A livepatch changes daemon code, not guest state: the stream carries
+    no livepatch record, and a restored guest runs on the code of the
+    daemon that restores it, patched or not."""
+    d = vd
+    d.xl("livepatch", "load", "fix", lab["fix"])
+    assert probe(d) == "yes"
+    path = str(tmp_path / "probe.xkvm")
+    d.xl("save", "-c", "probe", path)
+    dump = subprocess.run([os.path.join(BUILD, "bin", "xen-stream"), "dump",
+                           path], capture_output=True, text=True)
+    assert dump.returncode == 0, dump.stderr
+    assert "livepatch" not in dump.stdout.lower()
+    d2 = Daemon(str(tmp_path / "d2"), binary=lab["xen"])   # unpatched
+    os.makedirs(d2.root)
+    d2.start()
+    try:
+        d2.xl("restore", path)
+        assert probe(d2) == "no"
+        d.xl("destroy", "probe")
+        d.xl("restore", path)
+        assert probe(d) == "yes"
+    finally:
+        d2.stop()
     counters_ok(d)
