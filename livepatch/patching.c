@@ -18,6 +18,7 @@
 #include "vcpu.h"
 #include "livepatch/internal.h"
 #include "log.h"
+#include "monotime.h"
 
 const char *const lp_hook_names[H_NR] = {
 	"load", "unload", "preapply", "postapply", "prerevert", "postrevert",
@@ -208,17 +209,25 @@ static struct {
 	struct lp_err *e;
 } action;
 
+/* The jumps in (apply) or out, unless they already are. */
+static int set_jumps(struct payload *p, bool apply, struct lp_err *e)
+{
+	if (apply == p->jumps_written)
+		return 0;
+	if (patch_funcs(p, apply, e))
+		return -1;
+	p->jumps_written = apply;
+	return 0;
+}
+
 int livepatch_default_action(void)
 {
 	struct payload *p = action.p;
 
 	if (!p || action.done)
 		return -1;
-	if (action.apply == p->jumps_written)
-		return 0;	/* already as asked */
-	if (patch_funcs(p, action.apply, action.e))
+	if (set_jumps(p, action.apply, action.e))
 		return -1;
-	p->jumps_written = action.apply;
 	action.done = true;
 	return 0;
 }
@@ -233,35 +242,21 @@ static int do_switch(struct payload *p, bool apply, struct lp_err *e)
 {
 	int kind = apply ? H_APPLY : H_REVERT, r;
 
-	if (!p->nhooks[kind]) {
-		if (apply == p->jumps_written)
-			return 0;
-		if (patch_funcs(p, apply, e))
-			return -1;
-		p->jumps_written = apply;
-		return 0;
-	}
+	if (!p->nhooks[kind])
+		return set_jumps(p, apply, e);
 	action.p = p;
 	action.apply = apply;
 	action.done = false;
 	action.e = e;
 	r = p->hooks[kind][0]();
-	if (r && action.done && !patch_funcs(p, !apply, e))
-		p->jumps_written = !apply;
+	if (r && action.done)
+		set_jumps(p, !apply, e);
 	action.p = NULL;
 	if (r)
 		return lp_fail(e, CTL_ESTATE, "%s: %s action hook failed "
 			       "(returned %d); the jumps are as they were",
 			       p->name, lp_hook_names[kind], r);
 	return 0;
-}
-
-static long long mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* How long the last apply or revert held the guests (the reply shows it). */
@@ -289,10 +284,10 @@ int lp_switch_payload(struct payload *p, bool apply, long timeout_ms,
 
 	if (lp_run_hooks(p, apply ? H_PREAPPLY : H_PREREVERT, e))
 		return -1;
-	t0 = mono_ns();
+	t0 = now_ns();
 	if (quiesce_all(timeout_ms, &q, &n, e))
 		return -1;
-	t1 = mono_ns();
+	t1 = now_ns();
 	last_pause.vcpus = 0;
 	for (i = 0; i < n; i++)
 		last_pause.vcpus += started_vcpus(q[i].dom);
@@ -300,7 +295,7 @@ int lp_switch_payload(struct payload *p, bool apply, long timeout_ms,
 	sync_cores();
 	resume_all(q, n);
 	last_pause.park_ns = t1 - t0;
-	last_pause.pause_ns = mono_ns() - t0;
+	last_pause.pause_ns = now_ns() - t0;
 	if (ret)
 		return -1;
 	p->applied = apply;

@@ -26,6 +26,7 @@
 #endif
 #include "liveupdate/lu.h"
 #include "log.h"
+#include "monotime.h"
 #include "state.h"
 
 extern char **environ;
@@ -35,14 +36,6 @@ static struct lu_daemon_opts dopts;
 void lu_set_daemon_opts(const struct lu_daemon_opts *o)
 {
 	dopts = *o;
-}
-
-static long long now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
 static void set_cloexec(int fd, bool on)

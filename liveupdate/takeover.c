@@ -27,6 +27,7 @@
 #endif
 #include "liveupdate/lu.h"
 #include "log.h"
+#include "monotime.h"
 #include "state.h"
 
 extern char **environ;
@@ -56,14 +57,6 @@ static char *rb_argv[16];
 static int rb_image_fd = -1;
 static bool is_rollback;
 static unsigned rb_reason_slot;
-
-static long long now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000LL + t.tv_nsec;
-}
 
 static const char *info_str(json_t *info, const char *key)
 {
