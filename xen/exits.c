@@ -5,6 +5,7 @@
 #include "domain.h"
 #include "exits.h"
 #include "ioport.h"
+#include "kvm.h"
 #include "log.h"
 #include "vcpu.h"
 
@@ -98,6 +99,11 @@ void vcpu_handle_exit(struct vcpu *v)
 	case KVM_EXIT_HLT:
 		break;
 	case KVM_EXIT_SHUTDOWN:
+		if (kvm_host.init_on_shutdown)
+			log_err("d%uv%u: kvm-amd re-initializes a vCPU at a "
+				"triple fault: the registers below are its INIT "
+				"state, not the state at the fault",
+				v->dom->id, v->id);
 		crash(v, "triple fault");
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:

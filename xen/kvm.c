@@ -24,6 +24,15 @@ static const struct {
 	{ KVM_CAP_EXT_CPUID, "EXT_CPUID" },
 };
 
+/*
+ * kvm-amd re-initializes a vCPU when it intercepts a shutdown, so a triple
+ * fault's registers are gone by the time userspace reads them.
+ */
+static bool kvm_amd_loaded(void)
+{
+	return access("/sys/module/kvm_amd", F_OK) == 0;
+}
+
 static int load_cpuid(void)
 {
 	struct kvm_cpuid2 *c;
@@ -85,6 +94,7 @@ int kvm_host_open(bool probe_tsc, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM setup failed: %s", strerror(errno));
 		return -1;
 	}
+	kvm_host.init_on_shutdown = kvm_amd_loaded();
 	if (probe_tsc)
 		kvm_probe_tsc_khz();
 	return 0;

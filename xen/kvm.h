@@ -12,6 +12,8 @@ struct kvm_host {
 	int vcpu_mmap_size;
 	int tsc_khz;
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
+	/* kvm-amd: a vCPU's registers after a triple fault are INIT's. */
+	bool init_on_shutdown;
 };
 
 extern struct kvm_host kvm_host;

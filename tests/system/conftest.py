@@ -21,10 +21,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from harness import BUILD, XEN, XL, build_has  # noqa: E402
+from harness import BUILD, XEN, XL, build_has, guest_path  # noqa: E402
 import sysimages  # noqa: E402
 import syshost  # noqa: E402
-from syshost import GUEST_INITRD, GUEST_KERNEL, HostError, HostVM  # noqa: E402
+from syshost import HostError, HostVM  # noqa: E402
 
 WORK = os.path.join(BUILD, "system")
 LOG_ROOT = os.path.join(BUILD, "test-logs", "system")
@@ -88,19 +88,10 @@ def system_images():
     for b in (XEN, XL):
         if not os.path.exists(b):
             raise RuntimeError(f"{b} is missing: run `make` first")
-    release, vmlinuz, moddir = sysimages.find_kernel()
-    os.makedirs(WORK, exist_ok=True)
     t0 = time.monotonic()
-    vmlinux = sysimages.pvh_vmlinux(vmlinuz, os.path.join(WORK, "vmlinux"))
-    initrd = sysimages.guest_initrd(os.path.join(WORK, "guest-initrd.cpio"))
-    host_initrd = sysimages.host_initrd(
-        os.path.join(WORK, "host-initrd.cpio"), moddir, [XEN, XL],
-        {GUEST_KERNEL["bzimage"]: vmlinuz, GUEST_KERNEL["pvh"]: vmlinux,
-         GUEST_INITRD: initrd})
+    images = sysimages.build_images(WORK, [XEN, XL], guest_path("exit"))
     print(f"system images built in {time.monotonic() - t0:.1f} s")
-    return {"release": release, "vmlinuz": vmlinuz, "vmlinux": vmlinux,
-            "host_initrd": host_initrd,
-            "pvh_entry": sysimages.elf_xen_note(vmlinux, 18)}
+    return images
 
 
 @pytest.fixture(scope="session")

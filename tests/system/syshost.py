@@ -26,6 +26,8 @@ import time
 # Paths inside the host VM (sysimages.host_initrd puts them there).
 GUEST_KERNEL = {"bzimage": "/guest/bzImage", "pvh": "/guest/vmlinux"}
 GUEST_INITRD = "/guest/initrd"
+# The project's own exit-test guest (tests/guests/exit.c), when built.
+EXIT_GUEST = "/guest/exit.elf"
 # loglevel=5: quiet enough to keep console exits few (each byte is a
 # nested exit), loud enough that WARNING/BUG/Oops/panic (levels 0-4) reach
 # the console.  no_timer_check: Linux checks that the PIT's IRQ 0 arrives
@@ -56,8 +58,17 @@ class HostError(Exception):
     """The host VM or its channel failed; the message has its console."""
 
 
+# One host CPU.  With two (-smp 2, under either TCG threading mode), a
+# 2-vCPU Linux guest of kvm-amd in the host triple-faulted at random
+# points of its boot, in 5 of 19 boots (BSP or AP; bzImage and PVH), and
+# never in 24 boots with one host CPU; 1-vCPU guests never did.  The
+# guest's registers are lost (KVM on AMD INITs a vCPU at a shutdown) and
+# nothing of ours touches a running guest's memory, so we take this for
+# QEMU 7.2's emulated SVM with L2 vCPUs on two L1 CPUs (cross-CPU kicks and
+# event injection), not for the hypervisor under test.  The guests still
+# get two vCPUs and Linux still brings up the second one.
 class HostVM:
-    def __init__(self, workdir, vmlinuz, initrd, smp=2, memory_mib=2048,
+    def __init__(self, workdir, vmlinuz, initrd, smp=1, memory_mib=2048,
                  cpu=HOST_CPU):
         self.workdir = workdir
         self.vmlinuz = vmlinuz
@@ -80,7 +91,7 @@ class HostVM:
     # ------------------------------------------------------------ lifecycle
     def argv(self):
         return [
-            "qemu-system-x86_64", "-accel", "tcg,thread=multi",
+            "qemu-system-x86_64", "-accel", "tcg",
             "-cpu", self.cpu, "-smp", str(self.smp),
             "-m", str(self.memory_mib), "-machine", "pc",
             "-nodefaults", "-no-user-config", "-display", "none",
@@ -437,11 +448,6 @@ def record_boot(what, secs):
     print(f"boot: {what}: {secs:.1f} s")
 
 
-# The daemon's log line for a vCPU 0 that was reset (INIT) and ran into
-# the empty reset vector: see boot_guest.
-BSP_RESET = "v0: triple fault: rip=000000000000fff0"
-
-
 def boot_guest(host, name, protocol="bzimage", vcpus=1, memory=256,
                action="shell", cmdline=None, wait=True, **actions):
     """Create a Debian guest (kernel through `protocol`, the busybox
@@ -453,25 +459,7 @@ def boot_guest(host, name, protocol="bzimage", vcpus=1, memory=256,
               memory=memory, vcpus=vcpus, **actions)
     g.start()
     if wait:
-        try:
-            g.wait(r"SYSTEST: ready")
-        except AssertionError as e:
-            if BSP_RESET not in str(e):
-                raise
-            # Known intermittent bug (seen once in ~6 runs, PVH with 2
-            # vCPUs, after PCI init): vCPU 0 is found in its reset state
-            # (an INIT reached the BSP) and triple-faults at 0xfff0.  It
-            # is printed and retried once, so that it stays visible
-            # without failing the tier; any other failure fails.
-            print(f"KNOWN BUG (BSP reset), retrying {name} once:\n{e}")
-            record_boot(f"{protocol}, {vcpus} vCPU(s): {name} hit the BSP "
-                        "reset bug and was booted again",
-                        time.monotonic() - g.started)
-            g.destroy()
-            g = Guest(host, name, GUEST_KERNEL[protocol], GUEST_INITRD,
-                      cmdline, memory=memory, vcpus=vcpus, **actions)
-            g.start()
-            g.wait(r"SYSTEST: ready")
+        g.wait(r"SYSTEST: ready")
         g.boot_seconds = time.monotonic() - g.started
         record_boot(f"{protocol}, {vcpus} vCPU(s), {memory} MiB: domain "
                     f"created to init ready ({name})", g.boot_seconds)

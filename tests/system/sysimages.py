@@ -252,6 +252,27 @@ def host_initrd(dest, moddir, binaries, guest_files):
     return dest
 
 
+def build_images(work, binaries, exit_guest=None):
+    """Every image of the tier under `work`: the PVH vmlinux, the guest
+    initramfs and the host initramfs holding `binaries` (xen, xl), the
+    Debian guest's kernels and initramfs and, if given, the project's
+    exit-test guest.  Returns what the tests need to know of them."""
+    from syshost import EXIT_GUEST, GUEST_INITRD, GUEST_KERNEL
+    release, vmlinuz, moddir = find_kernel()
+    os.makedirs(work, exist_ok=True)
+    vmlinux = pvh_vmlinux(vmlinuz, os.path.join(work, "vmlinux"))
+    initrd = guest_initrd(os.path.join(work, "guest-initrd.cpio"))
+    guest_files = {GUEST_KERNEL["bzimage"]: vmlinuz,
+                   GUEST_KERNEL["pvh"]: vmlinux, GUEST_INITRD: initrd}
+    if exit_guest and os.path.exists(exit_guest):
+        guest_files[EXIT_GUEST] = exit_guest
+    host = host_initrd(os.path.join(work, "host-initrd.cpio"), moddir,
+                       binaries, guest_files)
+    return {"release": release, "vmlinuz": vmlinuz, "vmlinux": vmlinux,
+            "host_initrd": host, "pvh_entry": elf_xen_note(vmlinux, 18),
+            "exit_guest": EXIT_GUEST if EXIT_GUEST in guest_files else None}
+
+
 def tools_missing():
     """What the tier needs that is not installed, as a list of reasons."""
     missing = []
