@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "elfnote.h"
 #include "liveupdate/lu.h"
 #include "stream.h"
 
@@ -22,11 +23,11 @@ struct notes {
 	uint32_t versions[4];
 };
 
-static void read_note(Elf_Data *d, size_t name_off, size_t desc_off,
-		      const GElf_Nhdr *nh, struct notes *n)
+static int read_note(const GElf_Nhdr *nh, const char *name,
+		     const void *desc_buf, void *ctx)
 {
-	const char *name = (const char *)d->d_buf + name_off;
-	const unsigned char *desc = (const unsigned char *)d->d_buf + desc_off;
+	const unsigned char *desc = desc_buf;
+	struct notes *n = ctx;
 	unsigned i;
 
 	if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
@@ -40,27 +41,6 @@ static void read_note(Elf_Data *d, size_t name_off, size_t desc_off,
 		   nh->n_descsz == sizeof(n->versions)) {
 		memcpy(n->versions, desc, sizeof(n->versions));
 		n->have_xkvm = true;
-	}
-}
-
-static int scan_notes(Elf *e, struct notes *n)
-{
-	size_t i, nph;
-	GElf_Phdr ph;
-
-	if (elf_getphdrnum(e, &nph))
-		return -1;
-	for (i = 0; i < nph; i++) {
-		Elf_Data *d;
-		GElf_Nhdr nh;
-		size_t off = 0, noff, doff;
-
-		if (!gelf_getphdr(e, i, &ph) || ph.p_type != PT_NOTE)
-			continue;
-		d = elf_getdata_rawchunk(e, ph.p_offset, ph.p_filesz,
-					 ELF_T_NHDR);
-		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)))
-			read_note(d, noff, doff, &nh, n);
 	}
 	return 0;
 }
@@ -110,7 +90,7 @@ static int check_elf(int fd, const char *path, struct lu_image *img,
 			 path);
 		goto out;
 	}
-	if (scan_notes(e, &n) < 0) {
+	if (elf_for_each_note(e, read_note, &n) < 0) {
 		snprintf(err, errlen, "%s: truncated or corrupt ELF: %s", path,
 			 elf_errmsg(-1));
 		goto out;

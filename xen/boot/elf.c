@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "boot/boot.h"
+#include "elfnote.h"
 #include "domain.h"
 #include "memory.h"
 
@@ -80,41 +81,35 @@ out:
 	return ret;
 }
 
+struct xen_note_query {
+	uint32_t type;
+	uint64_t *value;
+};
+
+static int match_xen_note(const GElf_Nhdr *nh, const char *name,
+			  const void *desc, void *ctx)
+{
+	struct xen_note_query *q = ctx;
+
+	if (nh->n_type != q->type || nh->n_namesz != 4 ||
+	    memcmp(name, "Xen", 4))
+		return 0;
+	*q->value = 0;
+	memcpy(q->value, desc, nh->n_descsz < 8 ? nh->n_descsz : 8);
+	return 1;
+}
+
 /* Find a note named "Xen" of the given type; its value as an integer. */
 int elf_find_xen_note(const struct boot_image *img, uint32_t type,
 		      uint64_t *value)
 {
-	GElf_Phdr ph;
-	size_t i, nph;
+	struct xen_note_query q = { type, value };
 	Elf *e = elf_open(img);
 	int found = 0;
 
-	if (!e || elf_getphdrnum(e, &nph))
-		goto out;
-	for (i = 0; i < nph && !found; i++) {
-		Elf_Data *d;
-		GElf_Nhdr nh;
-		size_t off = 0, noff, doff;
-
-		if (!gelf_getphdr(e, i, &ph) || ph.p_type != PT_NOTE)
-			continue;
-		d = elf_getdata_rawchunk(e, ph.p_offset, ph.p_filesz,
-					 ELF_T_NHDR);
-		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff))) {
-			const char *name = (const char *)d->d_buf + noff;
-
-			if (nh.n_type != type || nh.n_namesz != 4 ||
-			    memcmp(name, "Xen", 4))
-				continue;
-			*value = 0;
-			memcpy(value, (char *)d->d_buf + doff,
-			       nh.n_descsz < 8 ? nh.n_descsz : 8);
-			found = 1;
-			break;
-		}
-	}
-out:
-	if (e)
+	if (e) {
+		found = elf_for_each_note(e, match_xen_note, &q) == 1;
 		elf_end(e);
+	}
 	return found;
 }
