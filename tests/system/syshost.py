@@ -60,8 +60,8 @@ class HostError(Exception):
 
 # One host CPU.  With two (-smp 2, under either TCG threading mode), a
 # 2-vCPU Linux guest of kvm-amd in the host triple-faulted at random
-# points of its boot, in 5 of 19 boots (BSP or AP; bzImage and PVH), and
-# never in 24 boots with one host CPU; 1-vCPU guests never did.  The
+# points of its boot: 5 of 19 PVH boots in a loop (BSP or AP), bzImage
+# ones in CI; never in 24 boots with one host CPU; 1-vCPU guests never did.  The
 # guest's registers are lost (KVM on AMD INITs a vCPU at a shutdown) and
 # nothing of ours touches a running guest's memory, so we take this for
 # QEMU 7.2's emulated SVM with L2 vCPUs on two L1 CPUs (cross-CPU kicks and
