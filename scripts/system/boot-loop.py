@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("XEN_BUILD", os.path.join(ROOT, "build"))
 
 import sysimages  # noqa: E402
-from harness import BUILD, XEN, XL  # noqa: E402
+from harness import BUILD, XEN, XL, guest_path  # noqa: E402
 from syshost import GUEST_INITRD, GUEST_KERNEL, Guest, HostVM  # noqa: E402
 
 
@@ -47,7 +47,8 @@ def parse_args():
 
 def start_host(args):
     work = os.path.join(BUILD, "system")
-    images = sysimages.build_images(work, [XEN, XL])
+    # The same image as the system tier's, so that neither rebuilds it.
+    images = sysimages.build_images(work, [XEN, XL], guest_path("exit"))
     host = HostVM(work, images["vmlinuz"], images["host_initrd"],
                   smp=args.host_cpus)
     if args.tcg_thread:

@@ -204,6 +204,21 @@ def _newer(dest, *srcs):
     return all(os.path.getmtime(s) <= t for s in srcs)
 
 
+def _same_inputs(dest, inputs):
+    """dest was built from `inputs` (a description of what went in, kept
+    beside it): mtimes alone miss a file added or left out."""
+    try:
+        with open(dest + ".inputs") as f:
+            return f.read() == inputs
+    except OSError:
+        return False
+
+
+def _record_inputs(dest, inputs):
+    with open(dest + ".inputs", "w") as f:
+        f.write(inputs)
+
+
 def pvh_vmlinux(vmlinuz, dest):
     """The ELF vmlinux inside `vmlinuz` (cached at dest)."""
     if not _newer(dest, vmlinuz, EXTRACT_VMLINUX):
@@ -229,7 +244,8 @@ def host_initrd(dest, moddir, binaries, guest_files):
     init = os.path.join(HERE, "host-init.sh")
     srcs = [init, BUSYBOX, __file__] + list(binaries) + \
         list(guest_files.values())
-    if _newer(dest, *srcs):
+    inputs = repr((moddir, list(binaries), sorted(guest_files.items())))
+    if _newer(dest, *srcs) and _same_inputs(dest, inputs):
         return dest
     c = Cpio()
     busybox_base(c)
@@ -249,6 +265,7 @@ def host_initrd(dest, moddir, binaries, guest_files):
     for path, src in guest_files.items():
         c.copy(path, src, 0o644)
     c.write(dest)
+    _record_inputs(dest, inputs)
     return dest
 
 
