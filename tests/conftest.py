@@ -112,6 +112,16 @@ def daemon(request, tmp_path):
 
 
 @pytest.fixture
+def witness(daemon):
+    """A counter guest that must keep counting through every test
+    (harness.still_fine checks it)."""
+    w = daemon.start_counter("witness")
+    w.assert_counting()
+    yield w
+    w.close()
+
+
+@pytest.fixture
 def feature():
     """feature('BOOT_LINUX') skips the test when the build left it out."""
     def need(name):

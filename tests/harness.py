@@ -827,6 +827,29 @@ def stop_and_check(d):
     return ""
 
 
+def still_fine(daemon, witness):
+    """The daemon serves and the `witness` counter guest (the conftest
+    fixture) kept counting, without errors."""
+    assert daemon.alive(), daemon.read_file("xen.stderr")
+    assert daemon.domain("witness")["state"] == "running"
+    witness.assert_counting(lines=1)
+
+
+def ram_memfds(daemon):
+    """Domain ids whose RAM memfd the daemon holds open."""
+    ids = set()
+    fd_dir = f"/proc/{daemon.proc.pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        m = re.match(r"/memfd:dom(\d+)-ram ", link)
+        if m:
+            ids.add(int(m.group(1)))
+    return ids
+
+
 # ---------------------------------------------------------------------------
 # Helpers for live update (test_liveupdate.py, bench/liveupdate.py).
 

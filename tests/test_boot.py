@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import GUESTS, ApiError, build_has
+from harness import GUESTS, ApiError, build_has, ram_memfds, still_fine
 
 MIB = 1 << 20
 HOLE_START = 0xC0000000         # RAM above this moves to 4 GiB
@@ -237,37 +237,7 @@ def in_ram(rep, addr, size):
                for a, s, t in rep["e820"])
 
 
-# ------------------------------------------------------------ fixtures
-
-@pytest.fixture
-def witness(daemon):
-    """A counter guest that must keep counting through every test."""
-    w = daemon.start_counter("witness")
-    w.assert_counting()
-    yield w
-    w.close()
-
-
-def still_fine(daemon, witness):
-    assert daemon.alive(), daemon.read_file("xen.stderr")
-    assert daemon.domain("witness")["state"] == "running"
-    witness.assert_counting(lines=1)
-
-
-def ram_memfds(daemon):
-    """Domain ids whose RAM memfd the daemon holds open."""
-    ids = set()
-    fd_dir = f"/proc/{daemon.proc.pid}/fd"
-    for fd in os.listdir(fd_dir):
-        try:
-            link = os.readlink(os.path.join(fd_dir, fd))
-        except OSError:
-            continue
-        m = re.match(r"/memfd:dom(\d+)-ram ", link)
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
-
+# ------------------------------------------------------------ helpers
 
 def assert_refused(daemon, witness, name, kernel, needles, memory=48,
                    cmdline=None, ramdisk=None, code=8):

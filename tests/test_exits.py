@@ -10,7 +10,8 @@ import struct
 
 import pytest
 
-from harness import ConsoleStream, build_has, guest_path, wait_until
+from harness import (ConsoleStream, build_has, guest_path, still_fine,
+                     wait_until)
 
 EXIT_WHY = {
     "triplefault": "triple fault",
@@ -29,22 +30,6 @@ NOW_LINE = {
     "reboot-kbd": "REBOOT KBD NOW",
     "exec-unmapped": "EXEC UNMAPPED NOW",
 }
-
-
-@pytest.fixture
-def witness(daemon):
-    """A counter guest that must keep counting through every test."""
-    w = daemon.start_counter("witness")
-    w.assert_counting()
-    yield w
-    w.close()
-
-
-def still_fine(daemon, witness):
-    """The daemon serves and the witness kept counting, without errors."""
-    assert daemon.alive(), daemon.read_file("xen.stderr")
-    assert daemon.domain("witness")["state"] == "running"
-    witness.assert_counting(lines=1)
 
 
 def create_exit_guest(daemon, name, mode, kernel="exit", **actions):

@@ -16,7 +16,8 @@ import pytest
 import streamlib as sl
 from harness import (STATUS_GPA, STATUS_MAGIC, Api, CounterWatch, Daemon,
                      assert_counter_frozen, guest_path, parse_status_lines,
-                     run_xl, status_from_bytes, stop_and_check, wait_until)
+                     ram_memfds, run_xl, status_from_bytes, stop_and_check,
+                     wait_until)
 
 STREAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                        "streams")
@@ -116,20 +117,6 @@ def config_of(d, name):
     rec = d.domain(name)
     assert rec is not None, f"no domain {name}: {sorted(d.domains())}"
     return {k: rec[k] for k in CONFIG_KEYS}
-
-
-def ram_memfds(d):
-    """Domain ids that have a RAM memfd open in the daemon."""
-    ids = set()
-    for fd in os.listdir(f"/proc/{d.proc.pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{d.proc.pid}/fd/{fd}")
-        except OSError:
-            continue
-        m = re.match(r"/memfd:dom(\d+)-ram ", link)
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
 
 
 def listing(d):
