@@ -23,11 +23,9 @@ import subprocess
 import threading
 import time
 
-# Paths inside the host VM (sysimages.host_initrd puts them there).
-GUEST_KERNEL = {"bzimage": "/guest/bzImage", "pvh": "/guest/vmlinux"}
-GUEST_INITRD = "/guest/initrd"
-# The project's own exit-test guest (tests/guests/exit.c), when built.
-EXIT_GUEST = "/guest/exit.elf"
+# Where the guests are inside the host VM (sysimages puts them there).
+from sysimages import GUEST_INITRD, GUEST_KERNEL
+
 # loglevel=5: quiet enough to keep console exits few (each byte is a
 # nested exit), loud enough that WARNING/BUG/Oops/panic (levels 0-4) reach
 # the console.  no_timer_check: Linux checks that the PIT's IRQ 0 arrives
@@ -315,7 +313,8 @@ class Guest:
         self.vcpus = vcpus
         self.cmdline = cmdline
         self.cfg = (f'name = "{name}"\nmemory = {memory}\nvcpus = {vcpus}\n'
-                    f'kernel = "{kernel}"\nramdisk = "{ramdisk}"\n'
+                    f'kernel = "{kernel}"\n' +
+                    (f'ramdisk = "{ramdisk}"\n' if ramdisk else "") +
                     f'cmdline = "{cmdline}"\non_poweroff = "{on_poweroff}"\n'
                     f'on_reboot = "{on_reboot}"\non_crash = "{on_crash}"\n')
         self.console_file = f"{self.DIR}/{name}.console"

@@ -15,6 +15,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 EXTRACT_VMLINUX = os.path.join(ROOT, "scripts", "system",
                                "extract-vmlinux.py")
 BUSYBOX = "/bin/busybox"
+# Where the guests are inside the host VM.
+GUEST_KERNEL = {"bzimage": "/guest/bzImage", "pvh": "/guest/vmlinux"}
+GUEST_INITRD = "/guest/initrd"
+# The project's own exit-test guest (tests/guests/exit.c), when built.
+EXIT_GUEST = "/guest/exit.elf"
 # kvm-amd, and virtio-serial for the harness's channel to the host.
 HOST_MODULES = ("kvm-amd", "virtio_pci", "virtio_console")
 
@@ -274,7 +279,6 @@ def build_images(work, binaries, exit_guest=None):
     initramfs and the host initramfs holding `binaries` (xen, xl), the
     Debian guest's kernels and initramfs and, if given, the project's
     exit-test guest.  Returns what the tests need to know of them."""
-    from syshost import EXIT_GUEST, GUEST_INITRD, GUEST_KERNEL
     release, vmlinuz, moddir = find_kernel()
     os.makedirs(work, exist_ok=True)
     vmlinux = pvh_vmlinux(vmlinuz, os.path.join(work, "vmlinux"))

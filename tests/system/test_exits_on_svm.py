@@ -17,9 +17,8 @@ def test_triple_fault_says_registers_are_init_state(system_host,
     if "BOOT_MULTIBOOT" not in build_features() or \
             not system_images["exit_guest"]:
         pytest.skip("this build has no multiboot loader or exit guest")
-    g = Guest(system_host, "tf", system_images["exit_guest"], "",
+    g = Guest(system_host, "tf", system_images["exit_guest"], None,
               "mode=triplefault", memory=32)
-    g.cfg = g.cfg.replace('ramdisk = ""\n', "")
     g.start()
     try:
         g.wait(r"TRIPLE FAULT NOW")
