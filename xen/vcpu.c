@@ -105,6 +105,28 @@ int vcpu_set_boot_state(struct vcpu *v, const struct boot_cpu_state *st)
 }
 
 /*
+ * KVM finishes an I/O or MMIO exit (moves RIP past an OUT, stores the
+ * value of an IN or an MMIO read) only when KVM_RUN is entered again.  A
+ * vCPU about to park, whose state may then be saved, enters once with
+ * immediate_exit set: KVM completes the exit and returns EINTR without
+ * running the guest (KVM API documentation, struct kvm_run).  Saved
+ * before that, the guest would repeat the OUT after a restore: a console
+ * byte printed twice across a live update.
+ */
+static void vcpu_complete_exit(struct vcpu *v)
+{
+	uint32_t reason = v->run->exit_reason;
+
+	if (reason != KVM_EXIT_IO && reason != KVM_EXIT_MMIO)
+		return;
+	v->run->immediate_exit = 1;
+	if (ioctl(v->fd, KVM_RUN, 0) == 0 || errno != EINTR)
+		log_err("d%uv%u: completing an exit before parking: %s",
+			v->dom->id, v->id, strerror(errno));
+	v->run->immediate_exit = 0;
+}
+
+/*
  * Wait while the domain is paused or quiescing.  Returns true when the
  * thread must end.
  */
@@ -114,6 +136,11 @@ static bool vcpu_wait_runnable(struct vcpu *v)
 	bool stop;
 
 	pthread_mutex_lock(&dom->lock);
+	if (!dom->run_ok && !dom->stopping) {
+		pthread_mutex_unlock(&dom->lock);
+		vcpu_complete_exit(v);
+		pthread_mutex_lock(&dom->lock);
+	}
 	while (!dom->run_ok && !dom->stopping) {
 		v->parked = true;
 		dom->nr_parked++;

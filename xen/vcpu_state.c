@@ -13,6 +13,7 @@
 #include "kvm.h"
 #include "log.h"
 #include "state.h"
+#include "xsave_fit.h"
 
 /* The plain structures: one GET and one SET ioctl each. */
 static const struct {
@@ -145,6 +146,15 @@ int vcpu_state_save(struct vcpu *v, struct stream_writer *w)
 	return 0;
 }
 
+/*
+ * An MSR's value at vCPU reset, for the MSRs one vendor's KVM lists and
+ * the other's lacks: 0 but for AMD's TSC ratio (1.0 in 8.32 fixed point).
+ */
+static uint64_t msr_reset_value(uint32_t index)
+{
+	return index == 0xc0000104 ? 1ULL << 32 : 0;	/* MSR_AMD64_TSC_RATIO */
+}
+
 static int load_msrs(struct vcpu *v, const void *data, size_t size,
 		     char *err, size_t errlen)
 {
@@ -159,12 +169,35 @@ static int load_msrs(struct vcpu *v, const void *data, size_t size,
 		snprintf(err, errlen, "VCPU_MSRS: %u entries do not fit", m->nmsrs);
 		return -1;
 	}
-	ret = ioctl(v->fd, KVM_SET_MSRS, m);
-	if (ret != (int)m->nmsrs) {
-		snprintf(err, errlen, "VCPU_MSRS: KVM took %d of %u MSRs (stopped at %#x)",
-			 ret, m->nmsrs, ret >= 0 && (unsigned)ret < m->nmsrs ?
-			 m->entries[ret].index : 0);
-		return -1;
+	/*
+	 * KVM sets MSRs in order and stops at the first it refuses.  A stream
+	 * from a host whose KVM has more MSRs (IA32_TSX_CTRL, say) carries
+	 * some this one lacks: one still at its reset value is left out (the
+	 * guest of this host never has it); one with a value is refused.
+	 * The rest, moved to the front, is set in the next round.
+	 */
+	while (m->nmsrs) {
+		struct kvm_msr_entry *bad;
+
+		ret = ioctl(v->fd, KVM_SET_MSRS, m);
+		if (ret == (int)m->nmsrs)
+			return 0;
+		if (ret < 0) {
+			snprintf(err, errlen, "VCPU_MSRS rejected by KVM: %s",
+				 strerror(errno));
+			return -1;
+		}
+		bad = &m->entries[ret];
+		if (bad->data != msr_reset_value(bad->index)) {
+			snprintf(err, errlen, "VCPU_MSRS: this host's KVM "
+				 "refuses MSR %#x = %#llx", bad->index,
+				 (unsigned long long)bad->data);
+			return -1;
+		}
+		log_info("d%uv%u: MSR %#x (at its reset value) is not on "
+			 "this host; left out", v->dom->id, v->id, bad->index);
+		m->nmsrs -= ret + 1;
+		memmove(m->entries, bad + 1, m->nmsrs * sizeof(*bad));
 	}
 	return 0;
 }
@@ -185,12 +218,50 @@ static int load_xsave(struct vcpu *v, const void *data, size_t size,
 	if (!x)
 		return -1;
 	memcpy(x, data, size);
+	if (xsave_fit_host(x, size, err, errlen) < 0) {
+		free(x);
+		return -1;
+	}
 	ret = ioctl(v->fd, KVM_SET_XSAVE, x);
 	free(x);
 	if (ret < 0)
 		snprintf(err, errlen, "VCPU_XSAVE rejected by KVM: %s",
 			 strerror(errno));
 	return ret;
+}
+
+/*
+ * 1 when the saved XCRs are to be set; 0 when there is nothing to set: none
+ * were saved (a host without XSAVE), or this host has no XSAVE and XCR0 is
+ * still its reset value (x87 only), which is all such a host has.
+ */
+static int xcrs_fit_host(const struct kvm_xcrs *x, char *err, size_t errlen)
+{
+	uint64_t host = host_xsave_components();
+	unsigned i;
+
+	if (ioctl(kvm_host.fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0) {
+		for (i = 0; i < x->nr_xcrs && i < KVM_MAX_XCRS; i++) {
+			if (x->xcrs[i].xcr == 0 && (x->xcrs[i].value & ~host)) {
+				snprintf(err, errlen, "VCPU_XCRS: the vCPU "
+					 "enabled XSAVE components %#llx; this "
+					 "host's KVM has %#llx",
+					 (unsigned long long)x->xcrs[i].value,
+					 (unsigned long long)host);
+				return -1;
+			}
+		}
+		return x->nr_xcrs > 0;
+	}
+	for (i = 0; i < x->nr_xcrs && i < KVM_MAX_XCRS; i++) {
+		if (x->xcrs[i].xcr != 0 || x->xcrs[i].value != 1) {
+			snprintf(err, errlen, "VCPU_XCRS: XCR%u=%#llx, and this "
+				 "host has no XSAVE", x->xcrs[i].xcr,
+				 (unsigned long long)x->xcrs[i].value);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
@@ -224,9 +295,12 @@ int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 			return -1;
 		}
 		memcpy(buf, data, h->size);
-		/* No XCRs saved (a host without XSAVE): nothing to set. */
-		if (type == REC_VCPU_XCRS && !((struct kvm_xcrs *)buf)->nr_xcrs)
-			return 0;
+		if (type == REC_VCPU_XCRS) {
+			int fit = xcrs_fit_host((struct kvm_xcrs *)buf, err,
+						errlen);
+			if (fit <= 0)
+				return fit;
+		}
 		if (ioctl(v->fd, simple[i].set, buf) < 0) {
 			snprintf(err, errlen, "%s rejected by KVM: %s",
 				 rec_type_name(type), strerror(errno));
