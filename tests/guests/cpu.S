@@ -71,8 +71,17 @@ guest_spurious_entry:
  */
         .globl  guest_sti_entry
 guest_sti_entry:
+        cmpq    $0, guest_cpl0_jump(%rip)
+        jne     1f
         orl     $0x200, 16(%rsp)                /* RFLAGS.IF in the frame */
         iretq
+/*
+ * With guest_cpl0_jump set, the gate jumps there at CPL0 instead: how the
+ * exit guest fetches code where there is no RAM at CPL0 (at CPL3, KVM
+ * answers an instruction it cannot emulate with #UD in the guest rather
+ * than an exit to userspace; KVM-PVM exits either way).
+ */
+1:      jmpq    *guest_cpl0_jump(%rip)
 
 /* ------------------------------------------------------------ data */
         /*
@@ -207,6 +216,11 @@ guest_kstack_top:
         .skip   32768
         .globl  guest_user_stack_top
 guest_user_stack_top:
+
+        .globl  guest_cpl0_jump
+        .balign 8
+guest_cpl0_jump:
+        .skip   8
 
         .globl  guest_ring_buf, guest_ring_head, guest_irq_count
         .balign 64

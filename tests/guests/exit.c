@@ -255,8 +255,13 @@ void guest_main(u32 mbi_phys)
         still_alive("REBOOT KBD");
     } else if (strcmp(mode, "exec-unmapped") == 0) {
         gprintf("EXEC UNMAPPED NOW\n");
-        /* Identity-mapped, but no RAM behind it in a small domain. */
-        __asm__ __volatile__("jmp *%0" : : "r"((u64)UNMAPPED_GPA));
+        /*
+         * Identity-mapped, but no RAM behind it in a small domain.  Jumped
+         * to at CPL0, through the int3 gate: KVM exits to userspace with
+         * an emulation failure only for CPL0 code.
+         */
+        guest_cpl0_jump = UNMAPPED_GPA;
+        __asm__ __volatile__("int3" ::: "memory");
         still_alive("EXEC UNMAPPED");
     } else if (strcmp(mode, "echo") == 0) {
         echo(0);

@@ -127,6 +127,8 @@ u64 tsc_calibrate(void);
 extern volatile u8 guest_ring_buf[GUEST_RING_SIZE];
 extern volatile u32 guest_ring_head;
 extern volatile u64 guest_irq_count;
+/* Where the int3 gate jumps at CPL0 instead of returning, if not 0. */
+extern volatile u64 guest_cpl0_jump;
 
 /* Entry point called by boot.S at CPL3. */
 void guest_main(u32 mbi_phys);
