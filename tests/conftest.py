@@ -11,8 +11,8 @@ import shutil
 
 import pytest
 
-from harness import (BUILD, Daemon, build_has, guest_path, kvm_usable,
-                     require_binaries)
+from harness import (BUILD, DEFERRED, Daemon, build_has, guest_path,
+                     require_binaries, require_kvm)
 
 LOG_ROOT = os.path.join(BUILD, "test-logs")
 
@@ -21,11 +21,40 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "kvm: needs a usable /dev/kvm")
 
 
+# ------------------------------------------- where the tests run
+# tests/testhost/suite.py runs the suite here first with XEN_KVM_DEFER=FILE:
+# every test that needs KVM skips (harness.require_kvm) and is listed in
+# FILE; then test hosts run only those (XEN_TEST_ONLY=FILE), each every Nth
+# of them (XEN_TEST_SHARD=I/N).
+
+def pytest_collection_modifyitems(config, items):
+    only = os.environ.get("XEN_TEST_ONLY")
+    shard = os.environ.get("XEN_TEST_SHARD")
+    keep = list(items)
+    if only:
+        with open(only) as f:
+            wanted = set(f.read().splitlines())
+        keep = [i for i in keep if i.nodeid in wanted]
+    if shard:
+        k, n = (int(x) for x in shard.split("/"))
+        keep = keep[k - 1::n]
+    if len(keep) != len(items):
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(
+            items=[i for i in items if id(i) not in kept])
+        items[:] = keep
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+    defer = os.environ.get("XEN_KVM_DEFER")
+    if defer and rep.skipped and isinstance(rep.longrepr, tuple) and \
+            rep.longrepr[2].endswith(DEFERRED):
+        with open(defer, "a") as f:
+            f.write(item.nodeid + "\n")
 
 
 def _failed(request):
@@ -78,9 +107,7 @@ def sanitizer_report(d):
 def daemon(request, tmp_path):
     """A running daemon in its own directory; stopped after the test."""
     require_binaries()
-    ok, why = kvm_usable()
-    if not ok:
-        pytest.skip(why)
+    require_kvm()
     d = Daemon(str(tmp_path))
     d.start()
     yield d

@@ -23,6 +23,21 @@ STATUS_FIELDS = ("magic", "counter", "rounds", "verifications", "errors",
                  "ws_pages", "rate", "tsc_khz", "pages_dirtied", "last_tsc")
 
 
+# How much longer than natively a wait on a condition may take: the test
+# host (tests/testhost) runs everything 10-50 times slower and sets it.
+# Only deadlines stretch; what a test checks stays the same.
+TIME_SCALE = float(os.environ.get("XEN_TIME_SCALE", "1"))
+
+
+def scaled(seconds):
+    return seconds * TIME_SCALE
+
+
+def deadline_after(seconds):
+    """The monotonic time `seconds` (scaled) from now."""
+    return time.monotonic() + scaled(seconds)
+
+
 def guest_path(name):
     return os.path.join(GUESTS, name + ".elf")
 
@@ -39,6 +54,38 @@ def kvm_usable():
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "/dev/kvm is not readable and writable by this user"
     return True, ""
+
+
+def kvm_module():
+    """The KVM module behind /dev/kvm here: kvm_intel, kvm_amd, kvm_pvm
+    (their semantics differ at the edges: see test_exits), or kvm."""
+    for mod in ("kvm_intel", "kvm_amd", "kvm_pvm"):
+        if os.path.isdir(f"/sys/module/{mod}"):
+            return mod
+    return "kvm"
+
+
+# The skip reason of a test left for the test host (tests/testhost).
+DEFERRED = "needs KVM: deferred to the test host"
+
+
+def require_kvm():
+    """For a test that needs KVM: fails it, naming why, where there is
+    none, since `make test` runs such tests in a test host there
+    (tests/testhost/README.md).  It skips only when the suite defers it to
+    the test host (XEN_KVM_DEFER, set by tests/testhost/suite.py) or with
+    XEN_ALLOW_KVM_SKIP=1."""
+    import pytest
+    if os.environ.get("XEN_KVM_DEFER"):
+        pytest.skip(DEFERRED)
+    ok, why = kvm_usable()
+    if ok:
+        return
+    if os.environ.get("XEN_ALLOW_KVM_SKIP") == "1":
+        pytest.skip(why)
+    pytest.fail(f"this test needs KVM: {why}.  `make test` runs it in a "
+                f"test host where /dev/kvm is missing; set "
+                f"XEN_ALLOW_KVM_SKIP=1 to skip it instead", pytrace=False)
 
 
 _features = None
@@ -113,10 +160,10 @@ def unix_connect(path, timeout=30):
     socket whose listen backlog is full then fails with EAGAIN at once
     instead of waiting for the daemon to accept: retry that, for up to
     `timeout` seconds, as a blocking connect() would wait."""
-    deadline = time.monotonic() + timeout
+    deadline = deadline_after(timeout)
     while True:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
+        s.settimeout(scaled(timeout))
         try:
             s.connect(path)
             return s
@@ -191,7 +238,7 @@ class Daemon:
              "--foreground", "--log", self.log_path],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.root, "xen.stderr"), "w"))
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}"
@@ -207,7 +254,7 @@ class Daemon:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=scaled(20))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -239,7 +286,7 @@ class Daemon:
     def xl(self, *args, check=True, input=None, timeout=60):
         env = dict(os.environ, XL_SOCKET=self.sock)
         r = subprocess.run([XL] + list(args), env=env, input=input,
-                           capture_output=True, timeout=timeout)
+                           capture_output=True, timeout=scaled(timeout))
         r.out = r.stdout.decode(errors="replace")
         r.err = r.stderr.decode(errors="replace")
         if check and r.returncode != 0:
@@ -278,7 +325,7 @@ class Daemon:
         """Wait until the console (from offset `start`) matches; returns
         the match.  Fails with the console text on timeout."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         text = ""
         while time.monotonic() < deadline:
             try:
@@ -293,7 +340,7 @@ class Daemon:
                              f"in {timeout}s; it says:\n{text[-3000:]}")
 
     def wait_domain_gone(self, dom, timeout=20):
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while time.monotonic() < deadline:
             if dom not in self.domains():
                 return
@@ -301,7 +348,7 @@ class Daemon:
         raise AssertionError(f"domain {dom} still exists after {timeout}s")
 
     def wait_state(self, dom, state, timeout=20):
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         d = None
         while time.monotonic() < deadline:
             d = self.domains().get(dom)
@@ -359,7 +406,7 @@ class Daemon:
 
     def wait_console_since(self, dom, pattern, mark=0, timeout=30):
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         text = ""
         while time.monotonic() < deadline:
             try:
@@ -377,7 +424,7 @@ class Daemon:
     def wait_status_lines(self, dom, count=1, mark=0, timeout=30):
         """Wait for `count` complete COUNTER status lines after `mark`;
         returns them parsed (parse_status_lines)."""
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         text = ""
         while time.monotonic() < deadline:
             try:
@@ -394,7 +441,7 @@ class Daemon:
     def wait_log(self, pattern, timeout=20, start=0):
         """Wait until the daemon's log file (from byte `start`) matches."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         text = ""
         while time.monotonic() < deadline:
             text = self.log()[start:]
@@ -474,6 +521,10 @@ def parse_status_lines(text):
 # only: nothing asserts on how long something took.
 
 COUNTER_LINE_RX = re.compile(r"COUNTER counter=\d+[^\r\n]*\r?\n")
+# What every status line of the counter guest holds (tests/guests/counter.c):
+# a byte of the console lost or printed twice shows as another key.
+STATUS_LINE_KEYS = {"counter", "rounds", "verifications", "errors",
+                    "dirtied"}
 
 
 def complete_status_lines(text):
@@ -484,7 +535,7 @@ def complete_status_lines(text):
 
 def wait_until(pred, timeout=20, what="condition", interval=0.05):
     """Poll pred() until it returns a true value; return that value."""
-    deadline = time.monotonic() + timeout
+    deadline = deadline_after(timeout)
     while True:
         v = pred()
         if v:
@@ -589,7 +640,7 @@ class Proc:
 
     def wait_output(self, pattern, timeout=30, start=0):
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while time.monotonic() < deadline:
             m = rx.search(self.out, start)
             if m:
@@ -609,7 +660,7 @@ class Proc:
                              f"{self.err[-2000:]}")
 
     def wait_exit(self, timeout=20):
-        rc = self.p.wait(timeout=timeout)
+        rc = self.p.wait(timeout=scaled(timeout))
         for t in self._threads:
             t.join(5)
         return rc
@@ -682,6 +733,8 @@ class CounterWatch:
                 break
             want = len(st) + 1        # one more line
         for s in st:
+            assert set(s) == STATUS_LINE_KEYS, \
+                f"{self.name}: a status line lost or repeated bytes: {s}"
             assert s["errors"] == 0, f"{self.name} reports errors: {s}"
         counters = [s["counter"] for s in st]
         assert counters == sorted(counters), \
@@ -756,7 +809,7 @@ class ConsoleStream:
 
     def wait(self, pattern, timeout=30, start=0):
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = deadline_after(timeout)
         while time.monotonic() < deadline:
             m = rx.search(self.text, start)
             if m:
@@ -772,7 +825,7 @@ class ConsoleStream:
                              f"{self.text[-3000:]}")
 
     def wait_closed(self, timeout=20):
-        if not self.eof.wait(timeout):
+        if not self.eof.wait(scaled(timeout)):
             raise AssertionError(f"the daemon did not close the console "
                                  f"stream in {timeout}s")
 
@@ -796,7 +849,7 @@ def run_xl(sock, *args, cwd=None, check=True, timeout=60):
     """xl against the daemon on `sock`, run in directory `cwd` (for
     relative FILE arguments); the result as Daemon.xl() returns it."""
     r = subprocess.run([XL] + list(args), env=xl_env(sock), cwd=cwd,
-                       capture_output=True, timeout=timeout)
+                       capture_output=True, timeout=scaled(timeout))
     r.out = r.stdout.decode(errors="replace")
     r.err = r.stderr.decode(errors="replace")
     if check and r.returncode != 0:
@@ -952,7 +1005,7 @@ class CounterWatchProc:
             return self.report
         if self.p.poll() is None:
             self.p.send_signal(2)                   # SIGINT: report
-        out, err = self.p.communicate(timeout=timeout)
+        out, err = self.p.communicate(timeout=scaled(timeout))
         text = out.decode(errors="replace")
         try:
             js = json.loads(text)

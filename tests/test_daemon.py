@@ -10,16 +10,14 @@ import subprocess
 
 import pytest
 
-from harness import (XEN, XL, Daemon, StatusReader, guest_path, kvm_usable,
+from harness import (XEN, XL, Daemon, StatusReader, guest_path, require_kvm,
                      require_binaries, wait_until, xl_env)
 
 
 @pytest.fixture
 def kvm():
     require_binaries()
-    ok, why = kvm_usable()
-    if not ok:
-        pytest.skip(why)
+    require_kvm()
 
 
 def run_xen(*args, timeout=30, **kw):

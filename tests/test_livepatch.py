@@ -7,18 +7,20 @@ exit guest's `mode=cmos-probe` reports `aliases=no`); the payload built
 from rtc-index-oob-fix.patch fixes it while guests run (`aliases=yes`).
 """
 import difflib
+import glob
+import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import os
 import re
 import shutil
 import struct
 import subprocess
-import tempfile
 
 import pytest
 
-from harness import (BUILD, ROOT, ApiError, Daemon, build_has, kvm_usable,
+from harness import (BUILD, ROOT, ApiError, Daemon, build_has, require_kvm,
                      copy_image, require_binaries, wait_counter_advances,
                      wait_until)
 
@@ -85,11 +87,58 @@ def build_payload(lab, name, patch_text=None, patch=None, depends=None,
     return out, r.stdout
 
 
+# ------------------------------------------------ built once, kept
+# The vulnerable tree, its payloads and images take minutes to build (tens
+# of minutes in a test host): they are kept under $XEN_BUILD/test-cache/,
+# keyed by the source tree they come from, and built where the suite runs
+# first (natively, before the test hosts: tests/testhost/suite.py).
+CACHE = os.path.join(BUILD, "test-cache")
+
+
+def _tree_key():
+    """A hash of every file _copy_src copies, paths and contents."""
+    h = hashlib.sha256()
+    for top, dirs, files in os.walk(ROOT):
+        if os.path.abspath(top) == ROOT:
+            dirs[:] = [n for n in dirs if not n.startswith("build") and
+                       n not in (".git", ".pytest_cache")]
+        dirs[:] = sorted(n for n in dirs if n != "__pycache__")
+        for n in sorted(files):
+            path = os.path.join(top, n)
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            h.update(os.path.relpath(path, ROOT).encode() + b"\0")
+            with open(path, "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()[:16]
+
+
+def cached(name, build):
+    """The products of build(dir) (a dict), made once per source tree in
+    test-cache/NAME-KEY; products.json, written last, marks it complete."""
+    d = os.path.join(CACHE, f"{name}-{_tree_key()}")
+    meta = os.path.join(d, "products.json")
+    if os.path.exists(meta):
+        with open(meta) as f:
+            return json.load(f)
+    for old in glob.glob(os.path.join(CACHE, f"{name}-*")):
+        shutil.rmtree(old, ignore_errors=True)
+    os.makedirs(d)
+    products = build(d)
+    with open(meta + ".tmp", "w") as f:
+        json.dump(products, f)
+    os.rename(meta + ".tmp", meta)
+    return products
+
+
 @pytest.fixture(scope="module")
 def lab():
     """The vulnerable tree and daemon, and the payloads built against it."""
     require_binaries()
-    d = tempfile.mkdtemp(prefix="lp-lab.")
+    return cached("lp-lab", _build_lab)
+
+
+def _build_lab(d):
     tree = os.path.join(d, "vuln")
     _copy_src(tree)
     _patch_and_build(tree, "rtc-index-oob.patch")
@@ -127,8 +176,7 @@ def lab():
         data = f.read()
     with open(L["corrupt"], "wb") as f:
         f.write(data[:64] + b"\xff" * 64 + data[128:len(data) // 2])
-    yield L
-    shutil.rmtree(d, ignore_errors=True)
+    return L
 
 
 def _payload_build_id(path):
@@ -181,9 +229,7 @@ def _handmade(L, name, depends):
 @pytest.fixture
 def vd(lab, tmp_path):
     """The vulnerable daemon, a probe guest and two counter guests."""
-    ok, why = kvm_usable()
-    if not ok:
-        pytest.skip(why)
+    require_kvm()
     d = Daemon(str(tmp_path), binary=lab["xen"])
     d.start()
     d.create("probe", kernel="exit", cmdline="mode=cmos-probe")
@@ -389,9 +435,7 @@ def test_not_supported(tmp_path):
     xen = _lp_off_build()
     if xen is None:
         pytest.skip("no build with CONFIG_LIVEPATCH off (make variants)")
-    ok, why = kvm_usable()
-    if not ok:
-        pytest.skip(why)
+    require_kvm()
     d = Daemon(str(tmp_path), binary=xen)
     d.start()
     try:
@@ -517,12 +561,16 @@ def _audit_edit(text):
 @pytest.fixture(scope="module")
 def hooked(lab):
     """Payloads with hooks, action hooks and a shadow variable."""
-    fix = lambda t: t.replace("r->index = *val;", "r->index = *val & 0x7f;")
-    audit, _ = build_payload(lab, "audit", _make_patch(
-        lab["tree"], "xen/dev/rtc.c", _audit_edit))
-    bad, _ = build_payload(lab, "badaction", _make_patch(
-        lab["tree"], "xen/dev/rtc.c", lambda t: fix(t) + BAD_ACTION_SRC))
-    return {"audit": audit, "badaction": bad}
+    def build(d):
+        L = dict(lab, dir=d)
+        fix = lambda t: t.replace("r->index = *val;",
+                                  "r->index = *val & 0x7f;")
+        audit, _ = build_payload(L, "audit", _make_patch(
+            lab["tree"], "xen/dev/rtc.c", _audit_edit))
+        bad, _ = build_payload(L, "badaction", _make_patch(
+            lab["tree"], "xen/dev/rtc.c", lambda t: fix(t) + BAD_ACTION_SRC))
+        return {"audit": audit, "badaction": bad}
+    return cached("lp-hooked", build)
 
 
 def _vcpus(d):
@@ -656,14 +704,17 @@ def lu_images(lab):
     the vulnerable tree with the fix applied (the fix compiled in)."""
     if not build_has("LIVE_UPDATE"):
         pytest.skip("LIVE_UPDATE is not in this build's Kconfig")
-    same = os.path.join(lab["dir"], "same-xen")
-    copy_image(lab["xen"], same)
-    tree = os.path.join(lab["dir"], "fixed")
-    shutil.copytree(lab["tree"], tree, symlinks=True)
-    _patch_and_build(tree, "rtc-index-oob-fix.patch")
-    fixed = os.path.join(lab["dir"], "fixed-xen")
-    copy_image(os.path.join(tree, "build/bin/xen"), fixed)
-    return {"same": same, "fixed": fixed}
+
+    def build(d):
+        same = os.path.join(d, "same-xen")
+        copy_image(lab["xen"], same)
+        tree = os.path.join(d, "fixed")
+        shutil.copytree(lab["tree"], tree, symlinks=True)
+        _patch_and_build(tree, "rtc-index-oob-fix.patch")
+        fixed = os.path.join(d, "fixed-xen")
+        copy_image(os.path.join(tree, "build/bin/xen"), fixed)
+        return {"same": same, "fixed": fixed}
+    return cached("lp-lu-images", build)
 
 
 def _probe_lines_since(d, mark):

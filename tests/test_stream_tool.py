@@ -20,7 +20,7 @@ import zlib
 
 import pytest
 
-from harness import BUILD, ROOT, Daemon, kvm_usable, require_binaries
+from harness import BUILD, ROOT, Daemon, require_kvm, require_binaries
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "fuzz"))
 import make_corpus as mc  # noqa: E402
@@ -129,9 +129,7 @@ def tool_built():
 def saved(tmp_path_factory):
     """{(version, encoding): path} of one 2-vCPU counter guest's saves."""
     require_binaries()
-    ok, why = kvm_usable()
-    if not ok:
-        pytest.skip(why)
+    require_kvm()
     root = str(tmp_path_factory.mktemp("stream-daemon"))
     d = Daemon(root)
     d.start()

@@ -45,7 +45,7 @@ BAD_CONSOLE = re.compile(r"WARNING:|BUG:|Oops|Call Trace|Kernel panic")
 HOST_CPU = "qemu64,+svm,+npt"
 
 
-def _die_with_parent():
+def die_with_parent():
     """In QEMU before exec: SIGKILL when the harness dies, so that no QEMU
     outlives a killed test run."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -116,7 +116,7 @@ class HostVM:
         with open(self.qemu_log_path, "w") as log:
             self.proc = subprocess.Popen(
                 self.argv(), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         listener.settimeout(60)
         try:
             self.conn, _ = listener.accept()
