@@ -43,6 +43,10 @@ R=/newroot
 mkdir -p $R
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro \
 	root $R || fail "cannot mount the machine's / over 9p"
+# The tmpfs before the checkout: a checkout under /tmp stays visible.
+mount -t tmpfs tmp $R/tmp
+mount -t tmpfs run $R/run
+mkdir -p "$R$work" 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 work "$R$work" ||
 	fail "cannot mount the checkout $work over 9p"
 
@@ -54,8 +58,6 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	mkdir -p /dev/pts /dev/shm
 	mount -t devpts devpts /dev/pts
 	mount -t tmpfs tmp /dev/shm
-	mount -t tmpfs tmp /tmp
-	mount -t tmpfs run /run
 	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 	modprobe kvm-amd || echo "testhost: modprobe kvm-amd failed"
 	out=$1 job=$2

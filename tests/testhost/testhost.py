@@ -244,6 +244,11 @@ def run(argv, checkout, rundir, memory_mib, timeout, out=sys.stdout.buffer):
         print("testhost: needs " + ", ".join(missing) +
               ": run scripts/setup.sh", file=sys.stderr)
         return 125
+    if os.path.commonpath([rundir, checkout]) != checkout:
+        print(f"testhost: the run directory {rundir} must be inside the "
+              f"checkout {checkout}, which the test host shares",
+              file=sys.stderr)
+        return 125
     os.makedirs(rundir, exist_ok=True)
     vmlinuz, initrd = build_initrd(os.path.join(rundir, "initrd.cpio"))
     host = TestHost(rundir, checkout, memory_mib)
