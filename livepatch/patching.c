@@ -4,7 +4,6 @@
  * serializing every thread before the new code runs.
  */
 #include <linux/membarrier.h>
-#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "domain.h"
-#include "vcpu.h"
 #include "livepatch/internal.h"
 #include "log.h"
 #include "monotime.h"
+#include "quiesce.h"
 
 const char *const lp_hook_names[H_NR] = {
 	"load", "unload", "preapply", "postapply", "prerevert", "postrevert",
@@ -41,108 +39,6 @@ int lp_run_hooks(struct payload *p, int kind, struct lp_err *e)
 			log_warn("livepatch %s: %s hook %u returned %d",
 				 p->name, lp_hook_names[kind], i, r);
 	}
-	return 0;
-}
-
-/* ------------------------------------------------------------ stopping */
-
-struct quiesced {
-	struct domain *dom;
-	bool run_ok;
-};
-
-static unsigned started_vcpus(struct domain *d)
-{
-	unsigned i, n = 0;
-
-	for (i = 0; i < d->nr_vcpus; i++)
-		n += d->vcpus[i].thread_started;
-	return n;
-}
-
-static void resume_all(struct quiesced *q, unsigned n)
-{
-	unsigned i;
-
-	for (i = 0; i < n; i++) {
-		struct domain *d = q[i].dom;
-
-		pthread_mutex_lock(&d->lock);
-		d->run_ok = q[i].run_ok && d->pending == DOM_EV_NONE;
-		pthread_cond_broadcast(&d->cond);
-		pthread_mutex_unlock(&d->lock);
-	}
-	free(q);
-}
-
-/*
- * Park every vCPU thread of every domain, within timeout_ms.  On failure
- * everything runs again and nothing was written.
- */
-static int quiesce_all(long timeout_ms, struct quiesced **out, unsigned *nout,
-		       struct lp_err *e)
-{
-	struct quiesced *q;
-	struct domain *d;
-	struct timespec dl;
-	unsigned n = 0, i, k;
-
-	for (d = domain_first(); d; d = d->next)
-		n++;
-	q = calloc(n ? n : 1, sizeof(*q));
-	if (!q)
-		return lp_fail(e, CTL_ENORES, "%s", "out of memory");
-	n = 0;
-	for (d = domain_first(); d; d = d->next) {
-		if (!d->vcpus || d->state == DOM_DYING)
-			continue;
-		pthread_mutex_lock(&d->lock);
-		if (d->stopping) {
-			pthread_mutex_unlock(&d->lock);
-			continue;
-		}
-		q[n].dom = d;
-		q[n++].run_ok = d->run_ok;
-		d->run_ok = false;
-		pthread_mutex_unlock(&d->lock);
-		for (k = 0; k < d->nr_vcpus; k++)
-			if (!d->vcpus[k].parked)
-				vcpu_kick(&d->vcpus[k]);
-	}
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (timeout_ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
-	for (i = 0; i < n; i++) {
-		unsigned want = started_vcpus(q[i].dom);
-		bool ok = true;
-
-		d = q[i].dom;
-		pthread_mutex_lock(&d->lock);
-		while (d->nr_parked < want && !d->stopping) {
-			if (timeout_ms <= 0 ||
-			    pthread_cond_timedwait(&d->cond, &d->lock, &dl) ==
-			    ETIMEDOUT) {
-				ok = d->nr_parked >= want;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&d->lock);
-		if (!ok) {
-			unsigned parked = d->nr_parked;
-
-			resume_all(q, n);
-			return lp_fail(e, CTL_EBUSY, "pause timeout: d%u has %u "
-				    "of %u vCPUs parked after %ld ms; nothing "
-				    "was patched", d->id, parked, want,
-				    timeout_ms);
-		}
-	}
-	*out = q;
-	*nout = n;
 	return 0;
 }
 
@@ -277,24 +173,26 @@ json_t *lp_last_pause_json(void)
 int lp_switch_payload(struct payload *p, bool apply, long timeout_ms,
 		      struct lp_err *e)
 {
-	struct quiesced *q = NULL;
-	unsigned n = 0, i;
-	long long t0, t1;
+	struct quiesce q;
+	char err[128];
+	long long t0;
 	int ret;
 
 	if (lp_run_hooks(p, apply ? H_PREAPPLY : H_PREREVERT, e))
 		return -1;
 	t0 = now_ns();
-	if (quiesce_all(timeout_ms, &q, &n, e))
-		return -1;
-	t1 = now_ns();
-	last_pause.vcpus = 0;
-	for (i = 0; i < n; i++)
-		last_pause.vcpus += started_vcpus(q[i].dom);
+	ret = quiesce(&q, NULL, timeout_ms < 0 ? 0 : timeout_ms, err,
+		      sizeof(err));
+	if (ret < 0) {
+		quiesce_resume(&q);
+		return lp_fail(e, ret == -ENOMEM ? CTL_ENORES : CTL_EBUSY,
+			       "pause timeout: %s; nothing was patched", err);
+	}
 	ret = do_switch(p, apply, e);
 	sync_cores();
-	resume_all(q, n);
-	last_pause.park_ns = t1 - t0;
+	last_pause.vcpus = q.vcpus;
+	last_pause.park_ns = q.park_ns;
+	quiesce_resume(&q);
 	last_pause.pause_ns = now_ns() - t0;
 	if (ret)
 		return -1;

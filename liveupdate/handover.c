@@ -27,6 +27,7 @@
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "monotime.h"
+#include "quiesce.h"
 #include "state.h"
 
 extern char **environ;
@@ -47,22 +48,8 @@ static void set_cloexec(int fd, bool on)
 				      : flags & ~FD_CLOEXEC);
 }
 
-static void quiesce_all(void)
-{
-	struct domain *d;
-
-	for (d = domain_first(); d; d = d->next)
-		domain_quiesce(d);
-}
-
-static void resume_all(void)
-{
-	struct domain *d;
-
-	for (d = domain_first(); d; d = d->next)
-		if (d->state == DOM_RUNNING)
-			domain_resume(d);
-}
+/* A vCPU that does not park within this fails the update, guests running. */
+#define LU_PARK_TIMEOUT_MS 5000
 
 static int write_domain(struct stream_writer *w, struct domain *d)
 {
@@ -268,6 +255,7 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry,
 	const struct lu_image *img = lu_staged();
 	long long t_start = now_ns(), t_quiesced;
 	int version, hfd = -1, old_fd = -1, code = CTL_EINTERNAL;
+	struct quiesce q;
 	json_t *info;
 	char err[256];
 
@@ -277,7 +265,10 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry,
 	version = lu_handover_version(img, err, sizeof(err));
 	if (version < 0)
 		return ctl_fail(r, CTL_EINVAL, "%s", err);
-	quiesce_all();
+	if (quiesce(&q, NULL, LU_PARK_TIMEOUT_MS, err, sizeof(err)) < 0) {
+		code = ctl_fail(r, CTL_EBUSY, "quiesce: %s", err);
+		goto resume;
+	}
 	t_quiesced = now_ns();
 	if (fail_phase && !strcmp(fail_phase, "quiesce")) {
 		ctl_fail(r, CTL_EINTERNAL, "%s", "injected failure in phase quiesce");
@@ -297,7 +288,7 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry,
 	}
 	json_decref(info);
 	if (dry) {
-		resume_all();
+		quiesce_resume(&q);
 		code = dry_run(img, hfd, r);
 		goto out;
 	}
@@ -311,7 +302,7 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry,
 	ctl_fail(r, CTL_EINTERNAL, "exec of %s failed: %s", img->path,
 		 fail_phase ? "injected failure in phase exec" : strerror(errno));
 resume:
-	resume_all();
+	quiesce_resume(&q);
 out:
 	if (hfd >= 0)
 		close(hfd);

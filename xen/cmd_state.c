@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "domain.h"
 #include "log.h"
+#include "quiesce.h"
 #include "state.h"
 
 static double now_s(void)
@@ -109,13 +110,18 @@ static int save_to_file(struct domain *dom, const char *path,
 	return CTL_OK;
 }
 
+/* A vCPU that does not park within this fails the save, guest running. */
+#define SAVE_PARK_TIMEOUT_MS 5000
+
 int cmd_save(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct save_stats st = { 0 };
 	bool checkpoint = false;
 	struct save_opts o = { 0 };
+	struct quiesce q;
 	struct domain *dom;
 	const char *path;
+	char err[128];
 	double t0 = now_s(), paused_s;
 	int code;
 
@@ -129,12 +135,15 @@ int cmd_save(struct client *c, json_t *args, struct ctl_reply *r)
 	if (dom->state != DOM_RUNNING && dom->state != DOM_PAUSED)
 		return ctl_fail(r, CTL_ESTATE, "domain is %s",
 				dom_state_name(dom->state));
-	domain_quiesce(dom);
+	if (quiesce(&q, dom, SAVE_PARK_TIMEOUT_MS, err, sizeof(err)) < 0) {
+		quiesce_resume(&q);
+		return ctl_fail(r, CTL_EBUSY, "%s; nothing was saved", err);
+	}
 	code = save_to_file(dom, path, &o, &st, r);
 	if (code || checkpoint) {
-		if (dom->state == DOM_RUNNING)
-			domain_resume(dom);
+		quiesce_resume(&q);
 	} else {
+		quiesce_keep(&q);
 		log_info("d%u: saved to %s; destroying it", dom->id, path);
 		domain_destroy(dom);
 	}

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "loop.h"
 #include "memory.h"
+#include "quiesce.h"
 #include "vcpu.h"
 
 #define TSS_ADDR	0xfffbd000
@@ -394,29 +395,18 @@ void domain_destroy(struct domain *dom)
 	domain_free(dom);
 }
 
-/* Park every vCPU; returns once all of them sit outside KVM_RUN. */
+/*
+ * Park every vCPU and keep them parked (pause, preserve); a vCPU that does
+ * not park within 5 s is reported and the domain stays held.
+ */
 void domain_quiesce(struct domain *dom)
 {
-	struct timespec deadline;
-	unsigned i;
+	struct quiesce q;
+	char err[128];
 
-	pthread_mutex_lock(&dom->lock);
-	dom->run_ok = false;
-	pthread_mutex_unlock(&dom->lock);
-	for (i = 0; i < dom->nr_vcpus; i++)
-		vcpu_kick(&dom->vcpus[i]);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += 5;
-	pthread_mutex_lock(&dom->lock);
-	while (dom->nr_parked < dom->nr_vcpus) {
-		if (pthread_cond_timedwait(&dom->cond, &dom->lock,
-					   &deadline) == ETIMEDOUT) {
-			log_warn("d%u: %u of %u vCPUs parked after 5 s",
-				 dom->id, dom->nr_parked, dom->nr_vcpus);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&dom->lock);
+	if (quiesce(&q, dom, 5000, err, sizeof(err)) == -ETIMEDOUT)
+		log_warn("d%u: %s", dom->id, err);
+	quiesce_keep(&q);
 }
 
 int domain_pause(struct domain *dom)

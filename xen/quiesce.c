@@ -1,0 +1,129 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "domain.h"
+#include "monotime.h"
+#include "quiesce.h"
+#include "vcpu.h"
+
+static unsigned started_vcpus(const struct domain *d)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < d->nr_vcpus; i++)
+		n += d->vcpus[i].thread_started;
+	return n;
+}
+
+/* Stop `d` from entering KVM_RUN and kick its vCPUs out; false if ending. */
+static bool hold(struct quiesce *q, struct domain *d)
+{
+	unsigned k;
+
+	if (!d->vcpus || d->state == DOM_DYING)
+		return false;
+	pthread_mutex_lock(&d->lock);
+	if (d->stopping) {
+		pthread_mutex_unlock(&d->lock);
+		return false;
+	}
+	q->held[q->nr].dom = d;
+	q->held[q->nr++].was_running = d->run_ok;
+	d->run_ok = false;
+	pthread_mutex_unlock(&d->lock);
+	for (k = 0; k < d->nr_vcpus; k++)
+		if (!d->vcpus[k].parked)
+			vcpu_kick(&d->vcpus[k]);
+	return true;
+}
+
+static void deadline_in(struct timespec *dl, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, dl);
+	dl->tv_sec += ms / 1000;
+	dl->tv_nsec += (ms % 1000) * 1000000;
+	if (dl->tv_nsec >= 1000000000) {
+		dl->tv_sec++;
+		dl->tv_nsec -= 1000000000;
+	}
+}
+
+/* Wait until every started vCPU thread of `d` is parked, or the deadline. */
+static bool wait_parked(struct domain *d, const struct timespec *dl,
+			unsigned *want)
+{
+	bool ok = true;
+
+	*want = started_vcpus(d);
+	pthread_mutex_lock(&d->lock);
+	while (d->nr_parked < *want && !d->stopping) {
+		if (dl ? pthread_cond_timedwait(&d->cond, &d->lock, dl) ==
+			 ETIMEDOUT
+		       : pthread_cond_wait(&d->cond, &d->lock) != 0) {
+			ok = d->nr_parked >= *want;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ok;
+}
+
+int quiesce(struct quiesce *q, struct domain *dom, long timeout_ms,
+	    char *err, size_t errlen)
+{
+	long long t0 = now_ns();
+	struct timespec dl;
+	struct domain *d;
+	unsigned n = 0, i, want;
+
+	for (d = dom ? dom : domain_first(); d; d = dom ? NULL : d->next)
+		n++;
+	q->nr = q->vcpus = 0;
+	q->held = calloc(n ? n : 1, sizeof(*q->held));
+	if (!q->held) {
+		snprintf(err, errlen, "%s", "out of memory");
+		return -ENOMEM;
+	}
+	for (d = dom ? dom : domain_first(); d; d = dom ? NULL : d->next)
+		hold(q, d);
+	if (timeout_ms >= 0)
+		deadline_in(&dl, timeout_ms);
+	for (i = 0; i < q->nr; i++) {
+		d = q->held[i].dom;
+		if (!wait_parked(d, timeout_ms >= 0 ? &dl : NULL, &want)) {
+			snprintf(err, errlen, "d%u has %u of %u vCPUs parked "
+				 "after %ld ms", d->id, d->nr_parked, want,
+				 timeout_ms);
+			return -ETIMEDOUT;
+		}
+		q->vcpus += want;
+	}
+	q->park_ns = now_ns() - t0;
+	return 0;
+}
+
+void quiesce_resume(struct quiesce *q)
+{
+	unsigned i;
+
+	for (i = 0; i < q->nr; i++) {
+		struct domain *d = q->held[i].dom;
+
+		pthread_mutex_lock(&d->lock);
+		d->run_ok = q->held[i].was_running &&
+			    d->pending == DOM_EV_NONE;
+		pthread_cond_broadcast(&d->cond);
+		pthread_mutex_unlock(&d->lock);
+	}
+	quiesce_keep(q);
+}
+
+void quiesce_keep(struct quiesce *q)
+{
+	free(q->held);
+	q->held = NULL;
+	q->nr = 0;
+}
