@@ -186,7 +186,8 @@ int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r)
 	if (fd < 0)
 		return CTL_EINVAL;
 	src.opaque = &fd;
-	code = state_restore(src, &o, &dom, r->msg, sizeof(r->msg));
+	code = ctl_code_from_errno(state_restore(src, &o, &dom, r->msg,
+						 sizeof(r->msg)));
 	close(fd);
 	if (code) {
 		log_err("restore from %s failed: %s", path, r->msg);

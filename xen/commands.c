@@ -1,4 +1,5 @@
 /* The control API's commands (docs/control-api.md). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,28 @@ int ctl_fail(struct ctl_reply *r, int code, const char *fmt, ...)
 	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+int ctl_code_from_errno(int err)
+{
+	switch (err) {
+	case 0:
+		return CTL_OK;
+	case -EINVAL:
+		return CTL_EINVAL;
+	case -EEXIST:
+		return CTL_EEXIST;
+	case -ENOMEM:
+	case -ENOSPC:
+		return CTL_ENORES;
+	case -ENOEXEC:
+		return CTL_EKERNEL;
+	case -EBUSY:
+	case -ETIMEDOUT:
+		return CTL_EBUSY;
+	default:
+		return CTL_EINTERNAL;
+	}
 }
 
 /* Resolve args.domain (an id or a name) to a domain. */
@@ -163,8 +186,8 @@ static int cmd_create(struct client *c, json_t *args, struct ctl_reply *r)
 		domcfg_free(&cfg);
 		return CTL_EINVAL;
 	}
-	code = domain_create(&cfg, paused, &dom,
-			     r->msg, sizeof(r->msg));
+	code = ctl_code_from_errno(domain_create(&cfg, paused, &dom, r->msg,
+						 sizeof(r->msg)));
 	domcfg_free(&cfg);
 	if (code)
 		return code;

@@ -115,7 +115,7 @@ static int domain_build_vm(struct domain *dom, char *err, size_t errlen,
 {
 	unsigned i;
 
-	*code = CTL_ENORES;
+	*code = -ENOMEM;
 	dom->nr_vcpus = dom->cfg.vcpus;
 	dom->vcpus = calloc(dom->nr_vcpus, sizeof(*dom->vcpus));
 	if (!dom->vcpus) {
@@ -137,7 +137,7 @@ static int domain_build_vm(struct domain *dom, char *err, size_t errlen,
 	}
 	if (devices_init(dom) < 0) {
 		snprintf(err, errlen, "device setup failed");
-		*code = CTL_EINTERNAL;
+		*code = -EIO;
 		return -1;
 	}
 	for (i = 0; i < dom->nr_vcpus; i++) {
@@ -157,10 +157,10 @@ static int domain_boot(struct domain *dom, char *err, size_t errlen,
 	struct boot_cpu_state boot;
 
 	memset(&boot, 0, sizeof(boot));
-	*code = CTL_EKERNEL;
+	*code = -ENOEXEC;
 	if (boot_load(dom, &boot, err, errlen) < 0)
 		return -1;
-	*code = CTL_ENORES;
+	*code = -ENOMEM;
 	if (vcpu_set_boot_state(&dom->vcpus[0], &boot) < 0) {
 		snprintf(err, errlen, "cannot set boot registers: %s",
 			 strerror(errno));
@@ -196,7 +196,7 @@ static int domain_build(struct domain *dom, bool paused, char *err,
 	if (domain_build_vm(dom, err, errlen, code) < 0 ||
 	    domain_boot(dom, err, errlen, code) < 0)
 		return -1;
-	*code = CTL_ENORES;
+	*code = -ENOMEM;
 	return domain_start(dom, paused, err, errlen);
 }
 
@@ -301,12 +301,12 @@ static int domain_admit(const char *name, char *err, size_t errlen)
 	if (domain_by_name(name)) {
 		snprintf(err, errlen, "a domain named '%s' already exists",
 			 name);
-		return CTL_EEXIST;
+		return -EEXIST;
 	}
 	if (domain_count() >= CONFIG_MAX_DOMAINS) {
 		snprintf(err, errlen, "too many domains (at most %d)",
 			 CONFIG_MAX_DOMAINS);
-		return CTL_ENORES;
+		return -ENOSPC;
 	}
 	return 0;
 }
@@ -322,7 +322,7 @@ int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 	dom = domain_alloc(cfg);
 	if (!dom) {
 		snprintf(err, errlen, "out of memory");
-		return CTL_ENORES;
+		return -ENOMEM;
 	}
 	dom->id = next_domid++;
 	if (domain_build(dom, paused, err, errlen, &code) < 0) {
@@ -351,13 +351,13 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 	dom = domain_alloc(cfg);
 	if (!dom) {
 		snprintf(err, errlen, "out of memory");
-		return CTL_ENORES;
+		return -ENOMEM;
 	}
 	snprintf(dom->name, sizeof(dom->name), "%s", name);
 	if (domid && domain_by_id(domid)) {
 		snprintf(err, errlen, "domain id %u is in use", domid);
 		domain_free(dom);
-		return CTL_EEXIST;
+		return -EEXIST;
 	}
 	dom->id = domid ? domid : next_domid++;
 	if (dom->id >= next_domid)
@@ -374,7 +374,7 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen)
 {
 	if (domain_start(dom, paused, err, errlen) < 0)
-		return CTL_ENORES;
+		return -ENOMEM;
 	domain_link(dom);
 	return 0;
 }

@@ -91,6 +91,7 @@ unsigned domain_count(void);
 unsigned domain_next_id(void);
 void domain_set_next_id(unsigned id);
 
+/* These return 0 or a negative errno, with `err` saying what failed. */
 int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 		  char *err, size_t errlen);
 void domain_destroy(struct domain *dom);

@@ -39,7 +39,11 @@ struct restore_opts {
 	bool no_start;			/* leave it prepared, not running */
 };
 
-/* Build a new domain from a stream; on error nothing is left behind. */
+/*
+ * Build a new domain from a stream; 0, or a negative errno with `err` set
+ * (-EINVAL: the stream; -ENOMEM, -ENOSPC, -EEXIST: this host), and then
+ * nothing is left behind.
+ */
 int state_restore(struct stream_source src, const struct restore_opts *o,
 		  struct domain **out, char *err, size_t errlen);
 /*

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
 #include "dev/devices.h"
 #include "domain.h"
 #include "log.h"
@@ -58,7 +57,7 @@ static int read_prologue(struct restore *x, const struct restore_opts *o,
 	const char *name;
 	int ret = -1;
 
-	*code = CTL_EINVAL;
+	*code = -EINVAL;
 	if (next_expect(x, REC_DOMAIN_CONFIG) < 0)
 		return -1;
 	j = json_loadb((const char *)x->r.body, x->r.rec.length, 0, &jerr);
@@ -91,7 +90,7 @@ static int read_prologue(struct restore *x, const struct restore_opts *o,
 			       x->err, x->errlen);
 	if (*code)
 		goto out;
-	*code = CTL_EINVAL;
+	*code = -EINVAL;
 	ret = 0;
 out:
 	json_decref(j);
@@ -228,7 +227,7 @@ int state_restore_domain(struct stream_reader *r,
 			 char *err, size_t errlen)
 {
 	struct restore x = { .err = err, .errlen = errlen };
-	int code = CTL_EINVAL, got;
+	int code = -EINVAL, got;
 
 	x.r = *r;
 	if (read_prologue(&x, o, &code) < 0)
@@ -237,7 +236,7 @@ int state_restore_domain(struct stream_reader *r,
 	x.vcpu_seen = calloc(x.dom->nr_vcpus, sizeof(*x.vcpu_seen));
 	if (!x.pages || !x.vcpu_seen) {
 		snprintf(err, errlen, "out of memory");
-		code = CTL_ENORES;
+		code = -ENOMEM;
 		goto out;
 	}
 	while ((got = stream_next(&x.r)) > 0 &&
@@ -276,7 +275,7 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 	if (stream_reader_open(&r, src) < 0) {
 		snprintf(err, errlen, "%s", r.err);
 		stream_reader_close(&r);
-		return CTL_EINVAL;
+		return -EINVAL;
 	}
 	/* Build it stopped; it starts only once the whole stream checked out. */
 	prepared = *o;
@@ -287,11 +286,11 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 	if (!r.ended) {
 		snprintf(err, errlen, "offset %llu: records after the domain's end",
 			 (unsigned long long)r.rec_offset);
-		code = CTL_EINVAL;
+		code = -EINVAL;
 	} else if (src.read(src.opaque, &extra, 1) == 0) {
 		snprintf(err, errlen, "offset %llu: data after the END record",
 			 (unsigned long long)r.offset);
-		code = CTL_EINVAL;
+		code = -EINVAL;
 	} else if (!o->no_start) {
 		code = domain_commit(dom, o->paused, err, errlen);
 	}
