@@ -158,9 +158,12 @@ variants:
 # built here first.
 SUITE := /usr/bin/python3 tests/testhost/suite.py
 
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+
 test: setup
-	$(MAKE) all variants
-	$(MAKE) config-build CONFIG_SUBSET=minimal
+	$(MAKE) -j$(NPROC) all
+	$(MAKE) -j$(NPROC) variants
+	$(MAKE) -j$(NPROC) config-build CONFIG_SUBSET=minimal
 	$(SUITE) --pass $(BUILD) "-q tests" \
 	  --pass build-minimal "-q tests $(CONFIG_SUBSET_SKIP)"
 
