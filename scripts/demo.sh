@@ -13,6 +13,12 @@ export XL_SOCKET="$DIR/xen.sock"
 
 say() { printf '\n==> %s\n' "$*"; }
 
+# The last whole status line of a counter guest (it may be printing one).
+last_status() {
+	"$XL" console --dump "$1" |
+		grep -E '^COUNTER counter=[0-9]+ .* dirtied=[0-9]+.?$' | tail -n 1
+}
+
 cleanup() {
 	if [ -f "$DIR/state/xen.pid" ]; then
 		kill "$(cat "$DIR/state/xen.pid")" 2>/dev/null || true
@@ -60,7 +66,7 @@ for i in 1 2 3 4 5; do
 	say "after ${i}s: the last console line of each guest"
 	for n in 1 2; do
 		printf 'counter%s: ' "$n"
-		"$XL" console --dump "counter$n" | grep '^COUNTER ' | tail -n 1 ||
+		last_status "counter$n" ||
 			echo "(no status line yet)"
 	done
 done
@@ -72,7 +78,7 @@ say "xl destroy counter1; counter2 keeps counting"
 "$XL" destroy counter1
 sleep 2
 "$XL" list
-"$XL" console --dump counter2 | grep '^COUNTER ' | tail -n 1
+last_status counter2
 
 say "xl destroy counter2"
 "$XL" destroy counter2
