@@ -13,6 +13,7 @@
 
 #include "buildinfo.h"
 #include "commands.h"
+#include "feature.h"
 #include "livepatch/livepatch.h"
 #include "livepatch/internal.h"
 #include "log.h"
@@ -352,3 +353,28 @@ json_t *livepatch_applied_json(void)
 		json_array_append_new(arr, json_string(lp_applied[i]->name));
 	return arr;
 }
+
+static const struct ctl_command lp_commands[] = {
+	{ "livepatch-upload", cmd_lp_upload },
+	{ "livepatch-apply", cmd_lp_apply },
+	{ "livepatch-revert", cmd_lp_revert },
+	{ "livepatch-replace", cmd_lp_replace },
+	{ "livepatch-unload", cmd_lp_unload },
+	{ "livepatch-load", cmd_lp_load },
+	{ "livepatch-list", cmd_lp_list },
+	{ NULL, NULL },
+};
+
+/* `info` lists the applied payloads, bottom of the stack first. */
+static void lp_info(json_t *result)
+{
+	json_object_set_new(result, "livepatches", livepatch_applied_json());
+}
+
+static struct feature livepatch = {
+	.name = "livepatch",
+	.commands = lp_commands,
+	.info = lp_info,
+};
+FEATURE_REGISTER(livepatch)
+

@@ -7,9 +7,6 @@
 #include <generated/autoconf.h>
 
 #include "buildinfo.h"
-#ifdef CONFIG_LIVEPATCH
-#include "livepatch/livepatch.h"
-#endif
 
 const char *const build_features[] = {
 #ifdef CONFIG_BOOT_MULTIBOOT
@@ -115,12 +112,3 @@ double daemon_uptime(void)
 	       (now.tv_nsec - started.tv_nsec) / 1e9;
 }
 
-/* Applied livepatches, bottom of the stack first (for `info`). */
-json_t *build_livepatches(void)
-{
-#ifdef CONFIG_LIVEPATCH
-	return livepatch_applied_json();
-#else
-	return json_array();
-#endif
-}

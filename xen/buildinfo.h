@@ -9,10 +9,6 @@ const char *build_id_hex(void);
 unsigned build_id_bytes(unsigned char *buf, unsigned cap);
 extern const char *const build_features[];
 double daemon_uptime(void);
-/* Names of the applied livepatches (a new JSON array; empty without
- * CONFIG_LIVEPATCH). */
-#include <jansson.h>
-json_t *build_livepatches(void);
 void daemon_mark_start(void);
 /* The daemon start on CLOCK_MONOTONIC, kept across live updates. */
 long long daemon_start_ns(void);

@@ -13,8 +13,8 @@
 #include "commands.h"
 #include "control.h"
 #include "domain.h"
+#include "feature.h"
 #include "kvm.h"
-#include "liveupdate/lu.h"
 #include "log.h"
 
 static double since(const struct timespec *t0)
@@ -122,13 +122,14 @@ static int cmd_info(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 	json_t *features = json_array();
+	const struct feature *f;
 	unsigned i;
 
 	for (i = 0; build_features[i]; i++)
 		json_array_append_new(features, json_string(build_features[i]));
 	r->result = version_object();
 	json_object_set_new(r->result, "features", features);
-	json_object_set_new(r->result, "livepatches", build_livepatches());
+	json_object_set_new(r->result, "livepatches", json_array());
 	json_object_set_new(r->result, "uptime_s", json_real(daemon_uptime()));
 	json_object_set_new(r->result, "domains", json_integer(domain_count()));
 	json_object_set_new(r->result, "pid", json_integer(getpid()));
@@ -139,6 +140,10 @@ static int cmd_info(struct client *c, json_t *args, struct ctl_reply *r)
 				      (json_int_t)pages * psz >> 20,
 				      "kvm_api", kvm_host.api_version,
 				      "tsc_khz", kvm_host.tsc_khz));
+	/* "livepatches" stays an empty list where no feature fills it. */
+	for (f = feature_first(); f; f = f->next)
+		if (f->info)
+			f->info(r->result);
 	return CTL_OK;
 }
 
@@ -340,35 +345,31 @@ static int cmd_dmesg(struct client *c, json_t *args, struct ctl_reply *r)
 	return CTL_OK;
 }
 
-#ifndef CONFIG_LIVE_UPDATE
-static int cmd_not_built(struct client *c, json_t *args, struct ctl_reply *r)
+/*
+ * Commands of the protocol (docs/control-api.md) that optional features
+ * serve: where the feature is not built in, they answer so.
+ */
+static int cmd_lu_not_built(struct client *c, json_t *args,
+			    struct ctl_reply *r)
 {
 	return ctl_fail(r, CTL_ENOTSUP, "%s",
 			"live update is not supported by this build (CONFIG_LIVE_UPDATE is off)");
 }
-#define cmd_lu_load cmd_not_built
-#define cmd_lu_exec cmd_not_built
-#define cmd_lu_unload cmd_not_built
-#define cmd_lu_status cmd_not_built
-#endif
 
-#ifdef CONFIG_LIVEPATCH
-#include "livepatch/livepatch.h"
-#else
 static int cmd_lp_not_built(struct client *c, json_t *args,
 			    struct ctl_reply *r)
 {
 	return ctl_fail(r, CTL_ENOTSUP, "%s",
 			"livepatch is not supported by this build (CONFIG_LIVEPATCH is off)");
 }
-#define cmd_lp_upload cmd_lp_not_built
-#define cmd_lp_apply cmd_lp_not_built
-#define cmd_lp_revert cmd_lp_not_built
-#define cmd_lp_replace cmd_lp_not_built
-#define cmd_lp_unload cmd_lp_not_built
-#define cmd_lp_load cmd_lp_not_built
-#define cmd_lp_list cmd_lp_not_built
-#endif
+
+static const struct {
+	const char *prefix;
+	ctl_handler fn;
+} optional_commands[] = {
+	{ "live-update-", cmd_lu_not_built },
+	{ "livepatch-", cmd_lp_not_built },
+};
 
 static const struct {
 	const char *name;
@@ -388,25 +389,26 @@ static const struct {
 	{ "dmesg", cmd_dmesg },
 	{ "save", cmd_save },
 	{ "restore", cmd_restore },
-	{ "live-update-load", cmd_lu_load },
-	{ "live-update-exec", cmd_lu_exec },
-	{ "live-update-unload", cmd_lu_unload },
-	{ "live-update-status", cmd_lu_status },
-	{ "livepatch-upload", cmd_lp_upload },
-	{ "livepatch-apply", cmd_lp_apply },
-	{ "livepatch-revert", cmd_lp_revert },
-	{ "livepatch-replace", cmd_lp_replace },
-	{ "livepatch-unload", cmd_lp_unload },
-	{ "livepatch-load", cmd_lp_load },
-	{ "livepatch-list", cmd_lp_list },
 };
 
+/* The core's commands, then the features', then "not built". */
 ctl_handler ctl_find_command(const char *name)
 {
+	const struct feature *f;
+	const struct ctl_command *fc;
 	unsigned i;
 
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(commands[i].name, name))
 			return commands[i].fn;
+	for (f = feature_first(); f; f = f->next)
+		for (fc = f->commands; fc && fc->name; fc++)
+			if (!strcmp(fc->name, name))
+				return fc->fn;
+	for (i = 0; i < sizeof(optional_commands) /
+		    sizeof(optional_commands[0]); i++)
+		if (!strncmp(name, optional_commands[i].prefix,
+			     strlen(optional_commands[i].prefix)))
+			return optional_commands[i].fn;
 	return NULL;
 }

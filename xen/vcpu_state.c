@@ -147,12 +147,20 @@ int vcpu_state_save(struct vcpu *v, struct stream_writer *w)
 }
 
 /*
- * An MSR's value at vCPU reset, for the MSRs one vendor's KVM lists and
- * the other's lacks: 0 but for AMD's TSC ratio (1.0 in 8.32 fixed point).
+ * An MSR's value at vCPU reset, for the MSRs one host's KVM lists and
+ * another's lacks: 0 but for AMD's TSC ratio (1.0 in 8.32 fixed point)
+ * and the SMM base (where KVM has no SMM).
  */
 static uint64_t msr_reset_value(uint32_t index)
 {
-	return index == 0xc0000104 ? 1ULL << 32 : 0;	/* MSR_AMD64_TSC_RATIO */
+	switch (index) {
+	case 0xc0000104:		/* MSR_AMD64_TSC_RATIO */
+		return 1ULL << 32;
+	case 0x9e:			/* MSR_IA32_SMBASE */
+		return 0x30000;
+	default:
+		return 0;
+	}
 }
 
 static int load_msrs(struct vcpu *v, const void *data, size_t size,
