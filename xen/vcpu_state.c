@@ -238,40 +238,6 @@ static int load_xsave(struct vcpu *v, const void *data, size_t size,
 	return ret;
 }
 
-/*
- * 1 when the saved XCRs are to be set; 0 when there is nothing to set: none
- * were saved (a host without XSAVE), or this host has no XSAVE and XCR0 is
- * still its reset value (x87 only), which is all such a host has.
- */
-static int xcrs_fit_host(const struct kvm_xcrs *x, char *err, size_t errlen)
-{
-	uint64_t host = host_xsave_components();
-	unsigned i;
-
-	if (ioctl(kvm_host.fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0) {
-		for (i = 0; i < x->nr_xcrs && i < KVM_MAX_XCRS; i++) {
-			if (x->xcrs[i].xcr == 0 && (x->xcrs[i].value & ~host)) {
-				snprintf(err, errlen, "VCPU_XCRS: the vCPU "
-					 "enabled XSAVE components %#llx; this "
-					 "host's KVM has %#llx",
-					 (unsigned long long)x->xcrs[i].value,
-					 (unsigned long long)host);
-				return -1;
-			}
-		}
-		return x->nr_xcrs > 0;
-	}
-	for (i = 0; i < x->nr_xcrs && i < KVM_MAX_XCRS; i++) {
-		if (x->xcrs[i].xcr != 0 || x->xcrs[i].value != 1) {
-			snprintf(err, errlen, "VCPU_XCRS: XCR%u=%#llx, and this "
-				 "host has no XSAVE", x->xcrs[i].xcr,
-				 (unsigned long long)x->xcrs[i].value);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 		    size_t len, char *err, size_t errlen)
 {

@@ -1,6 +1,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "kvm.h"
 #include "xsave_fit.h"
@@ -95,5 +96,34 @@ int xsave_fit_host(void *x, size_t size, char *err, size_t errlen)
 		bv &= ~(1ULL << bit);
 	}
 	memcpy((uint8_t *)x + XSTATE_BV_OFFSET, &bv, sizeof(bv));
+	return 0;
+}
+
+int xcrs_fit_host(const struct kvm_xcrs *x, char *err, size_t errlen)
+{
+	uint64_t host = host_xsave_components();
+	unsigned i;
+
+	if (ioctl(kvm_host.fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0) {
+		for (i = 0; i < x->nr_xcrs && i < KVM_MAX_XCRS; i++) {
+			if (x->xcrs[i].xcr == 0 && (x->xcrs[i].value & ~host)) {
+				snprintf(err, errlen, "VCPU_XCRS: the vCPU "
+					 "enabled XSAVE components %#llx; this "
+					 "host's KVM has %#llx",
+					 (unsigned long long)x->xcrs[i].value,
+					 (unsigned long long)host);
+				return -1;
+			}
+		}
+		return x->nr_xcrs > 0;
+	}
+	for (i = 0; i < x->nr_xcrs && i < KVM_MAX_XCRS; i++) {
+		if (x->xcrs[i].xcr != 0 || x->xcrs[i].value != 1) {
+			snprintf(err, errlen, "VCPU_XCRS: XCR%u=%#llx, and this "
+				 "host has no XSAVE", x->xcrs[i].xcr,
+				 (unsigned long long)x->xcrs[i].value);
+			return -1;
+		}
+	}
 	return 0;
 }
