@@ -396,15 +396,16 @@ void domain_destroy(struct domain *dom)
 }
 
 /*
- * Park every vCPU and keep them parked (pause, preserve); a vCPU that does
- * not park within 5 s is reported and the domain stays held.
+ * Park every vCPU and keep them parked (pause, preserve).  A vCPU that
+ * does not park within 5 s is reported and the domain stays held; so is
+ * running out of memory for the set, which holds nothing.
  */
 void domain_quiesce(struct domain *dom)
 {
 	struct quiesce q;
 	char err[128];
 
-	if (quiesce(&q, dom, 5000, err, sizeof(err)) == -ETIMEDOUT)
+	if (quiesce(&q, dom, 5000, err, sizeof(err)) < 0)
 		log_warn("d%u: %s", dom->id, err);
 	quiesce_keep(&q);
 }
