@@ -84,12 +84,17 @@ def counts(junit, skip_deferred=False):
 class Run:
     """One pytest run and what it reported."""
 
-    def __init__(self, label, junit, deferring=False):
+    def __init__(self, label, junit, deferring=False, host_pass=None):
         self.label, self.junit, self.deferring = label, junit, deferring
+        self.host_pass = host_pass      # the pass it ran in a host for
         self.rc = None
+        self.c = None
 
     def counts(self):
-        return counts(self.junit, self.deferring)
+        """The run's counts, read once its JUnit XML is complete."""
+        if self.c is None:
+            self.c = counts(self.junit, self.deferring)
+        return self.c
 
 
 def native(p, defer):
@@ -125,7 +130,7 @@ def host_runs(passes, shard, nhosts):
                                        for k, v in env.items()) + " " +
                      " ".join(map(shlex.quote, p.argv(tag))) +
                      " || { s=$?; [ $rc = 0 ] && rc=$s; }")
-        runs.append(Run(label, p.junit(tag)))
+        runs.append(Run(label, p.junit(tag), host_pass=p))
     lines.append("exit $rc")
     return ["sh", "-c", "\n".join(lines)], runs
 
@@ -198,8 +203,7 @@ def summary(runs, passes, seconds):
     for p in passes:
         want = len(p.deferred_ids())
         got = sum(sum(r.counts().values()) for r in runs
-                  if r.label.startswith(f"{p.name} in test host") and
-                  r.counts())
+                  if r.host_pass is p and r.counts())
         if want != got:
             print(f"{p.name}: {want} tests deferred to the test hosts, "
                   f"{got} ran there")

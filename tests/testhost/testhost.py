@@ -151,11 +151,10 @@ def job_script(path, workdir, argv, env):
 class TestHost:
     """One test host running one job."""
 
-    def __init__(self, rundir, checkout, memory_mib=6144, name="testhost"):
+    def __init__(self, rundir, checkout, memory_mib=6144):
         self.rundir = rundir
         self.checkout = checkout
         self.memory_mib = memory_mib
-        self.name = name
         self.console = os.path.join(rundir, "console.log")
         self.output = os.path.join(rundir, "output.log")
         self.job = os.path.join(rundir, "job.sh")
@@ -188,7 +187,6 @@ class TestHost:
         for p in (self.console, self.output):
             open(p, "w").close()
         job_script(self.job, os.getcwd(), argv, env)
-        self.started = time.monotonic()
         self.log = open(os.path.join(self.rundir, "qemu.log"), "w")
         self.proc = subprocess.Popen(
             self.argv(vmlinuz, initrd), stdin=subprocess.DEVNULL,
