@@ -17,6 +17,7 @@ import re
 import shutil
 import struct
 import subprocess
+import tempfile
 
 import pytest
 
@@ -115,20 +116,32 @@ def _tree_key():
 
 def cached(name, build):
     """The products of build(dir) (a dict), made once per source tree in
-    test-cache/NAME-KEY; products.json, written last, marks it complete."""
-    d = os.path.join(CACHE, f"{name}-{_tree_key()}")
-    meta = os.path.join(d, "products.json")
-    if os.path.exists(meta):
-        with open(meta) as f:
-            return json.load(f)
-    for old in glob.glob(os.path.join(CACHE, f"{name}-*")):
-        shutil.rmtree(old, ignore_errors=True)
-    os.makedirs(d)
-    products = build(d)
-    with open(meta + ".tmp", "w") as f:
-        json.dump(products, f)
-    os.rename(meta + ".tmp", meta)
-    return products
+    test-cache/NAME-KEY.  Built in a directory of its own and renamed into
+    place when complete: two test hosts that both miss the cache (the
+    tree changed after the native pass) each build their own, the first
+    rename wins, and neither sees the other's half-built tree."""
+    key = f"{name}-{_tree_key()}"
+    d = os.path.join(CACHE, key)
+    if not os.path.exists(os.path.join(d, "products.json")):
+        os.makedirs(CACHE, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=key + ".", dir=CACHE)
+        products = build(tmp)
+        with open(os.path.join(tmp, "products.json"), "w") as f:
+            json.dump({"root": tmp, "products": products}, f)
+        try:
+            os.rename(tmp, d)
+        except OSError:             # another run put it there first
+            shutil.rmtree(tmp, ignore_errors=True)
+        for old in glob.glob(os.path.join(CACHE, f"{name}-*")):
+            if old != d and not old.startswith(d + "."):
+                shutil.rmtree(old, ignore_errors=True)
+    with open(os.path.join(d, "products.json")) as f:
+        kept = json.load(f)
+    # The paths were made under the build directory, now under d.
+    root = kept["root"] + "/"
+    return {k: d + "/" + v[len(root):]
+            if isinstance(v, str) and v.startswith(root) else v
+            for k, v in kept["products"].items()}
 
 
 @pytest.fixture(scope="module")
