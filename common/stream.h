@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "records.h"
+
 #define STREAM_MAGIC		"XKVMSTRM"
 #define STREAM_BYTE_ORDER	0x01020304u
 /*
@@ -29,58 +31,6 @@
 #define STREAM_RECORD_MAX	(64u << 20)
 #define STREAM_PAGE_SIZE	4096u
 #define STREAM_BATCH_PAGES	512u	/* most pages in one PAGE_BATCH */
-
-/* Record flags. */
-#define REC_F_OPTIONAL		0x1u	/* a reader may skip it if unknown */
-
-enum rec_type {
-	REC_END			= 0x00,
-	REC_DOMAIN_CONFIG	= 0x01,
-	REC_MEMORY_LAYOUT	= 0x02,
-	REC_PAGE_BATCH		= 0x03,
-	REC_VCPU_REGS		= 0x10,
-	REC_VCPU_SREGS		= 0x11,
-	REC_VCPU_XSAVE		= 0x12,
-	REC_VCPU_XCRS		= 0x13,
-	REC_VCPU_MSRS		= 0x14,
-	REC_VCPU_LAPIC		= 0x15,
-	REC_VCPU_EVENTS		= 0x16,
-	REC_VCPU_MP_STATE	= 0x17,
-	REC_VCPU_DEBUGREGS	= 0x18,
-	REC_VM_IRQCHIP		= 0x20,
-	REC_VM_PIT		= 0x21,
-	REC_VM_CLOCK		= 0x22,
-	REC_DEV_UART		= 0x30,
-	REC_DEV_RTC		= 0x31,
-	REC_DEV_BOARD		= 0x32,
-	REC_CONSOLE_HISTORY	= 0x40,
-	REC_DOMAIN_STATUS	= 0x41,
-	/* Only in live-update handover streams (docs/live-update.md). */
-	REC_HANDOVER		= 0x50,
-	REC_DOMAIN_BEGIN	= 0x51,
-	REC_DOMAIN_END		= 0x52,
-	REC_CLIENT		= 0x53,
-};
-
-/* REC_DOMAIN_BEGIN body: a domain whose records follow, RAM in ram_fd. */
-struct rec_domain_begin {
-	uint32_t domid;
-	uint32_t state;			/* 0 running, 1 paused, 2 shut down,
-					 * 3 crashed */
-	int32_t ram_fd;			/* inherited memfd holding its RAM */
-	int32_t exit_code;		/* -1: none */
-	uint32_t shutdown_reason;	/* 0 none, 1 poweroff, 2 reboot,
-					 * 3 crash */
-	uint32_t reserved;
-	uint64_t ram_bytes;
-};
-
-/* REC_CLIENT body: an open control connection the new image keeps. */
-struct rec_client {
-	int32_t fd;
-	uint32_t console_domid;		/* 0: a request/response client */
-	uint64_t console_pos;
-};
 
 enum page_encoding {
 	PAGE_ENC_NONE = 0,
@@ -106,29 +56,6 @@ struct rec_header {
 	uint32_t flags;
 	uint32_t length;		/* body bytes, without padding */
 	uint32_t crc;			/* crc32 of the body */
-};
-
-/* REC_MEMORY_LAYOUT body. */
-struct rec_memory_layout {
-	uint64_t ram_bytes;
-	uint64_t low_bytes;		/* RAM below the 32-bit hole */
-	uint64_t hole_start;		/* RAM above low_bytes starts at 4 GiB */
-	uint32_t page_size;
-	uint32_t reserved;
-};
-
-/* REC_PAGE_BATCH body head; then u64 pfn[nr_pages], then the data. */
-struct rec_page_batch {
-	uint32_t nr_pages;
-	uint32_t encoding;
-	uint32_t data_len;
-	uint32_t reserved;
-};
-
-/* Body head of every per-vCPU record; the KVM structure follows. */
-struct rec_vcpu_head {
-	uint32_t vcpu;
-	uint32_t size;			/* bytes that follow */
 };
 
 /* ---- writing */

@@ -269,7 +269,7 @@ static int check_vm(struct stream_check *c, uint64_t offset,
 static int check_device(struct stream_check *c, uint64_t offset,
 			const struct rec_header *rh, const uint8_t *body)
 {
-	struct dev_uart_record u;
+	struct rec_dev_uart u;
 	size_t want;
 
 	switch (rh->type) {
@@ -285,8 +285,8 @@ static int check_device(struct stream_check *c, uint64_t offset,
 		break;
 	case REC_DEV_RTC:
 	case REC_DEV_BOARD:
-		want = rh->type == REC_DEV_RTC ? sizeof(struct dev_rtc_record) :
-			sizeof(struct dev_board_record);
+		want = rh->type == REC_DEV_RTC ? sizeof(struct rec_dev_rtc) :
+			sizeof(struct rec_dev_board);
 		if (rh->length != want)
 			return fail(c, offset, "%s of %u bytes, expected %zu",
 				    name_of(rh->type), rh->length, want);

@@ -17,29 +17,6 @@
 #include "domcfg.h"
 #include "stream.h"
 
-/* Bodies of the device records, as xen/dev/{uart,rtc,board}.c write them. */
-struct dev_uart_record {
-	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thr_ipending;
-	uint32_t in_len;		/* queued input bytes that follow */
-	uint32_t reserved;
-};
-
-struct dev_rtc_record {
-	uint8_t index;
-	uint8_t reserved[7];
-	int64_t offset_s;		/* guest minus host, seconds */
-	uint8_t cmos[128];
-};
-
-struct dev_board_record {
-	uint32_t pci_addr;
-	uint32_t reserved;
-};
-
-_Static_assert(sizeof(struct dev_uart_record) == 16, "DEV_UART layout");
-_Static_assert(sizeof(struct dev_rtc_record) == 144, "DEV_RTC layout");
-_Static_assert(sizeof(struct dev_board_record) == 8, "DEV_BOARD layout");
-
 #define CHECK_ERR_MAX	320
 
 struct stream_check {

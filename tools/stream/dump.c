@@ -446,9 +446,9 @@ static void dump_vm(struct dump *d, uint32_t type, const uint8_t *body,
 static void dump_device(struct dump *d, uint32_t type, const uint8_t *body,
 			uint32_t len)
 {
-	struct dev_uart_record u;
-	struct dev_rtc_record t;
-	struct dev_board_record b;
+	struct rec_dev_uart u;
+	struct rec_dev_rtc t;
+	struct rec_dev_board b;
 
 	switch (type) {
 	case REC_DEV_UART:

@@ -228,14 +228,9 @@ void board_destroy(struct domain *dom)
 }
 
 
-struct board_record {
-	uint32_t pci_addr;
-	uint32_t reserved;
-};
-
 int board_save(struct domain *dom, struct stream_writer *w)
 {
-	struct board_record r = { .pci_addr = dom->pci_addr };
+	struct rec_dev_board r = { .pci_addr = dom->pci_addr };
 
 	return stream_write_record(w, REC_DEV_BOARD, 0, &r, sizeof(r));
 }
@@ -243,7 +238,7 @@ int board_save(struct domain *dom, struct stream_writer *w)
 int board_load(struct domain *dom, const void *body, size_t len, char *err,
 	       size_t errlen)
 {
-	struct board_record r;
+	struct rec_dev_board r;
 
 	if (len != sizeof(r)) {
 		snprintf(err, errlen, "DEV_BOARD: %zu bytes, expected %zu", len,

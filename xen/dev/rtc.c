@@ -183,18 +183,10 @@ void rtc_destroy(struct domain *dom)
 	pthread_mutex_destroy(&dom->rtc.lock);
 }
 
-/* DEV_RTC: index, guest-minus-host offset in seconds, the 128 bytes. */
-struct rtc_record {
-	uint8_t index;
-	uint8_t reserved[7];
-	int64_t offset_s;
-	uint8_t cmos[128];
-};
-
 int rtc_save(struct domain *dom, struct stream_writer *w)
 {
 	struct rtc *r = &dom->rtc;
-	struct rtc_record rec;
+	struct rec_dev_rtc rec;
 
 	memset(&rec, 0, sizeof(rec));
 	pthread_mutex_lock(&r->lock);
@@ -209,7 +201,7 @@ int rtc_load(struct domain *dom, const void *body, size_t len, char *err,
 	     size_t errlen)
 {
 	struct rtc *r = &dom->rtc;
-	struct rtc_record rec;
+	struct rec_dev_rtc rec;
 
 	if (len != sizeof(rec)) {
 		snprintf(err, errlen, "DEV_RTC: %zu bytes, expected %zu", len,

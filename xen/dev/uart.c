@@ -224,17 +224,10 @@ void uart_destroy(struct domain *dom)
 	pthread_mutex_destroy(&dom->uart.lock);
 }
 
-/* DEV_UART: the registers, then the bytes waiting in the receiver. */
-struct uart_record {
-	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thr_ipending;
-	uint32_t in_len;
-	uint32_t reserved;
-};
-
 int uart_save(struct domain *dom, struct stream_writer *w)
 {
 	struct uart *u = &dom->uart;
-	struct uart_record r = { 0 };
+	struct rec_dev_uart r = { 0 };
 	uint8_t in[UART_INPUT_MAX];
 	size_t i;
 	int ret;
@@ -261,7 +254,7 @@ int uart_load(struct domain *dom, const void *body, size_t len, char *err,
 	      size_t errlen)
 {
 	struct uart *u = &dom->uart;
-	struct uart_record r;
+	struct rec_dev_uart r;
 
 	if (len < sizeof(r)) {
 		snprintf(err, errlen, "DEV_UART: %zu bytes is too short", len);

@@ -1,0 +1,161 @@
+/*
+ * Every record of the state stream (docs/state-format.md): its type number
+ * and the one definition of its body.  The daemon's writers and loaders,
+ * `xen-stream`, the fuzzer and (through `xen-stream records`) the Python
+ * test helpers all use these; nothing else spells a record's layout.
+ *
+ * The framing around the records (header, record head, padding, crc) is
+ * stream.h's; what each record may hold and where it may stand is the
+ * record table's (rec_table.h).
+ */
+#ifndef COMMON_RECORDS_H
+#define COMMON_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum rec_type {
+	REC_END			= 0x00,
+	REC_DOMAIN_CONFIG	= 0x01,
+	REC_MEMORY_LAYOUT	= 0x02,
+	REC_PAGE_BATCH		= 0x03,
+	REC_VCPU_REGS		= 0x10,
+	REC_VCPU_SREGS		= 0x11,
+	REC_VCPU_XSAVE		= 0x12,
+	REC_VCPU_XCRS		= 0x13,
+	REC_VCPU_MSRS		= 0x14,
+	REC_VCPU_LAPIC		= 0x15,
+	REC_VCPU_EVENTS		= 0x16,
+	REC_VCPU_MP_STATE	= 0x17,
+	REC_VCPU_DEBUGREGS	= 0x18,
+	REC_VM_IRQCHIP		= 0x20,
+	REC_VM_PIT		= 0x21,
+	REC_VM_CLOCK		= 0x22,
+	REC_DEV_UART		= 0x30,
+	REC_DEV_RTC		= 0x31,
+	REC_DEV_BOARD		= 0x32,
+	REC_CONSOLE_HISTORY	= 0x40,
+	REC_DOMAIN_STATUS	= 0x41,
+	/* Only in live-update handover streams (docs/live-update.md). */
+	REC_HANDOVER		= 0x50,
+	REC_DOMAIN_BEGIN	= 0x51,
+	REC_DOMAIN_END		= 0x52,
+	REC_CLIENT		= 0x53,
+};
+
+/* Record flags. */
+#define REC_F_OPTIONAL		0x1u	/* a reader may skip it if unknown */
+
+/*
+ * DOMAIN_CONFIG: the domain's config as JSON (common/domcfg.h) plus its
+ * "name"; HANDOVER: the handover's JSON.  Neither has a binary body.
+ */
+
+/* MEMORY_LAYOUT. */
+struct rec_memory_layout {
+	uint64_t ram_bytes;
+	uint64_t low_bytes;		/* RAM below the 32-bit hole */
+	uint64_t hole_start;		/* RAM above low_bytes starts at 4 GiB */
+	uint32_t page_size;
+	uint32_t reserved;
+};
+
+/* PAGE_BATCH body head; then u64 pfn[nr_pages], then the data. */
+struct rec_page_batch {
+	uint32_t nr_pages;
+	uint32_t encoding;		/* enum page_encoding */
+	uint32_t data_len;
+	uint32_t reserved;
+};
+
+/*
+ * Body head of every VCPU_* record; the KVM structure of <asm/kvm.h>
+ * (x86-64) follows: kvm_regs, kvm_sregs, kvm_xsave (KVM_CAP_XSAVE2 may
+ * make it longer), kvm_xcrs, kvm_msrs with its entries, kvm_lapic_state,
+ * kvm_vcpu_events, kvm_mp_state, kvm_debugregs.
+ */
+struct rec_vcpu_head {
+	uint32_t vcpu;
+	uint32_t size;			/* bytes that follow */
+};
+
+/* VM_IRQCHIP, VM_PIT, VM_CLOCK: kvm_irqchip, kvm_pit_state2,
+ * kvm_clock_data, with no head. */
+
+/* DEV_UART: the 16550A's registers, then in_len queued input bytes. */
+struct rec_dev_uart {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thr_ipending;
+	uint32_t in_len;
+	uint32_t reserved;
+};
+
+/* DEV_RTC: index, guest-minus-host offset in seconds, the 128 bytes. */
+struct rec_dev_rtc {
+	uint8_t index;
+	uint8_t reserved[7];
+	int64_t offset_s;
+	uint8_t cmos[128];
+};
+
+/* DEV_BOARD: the PCI configuration address latch (port 0xcf8). */
+struct rec_dev_board {
+	uint32_t pci_addr;
+	uint32_t reserved;
+};
+
+/* CONSOLE_HISTORY: bytes ever written, then the last of them. */
+struct rec_console_head {
+	uint64_t total;
+};
+
+/* DOMAIN_BEGIN: a domain whose records follow, RAM in ram_fd. */
+struct rec_domain_begin {
+	uint32_t domid;
+	uint32_t state;			/* 0 running, 1 paused, 2 shut down,
+					 * 3 crashed */
+	int32_t ram_fd;			/* inherited memfd holding its RAM */
+	int32_t exit_code;		/* -1: none */
+	uint32_t shutdown_reason;	/* 0 none, 1 poweroff, 2 reboot,
+					 * 3 crash */
+	uint32_t reserved;
+	uint64_t ram_bytes;
+};
+
+/* CLIENT: an open control connection the new image keeps; the input it
+ * sent that was not yet served follows. */
+struct rec_client {
+	int32_t fd;
+	uint32_t console_domid;		/* 0: a request/response client */
+	uint64_t console_pos;
+};
+
+/*
+ * The layouts are the format: a change of size or offset is a new format
+ * version (as Xen's xg_sr_stream_format.h pins its records).
+ */
+#define REC_ASSERT_FIELD(s, f, off) \
+	_Static_assert(offsetof(struct s, f) == (off), #s "." #f)
+#define REC_ASSERT_SIZE(s, n) \
+	_Static_assert(sizeof(struct s) == (n), "sizeof " #s)
+
+REC_ASSERT_SIZE(rec_memory_layout, 32);
+REC_ASSERT_FIELD(rec_memory_layout, hole_start, 16);
+REC_ASSERT_FIELD(rec_memory_layout, page_size, 24);
+REC_ASSERT_SIZE(rec_page_batch, 16);
+REC_ASSERT_FIELD(rec_page_batch, data_len, 8);
+REC_ASSERT_SIZE(rec_vcpu_head, 8);
+REC_ASSERT_SIZE(rec_dev_uart, 16);
+REC_ASSERT_FIELD(rec_dev_uart, thr_ipending, 7);
+REC_ASSERT_FIELD(rec_dev_uart, in_len, 8);
+REC_ASSERT_SIZE(rec_dev_rtc, 144);
+REC_ASSERT_FIELD(rec_dev_rtc, offset_s, 8);
+REC_ASSERT_FIELD(rec_dev_rtc, cmos, 16);
+REC_ASSERT_SIZE(rec_dev_board, 8);
+REC_ASSERT_SIZE(rec_console_head, 8);
+REC_ASSERT_SIZE(rec_domain_begin, 32);
+REC_ASSERT_FIELD(rec_domain_begin, ram_fd, 8);
+REC_ASSERT_FIELD(rec_domain_begin, ram_bytes, 24);
+REC_ASSERT_SIZE(rec_client, 16);
+REC_ASSERT_FIELD(rec_client, console_pos, 8);
+
+#endif
