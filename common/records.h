@@ -51,7 +51,13 @@ enum rec_type {
  * "name"; HANDOVER: the handover's JSON.  Neither has a binary body.
  */
 
-/* MEMORY_LAYOUT. */
+/*
+ * MEMORY_LAYOUT.  RAM up to the 32-bit hole is at its own address, the
+ * rest starts at 4 GiB.
+ */
+#define REC_RAM_HOLE_START	0xC0000000ULL
+#define REC_RAM_HIGH_START	0x100000000ULL
+
 struct rec_memory_layout {
 	uint64_t ram_bytes;
 	uint64_t low_bytes;		/* RAM below the 32-bit hole */
@@ -83,6 +89,8 @@ struct rec_vcpu_head {
  * kvm_clock_data, with no head. */
 
 /* DEV_UART: the 16550A's registers, then in_len queued input bytes. */
+#define REC_DEV_UART_INPUT_MAX	4096
+
 struct rec_dev_uart {
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thr_ipending;
 	uint32_t in_len;

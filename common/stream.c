@@ -7,52 +7,16 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "rec_table.h"
 #include "stream.h"
 
 static const uint8_t zero_pad[8];
 
 /* ------------------------------------------------------------ names */
 
-static const char *const type_names[] = {
-	[REC_END] = "END",
-	[REC_DOMAIN_CONFIG] = "DOMAIN_CONFIG",
-	[REC_MEMORY_LAYOUT] = "MEMORY_LAYOUT",
-	[REC_PAGE_BATCH] = "PAGE_BATCH",
-	[REC_VCPU_REGS] = "VCPU_REGS",
-	[REC_VCPU_SREGS] = "VCPU_SREGS",
-	[REC_VCPU_XSAVE] = "VCPU_XSAVE",
-	[REC_VCPU_XCRS] = "VCPU_XCRS",
-	[REC_VCPU_MSRS] = "VCPU_MSRS",
-	[REC_VCPU_LAPIC] = "VCPU_LAPIC",
-	[REC_VCPU_EVENTS] = "VCPU_EVENTS",
-	[REC_VCPU_MP_STATE] = "VCPU_MP_STATE",
-	[REC_VCPU_DEBUGREGS] = "VCPU_DEBUGREGS",
-	[REC_VM_IRQCHIP] = "VM_IRQCHIP",
-	[REC_VM_PIT] = "VM_PIT",
-	[REC_VM_CLOCK] = "VM_CLOCK",
-	[REC_DEV_UART] = "DEV_UART",
-	[REC_DEV_RTC] = "DEV_RTC",
-	[REC_DEV_BOARD] = "DEV_BOARD",
-	[REC_CONSOLE_HISTORY] = "CONSOLE_HISTORY",
-	[REC_DOMAIN_STATUS] = "DOMAIN_STATUS",
-	[REC_HANDOVER] = "HANDOVER",
-	[REC_DOMAIN_BEGIN] = "DOMAIN_BEGIN",
-	[REC_DOMAIN_END] = "DOMAIN_END",
-	[REC_CLIENT] = "CLIENT",
-};
-
-#define NR_TYPE_NAMES (sizeof(type_names) / sizeof(type_names[0]))
-
-const char *rec_type_name(uint32_t type)
-{
-	if (type < NR_TYPE_NAMES && type_names[type])
-		return type_names[type];
-	return NULL;
-}
-
 bool rec_type_known(uint32_t type, unsigned version)
 {
-	return rec_type_name(type) != NULL;
+	return rec_desc(type) != NULL;
 }
 
 static const char *const enc_names[] = { "none", "lz4", "zlib" };

@@ -126,7 +126,6 @@ struct mem_source {
 };
 int stream_mem_read(void *opaque, void *buf, size_t len);
 
-const char *rec_type_name(uint32_t type);
 const char *page_encoding_name(uint32_t enc);
 int page_encoding_from_name(const char *name, enum page_encoding *out);
 bool rec_type_known(uint32_t type, unsigned version);

@@ -28,6 +28,7 @@
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "monotime.h"
+#include "rec_table.h"
 #include "state.h"
 
 extern char **environ;

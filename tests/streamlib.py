@@ -15,64 +15,91 @@ save) record head by record head; guest_page(path, pfn) finds one guest
 page in it and decodes it (none, LZ4 and zlib batches).
 """
 import json
+import os
+import re
 import struct
+import subprocess
 import zlib
 
-MAGIC = b"XKVMSTRM"
-BYTE_ORDER = 0x01020304
-HEADER_LEN = 72
-PAGE_SIZE = 4096
-REC_F_OPTIONAL = 0x1
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("XEN_BUILD", os.path.join(ROOT, "build"))
+
+
+def _format():
+    """The record table and layouts as this build compiled them
+    (`xen-stream records`, from common/records.h and common/rec_table.c):
+    the record types come from there, and the struct formats below are
+    checked against it, so that this file holds no second copy."""
+    exe = os.path.join(BUILD, "bin", "xen-stream")
+    out = subprocess.run([exe, "records"], check=True, text=True,
+                         stdout=subprocess.PIPE).stdout
+    return json.loads(out)
+
+
+FORMAT = _format()
+_C = FORMAT["constants"]
+MAGIC = _C["magic"].encode()
+BYTE_ORDER = _C["byte_order"]
+HEADER_LEN = _C["header_len"]
+PAGE_SIZE = _C["page_size"]
+REC_F_OPTIONAL = _C["rec_f_optional"]
+RAM_HOLE_START = _C["ram_hole_start"]
+RAM_HIGH_START = _C["ram_high_start"]
+UART_INPUT_MAX = _C["uart_input_max"]
+VERSION, VERSION_MIN = _C["version"], _C["version_min"]
+
+# Every record type as a module constant (END, DOMAIN_CONFIG, VCPU_REGS...).
+TYPES = {r["name"]: r["type"] for r in FORMAT["records"]}
+globals().update(TYPES)
+TYPE_NAMES = {t: n for n, t in TYPES.items()}
+# Record types of a part of the stream, in the record table's order.
+PHASE_TYPES = {}
+for _r in FORMAT["records"]:
+    PHASE_TYPES.setdefault(_r["phase"], []).append(_r["type"])
+VCPU_TYPES = tuple(PHASE_TYPES["vcpus"])
+VM_TYPES = tuple(PHASE_TYPES["vm"])
+DEVICE_TYPES = tuple(PHASE_TYPES["devices"])
+# Body bytes of the fixed-size records (for vCPU records: after the head).
+RECORD_SIZES = {r["type"]: r["size"] for r in FORMAT["records"]
+                if r["size_rule"] != "any"}
+
+
+def check_format(struct_name, fmt):
+    """A struct format of this file against the C layout: same size, and
+    each item at its field's offset, in declaration order."""
+    c = FORMAT["structs"][struct_name]
+    items = re.findall(r"\d*[a-zA-Z]", fmt[1:])
+    fields = list(c["fields"].values())
+    if struct.calcsize(fmt) != c["size"] or len(items) != len(fields):
+        raise AssertionError(f"{struct_name}: {fmt} does not match "
+                             f"{c['size']} bytes with {len(fields)} fields")
+    off = 0
+    for item, (c_off, c_size) in zip(items, fields):
+        if off != c_off or struct.calcsize("<" + item) != c_size:
+            raise AssertionError(f"{struct_name}: {fmt}: {item} at {off}, "
+                                 f"C has {c_size} bytes at {c_off}")
+        off += c_size
+    return fmt
+
 
 # struct stream_header: magic, byte_order, version, header_len, flags,
 # writer_version[16], build_id[20], build_id_len, crc, reserved.
-HEADER_FMT = "<8sIIII16s20sIII"
-HEADER_CRC_OFFSET = 64
-REC_HEAD_FMT = "<IIII"          # type, flags, length, crc32 of the body
-REC_HEAD_LEN = 16
-BATCH_HEAD_FMT = "<IIII"        # nr_pages, encoding, data_len, reserved
-BATCH_HEAD_LEN = 16
-LAYOUT_FMT = "<QQQII"           # ram_bytes, low_bytes, hole_start, page_size
-VCPU_HEAD_FMT = "<II"           # vcpu, size
-
-END = 0x00
-DOMAIN_CONFIG = 0x01
-MEMORY_LAYOUT = 0x02
-PAGE_BATCH = 0x03
-VCPU_REGS = 0x10
-VCPU_SREGS = 0x11
-VCPU_XSAVE = 0x12
-VCPU_XCRS = 0x13
-VCPU_MSRS = 0x14
-VCPU_LAPIC = 0x15
-VCPU_EVENTS = 0x16
-VCPU_MP_STATE = 0x17
-VCPU_DEBUGREGS = 0x18
-VM_IRQCHIP = 0x20
-VM_PIT = 0x21
-VM_CLOCK = 0x22
-DEV_UART = 0x30
-DEV_RTC = 0x31
-DEV_BOARD = 0x32
-CONSOLE_HISTORY = 0x40
-DOMAIN_STATUS = 0x41
-
-VCPU_TYPES = tuple(range(VCPU_REGS, VCPU_DEBUGREGS + 1))
-VM_TYPES = (VM_IRQCHIP, VM_PIT, VM_CLOCK)
-DEVICE_TYPES = (DEV_UART, DEV_RTC, DEV_BOARD)
-
-TYPE_NAMES = {
-    END: "END", DOMAIN_CONFIG: "DOMAIN_CONFIG",
-    MEMORY_LAYOUT: "MEMORY_LAYOUT", PAGE_BATCH: "PAGE_BATCH",
-    VCPU_REGS: "VCPU_REGS", VCPU_SREGS: "VCPU_SREGS",
-    VCPU_XSAVE: "VCPU_XSAVE", VCPU_XCRS: "VCPU_XCRS",
-    VCPU_MSRS: "VCPU_MSRS", VCPU_LAPIC: "VCPU_LAPIC",
-    VCPU_EVENTS: "VCPU_EVENTS", VCPU_MP_STATE: "VCPU_MP_STATE",
-    VCPU_DEBUGREGS: "VCPU_DEBUGREGS", VM_IRQCHIP: "VM_IRQCHIP",
-    VM_PIT: "VM_PIT", VM_CLOCK: "VM_CLOCK", DEV_UART: "DEV_UART",
-    DEV_RTC: "DEV_RTC", DEV_BOARD: "DEV_BOARD",
-    CONSOLE_HISTORY: "CONSOLE_HISTORY", DOMAIN_STATUS: "DOMAIN_STATUS",
-}
+HEADER_FMT = check_format("stream_header", "<8sIIII16s20sIII")
+HEADER_CRC_OFFSET = FORMAT["structs"]["stream_header"]["fields"]["crc"][0]
+# type, flags, length, crc32 of the body
+REC_HEAD_FMT = check_format("rec_header", "<IIII")
+REC_HEAD_LEN = struct.calcsize(REC_HEAD_FMT)
+# nr_pages, encoding, data_len, reserved
+BATCH_HEAD_FMT = check_format("rec_page_batch", "<IIII")
+BATCH_HEAD_LEN = struct.calcsize(BATCH_HEAD_FMT)
+# ram_bytes, low_bytes, hole_start, page_size, reserved
+LAYOUT_FMT = check_format("rec_memory_layout", "<QQQII")
+VCPU_HEAD_FMT = check_format("rec_vcpu_head", "<II")     # vcpu, size
+# ier, lcr, mcr, scr, dll, dlm, fcr, thr_ipending, in_len, reserved
+UART_FMT = check_format("rec_dev_uart", "<BBBBBBBBII")
+RTC_FMT = check_format("rec_dev_rtc", "<B7sq128s")
+BOARD_FMT = check_format("rec_dev_board", "<II")
+CONSOLE_HEAD_FMT = check_format("rec_console_head", "<Q")
 
 ENC_NONE, ENC_LZ4, ENC_ZLIB = 0, 1, 2
 ENC_NAMES = {ENC_NONE: "none", ENC_LZ4: "lz4", ENC_ZLIB: "zlib"}
@@ -269,7 +296,8 @@ class Stream:
     def console(self):
         """(total bytes ever written, the history) of CONSOLE_HISTORY."""
         b = self.first(CONSOLE_HISTORY).body
-        return struct.unpack_from("<Q", b)[0], b[8:]
+        head = struct.calcsize(CONSOLE_HEAD_FMT)
+        return struct.unpack_from(CONSOLE_HEAD_FMT, b)[0], b[head:]
 
 
 class Batch:

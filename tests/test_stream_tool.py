@@ -21,6 +21,7 @@ import zlib
 import pytest
 
 from harness import BUILD, ROOT, Daemon, require_kvm, require_binaries
+import streamlib as sl
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "fuzz"))
 import make_corpus as mc  # noqa: E402
@@ -31,15 +32,7 @@ FUZZ_DIR = os.path.join(ROOT, "tests", "fuzz")
 CORPUS = os.path.join(FUZZ_DIR, "corpus")
 REGRESSIONS = os.path.join(FUZZ_DIR, "regressions")
 
-NAMES = {
-    0x00: "END", 0x01: "DOMAIN_CONFIG", 0x02: "MEMORY_LAYOUT",
-    0x03: "PAGE_BATCH", 0x10: "VCPU_REGS", 0x11: "VCPU_SREGS",
-    0x12: "VCPU_XSAVE", 0x13: "VCPU_XCRS", 0x14: "VCPU_MSRS",
-    0x15: "VCPU_LAPIC", 0x16: "VCPU_EVENTS", 0x17: "VCPU_MP_STATE",
-    0x18: "VCPU_DEBUGREGS", 0x20: "VM_IRQCHIP", 0x21: "VM_PIT",
-    0x22: "VM_CLOCK", 0x30: "DEV_UART", 0x31: "DEV_RTC", 0x32: "DEV_BOARD",
-    0x40: "CONSOLE_HISTORY", 0x41: "DOMAIN_STATUS",
-}
+NAMES = sl.TYPE_NAMES
 ENCODINGS = ("none", "lz4", "zlib")
 SANITIZER_RX = re.compile(r"^==\d+==ERROR: \w+Sanitizer|"
                           r"^SUMMARY: \w+Sanitizer|: runtime error: ", re.M)

@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MEM_HOLE_START	0xC0000000ULL	/* RAM above this moves to 4 GiB */
-#define MEM_4G		0x100000000ULL
+#include "records.h"
+
+#define MEM_HOLE_START	REC_RAM_HOLE_START	/* RAM above this moves to 4 GiB */
+#define MEM_4G		REC_RAM_HIGH_START
 
 struct domain;
 struct guest_mem;

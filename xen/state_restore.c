@@ -12,17 +12,14 @@
 #include "domain.h"
 #include "log.h"
 #include "memory.h"
+#include "rec_table.h"
 #include "state.h"
-
-#define VCPU_NEED ((1u << (REC_VCPU_REGS - 0x10)) | \
-		   (1u << (REC_VCPU_SREGS - 0x10)))
 
 struct restore {
 	struct stream_reader r;
+	struct stream_check check;	/* the record table's checks */
 	struct domain *dom;
 	uint8_t *pages;			/* one decoded batch */
-	uint32_t *vcpu_seen;		/* bit per vCPU record type */
-	unsigned devices_seen;		/* bit per device type */
 	char *err;
 	size_t errlen;
 };
@@ -31,6 +28,21 @@ struct restore {
 	snprintf((x)->err, (x)->errlen, __VA_ARGS__); \
 	return -1; \
 } while (0)
+
+static const char *offset_of(struct restore *x, char *buf, size_t len)
+{
+	snprintf(buf, len, "offset %llu", (unsigned long long)x->r.rec_offset);
+	return buf;
+}
+
+/* The record table's checks of the current record, before any loading. */
+static int check(struct restore *x)
+{
+	if (check_record(&x->check, x->r.rec_offset, &x->r.rec,
+			 x->r.body) < 0)
+		RFAIL(x, "%s", x->check.err);
+	return 0;
+}
 
 static int next_expect(struct restore *x, uint32_t type)
 {
@@ -43,62 +55,23 @@ static int next_expect(struct restore *x, uint32_t type)
 		      (unsigned long long)x->r.rec_offset, rec_type_name(type),
 		      got ? (rec_type_name(x->r.rec.type) ?: "an unknown one")
 			  : "END");
-	return 0;
+	return check(x);
 }
 
 /* DOMAIN_CONFIG then MEMORY_LAYOUT, and the domain shell from them. */
-static int read_prologue(struct restore *x, const struct restore_opts *o,
-			 int *code)
+static int read_prologue(struct restore *x, const struct restore_opts *o)
 {
-	struct rec_memory_layout l;
-	struct domcfg cfg;
-	json_error_t jerr;
-	json_t *j;
 	const char *name;
-	int ret = -1;
 
-	*code = -EINVAL;
-	if (next_expect(x, REC_DOMAIN_CONFIG) < 0)
-		return -1;
-	j = json_loadb((const char *)x->r.body, x->r.rec.length, 0, &jerr);
-	domcfg_init(&cfg);
-	if (!j || domcfg_from_json(j, &cfg, x->err, x->errlen) < 0) {
-		if (!j)
-			snprintf(x->err, x->errlen, "DOMAIN_CONFIG: %s", jerr.text);
-		goto out;
-	}
-	name = o->rename ? o->rename : json_string_value(json_object_get(j, "name"));
-	if (!name)
-		name = cfg.name;
-	if (next_expect(x, REC_MEMORY_LAYOUT) < 0)
-		goto out;
-	if (x->r.rec.length != sizeof(l)) {
-		snprintf(x->err, x->errlen, "MEMORY_LAYOUT: %u bytes, expected %zu",
-			 x->r.rec.length, sizeof(l));
-		goto out;
-	}
-	memcpy(&l, x->r.body, sizeof(l));
-	if (l.ram_bytes != (uint64_t)cfg.memory_mib << 20 ||
-	    l.page_size != STREAM_PAGE_SIZE || l.hole_start != MEM_HOLE_START) {
-		snprintf(x->err, x->errlen,
-			 "MEMORY_LAYOUT: %llu bytes of RAM (page %u, hole %#llx) do not match the config's %u MiB",
-			 (unsigned long long)l.ram_bytes, l.page_size,
-			 (unsigned long long)l.hole_start, cfg.memory_mib);
-		goto out;
-	}
-	*code = domain_prepare(&cfg, name, o->ram_fd, o->domid, &x->dom,
-			       x->err, x->errlen);
-	if (*code)
-		goto out;
-	*code = -EINVAL;
-	ret = 0;
-out:
-	json_decref(j);
-	domcfg_free(&cfg);
-	return ret;
+	if (next_expect(x, REC_DOMAIN_CONFIG) < 0 ||
+	    next_expect(x, REC_MEMORY_LAYOUT) < 0)
+		return -EINVAL;
+	name = o->rename ? o->rename : x->check.cfg.name;
+	return domain_prepare(&x->check.cfg, name, o->ram_fd, o->domid,
+			      &x->dom, x->err, x->errlen);
 }
 
-static int load_pages(struct restore *x)
+static int load_pages(struct restore *x, const struct rec_desc *d)
 {
 	const uint64_t *pfns;
 	unsigned n, i;
@@ -106,120 +79,93 @@ static int load_pages(struct restore *x)
 	if (stream_decode_pages(&x->r, &pfns, &n, x->pages,
 				STREAM_BATCH_PAGES * STREAM_PAGE_SIZE) < 0)
 		RFAIL(x, "%s", x->r.err);
+	if (check_pages(&x->check, x->r.rec_offset, pfns, n) < 0)
+		RFAIL(x, "%s", x->check.err);
 	for (i = 0; i < n; i++) {
 		uint64_t pfn;
 		void *dst;
 
 		memcpy(&pfn, &pfns[i], sizeof(pfn));
-		dst = pfn < (1ULL << 52) ?
-		      gpa_to_hva(&x->dom->mem, pfn * STREAM_PAGE_SIZE,
-				 STREAM_PAGE_SIZE) : NULL;
-		if (!dst)
-			RFAIL(x, "offset %llu: page %#llx is outside the domain's %u MiB of RAM",
+		dst = gpa_to_hva(&x->dom->mem, pfn * STREAM_PAGE_SIZE,
+				 STREAM_PAGE_SIZE);
+		if (!dst)	/* check_pages() saw it is RAM */
+			RFAIL(x, "offset %llu: page %#llx has no memory",
 			      (unsigned long long)x->r.rec_offset,
-			      (unsigned long long)pfn,
-			      x->dom->cfg.memory_mib);
+			      (unsigned long long)pfn);
 		memcpy(dst, x->pages + (size_t)i * STREAM_PAGE_SIZE,
 		       STREAM_PAGE_SIZE);
 	}
 	return 0;
 }
 
-static int load_vcpu(struct restore *x)
+static int load_vcpu(struct restore *x, const struct rec_desc *d)
 {
 	struct rec_vcpu_head h;
-	uint32_t type = x->r.rec.type;
-	char why[256];
+	char why[256], at[40];
 
-	if (x->r.rec.length < sizeof(h))
-		RFAIL(x, "offset %llu: %s record too short",
-		      (unsigned long long)x->r.rec_offset, rec_type_name(type));
 	memcpy(&h, x->r.body, sizeof(h));
-	if (h.vcpu >= x->dom->nr_vcpus || h.size != x->r.rec.length - sizeof(h))
-		RFAIL(x, "offset %llu: %s for vCPU %u of %u, %u bytes in a %u-byte record",
-		      (unsigned long long)x->r.rec_offset, rec_type_name(type),
-		      h.vcpu, x->dom->nr_vcpus, h.size, x->r.rec.length);
-	if (vcpu_state_load(&x->dom->vcpus[h.vcpu], type, x->r.body,
+	if (vcpu_state_load(&x->dom->vcpus[h.vcpu], d->type, x->r.body,
 			    x->r.rec.length, why, sizeof(why)) < 0)
-		RFAIL(x, "offset %llu: vCPU %u: %s",
-		      (unsigned long long)x->r.rec_offset, h.vcpu, why);
-	x->vcpu_seen[h.vcpu] |= 1u << (type - 0x10);
+		RFAIL(x, "%s: vCPU %u: %s", offset_of(x, at, sizeof(at)),
+		      h.vcpu, why);
 	return 0;
 }
 
-static int load_console(struct restore *x)
+static int load_vm(struct restore *x, const struct rec_desc *d)
 {
-	uint64_t total;
-	size_t n = x->r.rec.length;
+	char why[256], at[40];
 
-	if (n < sizeof(total))
-		RFAIL(x, "offset %llu: CONSOLE_HISTORY too short",
-		      (unsigned long long)x->r.rec_offset);
-	memcpy(&total, x->r.body, sizeof(total));
-	n -= sizeof(total);
-	if (total < n)
-		RFAIL(x, "offset %llu: CONSOLE_HISTORY holds more than its total",
-		      (unsigned long long)x->r.rec_offset);
-	ring_restore(&x->dom->console, total, x->r.body + sizeof(total), n);
+	if (vm_state_load(x->dom, d->type, x->r.body, x->r.rec.length, why,
+			  sizeof(why)) < 0)
+		RFAIL(x, "%s: %s", offset_of(x, at, sizeof(at)), why);
 	return 0;
 }
+
+static int load_device(struct restore *x, const struct rec_desc *d)
+{
+	char why[256], at[40];
+	int ret;
+
+	ret = devices_load(x->dom, d->type, x->r.body, x->r.rec.length, why,
+			   sizeof(why));
+	if (ret < 0)
+		RFAIL(x, "%s: %s", offset_of(x, at, sizeof(at)), why);
+	if (ret == 0)
+		RFAIL(x, "%s: %s: this build has no such device",
+		      offset_of(x, at, sizeof(at)), d->name);
+	return 0;
+}
+
+static int load_console(struct restore *x, const struct rec_desc *d)
+{
+	struct rec_console_head h;
+	size_t n = x->r.rec.length - sizeof(h);
+
+	memcpy(&h, x->r.body, sizeof(h));
+	ring_restore(&x->dom->console, h.total, x->r.body + sizeof(h), n);
+	return 0;
+}
+
+/* What loads each part of a domain's stream into the domain. */
+static int (*const loaders[])(struct restore *x, const struct rec_desc *d) = {
+	[PH_PAGES] = load_pages,
+	[PH_VCPUS] = load_vcpu,
+	[PH_VM] = load_vm,
+	[PH_DEVICES] = load_device,
+	[PH_CONSOLE] = load_console,
+};
+
+#define NR_LOADERS (sizeof(loaders) / sizeof(loaders[0]))
 
 static int load_record(struct restore *x)
 {
-	uint32_t type = x->r.rec.type;
-	char why[256];
-	int ret;
+	const struct rec_desc *d = rec_desc(x->r.rec.type);
 
-	if (type == REC_PAGE_BATCH)
-		return load_pages(x);
-	if (type >= REC_VCPU_REGS && type <= REC_VCPU_DEBUGREGS)
-		return load_vcpu(x);
-	if (type >= REC_VM_IRQCHIP && type <= REC_VM_CLOCK) {
-		if (vm_state_load(x->dom, type, x->r.body, x->r.rec.length,
-				  why, sizeof(why)) < 0)
-			RFAIL(x, "offset %llu: %s",
-			      (unsigned long long)x->r.rec_offset, why);
-		return 0;
-	}
-	if (type == REC_CONSOLE_HISTORY)
-		return load_console(x);
-	ret = devices_load(x->dom, type, x->r.body, x->r.rec.length, why,
-			   sizeof(why));
-	if (ret < 0)
-		RFAIL(x, "offset %llu: %s", (unsigned long long)x->r.rec_offset,
-		      why);
-	if (ret > 0) {
-		unsigned bit = devices_index(type);
-
-		if (x->devices_seen & (1u << bit))
-			RFAIL(x, "offset %llu: second %s record",
-			      (unsigned long long)x->r.rec_offset,
-			      rec_type_name(type));
-		x->devices_seen |= 1u << bit;
-		return 0;
-	}
-	if (x->r.rec.flags & REC_F_OPTIONAL)
-		return 0;		/* known to the format, not to us */
-	RFAIL(x, "offset %llu: %s record out of place",
-	      (unsigned long long)x->r.rec_offset,
-	      rec_type_name(type) ?: "unknown");
-}
-
-static int check_complete(struct restore *x)
-{
-	unsigned i, nr_devices = 0;
-
-	for (i = 0; i < x->dom->nr_vcpus; i++)
-		if ((x->vcpu_seen[i] & VCPU_NEED) != VCPU_NEED)
-			RFAIL(x, "stream ends without the registers of vCPU %u",
-			      i);
-	while (device_type_name(nr_devices))
-		nr_devices++;
-	for (i = 0; i < nr_devices; i++)
-		if (!(x->devices_seen & (1u << i)))
-			RFAIL(x, "stream has no state for device %s",
-			      device_type_name(i));
-	return 0;
+	if (check(x) < 0)
+		return -1;
+	if (!d || d->phase >= NR_LOADERS || !loaders[d->phase])
+		return 0;	/* optional, and the check let it pass */
+	return loaders[d->phase](x, d);
 }
 
 int state_restore_domain(struct stream_reader *r,
@@ -227,14 +173,16 @@ int state_restore_domain(struct stream_reader *r,
 			 char *err, size_t errlen)
 {
 	struct restore x = { .err = err, .errlen = errlen };
-	int code = -EINVAL, got;
+	int code, got;
 
 	x.r = *r;
-	if (read_prologue(&x, o, &code) < 0)
+	check_init(&x.check);
+	code = read_prologue(&x, o);
+	if (code)
 		goto out;
+	code = -EINVAL;
 	x.pages = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
-	x.vcpu_seen = calloc(x.dom->nr_vcpus, sizeof(*x.vcpu_seen));
-	if (!x.pages || !x.vcpu_seen) {
+	if (!x.pages) {
 		snprintf(err, errlen, "out of memory");
 		code = -ENOMEM;
 		goto out;
@@ -247,8 +195,10 @@ int state_restore_domain(struct stream_reader *r,
 		snprintf(err, errlen, "%s", x.r.err);
 		goto out;
 	}
-	if (check_complete(&x) < 0)
+	if (check_end(&x.check, x.r.rec_offset) < 0) {
+		snprintf(err, errlen, "%s", x.check.err);
 		goto out;
+	}
 	code = o->no_start ? 0 : domain_commit(x.dom, o->paused, err, errlen);
 	if (!code) {
 		*out = x.dom;
@@ -258,7 +208,7 @@ out:
 	if (x.dom)
 		domain_discard(x.dom);
 	free(x.pages);
-	free(x.vcpu_seen);
+	check_free(&x.check);
 	*r = x.r;		/* the reader moved on (and may own a new body) */
 	return code;
 }

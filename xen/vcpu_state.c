@@ -12,30 +12,35 @@
 #include "domain.h"
 #include "kvm.h"
 #include "log.h"
+#include "rec_table.h"
 #include "state.h"
 #include "xsave_fit.h"
 
-/* The plain structures: one GET and one SET ioctl each. */
+/* The plain structures (their sizes are the record table's). */
 static const struct {
 	uint32_t type;
 	unsigned long get, set;
-	size_t size;
 } simple[] = {
-	{ REC_VCPU_REGS, KVM_GET_REGS, KVM_SET_REGS, sizeof(struct kvm_regs) },
-	{ REC_VCPU_SREGS, KVM_GET_SREGS, KVM_SET_SREGS,
-	  sizeof(struct kvm_sregs) },
-	{ REC_VCPU_XCRS, KVM_GET_XCRS, KVM_SET_XCRS, sizeof(struct kvm_xcrs) },
-	{ REC_VCPU_LAPIC, KVM_GET_LAPIC, KVM_SET_LAPIC,
-	  sizeof(struct kvm_lapic_state) },
-	{ REC_VCPU_EVENTS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS,
-	  sizeof(struct kvm_vcpu_events) },
-	{ REC_VCPU_MP_STATE, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
-	  sizeof(struct kvm_mp_state) },
-	{ REC_VCPU_DEBUGREGS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
-	  sizeof(struct kvm_debugregs) },
+	{ REC_VCPU_REGS, KVM_GET_REGS, KVM_SET_REGS },
+	{ REC_VCPU_SREGS, KVM_GET_SREGS, KVM_SET_SREGS },
+	{ REC_VCPU_XCRS, KVM_GET_XCRS, KVM_SET_XCRS },
+	{ REC_VCPU_LAPIC, KVM_GET_LAPIC, KVM_SET_LAPIC },
+	{ REC_VCPU_EVENTS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS },
+	{ REC_VCPU_MP_STATE, KVM_GET_MP_STATE, KVM_SET_MP_STATE },
+	{ REC_VCPU_DEBUGREGS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS },
 };
 
 #define NR_SIMPLE (sizeof(simple) / sizeof(simple[0]))
+
+static int simple_index(uint32_t type)
+{
+	unsigned i;
+
+	for (i = 0; i < NR_SIMPLE; i++)
+		if (simple[i].type == type)
+			return i;
+	return -1;
+}
 
 static int put(struct stream_writer *w, struct vcpu *v, uint32_t type,
 	       const void *data, uint32_t size)
@@ -100,19 +105,21 @@ out:
 }
 
 static int save_simple(struct vcpu *v, struct stream_writer *w,
-		       uint32_t type)
+		       const struct rec_desc *d)
 {
 	uint8_t buf[4096] __attribute__((aligned(8)));
-	unsigned i;
+	int i = simple_index(d->type);
 
-	for (i = 0; i < NR_SIMPLE && simple[i].type != type; i++)
-		;
+	_Static_assert(sizeof(struct kvm_lapic_state) <= sizeof(buf),
+		       "the largest plain vCPU structure");
+	if (i < 0 || d->size > sizeof(buf))
+		return -1;
 	if (ioctl(v->fd, simple[i].get, buf) < 0) {
-		log_err("d%uv%u: reading %s: %s", v->dom->id, v->id,
-			rec_type_name(type), strerror(errno));
+		log_err("d%uv%u: reading %s: %s", v->dom->id, v->id, d->name,
+			strerror(errno));
 		return -1;
 	}
-	return put(w, v, type, buf, simple[i].size);
+	return put(w, v, d->type, buf, d->size);
 }
 
 /* Only hosts with XSAVE have XCRs (a nested qemu64 host has none). */
@@ -127,22 +134,27 @@ static int save_xcrs(struct vcpu *v, struct stream_writer *w)
 	return put(w, v, REC_VCPU_XCRS, &x, sizeof(x));
 }
 
-/*
- * The order is the order restore applies them in, which KVM cares about:
- * SREGS (APIC base) before LAPIC, MSRs (TSC) before events.
- */
+/* The vCPU's records in the record table's order (restore's order). */
 int vcpu_state_save(struct vcpu *v, struct stream_writer *w)
 {
-	if (save_simple(v, w, REC_VCPU_REGS) < 0 ||
-	    save_simple(v, w, REC_VCPU_SREGS) < 0 ||
-	    save_xsave(v, w) < 0 ||
-	    save_xcrs(v, w) < 0 ||
-	    save_msrs(v, w) < 0 ||
-	    save_simple(v, w, REC_VCPU_LAPIC) < 0 ||
-	    save_simple(v, w, REC_VCPU_MP_STATE) < 0 ||
-	    save_simple(v, w, REC_VCPU_EVENTS) < 0 ||
-	    save_simple(v, w, REC_VCPU_DEBUGREGS) < 0)
-		return -1;
+	const struct rec_desc *d;
+	unsigned i;
+	int ret;
+
+	for (i = 0; (d = rec_desc_at(i)); i++) {
+		if (d->phase != PH_VCPUS)
+			continue;
+		if (d->type == REC_VCPU_XSAVE)
+			ret = save_xsave(v, w);
+		else if (d->type == REC_VCPU_XCRS)
+			ret = save_xcrs(v, w);
+		else if (d->type == REC_VCPU_MSRS)
+			ret = save_msrs(v, w);
+		else
+			ret = save_simple(v, w, d);
+		if (ret < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -169,14 +181,6 @@ static int load_msrs(struct vcpu *v, const void *data, size_t size,
 	struct kvm_msrs *m = (struct kvm_msrs *)data;
 	int ret;
 
-	if (size < sizeof(*m)) {
-		snprintf(err, errlen, "VCPU_MSRS: %zu bytes is too short", size);
-		return -1;
-	}
-	if (m->nmsrs > (size - sizeof(*m)) / sizeof(struct kvm_msr_entry)) {
-		snprintf(err, errlen, "VCPU_MSRS: %u entries do not fit", m->nmsrs);
-		return -1;
-	}
 	/*
 	 * KVM sets MSRs in order and stops at the first it refuses.  A stream
 	 * from a host whose KVM has more MSRs (IA32_TSX_CTRL, say) carries
@@ -216,10 +220,6 @@ static int load_xsave(struct vcpu *v, const void *data, size_t size,
 	void *x;
 	int ret, cap;
 
-	if (size < sizeof(struct kvm_xsave)) {
-		snprintf(err, errlen, "VCPU_XSAVE: %zu bytes is too short", size);
-		return -1;
-	}
 	/* KVM may read its full XSAVE size (KVM_CAP_XSAVE2), not ours. */
 	cap = ioctl(kvm_host.fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 	x = calloc(1, cap > (int)size ? (size_t)cap : size);
@@ -238,13 +238,14 @@ static int load_xsave(struct vcpu *v, const void *data, size_t size,
 	return ret;
 }
 
+/* The record passed the record table's checks (size, head, count). */
 int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 		    size_t len, char *err, size_t errlen)
 {
 	const struct rec_vcpu_head *h = body;
 	const uint8_t *data = (const uint8_t *)body + sizeof(*h);
 	uint8_t buf[4096] __attribute__((aligned(8)));
-	unsigned i;
+	int i = simple_index(type);
 
 	if (type == REC_VCPU_MSRS || type == REC_VCPU_XSAVE) {
 		/* variable size: copy for alignment */
@@ -260,28 +261,21 @@ int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 		free(copy);
 		return ret;
 	}
-	for (i = 0; i < NR_SIMPLE; i++) {
-		if (simple[i].type != type)
-			continue;
-		if (h->size != simple[i].size) {
-			snprintf(err, errlen, "%s: %u bytes, expected %zu",
-				 rec_type_name(type), h->size, simple[i].size);
-			return -1;
-		}
-		memcpy(buf, data, h->size);
-		if (type == REC_VCPU_XCRS) {
-			int fit = xcrs_fit_host((struct kvm_xcrs *)buf, err,
-						errlen);
-			if (fit <= 0)
-				return fit;
-		}
-		if (ioctl(v->fd, simple[i].set, buf) < 0) {
-			snprintf(err, errlen, "%s rejected by KVM: %s",
-				 rec_type_name(type), strerror(errno));
-			return -1;
-		}
-		return 0;
+	if (i < 0 || h->size > sizeof(buf)) {
+		snprintf(err, errlen, "record %#x is not vCPU state", type);
+		return -1;
 	}
-	snprintf(err, errlen, "record %#x is not vCPU state", type);
-	return -1;
+	memcpy(buf, data, h->size);
+	if (type == REC_VCPU_XCRS) {
+		int fit = xcrs_fit_host((struct kvm_xcrs *)buf, err, errlen);
+
+		if (fit <= 0)
+			return fit;
+	}
+	if (ioctl(v->fd, simple[i].set, buf) < 0) {
+		snprintf(err, errlen, "%s rejected by KVM: %s",
+			 rec_type_name(type), strerror(errno));
+		return -1;
+	}
+	return 0;
 }

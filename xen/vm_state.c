@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 
 #include "domain.h"
+#include "rec_table.h"
 #include "state.h"
 
 int vm_state_save(struct domain *dom, struct stream_writer *w)
@@ -32,16 +33,7 @@ int vm_state_save(struct domain *dom, struct stream_writer *w)
 	return 0;
 }
 
-static int need_size(uint32_t type, size_t len, size_t want, char *err,
-		     size_t errlen)
-{
-	if (len == want)
-		return 0;
-	snprintf(err, errlen, "%s: %zu bytes, expected %zu",
-		 rec_type_name(type), len, want);
-	return -1;
-}
-
+/* The record passed the record table's checks (its size, the chip id). */
 int vm_state_load(struct domain *dom, uint32_t type, const void *body,
 		  size_t len, char *err, size_t errlen)
 {
@@ -70,13 +62,7 @@ int vm_state_load(struct domain *dom, uint32_t type, const void *body,
 		snprintf(err, errlen, "record %#x is not VM state", type);
 		return -1;
 	}
-	if (need_size(type, len, want, err, errlen) < 0)
-		return -1;
 	memcpy(&u, body, want);
-	if (type == REC_VM_IRQCHIP && u.chip.chip_id > KVM_IRQCHIP_IOAPIC) {
-		snprintf(err, errlen, "VM_IRQCHIP: chip id %u", u.chip.chip_id);
-		return -1;
-	}
 	if (type == REC_VM_CLOCK)
 		u.clock.flags = 0;	/* restore the kvmclock value only */
 	if (ioctl(dom->vm_fd, req, &u) < 0) {

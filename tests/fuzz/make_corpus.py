@@ -23,30 +23,23 @@ import struct
 import sys
 import zlib
 
-MAGIC = b"XKVMSTRM"
-BYTE_ORDER = 0x01020304
-HEADER_LEN = 72
-PAGE = 4096
-HOLE_START = 0xC0000000
-PFN_4G = (1 << 32) // PAGE
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+import streamlib as sl  # noqa: E402  (the format, from `xen-stream records`)
+from streamlib import (  # noqa: E402,F401
+    MAGIC, BYTE_ORDER, HEADER_LEN, END, DOMAIN_CONFIG, MEMORY_LAYOUT,
+    PAGE_BATCH, VCPU_REGS, VCPU_SREGS, VCPU_XSAVE, VCPU_XCRS, VCPU_MSRS,
+    VCPU_LAPIC, VCPU_EVENTS, VCPU_MP_STATE, VCPU_DEBUGREGS, VM_IRQCHIP,
+    VM_PIT, VM_CLOCK, DEV_UART, DEV_RTC, DEV_BOARD, CONSOLE_HISTORY,
+    DOMAIN_STATUS, ENC_NONE, ENC_LZ4, ENC_ZLIB)
 
-END, DOMAIN_CONFIG, MEMORY_LAYOUT, PAGE_BATCH = 0x00, 0x01, 0x02, 0x03
-VCPU_REGS, VCPU_SREGS, VCPU_XSAVE, VCPU_XCRS = 0x10, 0x11, 0x12, 0x13
-VCPU_MSRS, VCPU_LAPIC, VCPU_EVENTS, VCPU_MP_STATE = 0x14, 0x15, 0x16, 0x17
-VCPU_DEBUGREGS = 0x18
-VM_IRQCHIP, VM_PIT, VM_CLOCK = 0x20, 0x21, 0x22
-DEV_UART, DEV_RTC, DEV_BOARD = 0x30, 0x31, 0x32
-CONSOLE_HISTORY, DOMAIN_STATUS = 0x40, 0x41
-F_OPTIONAL = 0x1
-
-ENC_NONE, ENC_LZ4, ENC_ZLIB = 0, 1, 2
+PAGE = sl.PAGE_SIZE
+HOLE_START = sl.RAM_HOLE_START
+PFN_4G = sl.RAM_HIGH_START // PAGE
+F_OPTIONAL = sl.REC_F_OPTIONAL
 
 # sizeof() of the <linux/kvm.h> structures on x86-64.
-KVM_SIZES = {
-    VCPU_REGS: 144, VCPU_SREGS: 312, VCPU_XSAVE: 4096, VCPU_XCRS: 392,
-    VCPU_LAPIC: 1024, VCPU_EVENTS: 64, VCPU_MP_STATE: 4,
-    VCPU_DEBUGREGS: 128, VM_IRQCHIP: 520, VM_PIT: 112, VM_CLOCK: 48,
-}
+KVM_SIZES = sl.RECORD_SIZES
 
 
 def pad8(n):
@@ -55,14 +48,15 @@ def pad8(n):
 
 def header(version=2, writer=b"corpus", build_id=bytes(range(20)),
            flags=0):
-    h = struct.pack("<8sIIII16s20sI", MAGIC, BYTE_ORDER, version,
-                    HEADER_LEN, flags, writer, build_id, len(build_id))
-    assert len(h) == 64
+    h = struct.pack(sl.HEADER_FMT, MAGIC, BYTE_ORDER, version,
+                    HEADER_LEN, flags, writer, build_id, len(build_id), 0,
+                    0)[:sl.HEADER_CRC_OFFSET]
     return h + struct.pack("<II", zlib.crc32(h), 0)
 
 
 def record(rtype, body, flags=0):
-    return (struct.pack("<IIII", rtype, flags, len(body), zlib.crc32(body))
+    return (struct.pack(sl.REC_HEAD_FMT, rtype, flags, len(body),
+                        zlib.crc32(body))
             + body + bytes(pad8(len(body))))
 
 
@@ -112,12 +106,12 @@ def page_batch(pfns, pages, encoding):
     assert len(raw) == PAGE * len(pfns)
     data = {ENC_NONE: lambda: raw, ENC_LZ4: lambda: lz4_block(raw),
             ENC_ZLIB: lambda: zlib.compress(raw, 9)}[encoding]()
-    head = struct.pack("<IIII", len(pfns), encoding, len(data), 0)
+    head = struct.pack(sl.BATCH_HEAD_FMT, len(pfns), encoding, len(data), 0)
     return head + struct.pack(f"<{len(pfns)}Q", *pfns) + data
 
 
 def vcpu_body(vcpu, data):
-    return struct.pack("<II", vcpu, len(data)) + data
+    return struct.pack(sl.VCPU_HEAD_FMT, vcpu, len(data)) + data
 
 
 def kvm_regs(rip, rsp, rflags=0x2, seed=0):
@@ -218,8 +212,8 @@ class Stream:
                                            sort_keys=True).encode())
         ram = memory << 20
         low = min(ram, HOLE_START)
-        self.add(MEMORY_LAYOUT, struct.pack("<QQQII", ram, low, HOLE_START,
-                                            PAGE, 0))
+        self.add(MEMORY_LAYOUT, struct.pack(sl.LAYOUT_FMT, ram, low,
+                                            HOLE_START, PAGE, 0))
 
     def add(self, rtype, body, flags=0):
         self.offsets.append((len(self.data), rtype))
@@ -265,12 +259,13 @@ class Stream:
                                                        0xE)))
 
     def devices(self, uart_input=b""):
-        self.add(DEV_BOARD, struct.pack("<II", 0x80000000, 0))
-        self.add(DEV_UART, struct.pack("<8BII", 0, 3, 0, 0, 12, 0, 0, 1,
+        self.add(DEV_BOARD, struct.pack(sl.BOARD_FMT, 0x80000000, 0))
+        self.add(DEV_UART, struct.pack(sl.UART_FMT, 0, 3, 0, 0, 12, 0, 0, 1,
                                        len(uart_input), 0) + uart_input)
         cmos = bytearray(128)
         cmos[10:14] = bytes((0x26, 0x02, 0, 0x80))
-        self.add(DEV_RTC, struct.pack("<B7xq", 0x0B, -3600) + bytes(cmos))
+        self.add(DEV_RTC, struct.pack(sl.RTC_FMT, 0x0B, bytes(7), -3600,
+                                      bytes(cmos)))
 
     def console(self, text, total=None):
         total = len(text) if total is None else total

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "rec_table.h"
 #include "stream.h"
 #include "stream_tool.h"
 
@@ -332,7 +332,8 @@ static void dump_vcpu(struct dump *d, uint32_t type, const uint8_t *body,
 		struct kvm_debugregs debugregs;
 	} u;
 	struct rec_vcpu_head h;
-	size_t want = vcpu_struct_size(type);
+	const struct rec_desc *rd = rec_desc(type);
+	size_t want = rd->size_rule == RS_EXACT ? rd->size : 0;
 	const uint8_t *data;
 	uint32_t size;
 
@@ -531,6 +532,40 @@ static void dump_handover(struct dump *d, uint32_t type, const uint8_t *body,
 
 /* ------------------------------------------------------------ records */
 
+/* The body's decoding, by the part of the stream it belongs to. */
+static void dump_body(struct dump *d, const struct rec_desc *rd,
+		      const uint8_t *body, uint32_t len)
+{
+	switch (rd->phase) {
+	case PH_PROLOGUE:
+		if (rd->type == REC_DOMAIN_CONFIG)
+			dump_config(d, body, len);
+		else
+			dump_layout(d, body, len);
+		break;
+	case PH_PAGES:
+		dump_pages(d, body, len);
+		break;
+	case PH_VCPUS:
+		dump_vcpu(d, rd->type, body, len);
+		break;
+	case PH_VM:
+		dump_vm(d, rd->type, body, len);
+		break;
+	case PH_DEVICES:
+		dump_device(d, rd->type, body, len);
+		break;
+	case PH_CONSOLE:
+		dump_console(d, body, len);
+		break;
+	case PH_HANDOVER:
+		dump_handover(d, rd->type, body, len);
+		break;
+	default:
+		fprintf(d->out, "  (not decoded)\n");
+	}
+}
+
 static void dump_record(struct dump *d)
 {
 	const struct rec_header *rh = &d->r->rec;
@@ -558,26 +593,8 @@ static void dump_record(struct dump *d)
 		problem(d, d->check.err);
 		d->checking = false;
 	}
-	if (!name)
-		return;
-	if (t == REC_DOMAIN_CONFIG)
-		dump_config(d, body, len);
-	else if (t == REC_MEMORY_LAYOUT)
-		dump_layout(d, body, len);
-	else if (t == REC_PAGE_BATCH)
-		dump_pages(d, body, len);
-	else if (t >= REC_VCPU_REGS && t <= REC_VCPU_DEBUGREGS)
-		dump_vcpu(d, t, body, len);
-	else if (t >= REC_VM_IRQCHIP && t <= REC_VM_CLOCK)
-		dump_vm(d, t, body, len);
-	else if (t >= REC_DEV_UART && t <= REC_DEV_BOARD)
-		dump_device(d, t, body, len);
-	else if (t == REC_CONSOLE_HISTORY)
-		dump_console(d, body, len);
-	else if (t >= REC_HANDOVER && t <= REC_CLIENT)
-		dump_handover(d, t, body, len);
-	else
-		fprintf(d->out, "  (not decoded)\n");
+	if (name)
+		dump_body(d, rec_desc(t), body, len);
 }
 
 static void dump_summary(struct dump *d, bool ended)
@@ -669,6 +686,7 @@ int dump_stream(struct stream_source src, FILE *out,
 	dump_summary(d, ended);
 	ret = d->problems ? -1 : 0;
 out:
+	check_free(&d->check);
 	stream_reader_close(d->r);
 	free(d->decoded);
 	free(d->r);

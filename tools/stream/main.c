@@ -5,6 +5,7 @@
  *   xen-stream dump FILE [--pages]   header, every record decoded, summary
  *   xen-stream verify FILE           exit 0 if sound, else 1 and the first
  *                                    problem as "FILE: offset N: reason"
+ *   xen-stream records               the record table and layouts as JSON
  *
  * Exit status: 0 fine, 1 a problem in the stream, 2 usage, 66 the file
  * cannot be read.  FILE may be "-" for standard input.
@@ -33,7 +34,9 @@ static void usage(FILE *f)
 		"          (--pages: every pfn of each page batch)\n"
 		"  verify  check the stream end to end; exit 0 if sound, else 1\n"
 		"          with the first problem as FILE: offset N: reason\n"
-		"FILE may be - for standard input.\n", prog, prog);
+		"       %s records\n"
+		"  records print the record table and the record layouts as JSON\n"
+		"FILE may be - for standard input.\n", prog, prog, prog);
 }
 
 struct file_source {
@@ -151,6 +154,9 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	if (cmd && !strcmp(cmd, "records") && !path && !o.pages)
+		return print_records(stdout) < 0 || fflush(stdout) ?
+		       EXIT_STREAM : 0;
 	if (!cmd || !path || (strcmp(cmd, "dump") && strcmp(cmd, "verify")) ||
 	    (o.pages && strcmp(cmd, "dump"))) {
 		usage(stderr);

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "check.h"
+#include "rec_table.h"
 #include "stream.h"
 
 struct verify_result {
@@ -41,6 +41,9 @@ struct dump_opts {
  * stream was read to its END with no problem, else -1 (the problems are
  * printed as they are found).
  */
+/* `xen-stream records`: the record table and layouts as JSON. */
+int print_records(FILE *out);
+
 int dump_stream(struct stream_source src, FILE *out,
 		const struct dump_opts *o);
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "rec_table.h"
 #include "stream.h"
 #include "stream_tool.h"
 
@@ -140,6 +140,8 @@ int verify_stream(struct stream_source src, struct verify_result *res)
 out:
 	if (r)
 		stream_reader_close(r);
+	if (c)
+		check_free(c);
 	free(r);
 	free(c);
 	return ret;

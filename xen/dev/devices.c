@@ -4,6 +4,7 @@
 #include "dev/devices.h"
 #include "domain.h"
 #include "log.h"
+#include "rec_table.h"
 #include "stream.h"
 
 static const struct device_type device_types[] = {
@@ -49,7 +50,11 @@ int devices_check(void)
 	for (i = 0; i < NR_DEVICE_TYPES; i++) {
 		const struct device_type *t = &device_types[i];
 
-		if (!t->save || !t->load || !rec_type_name(t->rec_type)) {
+		const struct rec_desc *d = rec_desc(t->rec_type);
+
+		/* Restore refuses a stream without the record (rec_table.c). */
+		if (!t->save || !t->load || !d || d->phase != PH_DEVICES ||
+		    !(d->flags & REC_REQUIRED)) {
 			log_err("device %s has no state record: refusing to run",
 				t->name);
 			return -1;
