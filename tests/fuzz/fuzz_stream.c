@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for the state stream: the common reader over memory
- * and xen-stream's checks (tools/stream/check.c), i.e. everything
+ * and the record table's checks (common/rec_table.c, the daemon's own), i.e. everything
  * `xen-stream verify` does, then `xen-stream dump --pages` into
  * /dev/null.
  *

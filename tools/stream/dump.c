@@ -1,7 +1,7 @@
 /*
  * `xen-stream dump`: the header and every record of a state stream with
  * its decoded fields, then a summary.  Problems (the reader's and
- * check.c's) are printed where they are found; the dump goes on as far
+ * the record table's) are printed where they are found; the dump goes on as far
  * as the framing allows.
  */
 #include <jansson.h>
@@ -21,7 +21,7 @@ struct dump {
 	const struct dump_opts *o;
 	struct stream_reader *r;
 	struct stream_check check;
-	bool checking;			/* until check.c's first problem */
+	bool checking;			/* until the record table's first problem */
 	unsigned problems;
 	unsigned counts[NR_COUNTED], other_types;
 	uint64_t pages, batches;

@@ -20,7 +20,7 @@ struct verify_result {
 };
 
 /*
- * The whole stream through the common reader and check.c: 0 if it is
+ * The whole stream through the common reader and common/rec_table.c: 0 if it is
  * sound, -1 with the first problem in res->err.
  */
 int verify_stream(struct stream_source src, struct verify_result *res);

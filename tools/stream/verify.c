@@ -1,6 +1,6 @@
 /*
  * `xen-stream verify`: a stream end to end through the common reader
- * (header, checksums, record structure, page decoding) and check.c (the
+ * (header, checksums, record structure, page decoding) and common/rec_table.c (the
  * records a restore needs).  Stops at the first problem.
  */
 #include <stdlib.h>
