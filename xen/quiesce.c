@@ -31,6 +31,7 @@ static bool hold(struct quiesce *q, struct domain *d)
 		return false;
 	}
 	q->held[q->nr].dom = d;
+	q->held[q->nr].parked = d->nr_parked;
 	q->held[q->nr++].was_running = d->run_ok;
 	d->run_ok = false;
 	pthread_mutex_unlock(&d->lock);
@@ -52,12 +53,16 @@ static void deadline_in(struct timespec *dl, long ms)
 }
 
 /* Wait until every started vCPU thread of `d` is parked, or the deadline. */
-static bool wait_parked(struct domain *d, const struct timespec *dl,
-			unsigned *want)
+static bool wait_parked(struct quiesce_held *h, const struct timespec *dl,
+			long timeout_ms, unsigned *want)
 {
+	struct domain *d = h->dom;
 	bool ok = true;
 
 	*want = started_vcpus(d);
+	/* How fast a kicked vCPU parks is the host's: 0 ms means no wait. */
+	if (timeout_ms == 0)
+		return h->parked >= *want || d->stopping;
 	pthread_mutex_lock(&d->lock);
 	while (d->nr_parked < *want && !d->stopping) {
 		if (dl ? pthread_cond_timedwait(&d->cond, &d->lock, dl) ==
@@ -93,7 +98,8 @@ int quiesce(struct quiesce *q, struct domain *dom, long timeout_ms,
 		deadline_in(&dl, timeout_ms);
 	for (i = 0; i < q->nr; i++) {
 		d = q->held[i].dom;
-		if (!wait_parked(d, timeout_ms >= 0 ? &dl : NULL, &want)) {
+		if (!wait_parked(&q->held[i], timeout_ms >= 0 ? &dl : NULL,
+				 timeout_ms, &want)) {
 			snprintf(err, errlen, "d%u has %u of %u vCPUs parked "
 				 "after %ld ms", d->id, d->nr_parked, want,
 				 timeout_ms);

@@ -17,6 +17,7 @@ struct quiesce {
 	struct quiesce_held {
 		struct domain *dom;
 		bool was_running;	/* let it run again on resume */
+		unsigned parked;	/* vCPUs parked before the kick */
 	} *held;
 	unsigned vcpus;			/* vCPU threads parked */
 	long long park_ns;		/* first kick to the last one parked */
@@ -24,7 +25,8 @@ struct quiesce {
 
 /*
  * Park every vCPU of `dom`, or of every domain when `dom` is NULL, within
- * timeout_ms (< 0: as long as it takes).  0 on success.  -ETIMEDOUT, with
+ * timeout_ms (< 0: as long as it takes; 0: only if they all were parked
+ * already, which a running guest never is).  0 on success.  -ETIMEDOUT, with
  * `err` naming the domain that did not park: the domains stay held, for
  * the caller to resume or keep.  -ENOMEM: nothing was held.
  */
