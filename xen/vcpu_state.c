@@ -69,6 +69,29 @@ static int save_xsave(struct vcpu *v, struct stream_writer *w)
 	return ret;
 }
 
+/*
+ * Hyper-V's synthetic MSRs: KVM lists them, but our guests see no Hyper-V
+ * CPUID leaves, so they hold no guest state (HV_X64_MSR_TIME_REF_COUNT,
+ * a counter, reads non-zero all the same, and a KVM without Hyper-V
+ * emulation, such as KVM-PVM's, refuses it).  Not saved.
+ */
+static bool msr_is_hyperv(uint32_t index)
+{
+	return index >= 0x40000000 && index < 0x40000200;
+}
+
+/*
+ * MSRs that describe the CPU rather than hold guest state: like CPUID,
+ * which the domain takes from the host it runs on (the stream does not
+ * carry it yet), they follow this host when it refuses the saved value.
+ */
+static bool msr_follows_host(uint32_t index)
+{
+	return msr_is_hyperv(index) ||
+	       index == 0x10a ||	/* IA32_ARCH_CAPABILITIES */
+	       index == 0x345;		/* IA32_PERF_CAPABILITIES */
+}
+
 /* Every MSR KVM lists as worth saving, read one by one: some may fail. */
 static int save_msrs(struct vcpu *v, struct stream_writer *w)
 {
@@ -92,7 +115,8 @@ static int save_msrs(struct vcpu *v, struct stream_writer *w)
 			struct kvm_msr_entry e;
 		} one = { .h.nmsrs = 1, .e.index = list->indices[i] };
 
-		if (ioctl(v->fd, KVM_GET_MSRS, &one) == 1)
+		if (!msr_is_hyperv(one.e.index) &&
+		    ioctl(v->fd, KVM_GET_MSRS, &one) == 1)
 			msrs->entries[n++] = one.e;
 	}
 	msrs->nmsrs = n;
@@ -185,7 +209,8 @@ static int load_msrs(struct vcpu *v, const void *data, size_t size,
 	 * KVM sets MSRs in order and stops at the first it refuses.  A stream
 	 * from a host whose KVM has more MSRs (IA32_TSX_CTRL, say) carries
 	 * some this one lacks: one still at its reset value is left out (the
-	 * guest of this host never has it); one with a value is refused.
+	 * guest of this host never has it), and so is one that describes
+	 * the CPU (above); one with a value is refused.
 	 * The rest, moved to the front, is set in the next round.
 	 */
 	while (m->nmsrs) {
@@ -200,14 +225,17 @@ static int load_msrs(struct vcpu *v, const void *data, size_t size,
 			return -1;
 		}
 		bad = &m->entries[ret];
-		if (bad->data != msr_reset_value(bad->index)) {
+		if (bad->data != msr_reset_value(bad->index) &&
+		    !msr_follows_host(bad->index)) {
 			snprintf(err, errlen, "VCPU_MSRS: this host's KVM "
 				 "refuses MSR %#x = %#llx", bad->index,
 				 (unsigned long long)bad->data);
 			return -1;
 		}
-		log_info("d%uv%u: MSR %#x (at its reset value) is not on "
-			 "this host; left out", v->dom->id, v->id, bad->index);
+		log_info("d%uv%u: MSR %#x (%s) is not on this host; left out",
+			 v->dom->id, v->id, bad->index,
+			 msr_follows_host(bad->index) ?
+			 "it describes the CPU" : "at its reset value");
 		m->nmsrs -= ret + 1;
 		memmove(m->entries, bad + 1, m->nmsrs * sizeof(*bad));
 	}
