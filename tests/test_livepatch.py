@@ -137,11 +137,15 @@ def cached(name, build):
                 shutil.rmtree(old, ignore_errors=True)
     with open(os.path.join(d, "products.json")) as f:
         kept = json.load(f)
-    # The paths were made under the build directory, now under d.
-    root = kept["root"] + "/"
-    return {k: d + "/" + v[len(root):]
-            if isinstance(v, str) and v.startswith(root) else v
-            for k, v in kept["products"].items()}
+    # The paths were made under the build directory, now d.
+    root = kept["root"]
+
+    def moved(v):
+        if not isinstance(v, str) or not (v == root or
+                                          v.startswith(root + "/")):
+            return v
+        return d + v[len(root):]
+    return {k: moved(v) for k, v in kept["products"].items()}
 
 
 @pytest.fixture(scope="module")
