@@ -3,7 +3,7 @@ report: the counter guest's status block (read from outside through the
 daemon's RAM memfd and, for the saved state, out of the stream file) and
 its console lines.  Then every kind of bad stream, each made with
 tests/streamlib.py so that it holds exactly one fault, and the checked-in
-old-format stream of tests/data/streams/."""
+old-format streams of tests/data/streams/."""
 import os
 import re
 import shutil
@@ -931,12 +931,24 @@ def test_every_device_and_vcpu_has_its_records(daemon, tmp_path):
 
 # ---------------------------------------------------------------- old streams
 
-def test_checked_in_v1_stream_restores(daemon):
-    path = os.path.join(STREAMS, "counter-v1.xkvm")
-    assert os.path.getsize(path) < 1200 * 1024
+# The checked-in streams (tests/data/streams/README.md), each written by an
+# earlier build: the file, the format version in its header, the page
+# encodings of its batches and a bound on its size.
+CHECKED_IN_STREAMS = [
+    pytest.param("counter-v1.xkvm", 1, {sl.ENC_NONE}, 1200 * 1024, id="v1"),
+    pytest.param("counter-v2.xkvm", 2, {sl.ENC_LZ4}, 700 * 1024, id="v2"),
+]
+
+
+@pytest.mark.parametrize("fname, version, encodings, max_bytes",
+                         CHECKED_IN_STREAMS)
+def test_checked_in_stream_restores(daemon, fname, version, encodings,
+                                    max_bytes):
+    path = os.path.join(STREAMS, fname)
+    assert os.path.getsize(path) < max_bytes
     s = sl.Stream.load(path)
-    assert s.header.version == 1
-    assert {sl.Batch(r.body).encoding for r in s.batches()} == {sl.ENC_NONE}
+    assert s.header.version == version
+    assert {sl.Batch(r.body).encoding for r in s.batches()} == encodings
     cfg = s.config()
     # The kernel the guest was booted from is gone: memory carries it.
     assert not os.path.exists(cfg["kernel"]), cfg["kernel"]
