@@ -456,13 +456,17 @@ static void go_live(struct takeover *t, long long t_exec)
 	control_adopt_listener(info_int(t->info, "listen_fd"),
 			       info_str(t->info, "socket"));
 	for (i = 0; i < t->nr_clients; i++) {
-		struct client *c = control_adopt_client(
-			t->clients[i].rc.fd, t->clients[i].rc.console_domid,
-			t->clients[i].rc.console_pos, t->clients[i].input,
-			t->clients[i].input_len);
+		struct ctl_client_state s = {
+			.fd = t->clients[i].rc.fd,
+			.console_domid = t->clients[i].rc.console_domid,
+			.console_pos = t->clients[i].rc.console_pos,
+			.input = t->clients[i].input,
+			.input_len = t->clients[i].input_len,
+		};
+		struct client *c = control_adopt_client(&s);
 
 		free(t->clients[i].input);
-		if (c && c->fd == req_fd)
+		if (c && s.fd == req_fd)
 			req = c;
 	}
 	domain_set_next_id(info_int(t->info, "next_domid"));

@@ -265,18 +265,17 @@ static int cmd_console(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domain *dom;
 	bool history = true;
+	uint64_t pos;
 	int code = ctl_arg_domain(args, r, &dom);
 
 	if (!code)
 		code = ctl_arg_bool(args, "history", true, &history, r);
 	if (code)
 		return code;
-	c->console = true;
-	c->console_domid = dom->id;
 	pthread_mutex_lock(&dom->console_lock);
-	c->console_pos = history ?
-			 ring_start(&dom->console) : dom->console.total;
+	pos = history ? ring_start(&dom->console) : dom->console.total;
 	pthread_mutex_unlock(&dom->console_lock);
+	control_client_console(c, dom->id, pos);
 	return CTL_OK;
 }
 
