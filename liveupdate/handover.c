@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "control.h"
 #include "domain.h"
+#include "feature.h"
 #include "kvm.h"
 #ifdef CONFIG_LIVEPATCH
 #include "livepatch/livepatch.h"
@@ -32,9 +33,9 @@
 
 extern char **environ;
 
-static struct lu_daemon_opts dopts;
+static struct daemon_opts dopts;
 
-void lu_set_daemon_opts(const struct lu_daemon_opts *o)
+void lu_set_daemon_opts(const struct daemon_opts *o)
 {
 	dopts = *o;
 }

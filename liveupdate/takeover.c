@@ -21,6 +21,7 @@
 #include "buildinfo.h"
 #include "control.h"
 #include "domain.h"
+#include "feature.h"
 #include "kvm.h"
 #ifdef CONFIG_LIVEPATCH
 #include "livepatch/livepatch.h"
@@ -74,7 +75,7 @@ static void install_crash_handlers(bool on);
 static void exec_old_image(void);
 
 /* From our own arguments: rollback must work even if the handover does not. */
-static void prepare_rollback(const struct lu_daemon_opts *d, int hfd,
+static void prepare_rollback(const struct daemon_opts *d, int hfd,
 			     int old_fd)
 {
 	unsigned i = 0;
@@ -104,7 +105,7 @@ static void prepare_rollback(const struct lu_daemon_opts *d, int hfd,
 }
 
 void lu_early_init(int hfd, int old_fd, const char *rollback_reason,
-		   const struct lu_daemon_opts *d)
+		   const struct daemon_opts *d)
 {
 	prepare_rollback(d, hfd, old_fd);
 	is_rollback = rollback_reason != NULL;
