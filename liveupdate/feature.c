@@ -93,6 +93,7 @@ static const struct ctl_command lu_commands[] = {
 
 static struct feature live_update = {
 	.name = "live update",
+	.flag = "LIVE_UPDATE",
 	.commands = lu_commands,
 	.options = lu_options,
 	.parse_option = lu_parse_option,

@@ -16,7 +16,7 @@
 #include "control.h"
 
 struct ctl_command {
-	const char *name;
+	const char *name;		/* "prefix-*": every name so begun */
 	ctl_handler fn;
 };
 
@@ -29,6 +29,8 @@ struct daemon_opts {
 
 struct feature {
 	const char *name;			/* for the log */
+	/* Its Kconfig option, as `info` lists it in "features". */
+	const char *flag;
 	const struct ctl_command *commands;	/* ended by { NULL } */
 	/* Adds the feature's part to the result of `info`, if not NULL. */
 	void (*info)(json_t *result);
