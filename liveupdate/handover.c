@@ -14,17 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <generated/autoconf.h>
-
 #include "buildinfo.h"
 #include "commands.h"
 #include "control.h"
 #include "domain.h"
 #include "feature.h"
 #include "kvm.h"
-#ifdef CONFIG_LIVEPATCH
 #include "livepatch/livepatch.h"
-#endif
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "monotime.h"
@@ -130,11 +126,9 @@ static json_t *handover_info(struct client *req, int old_fd,
 	json_object_set_new(h, "daemon_start_ns",
 			    json_integer(daemon_start_ns()));
 	json_object_set_new(h, "created_ns", created_times());
-#ifdef CONFIG_LIVEPATCH
 	/* Applied payloads die with this process: the next image loads them
 	 * again where they still apply (livepatch/carry_over.c). */
 	json_object_set_new(h, "livepatches", livepatch_handover_json());
-#endif
 	return h;
 }
 

@@ -23,9 +23,7 @@
 #include "domain.h"
 #include "feature.h"
 #include "kvm.h"
-#ifdef CONFIG_LIVEPATCH
 #include "livepatch/livepatch.h"
-#endif
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "monotime.h"
@@ -425,23 +423,7 @@ static json_t *carry_livepatches(json_t *handed)
 {
 	if (!json_array_size(handed))
 		return NULL;
-#ifdef CONFIG_LIVEPATCH
 	return livepatch_carry_over(handed);
-#else
-	json_t *dropped = json_array(), *v;
-	size_t i;
-
-	json_array_foreach(handed, i, v) {
-		json_array_append_new(dropped, json_pack(
-			"{s:O, s:O, s:s}", "name", json_object_get(v, "name"),
-			"build_id", json_object_get(v, "build_id"), "reason",
-			"this image is built without CONFIG_LIVEPATCH"));
-		log_warn("live update: livepatch %s dropped: this image is "
-			 "built without CONFIG_LIVEPATCH",
-			 json_string_value(json_object_get(v, "name")));
-	}
-	return json_pack("{s:[], s:o}", "reapplied", "dropped", dropped);
-#endif
 }
 
 /* Everything checked and rebuilt: take over and let the guests run. */
