@@ -71,10 +71,16 @@ $(AUTOCONF): $(AUTOCONF_MK)
 
 # ---------------------------------------------------------------- sources
 COMMON_SRC := $(wildcard common/*.c)
+# Every image carries its ELF note and reads the options it is exec'd
+# with.  A feature left out links its not_built.c instead, which answers
+# its commands (and options) with "not supported".
+LU_ALWAYS  := liveupdate/note.c liveupdate/options.c
 XEN_SRC    := $(wildcard xen/*.c xen/dev/*.c) xen/boot/boot.c xen/boot/elf.c \
-              liveupdate/note.c
-XEN_SRC-$(CONFIG_LIVE_UPDATE) += $(filter-out liveupdate/note.c,$(wildcard liveupdate/*.c))
-XEN_SRC-$(CONFIG_LIVEPATCH) += $(wildcard livepatch/*.c)
+              $(LU_ALWAYS)
+XEN_SRC-$(CONFIG_LIVE_UPDATE) += $(filter-out $(LU_ALWAYS) liveupdate/not_built.c,$(wildcard liveupdate/*.c))
+XEN_SRC-$(if $(CONFIG_LIVE_UPDATE),,y) += liveupdate/not_built.c
+XEN_SRC-$(CONFIG_LIVEPATCH) += $(filter-out livepatch/not_built.c,$(wildcard livepatch/*.c))
+XEN_SRC-$(if $(CONFIG_LIVEPATCH),,y) += livepatch/not_built.c
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c

@@ -111,4 +111,15 @@ int lp_switch_payload(struct payload *p, bool apply, long timeout_ms,
 /* {park_ms, pause_ms, vcpus} of the last apply or revert. */
 json_t *lp_last_pause_json(void);
 
+/* lp_commands.c: the commands, also loading payloads for carry_over.c */
+int cmd_lp_upload(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lp_apply(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lp_revert(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lp_replace(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lp_unload(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lp_load(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_lp_list(struct client *c, json_t *args, struct ctl_reply *r);
+/* Names of the applied payloads, bottom of the stack first. */
+json_t *livepatch_applied_json(void);
+
 #endif

@@ -373,6 +373,7 @@ static void lp_info(json_t *result)
 
 static struct feature livepatch = {
 	.name = "livepatch",
+	.flag = "LIVEPATCH",
 	.commands = lp_commands,
 	.info = lp_info,
 };

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "commands.h"
-#include "feature.h"
 #include "liveupdate/lu.h"
 
 static bool known_phase(const char *p)
@@ -59,17 +58,3 @@ int cmd_lu_status(struct client *c, json_t *args, struct ctl_reply *r)
 	r->result = lu_status();
 	return CTL_OK;
 }
-
-static const struct ctl_command lu_commands[] = {
-	{ "live-update-load", cmd_lu_load },
-	{ "live-update-exec", cmd_lu_exec },
-	{ "live-update-unload", cmd_lu_unload },
-	{ "live-update-status", cmd_lu_status },
-	{ NULL, NULL },
-};
-
-static struct feature live_update = {
-	.name = "live update",
-	.commands = lu_commands,
-};
-FEATURE_REGISTER(live_update)

@@ -14,16 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <generated/autoconf.h>
-
 #include "buildinfo.h"
 #include "commands.h"
 #include "control.h"
 #include "domain.h"
+#include "feature.h"
 #include "kvm.h"
-#ifdef CONFIG_LIVEPATCH
 #include "livepatch/livepatch.h"
-#endif
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "monotime.h"
@@ -32,9 +29,9 @@
 
 extern char **environ;
 
-static struct lu_daemon_opts dopts;
+static struct daemon_opts dopts;
 
-void lu_set_daemon_opts(const struct lu_daemon_opts *o)
+void lu_set_daemon_opts(const struct daemon_opts *o)
 {
 	dopts = *o;
 }
@@ -107,7 +104,7 @@ static json_t *handover_info(struct client *req, int old_fd,
 			     const char *fail_phase, long long t_start,
 			     long long t_quiesced)
 {
-	json_t *h = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:i, s:i, s:I, s:I}",
+	json_t *id, *h = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:i, s:i, s:I, s:I}",
 			      "socket", control_socket_path(),
 			      "state_dir", dopts.state_dir,
 			      "log", dopts.log ? dopts.log : "",
@@ -115,12 +112,12 @@ static json_t *handover_info(struct client *req, int old_fd,
 			      "old_image_fd", old_fd,
 			      "old_build_id", build_id_hex(),
 			      "next_domid", domain_next_id(),
-			      "requester_fd", req ? req->fd : -1,
+			      "requester_fd", req ? control_client_fd(req) : -1,
 			      "t_start_ns", (json_int_t)t_start,
 			      "t_quiesced_ns", (json_int_t)t_quiesced);
 
-	json_object_set(h, "requester_id",
-			req && req->req_id ? req->req_id : json_null());
+	id = req ? control_client_request_id(req) : NULL;
+	json_object_set(h, "requester_id", id ? id : json_null());
 	json_object_set_new(h, "fail_phase",
 			    fail_phase ? json_string(fail_phase) : json_null());
 	json_object_set_new(h, "history", lu_status());
@@ -129,12 +126,23 @@ static json_t *handover_info(struct client *req, int old_fd,
 	json_object_set_new(h, "daemon_start_ns",
 			    json_integer(daemon_start_ns()));
 	json_object_set_new(h, "created_ns", created_times());
-#ifdef CONFIG_LIVEPATCH
 	/* Applied payloads die with this process: the next image loads them
 	 * again where they still apply (livepatch/carry_over.c). */
 	json_object_set_new(h, "livepatches", livepatch_handover_json());
-#endif
 	return h;
+}
+
+/* Each connection, with the input it sent that was not served yet. */
+static int write_client(const struct ctl_client_state *s, void *opaque)
+{
+	struct rec_client rc = {
+		.fd = s->fd,
+		.console_domid = s->console_domid,
+		.console_pos = s->console_pos,
+	};
+
+	return stream_write_record2(opaque, REC_CLIENT, 0, &rc, sizeof(rc),
+				    s->input, s->input_len);
 }
 
 static int write_handover(int fd, unsigned version, json_t *info)
@@ -154,7 +162,8 @@ static int write_handover(int fd, unsigned version, json_t *info)
 	for (d = domain_first(); d; d = d->next)
 		if (write_domain(&w, d) < 0)
 			goto fail;
-	if (control_handover_save(&w) < 0 || stream_writer_finish(&w) < 0)
+	if (control_export_clients(write_client, &w) < 0 ||
+	    stream_writer_finish(&w) < 0)
 		goto out;
 	ret = 0;
 	goto out;

@@ -9,6 +9,7 @@
 #ifndef LIVEUPDATE_LU_H
 #define LIVEUPDATE_LU_H
 
+#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,13 +38,23 @@ int lu_check_image(const char *path, struct lu_image *img, char *err,
 int lu_handover_version(const struct lu_image *img, char *err,
 			size_t errlen);
 
-/* Daemon options a new image must start with (set by main.c). */
-struct lu_daemon_opts {
-	const char *socket;
-	const char *state_dir;
-	const char *log;
+/*
+ * The options an image is exec'd with (handover.c, takeover.c); every
+ * image reads them, whatever its Kconfig (options.c), so older and newer
+ * images keep understanding each other.
+ */
+enum lu_option {
+	LU_OPT_HANDOVER,		/* --handover FD: take over */
+	LU_OPT_HANDOVER_CHECK,		/* --handover-check FD: dry run */
+	LU_OPT_ROLLBACK,		/* --rollback REASON: back to the old */
+	LU_OPT_EXEC_NS,			/* --lu-exec-ns NS: when exec began */
+	LU_OPT_OLD_IMAGE_FD,		/* --lu-old-image-fd FD: to roll back */
 };
-void lu_set_daemon_opts(const struct lu_daemon_opts *o);
+extern const struct option lu_options[];
+
+/* Daemon options a new image must start with (the feature's early hook). */
+struct daemon_opts;
+void lu_set_daemon_opts(const struct daemon_opts *o);
 
 /* Old image side (handover.c): 0 = dry run done; on success exec does
  * not return. */
@@ -51,12 +62,13 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry_run,
 	    struct ctl_reply *r);
 
 /*
- * New image side (takeover.c), called from main() with --handover: first
- * lu_early_init() (rollback armed from our own arguments, crash handlers),
- * then lu_takeover().  lu_fail_early() rolls back from any start-up error.
+ * New image side (takeover.c), called from the start-up hooks (feature.c)
+ * with --handover: first lu_early_init() (rollback armed from our own
+ * arguments, crash handlers), then lu_takeover().  lu_fail_early() rolls
+ * back from any start-up error.
  */
 void lu_early_init(int hfd, int old_fd, const char *rollback_reason,
-		   const struct lu_daemon_opts *d);
+		   const struct daemon_opts *d);
 void lu_fail_early(const char *reason);
 int lu_takeover(int handover_fd, const char *rollback_reason,
 		long long t_exec_ns);

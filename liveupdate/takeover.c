@@ -21,10 +21,9 @@
 #include "buildinfo.h"
 #include "control.h"
 #include "domain.h"
+#include "feature.h"
 #include "kvm.h"
-#ifdef CONFIG_LIVEPATCH
 #include "livepatch/livepatch.h"
-#endif
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "monotime.h"
@@ -75,7 +74,7 @@ static void install_crash_handlers(bool on);
 static void exec_old_image(void);
 
 /* From our own arguments: rollback must work even if the handover does not. */
-static void prepare_rollback(const struct lu_daemon_opts *d, int hfd,
+static void prepare_rollback(const struct daemon_opts *d, int hfd,
 			     int old_fd)
 {
 	unsigned i = 0;
@@ -105,7 +104,7 @@ static void prepare_rollback(const struct lu_daemon_opts *d, int hfd,
 }
 
 void lu_early_init(int hfd, int old_fd, const char *rollback_reason,
-		   const struct lu_daemon_opts *d)
+		   const struct daemon_opts *d)
 {
 	prepare_rollback(d, hfd, old_fd);
 	is_rollback = rollback_reason != NULL;
@@ -425,23 +424,7 @@ static json_t *carry_livepatches(json_t *handed)
 {
 	if (!json_array_size(handed))
 		return NULL;
-#ifdef CONFIG_LIVEPATCH
 	return livepatch_carry_over(handed);
-#else
-	json_t *dropped = json_array(), *v;
-	size_t i;
-
-	json_array_foreach(handed, i, v) {
-		json_array_append_new(dropped, json_pack(
-			"{s:O, s:O, s:s}", "name", json_object_get(v, "name"),
-			"build_id", json_object_get(v, "build_id"), "reason",
-			"this image is built without CONFIG_LIVEPATCH"));
-		log_warn("live update: livepatch %s dropped: this image is "
-			 "built without CONFIG_LIVEPATCH",
-			 json_string_value(json_object_get(v, "name")));
-	}
-	return json_pack("{s:[], s:o}", "reapplied", "dropped", dropped);
-#endif
 }
 
 /* Everything checked and rebuilt: take over and let the guests run. */
@@ -457,13 +440,17 @@ static void go_live(struct takeover *t, long long t_exec)
 	control_adopt_listener(info_int(t->info, "listen_fd"),
 			       info_str(t->info, "socket"));
 	for (i = 0; i < t->nr_clients; i++) {
-		struct client *c = control_adopt_client(
-			t->clients[i].rc.fd, t->clients[i].rc.console_domid,
-			t->clients[i].rc.console_pos, t->clients[i].input,
-			t->clients[i].input_len);
+		struct ctl_client_state s = {
+			.fd = t->clients[i].rc.fd,
+			.console_domid = t->clients[i].rc.console_domid,
+			.console_pos = t->clients[i].rc.console_pos,
+			.input = t->clients[i].input,
+			.input_len = t->clients[i].input_len,
+		};
+		struct client *c = control_adopt_client(&s);
 
 		free(t->clients[i].input);
-		if (c && c->fd == req_fd)
+		if (c && s.fd == req_fd)
 			req = c;
 	}
 	domain_set_next_id(info_int(t->info, "next_domid"));

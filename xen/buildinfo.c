@@ -21,12 +21,6 @@ const char *const build_features[] = {
 #ifdef CONFIG_DEV_DEBUG_EXIT
 	"DEV_DEBUG_EXIT",
 #endif
-#ifdef CONFIG_LIVE_UPDATE
-	"LIVE_UPDATE",
-#endif
-#ifdef CONFIG_LIVEPATCH
-	"LIVEPATCH",
-#endif
 	NULL
 };
 

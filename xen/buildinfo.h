@@ -7,6 +7,7 @@
 const char *build_id_hex(void);
 /* The raw build-id into buf; returns its length (0 if unknown). */
 unsigned build_id_bytes(unsigned char *buf, unsigned cap);
+/* The core's Kconfig options; each feature adds its own (feature.h). */
 extern const char *const build_features[];
 double daemon_uptime(void);
 void daemon_mark_start(void);

@@ -7,8 +7,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <generated/autoconf.h>
-
 #include "buildinfo.h"
 #include "commands.h"
 #include "control.h"
@@ -127,9 +125,11 @@ static int cmd_info(struct client *c, json_t *args, struct ctl_reply *r)
 
 	for (i = 0; build_features[i]; i++)
 		json_array_append_new(features, json_string(build_features[i]));
+	for (f = feature_first(); f; f = f->next)
+		if (f->flag)
+			json_array_append_new(features, json_string(f->flag));
 	r->result = version_object();
 	json_object_set_new(r->result, "features", features);
-	json_object_set_new(r->result, "livepatches", json_array());
 	json_object_set_new(r->result, "uptime_s", json_real(daemon_uptime()));
 	json_object_set_new(r->result, "domains", json_integer(domain_count()));
 	json_object_set_new(r->result, "pid", json_integer(getpid()));
@@ -140,7 +140,6 @@ static int cmd_info(struct client *c, json_t *args, struct ctl_reply *r)
 				      (json_int_t)pages * psz >> 20,
 				      "kvm_api", kvm_host.api_version,
 				      "tsc_khz", kvm_host.tsc_khz));
-	/* "livepatches" stays an empty list where no feature fills it. */
 	for (f = feature_first(); f; f = f->next)
 		if (f->info)
 			f->info(r->result);
@@ -265,18 +264,17 @@ static int cmd_console(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domain *dom;
 	bool history = true;
+	uint64_t pos;
 	int code = ctl_arg_domain(args, r, &dom);
 
 	if (!code)
 		code = ctl_arg_bool(args, "history", true, &history, r);
 	if (code)
 		return code;
-	c->console = true;
-	c->console_domid = dom->id;
 	pthread_mutex_lock(&dom->console_lock);
-	c->console_pos = history ?
-			 ring_start(&dom->console) : dom->console.total;
+	pos = history ? ring_start(&dom->console) : dom->console.total;
 	pthread_mutex_unlock(&dom->console_lock);
+	control_client_console(c, dom->id, pos);
 	return CTL_OK;
 }
 
@@ -345,32 +343,6 @@ static int cmd_dmesg(struct client *c, json_t *args, struct ctl_reply *r)
 	return CTL_OK;
 }
 
-/*
- * Commands of the protocol (docs/control-api.md) that optional features
- * serve: where the feature is not built in, they answer so.
- */
-static int cmd_lu_not_built(struct client *c, json_t *args,
-			    struct ctl_reply *r)
-{
-	return ctl_fail(r, CTL_ENOTSUP, "%s",
-			"live update is not supported by this build (CONFIG_LIVE_UPDATE is off)");
-}
-
-static int cmd_lp_not_built(struct client *c, json_t *args,
-			    struct ctl_reply *r)
-{
-	return ctl_fail(r, CTL_ENOTSUP, "%s",
-			"livepatch is not supported by this build (CONFIG_LIVEPATCH is off)");
-}
-
-static const struct {
-	const char *prefix;
-	ctl_handler fn;
-} optional_commands[] = {
-	{ "live-update-", cmd_lu_not_built },
-	{ "livepatch-", cmd_lp_not_built },
-};
-
 static const struct {
 	const char *name;
 	ctl_handler fn;
@@ -391,7 +363,17 @@ static const struct {
 	{ "restore", cmd_restore },
 };
 
-/* The core's commands, then the features', then "not built". */
+/* "name", or "prefix-*" for every command so begun. */
+static bool command_matches(const char *pattern, const char *name)
+{
+	size_t n = strlen(pattern);
+
+	if (n && pattern[n - 1] == '*')
+		return !strncmp(pattern, name, n - 1);
+	return !strcmp(pattern, name);
+}
+
+/* The core's commands, then the features'. */
 ctl_handler ctl_find_command(const char *name)
 {
 	const struct feature *f;
@@ -403,12 +385,7 @@ ctl_handler ctl_find_command(const char *name)
 			return commands[i].fn;
 	for (f = feature_first(); f; f = f->next)
 		for (fc = f->commands; fc && fc->name; fc++)
-			if (!strcmp(fc->name, name))
+			if (command_matches(fc->name, name))
 				return fc->fn;
-	for (i = 0; i < sizeof(optional_commands) /
-		    sizeof(optional_commands[0]); i++)
-		if (!strncmp(name, optional_commands[i].prefix,
-			     strlen(optional_commands[i].prefix)))
-			return optional_commands[i].fn;
 	return NULL;
 }

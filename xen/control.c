@@ -13,11 +13,25 @@
 #include "domain.h"
 #include "log.h"
 #include "loop.h"
-#include "stream.h"
 
 #define LINE_MAX_BYTES	(1u << 20)
 #define OUT_MAX_BYTES	(4u << 20)
 #define CONSOLE_CHUNK	(64u << 10)
+
+struct client {
+	int fd;
+	char *in;
+	size_t in_len, in_cap;
+	char *out;
+	size_t out_len, out_cap;
+	bool console;		/* raw console stream mode */
+	unsigned console_domid;
+	uint64_t console_pos;
+	bool closing;		/* close once out is flushed */
+	json_t *req_id;		/* id of the request being handled */
+	size_t in_next;		/* while handling: where unread input starts */
+	struct client *next;
+};
 
 static int listen_fd = -1;
 static char *socket_path;
@@ -444,24 +458,42 @@ const char *control_socket_path(void)
 	return socket_path;
 }
 
-int control_handover_save(struct stream_writer *w)
+void control_client_console(struct client *c, unsigned domid, uint64_t pos)
+{
+	c->console = true;
+	c->console_domid = domid;
+	c->console_pos = pos;
+}
+
+int control_client_fd(const struct client *c)
+{
+	return c->fd;
+}
+
+json_t *control_client_request_id(const struct client *c)
+{
+	return c->req_id;
+}
+
+int control_export_clients(int (*fn)(const struct ctl_client_state *s,
+				     void *opaque), void *opaque)
 {
 	struct client *c;
+	int ret;
 
 	for (c = clients; c; c = c->next) {
-		struct rec_client rc = {
+		struct ctl_client_state s = {
 			.fd = c->fd,
 			.console_domid = c->console ? c->console_domid : 0,
 			.console_pos = c->console_pos,
+			.input = c->in ? c->in + c->in_next : NULL,
+			.input_len = c->in_len - c->in_next,
 		};
-		/* Input not yet served travels along (after the request being
-		 * handled, for the client that asked for the update). */
-		size_t from = c->in_next;
 
 		client_flush(c);	/* best effort: old replies go first */
-		if (stream_write_record2(w, REC_CLIENT, 0, &rc, sizeof(rc),
-					 c->in + from, c->in_len - from) < 0)
-			return -1;
+		ret = fn(&s, opaque);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -503,26 +535,21 @@ void control_reply_now(struct client *c, json_t *id, int code,
 		client_free(c);
 }
 
-struct client *control_adopt_client(int fd, unsigned console_domid,
-				    uint64_t console_pos, const void *input,
-				    size_t input_len)
+struct client *control_adopt_client(const struct ctl_client_state *s)
 {
 	struct client *c;
 
-	set_cloexec(fd, true);
-	c = client_add(fd);
+	set_cloexec(s->fd, true);
+	c = client_add(s->fd);
 	if (!c)
 		return NULL;
-	if (console_domid) {
-		c->console = true;
-		c->console_domid = console_domid;
-		c->console_pos = console_pos;
-	}
-	if (input_len) {
-		c->in = malloc(input_len);
+	if (s->console_domid)
+		control_client_console(c, s->console_domid, s->console_pos);
+	if (s->input_len) {
+		c->in = malloc(s->input_len);
 		if (c->in) {
-			memcpy(c->in, input, input_len);
-			c->in_len = c->in_cap = input_len;
+			memcpy(c->in, s->input, s->input_len);
+			c->in_len = c->in_cap = s->input_len;
 		}
 	}
 	return c;

@@ -29,20 +29,7 @@ enum ctl_error {
 
 struct domain;
 
-struct client {
-	int fd;
-	char *in;
-	size_t in_len, in_cap;
-	char *out;
-	size_t out_len, out_cap;
-	bool console;		/* raw console stream mode */
-	unsigned console_domid;
-	uint64_t console_pos;
-	bool closing;		/* close once out is flushed */
-	json_t *req_id;		/* id of the request being handled */
-	size_t in_next;		/* while handling: where unread input starts */
-	struct client *next;
-};
+struct client;
 
 /* A command handler fills *result or returns an error with a message. */
 struct ctl_reply {
@@ -61,20 +48,40 @@ const char *ctl_error_name(int code);
 void control_reply(struct client *c, json_t *id, int code, json_t *result,
 		   const char *msg);
 
-/* Live update: hand the listener and every connection to the next image. */
-struct stream_writer;
+/* The client starts streaming a domain's console from pos (`console`). */
+void control_client_console(struct client *c, unsigned domid, uint64_t pos);
+int control_client_fd(const struct client *c);
+/* The id of the request the client is having handled, or NULL. */
+json_t *control_client_request_id(const struct client *c);
+
+/*
+ * Handing the listener and every connection to another process image
+ * (exec keeps the fds open), which adopts them.  A connection travels as:
+ */
+struct ctl_client_state {
+	int fd;
+	unsigned console_domid;		/* 0: not streaming a console */
+	uint64_t console_pos;
+	const void *input;		/* received and not yet served */
+	size_t input_len;
+};
+
+/*
+ * Call fn with each client's state, having first sent what can be sent of
+ * its queued output; stops at the first nonzero return of fn and returns
+ * it.  A client in a request handler travels with the input after it.
+ */
+int control_export_clients(int (*fn)(const struct ctl_client_state *s,
+				     void *opaque), void *opaque);
 int control_listen_fd(void);
 const char *control_socket_path(void);
-int control_handover_save(struct stream_writer *w);
 void control_set_cloexec(bool on);
 int control_adopt_listener(int fd, const char *path);
-/* Reply outside a request handler (after a live update) and flush. */
+struct client *control_adopt_client(const struct ctl_client_state *s);
+/* Reply outside a request handler (to an adopted client) and flush. */
 void control_reply_now(struct client *c, json_t *id, int code,
 		       json_t *result, const char *msg);
-struct client *control_adopt_client(int fd, unsigned console_domid,
-				    uint64_t console_pos, const void *input,
-				    size_t input_len);
-/* Serve input adopted clients had sent before a live update. */
+/* Serve the input adopted clients had sent before they were handed over. */
 void control_process_adopted(void);
 ctl_handler ctl_find_command(const char *name);
 

@@ -1,27 +1,67 @@
 /*
  * Optional features (live update, livepatch, next migration) plug into the
  * core here.  Each registers, from a constructor in its own files, the
- * control commands it serves and what it adds to `info`; the core includes
- * none of their headers, and a feature compiled out is simply not linked.
- * (kvmtool's util-init.h is the model.)
+ * control commands it serves, what it adds to `info`, the command-line
+ * options it reads and its start-up hooks; the core includes none of their
+ * headers, and a feature compiled out is simply not linked.  (kvmtool's
+ * util-init.h is the model.)
  */
 #ifndef XEN_FEATURE_H
 #define XEN_FEATURE_H
 
+#include <getopt.h>
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "control.h"
 
 struct ctl_command {
-	const char *name;
+	const char *name;		/* "prefix-*": every name so begun */
 	ctl_handler fn;
+};
+
+/* The daemon's options, as main() settled them; they live until exit. */
+struct daemon_opts {
+	const char *socket;
+	const char *state_dir;
+	const char *log;			/* NULL: stderr (--foreground) */
 };
 
 struct feature {
 	const char *name;			/* for the log */
+	/* Its Kconfig option, as `info` lists it in "features". */
+	const char *flag;
 	const struct ctl_command *commands;	/* ended by { NULL } */
 	/* Adds the feature's part to the result of `info`, if not NULL. */
 	void (*info)(json_t *result);
+
+	/*
+	 * Long options the feature reads, ended by { NULL }; their flag and
+	 * val are not used.  parse_option() gets each one given, by its
+	 * index in options, and returns 0, or -1 to refuse it.
+	 */
+	const struct option *options;
+	int (*parse_option)(unsigned index, const char *arg);
+
+	/*
+	 * Start-up, in the order main() calls them; any may be NULL.
+	 *
+	 * run: the options ask for a job other than serving (a check, say):
+	 *   do it and return the exit status, else return -1.  Runs before
+	 *   --socket and --state-dir are required.
+	 * early: the daemon's options, before anything that can fail.
+	 * takes_over: true if this start takes over guests that another
+	 *   image ran.  Then main() does not fork, does not measure the
+	 *   host, and calls take_over() instead of opening the control
+	 *   socket; take_over() returns 0 or -1 (said in the log).
+	 * start_failed: the start failed (why); may not return.
+	 */
+	int (*run)(void);
+	void (*early)(const struct daemon_opts *d);
+	bool (*takes_over)(void);
+	int (*take_over)(void);
+	void (*start_failed)(const char *why);
+
 	struct feature *next;
 };
 
@@ -34,5 +74,21 @@ const struct feature *feature_first(void);
 	{								\
 		feature_register(&f);					\
 	}
+
+/*
+ * For main(): `core` (short option values below FEATURE_OPTION) followed
+ * by every feature's options, in an array to free(); NULL if out of memory.
+ * feature_parse_option() hands an option getopt_long() returned from that
+ * table to its feature; -1 if it is none of theirs or refused.
+ */
+#define FEATURE_OPTION	0x100
+struct option *feature_options(const struct option *core);
+int feature_parse_option(int val, const char *arg);
+
+/* The start-up hooks of every feature, as struct feature describes. */
+int feature_run(void);
+void feature_early(const struct daemon_opts *d);
+const struct feature *feature_taking_over(void);
+void feature_start_failed(const char *why);
 
 #endif

@@ -12,29 +12,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <generated/autoconf.h>
-
 #include "buildinfo.h"
 #include "control.h"
 #include "dev/devices.h"
 #include "domain.h"
+#include "feature.h"
 #include "kvm.h"
-#include "liveupdate/lu.h"
 #include "log.h"
 #include "loop.h"
 #include "vcpu.h"
 
 struct options {
-	const char *socket;
-	const char *state_dir;
-	const char *log;
+	struct daemon_opts d;
 	int foreground;
-	/* Live update (set by the old image when it execs us). */
-	int handover_fd;
-	int handover_check_fd;
-	const char *rollback_reason;
-	long long lu_exec_ns;
-	int lu_old_image_fd;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -54,47 +44,44 @@ static void usage(FILE *f)
 		"  --log FILE        append the log to FILE\n");
 }
 
+/* The core's options, then the features' (xen/feature.h). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {
+	static const struct option core[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
-		{ "handover", required_argument, NULL, 'H' },
-		{ "handover-check", required_argument, NULL, 'C' },
-		{ "rollback", required_argument, NULL, 'R' },
-		{ "lu-exec-ns", required_argument, NULL, 'T' },
-		{ "lu-old-image-fd", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	struct option *longopts = feature_options(core);
+	int c, ret = -1;
 
-	while ((c = getopt_long(argc, argv, "s:d:l:fhV", longopts, NULL)) != -1) {
+	if (!longopts)
+		return -1;
+	while ((c = getopt_long(argc, argv, "s:d:l:fhV", longopts,
+				NULL)) != -1) {
 		switch (c) {
-		case 's': o->socket = optarg; break;
-		case 'd': o->state_dir = optarg; break;
-		case 'l': o->log = optarg; break;
+		case 's': o->d.socket = optarg; break;
+		case 'd': o->d.state_dir = optarg; break;
+		case 'l': o->d.log = optarg; break;
 		case 'f': o->foreground = 1; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("xen %s\n", XEN_VERSION); exit(0);
-		case 'H': o->handover_fd = atoi(optarg); break;
-		case 'C': o->handover_check_fd = atoi(optarg); break;
-		case 'R': o->rollback_reason = optarg; break;
-		case 'T': o->lu_exec_ns = atoll(optarg); break;
-		case 'O': o->lu_old_image_fd = atoi(optarg); break;
-		default: usage(stderr); return -1;
+		default:
+			if (feature_parse_option(c, optarg) < 0)
+				goto out;
 		}
 	}
-	if (o->handover_check_fd >= 0 && optind == argc)
-		return 0;
-	if (optind != argc || !o->socket || !o->state_dir) {
+	if (optind == argc)
+		ret = 0;
+out:
+	free(longopts);
+	if (ret < 0)
 		usage(stderr);
-		return -1;
-	}
-	return 0;
+	return ret;
 }
 
 static void on_wake(void)
@@ -166,139 +153,90 @@ static void install_signals(void)
 	vcpu_signals_init();
 }
 
-#ifdef CONFIG_LIVE_UPDATE
-static int handover_check(int fd)
+/* A start that cannot go on: a feature may still undo it. */
+static int start_failed(const char *why)
 {
-	char err[256];
-
-	if (log_open(NULL) < 0 || devices_check() < 0 ||
-	    kvm_host_open(false, err, sizeof(err)) < 0)
-		return 1;
-	return lu_check_handover(fd);
+	feature_start_failed(why);
+	return 1;
 }
 
-static int take_over(const struct options *o)
+/* The state directory and the log. */
+static int prepare(const struct options *o)
 {
-	struct lu_daemon_opts d = { o->socket, o->state_dir, o->log };
-
-	lu_set_daemon_opts(&d);
-	log_info("xen %s (build-id %s) taking over from a live update%s%s",
-		 XEN_VERSION, build_id_hex(),
-		 o->rollback_reason ? ", rolling back: " : "",
-		 o->rollback_reason ? o->rollback_reason : "");
-	return lu_takeover(o->handover_fd, o->rollback_reason, o->lu_exec_ns);
-}
-
-static void set_lu_opts(const struct options *o)
-{
-	struct lu_daemon_opts d = { o->socket, o->state_dir, o->log };
-
-	lu_set_daemon_opts(&d);
-}
-
-/* Arm the rollback before anything can fail in a new image. */
-static void early_handover(const struct options *o)
-{
-	struct lu_daemon_opts d = { o->socket, o->state_dir, o->log };
-
-	if (o->handover_fd >= 0)
-		lu_early_init(o->handover_fd, o->lu_old_image_fd,
-			      o->rollback_reason, &d);
-}
-
-/* A new image that cannot start gives the guests back to the old one. */
-static int startup_failed(const struct options *o, const char *why)
-{
-	char reason[600];
-
-	if (o->handover_fd >= 0) {
-		snprintf(reason, sizeof(reason), "new image failed to start: %s",
-			 why);
-		lu_fail_early(reason);
+	if (mkdir(o->d.state_dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "xen: %s: %s\n", o->d.state_dir,
+			strerror(errno));
+		return start_failed("cannot create the state directory");
 	}
-	return 1;
-}
-#else
-static void early_handover(const struct options *o)
-{
-}
-
-static int startup_failed(const struct options *o, const char *why)
-{
-	return 1;
+	if (log_open(o->d.log) < 0) {
+		fprintf(stderr, "xen: cannot open log %s: %s\n", o->d.log,
+			strerror(errno));
+		return start_failed("cannot open the log");
+	}
+	return 0;
 }
 
-static int handover_check(int fd)
+/* KVM, the event loop, then guests to take over or a socket to serve. */
+static int start(const struct options *o, const struct feature *taker)
 {
-	fprintf(stderr, "xen: live update is not built in\n");
-	return 1;
-}
+	char err[512];
 
-static int take_over(const struct options *o)
-{
-	log_err("live update is not built in; cannot take over");
-	return -1;
+	install_signals();
+	if (devices_check() < 0) {
+		fprintf(stderr, "xen: a device has no state record\n");
+		return start_failed("a device has no state record");
+	}
+	if (kvm_host_open(!taker, err, sizeof(err)) < 0 ||
+	    loop_init(on_wake) < 0) {
+		log_err("startup failed: %s", err);
+		fprintf(stderr, "xen: %s\n", err);
+		return start_failed(err);
+	}
+	if (taker)
+		return taker->take_over() < 0 ? 1 : 0;
+	if (control_listen(o->d.socket, err, sizeof(err)) < 0) {
+		log_err("startup failed: %s", err);
+		fprintf(stderr, "xen: %s\n", err);
+		return 1;
+	}
+	return 0;
 }
-
-static void set_lu_opts(const struct options *o)
-{
-}
-#endif
 
 int main(int argc, char **argv)
 {
-	struct options o = { .handover_fd = -1, .handover_check_fd = -1,
-			     .lu_old_image_fd = -1 };
-	char err[512], logpath[4096];
-	int ready_fd = -1;
+	struct options o = { .foreground = 0 };
+	const struct feature *taker;
+	char logpath[4096];
+	int ready_fd = -1, ret;
 	char ok = 0;
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 64;
 	daemon_mark_start();
-	if (o.handover_check_fd >= 0)
-		return handover_check(o.handover_check_fd);
-	early_handover(&o);
-	if (mkdir(o.state_dir, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "xen: %s: %s\n", o.state_dir, strerror(errno));
-		return startup_failed(&o, "cannot create the state directory");
+	ret = feature_run();
+	if (ret >= 0)
+		return ret;
+	if (!o.d.socket || !o.d.state_dir) {
+		usage(stderr);
+		return 64;
 	}
-	if (!o.log && !o.foreground) {
-		snprintf(logpath, sizeof(logpath), "%s/xen.log", o.state_dir);
-		o.log = logpath;
+	if (!o.d.log && !o.foreground) {
+		snprintf(logpath, sizeof(logpath), "%s/xen.log", o.d.state_dir);
+		o.d.log = logpath;
 	}
-	if (log_open(o.log) < 0) {
-		fprintf(stderr, "xen: cannot open log %s: %s\n", o.log,
-			strerror(errno));
-		return startup_failed(&o, "cannot open the log");
-	}
-	if (!o.foreground && o.handover_fd < 0 && daemonize(&ready_fd) < 0) {
+	feature_early(&o.d);
+	taker = feature_taking_over();
+	if (prepare(&o))
+		return 1;
+	if (!o.foreground && !taker && daemonize(&ready_fd) < 0) {
 		fprintf(stderr, "xen: fork: %s\n", strerror(errno));
 		return 1;
 	}
-	install_signals();
-	if (devices_check() < 0) {
-		fprintf(stderr, "xen: a device has no state record\n");
-		return startup_failed(&o, "a device has no state record");
-	}
-	if (kvm_host_open(o.handover_fd < 0, err, sizeof(err)) < 0 ||
-	    loop_init(on_wake) < 0) {
-		log_err("startup failed: %s", err);
-		fprintf(stderr, "xen: %s\n", err);
-		return startup_failed(&o, err);
-	}
-	if (o.handover_fd >= 0) {
-		if (take_over(&o) < 0)
-			return 1;
-	} else if (control_listen(o.socket, err, sizeof(err)) < 0) {
-		log_err("startup failed: %s", err);
-		fprintf(stderr, "xen: %s\n", err);
+	if (start(&o, taker))
 		return 1;
-	}
-	set_lu_opts(&o);
-	write_pid_file(o.state_dir);
+	write_pid_file(o.d.state_dir);
 	log_info("xen %s (build-id %s) serving on %s, pid %d", XEN_VERSION,
-		 build_id_hex(), o.socket, getpid());
+		 build_id_hex(), o.d.socket, getpid());
 	if (ready_fd >= 0) {
 		if (write(ready_fd, &ok, 1) != 1)
 			return 1;
