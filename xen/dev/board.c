@@ -6,7 +6,6 @@
  */
 #include <generated/autoconf.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -187,30 +186,30 @@ static const struct {
 	{ 0x378, 3, "LPT1" },
 };
 
-int board_init(struct domain *dom)
+struct board {
+	uint32_t pci_addr;		/* latch at 0xcf8 */
+	struct acpi_pm pm;
+};
+
+static int board_init(struct domain *dom, void *state)
 {
 	struct ioport_map *m = &dom->ports;
-	struct acpi_pm *pm;
+	struct board *b = state;
+	struct acpi_pm *pm = &b->pm;
 	unsigned i;
 	int ret = 0;
 
 	ret |= ioport_register(m, PORT_KBD_DATA, 1, kbd_io, NULL, "i8042");
 	ret |= ioport_register(m, PORT_KBD_CMD, 1, kbd_io, NULL, "i8042");
 	ret |= ioport_register(m, PORT_PCI_ADDR, 8, pci_io,
-			       &dom->pci_addr, "pci");
+			       &b->pci_addr, "pci");
 #ifdef CONFIG_DEV_DEBUG_EXIT
 	ret |= ioport_register(m, PORT_DEBUG_EXIT, 1, debug_exit_io, NULL,
 			       "debug-exit");
 #endif
-	pm = calloc(1, sizeof(*pm));
-	if (!pm)
-		return -1;
 	pm->cnt = PM1_CNT_SCI_EN;
-	if (ioport_register(m, ACPI_PM_BASE, ACPI_PM_LEN, acpi_pm_io, pm,
-			    "acpi-pm") < 0) {
-		free(pm);
-		return -1;
-	}
+	ret |= ioport_register(m, ACPI_PM_BASE, ACPI_PM_LEN, acpi_pm_io, pm,
+			       "acpi-pm");
 	for (i = 0; i < sizeof(absent_ports) / sizeof(absent_ports[0]); i++)
 		ret |= ioport_register(m, absent_ports[i].base,
 				       absent_ports[i].len, absent_io, NULL,
@@ -218,34 +217,45 @@ int board_init(struct domain *dom)
 	return ret ? -1 : 0;
 }
 
-void board_destroy(struct domain *dom)
+static int board_save(struct domain *dom, void *state,
+		      struct stream_writer *w)
 {
-	const struct ioport_range *r = ioport_find(&dom->ports, ACPI_PM_BASE);
-
-	if (r && r->fn == acpi_pm_io)
-		free(r->opaque);
-	dom->ports.nr = 0;
-}
-
-
-int board_save(struct domain *dom, struct stream_writer *w)
-{
-	struct rec_dev_board r = { .pci_addr = dom->pci_addr };
+	struct board *b = state;
+	struct rec_dev_board r = { .pci_addr = b->pci_addr };
 
 	return stream_write_record(w, REC_DEV_BOARD, 0, &r, sizeof(r));
 }
 
-int board_load(struct domain *dom, const void *body, size_t len, char *err,
-	       size_t errlen)
+static int board_check(const void *body, size_t len, char *err,
+		       size_t errlen)
 {
-	struct rec_dev_board r;
-
-	if (len != sizeof(r)) {
+	if (len != sizeof(struct rec_dev_board)) {
 		snprintf(err, errlen, "DEV_BOARD: %zu bytes, expected %zu", len,
-			 sizeof(r));
+			 sizeof(struct rec_dev_board));
 		return -1;
 	}
-	memcpy(&r, body, sizeof(r));
-	dom->pci_addr = r.pci_addr;
 	return 0;
 }
+
+static int board_load(struct domain *dom, void *state, const void *body,
+		      size_t len, char *err, size_t errlen)
+{
+	struct board *b = state;
+	struct rec_dev_board r;
+
+	memcpy(&r, body, sizeof(r));
+	b->pci_addr = r.pci_addr;
+	return 0;
+}
+
+static struct device_type board_device = {
+	.name = "board",
+	.order = 10,
+	.state_size = sizeof(struct board),
+	.rec_type = REC_DEV_BOARD,
+	.init = board_init,
+	.save = board_save,
+	.check = board_check,
+	.load = board_load,
+};
+DEVICE_REGISTER(board_device);

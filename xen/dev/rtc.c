@@ -3,12 +3,12 @@
  * the host's UTC clock plus an offset the guest may move by setting the
  * clock; NVRAM carries the memory sizes BIOS-era code looks for.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "dev/devices.h"
-#include "dev/rtc.h"
 #include "domain.h"
 #include "ioport.h"
 #include "stream.h"
@@ -29,6 +29,13 @@
 #define REG_B_SET	0x80
 #define REG_B_BINARY	0x04
 #define REG_B_24H	0x02
+
+struct rtc {
+	pthread_mutex_t lock;
+	uint8_t index;
+	uint8_t cmos[128];
+	int64_t offset_s;	/* guest time minus host UTC, seconds */
+};
 
 static uint8_t to_bcd(const struct rtc *r, unsigned v)
 {
@@ -165,11 +172,10 @@ static void rtc_fill_nvram(struct domain *dom, struct rtc *r)
 	r->cmos[0x5f] = dom->cfg.vcpus - 1;
 }
 
-int rtc_init(struct domain *dom)
+static int rtc_init(struct domain *dom, void *state)
 {
-	struct rtc *r = &dom->rtc;
+	struct rtc *r = state;
 
-	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	r->cmos[RTC_REG_A] = 0x26;	/* 32.768 kHz, 1024 Hz rate */
 	r->cmos[RTC_REG_B] = REG_B_24H;
@@ -178,14 +184,16 @@ int rtc_init(struct domain *dom)
 	return ioport_register(&dom->ports, 0x70, 2, rtc_io, r, "rtc");
 }
 
-void rtc_destroy(struct domain *dom)
+static void rtc_destroy(struct domain *dom, void *state)
 {
-	pthread_mutex_destroy(&dom->rtc.lock);
+	struct rtc *r = state;
+
+	pthread_mutex_destroy(&r->lock);
 }
 
-int rtc_save(struct domain *dom, struct stream_writer *w)
+static int rtc_save(struct domain *dom, void *state, struct stream_writer *w)
 {
-	struct rtc *r = &dom->rtc;
+	struct rtc *r = state;
 	struct rec_dev_rtc rec;
 
 	memset(&rec, 0, sizeof(rec));
@@ -197,17 +205,23 @@ int rtc_save(struct domain *dom, struct stream_writer *w)
 	return stream_write_record(w, REC_DEV_RTC, 0, &rec, sizeof(rec));
 }
 
-int rtc_load(struct domain *dom, const void *body, size_t len, char *err,
-	     size_t errlen)
+static int rtc_check(const void *body, size_t len, char *err,
+		     size_t errlen)
 {
-	struct rtc *r = &dom->rtc;
-	struct rec_dev_rtc rec;
-
-	if (len != sizeof(rec)) {
+	if (len != sizeof(struct rec_dev_rtc)) {
 		snprintf(err, errlen, "DEV_RTC: %zu bytes, expected %zu", len,
-			 sizeof(rec));
+			 sizeof(struct rec_dev_rtc));
 		return -1;
 	}
+	return 0;
+}
+
+static int rtc_load(struct domain *dom, void *state, const void *body,
+		    size_t len, char *err, size_t errlen)
+{
+	struct rtc *r = state;
+	struct rec_dev_rtc rec;
+
 	memcpy(&rec, body, sizeof(rec));
 	pthread_mutex_lock(&r->lock);
 	r->index = rec.index & 0x7f;
@@ -216,3 +230,16 @@ int rtc_load(struct domain *dom, const void *body, size_t len, char *err,
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
+
+static struct device_type rtc_device = {
+	.name = "rtc",
+	.order = 80,
+	.state_size = sizeof(struct rtc),
+	.rec_type = REC_DEV_RTC,
+	.init = rtc_init,
+	.destroy = rtc_destroy,
+	.save = rtc_save,
+	.check = rtc_check,
+	.load = rtc_load,
+};
+DEVICE_REGISTER(rtc_device);

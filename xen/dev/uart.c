@@ -5,6 +5,8 @@
  * lost.  IRQ 4 is a level driven through the in-kernel PIC/IOAPIC.
  */
 #include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -38,6 +40,20 @@
 #define LSR_THRE	0x20
 #define LSR_TEMT	0x40
 #define MSR_IDLE	0xb0	/* DCD | DSR | CTS */
+
+struct uart {
+	pthread_mutex_t lock;
+	struct domain *dom;
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	bool thr_ipending;	/* THR-empty interrupt waiting to be seen */
+	bool irq_level;
+	/* Receiver: bytes typed on the console, handed out one at a time. */
+	uint8_t in[UART_INPUT_MAX];
+	size_t in_head, in_len;
+	bool input_waiting;	/* a client holds input we had no room for */
+};
+
+static struct device_type uart_device;
 
 static void uart_update_irq(struct uart *u)
 {
@@ -192,10 +208,12 @@ static int uart_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 
 size_t uart_receive(struct domain *dom, const void *data, size_t len)
 {
-	struct uart *u = &dom->uart;
+	struct uart *u = device_state(dom, &uart_device);
 	const uint8_t *p = data;
 	size_t i;
 
+	if (!u)
+		return len;	/* no UART any more: nothing will read it */
 	pthread_mutex_lock(&u->lock);
 	for (i = 0; i < len && u->in_len < UART_INPUT_MAX; i++)
 		uart_push_input(u, p[i]);
@@ -206,11 +224,10 @@ size_t uart_receive(struct domain *dom, const void *data, size_t len)
 	return i;
 }
 
-int uart_init(struct domain *dom)
+static int uart_init(struct domain *dom, void *state)
 {
-	struct uart *u = &dom->uart;
+	struct uart *u = state;
 
-	memset(u, 0, sizeof(*u));
 	pthread_mutex_init(&u->lock, NULL);
 	u->dom = dom;
 	u->dll = 12;		/* 9600 baud */
@@ -219,14 +236,16 @@ int uart_init(struct domain *dom)
 			       "uart");
 }
 
-void uart_destroy(struct domain *dom)
+static void uart_destroy(struct domain *dom, void *state)
 {
-	pthread_mutex_destroy(&dom->uart.lock);
+	struct uart *u = state;
+
+	pthread_mutex_destroy(&u->lock);
 }
 
-int uart_save(struct domain *dom, struct stream_writer *w)
+static int uart_save(struct domain *dom, void *state, struct stream_writer *w)
 {
-	struct uart *u = &dom->uart;
+	struct uart *u = state;
 	struct rec_dev_uart r = { 0 };
 	uint8_t in[UART_INPUT_MAX];
 	size_t i;
@@ -250,10 +269,9 @@ int uart_save(struct domain *dom, struct stream_writer *w)
 	return ret;
 }
 
-int uart_load(struct domain *dom, const void *body, size_t len, char *err,
-	      size_t errlen)
+static int uart_check(const void *body, size_t len, char *err,
+		      size_t errlen)
 {
-	struct uart *u = &dom->uart;
 	struct rec_dev_uart r;
 
 	if (len < sizeof(r)) {
@@ -266,6 +284,16 @@ int uart_load(struct domain *dom, const void *body, size_t len, char *err,
 			 r.in_len, len);
 		return -1;
 	}
+	return 0;
+}
+
+static int uart_load(struct domain *dom, void *state, const void *body,
+		     size_t len, char *err, size_t errlen)
+{
+	struct uart *u = state;
+	struct rec_dev_uart r;
+
+	memcpy(&r, body, sizeof(r));
 	pthread_mutex_lock(&u->lock);
 	u->ier = r.ier;
 	u->lcr = r.lcr;
@@ -283,3 +311,16 @@ int uart_load(struct domain *dom, const void *body, size_t len, char *err,
 	pthread_mutex_unlock(&u->lock);
 	return 0;
 }
+
+static struct device_type uart_device = {
+	.name = "uart",
+	.order = 70,
+	.state_size = sizeof(struct uart),
+	.rec_type = REC_DEV_UART,
+	.init = uart_init,
+	.destroy = uart_destroy,
+	.save = uart_save,
+	.check = uart_check,
+	.load = uart_load,
+};
+DEVICE_REGISTER(uart_device);
