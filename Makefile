@@ -71,8 +71,11 @@ $(AUTOCONF): $(AUTOCONF_MK)
 
 # ---------------------------------------------------------------- sources
 COMMON_SRC := $(wildcard common/*.c)
-XEN_SRC    := $(wildcard xen/*.c xen/dev/*.c) xen/boot/boot.c xen/boot/elf.c \
+XEN_SRC    := $(wildcard xen/*.c) xen/boot/boot.c xen/boot/elf.c \
               liveupdate/note.c
+# Devices: one file each, registering itself (xen/dev/devices.h).
+XEN_SRC    += $(filter-out xen/dev/debug_exit.c,$(wildcard xen/dev/*.c))
+XEN_SRC-$(CONFIG_DEV_DEBUG_EXIT) += xen/dev/debug_exit.c
 XEN_SRC-$(CONFIG_LIVE_UPDATE) += $(filter-out liveupdate/note.c,$(wildcard liveupdate/*.c))
 XEN_SRC-$(CONFIG_LIVEPATCH) += $(wildcard livepatch/*.c)
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
