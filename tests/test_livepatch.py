@@ -533,7 +533,8 @@ static int rtc_audit_unload(void)
 	struct domain *d;
 
 	for (d = domain_first(); d; d = d->next)
-		livepatch_shadow_free(&d->rtc, RTC_AUDIT_SHADOW);
+		livepatch_shadow_free(device_state(d, &rtc_device),
+				      RTC_AUDIT_SHADOW);
 	return rtc_audit_note("unload");
 }
 

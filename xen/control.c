@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "dev/uart.h"
 #include "domain.h"
 #include "log.h"
 #include "loop.h"

@@ -10,8 +10,6 @@
 #include "domcfg.h"
 #include "ioport.h"
 #include "ring.h"
-#include "dev/rtc.h"
-#include "dev/uart.h"
 
 enum dom_state {
 	DOM_RUNNING,
@@ -29,6 +27,7 @@ enum dom_event {
 };
 
 struct domain;
+struct device_set;
 
 struct vcpu {
 	struct domain *dom;
@@ -73,10 +72,7 @@ struct domain {
 	double cpu_time_dead;		/* CPU seconds of finished threads */
 
 	struct ioport_map ports;
-	bool devices_ready;
-	uint32_t pci_addr;		/* latch at 0xcf8 */
-	struct uart uart;
-	struct rtc rtc;
+	struct device_set *devices;	/* each device's state (dev/devices.c) */
 
 	/* Console history; console_lock guards it. */
 	pthread_mutex_t console_lock;

@@ -30,6 +30,12 @@ struct ioport_map {
 	struct ioport_range ranges[IOPORT_MAX_RANGES];
 };
 
+/* What a read of `size` bytes returns where nothing drives the bus. */
+static inline uint32_t ioport_all_ones(unsigned size)
+{
+	return size == 4 ? 0xffffffff : (1u << (size * 8)) - 1;
+}
+
 int ioport_register(struct ioport_map *map, uint16_t base, uint16_t len,
 		    ioport_fn fn, void *opaque, const char *owner);
 const struct ioport_range *ioport_find(const struct ioport_map *map,

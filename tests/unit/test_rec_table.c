@@ -8,7 +8,6 @@
  * "N passed, M failed"; exits 1 when anything failed.
  */
 #include <linux/kvm.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,31 +16,11 @@
 
 #include "rec_table.h"
 #include "stream.h"
+#include "unit.h"
 
-static int passed, failed;
-
-static void check(int ok, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void check(int ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("test_rec_table.c:%d: FAIL: ", line);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
-
-#define CHECK(cond) check(!!(cond), __LINE__, "%s", #cond)
-#define CHECK_HAS(s, sub) check(strstr((s), (sub)) != NULL, __LINE__, \
-				"\"%s\" does not say \"%s\"", (s), (sub))
+#define CHECK_HAS(s, sub) \
+	unit_check(strstr((s), (sub)) != NULL, __FILE__, __LINE__, \
+		   "\"%s\" does not say \"%s\"", (s), (sub))
 
 #define MAX_RECS	40
 #define BODY_MAX	8192
@@ -296,6 +275,5 @@ int main(void)
 	test_wrong_sizes();
 	test_refused_records();
 	test_place_and_completeness();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return unit_done();
 }

@@ -13,38 +13,13 @@
 
 #include "domcfg.h"
 #include "xlcfg.h"
+#include "unit.h"
 
 #define CFG_NAME "/etc/xen/t.cfg"
 
-static int passed, failed;
-
-static void check(int ok, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void check(int ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("test_xlcfg.c:%d: FAIL: ", line);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
-
-#define CHECK(cond) check(!!(cond), __LINE__, "%s", #cond)
-#define CHECK_INT(a, b) do {						\
-	long long a_ = (a), b_ = (b);					\
-	check(a_ == b_, __LINE__, "%s == %lld, want %lld", #a, a_, b_);	\
-} while (0)
 #define CHECK_STR(a, b) do {						\
 	const char *a_ = (a), *b_ = (b);				\
-	check(a_ && b_ ? !strcmp(a_, b_) : a_ == b_, __LINE__,		\
+	unit_check(a_ && b_ ? !strcmp(a_, b_) : a_ == b_, __FILE__, __LINE__, \
 	      "%s == \"%s\", want \"%s\"", #a, a_ ? a_ : "(null)",	\
 	      b_ ? b_ : "(null)");					\
 } while (0)
@@ -55,7 +30,7 @@ static int parse_ok_at(int line, const char *text, struct domcfg *cfg)
 	char err[512] = "";
 	int rc = xlcfg_parse_buffer(CFG_NAME, text, cfg, err, sizeof(err));
 
-	check(rc == XLCFG_OK, line, "parse failed: %s", err);
+	unit_check(rc == XLCFG_OK, __FILE__, line, "parse failed: %s", err);
 	return rc;
 }
 #define PARSE_OK(text, cfg) parse_ok_at(__LINE__, text, cfg)
@@ -68,11 +43,11 @@ static void parse_err_at(int line, const char *text, const char *want,
 	struct domcfg cfg;
 	int rc = xlcfg_parse_buffer(CFG_NAME, text, &cfg, err, sizeof(err));
 
-	check(rc == XLCFG_ERR_CONFIG, line, "parse of \"%s\" returned %d",
+	unit_check(rc == XLCFG_ERR_CONFIG, __FILE__, line, "parse of \"%s\" returned %d",
 	      text, rc);
-	check(exact ? !strcmp(err, want) : strstr(err, want) != NULL, line,
+	unit_check(exact ? !strcmp(err, want) : strstr(err, want) != NULL, __FILE__, line,
 	      "error \"%s\", want %s\"%s\"", err, exact ? "" : "...", want);
-	check(cfg.kernel == NULL && cfg.name[0] == '\0', line,
+	unit_check(cfg.kernel == NULL && cfg.name[0] == '\0', __FILE__, line,
 	      "config not reset after an error");
 	domcfg_free(&cfg);
 }
@@ -260,7 +235,7 @@ static void write_file_n(const char *path, const char *text, size_t len)
 	FILE *f = fopen(path, "w");
 
 	if (!f || fwrite(text, 1, len, f) != len)
-		check(0, __LINE__, "cannot write %s", path);
+		unit_check(0, __FILE__, __LINE__, "cannot write %s", path);
 	if (f)
 		fclose(f);
 }
@@ -277,7 +252,7 @@ static void test_files(void)
 	int rc;
 
 	if (!mkdtemp(tmpdir)) {
-		check(0, __LINE__, "mkdtemp failed");
+		unit_check(0, __FILE__, __LINE__, "mkdtemp failed");
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/guest.cfg", tmpdir);
@@ -627,12 +602,12 @@ static void json_err_at(int line, const char *json, const char *want)
 				 &jerr);
 	int rc;
 
-	check(obj != NULL, line, "bad test JSON: %s", jerr.text);
+	unit_check(obj != NULL, __FILE__, line, "bad test JSON: %s", jerr.text);
 	rc = domcfg_from_json(obj, &cfg, err, sizeof(err));
-	check(rc == -1, line, "from_json(%s) returned %d", json, rc);
-	check(!strcmp(err, want), line, "error \"%s\", want \"%s\"", err,
+	unit_check(rc == -1, __FILE__, line, "from_json(%s) returned %d", json, rc);
+	unit_check(!strcmp(err, want), __FILE__, line, "error \"%s\", want \"%s\"", err,
 	      want);
-	check(cfg.kernel == NULL, line, "config not reset after an error");
+	unit_check(cfg.kernel == NULL, __FILE__, line, "config not reset after an error");
 	domcfg_free(&cfg);
 	json_decref(obj);
 }
@@ -714,6 +689,5 @@ int main(void)
 	test_json_round_trip();
 	test_json_errors();
 	test_json_accepts();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return unit_done();
 }

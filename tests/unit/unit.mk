@@ -1,5 +1,6 @@
 # C unit tests: each tests/unit/test_*.c is a program of its own, linked
-# with the common objects, built as $(BUILD)/tests/unit/test_*.
+# with the common objects (and the hypervisor objects named below), built
+# as $(BUILD)/tests/unit/test_*.
 # tests/unit/test_unit.py runs every one of them under pytest;
 # `make unit-run` runs them directly.
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -12,7 +13,13 @@ unit: $(UNIT_BIN)
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_UNIT)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(COMMON_LIB) $(LDLIBS_UNIT)
+
+# Hypervisor code a test runs in userspace (as Xen's tools/tests/vpci
+# builds vpci.c): the device register models, and rtc.c against the
+# stubs in its test.
+$(BUILD)/tests/unit/test_uart: $(call obj,xen/dev/ns16550.c)
+$(BUILD)/tests/unit/test_rtc: $(call obj,xen/dev/mc146818.c xen/dev/rtc.c)
 
 # Keep the objects: they are not throw-away intermediates.
 .SECONDARY: $(UNIT_OBJ)

@@ -1,7 +1,7 @@
 /*
  * Firmware tables the loaders put below 1 MiB for every boot protocol: an
  * MP table (mptable.c) and ACPI tables (acpi.c), and the fixed ACPI
- * power-management block the board emulates (dev/board.c).
+ * power-management block the board emulates (dev/acpi_pm.c).
  */
 #ifndef XEN_BOOT_TABLES_H
 #define XEN_BOOT_TABLES_H

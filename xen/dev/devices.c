@@ -1,5 +1,7 @@
-/* The device registry: every emulated device type of a domain. */
+/* The device registry: every emulated device type, and each domain's set
+ * of their states. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "dev/devices.h"
 #include "domain.h"
@@ -7,91 +9,207 @@
 #include "rec_table.h"
 #include "stream.h"
 
-static const struct device_type device_types[] = {
-	{ "board", REC_DEV_BOARD, board_init, board_destroy, board_save,
-	  board_load },
-	{ "uart", REC_DEV_UART, uart_init, uart_destroy, uart_save,
-	  uart_load },
-	{ "rtc", REC_DEV_RTC, rtc_init, rtc_destroy, rtc_save, rtc_load },
+struct device_set {
+	unsigned nr;		/* slots made so far, in order */
+	void *state[];
 };
 
-#define NR_DEVICE_TYPES (sizeof(device_types) / sizeof(device_types[0]))
+static struct device_type *types;	/* ascending order */
+static unsigned nr_types;
 
-int devices_init(struct domain *dom)
+/* Constructors run in link order: keep the list sorted instead. */
+void device_register(struct device_type *t)
 {
-	unsigned i;
+	struct device_type **p = &types;
+	unsigned slot = 0;
 
-	for (i = 0; i < NR_DEVICE_TYPES; i++) {
-		if (device_types[i].init(dom) < 0) {
-			log_err("d%u: device %s failed to initialise", dom->id,
-				device_types[i].name);
-			return -1;
-		}
+	while (*p && (*p)->order <= t->order)
+		p = &(*p)->next;
+	t->next = *p;
+	*p = t;
+	for (t = types; t; t = t->next)
+		t->slot = slot++;
+	nr_types = slot;
+}
+
+static const struct device_type *type_at(unsigned slot)
+{
+	const struct device_type *t;
+
+	for (t = types; t && t->slot != slot; t = t->next)
+		;
+	return t;
+}
+
+void *device_state(const struct domain *dom, const struct device_type *t)
+{
+	const struct device_set *set = dom->devices;
+
+	return set && t->slot < set->nr ? set->state[t->slot] : NULL;
+}
+
+static int check_stateless(const struct device_type *t)
+{
+	if (!t->stateless || !*t->stateless) {
+		log_err("device %s has no state record and says not why: "
+			"refusing to run", t->name);
+		return -1;
 	}
-	dom->devices_ready = true;
+	if (t->save || t->load) {
+		log_err("device %s saves and loads but names no record",
+			t->name);
+		return -1;
+	}
 	return 0;
 }
 
-void devices_destroy(struct domain *dom)
+static int check_device_record(const struct device_type *t)
 {
-	unsigned i;
+	const struct device_type *o;
 
-	if (!dom->devices_ready)
-		return;
-	for (i = NR_DEVICE_TYPES; i-- > 0;)
-		device_types[i].destroy(dom);
-	dom->devices_ready = false;
+	const struct rec_desc *d = rec_desc(t->rec_type);
+
+	/* Restore refuses a stream without the record (rec_table.c). */
+	if (!t->save || !t->load || t->stateless || !d ||
+	    d->phase != PH_DEVICES || !(d->flags & REC_REQUIRED)) {
+		log_err("device %s: record %#x is not a device record the "
+			"record table requires, with save and load: refusing "
+			"to run", t->name, t->rec_type);
+		return -1;
+	}
+	for (o = types; o != t; o = o->next) {
+		if (o->rec_type == t->rec_type) {
+			log_err("devices %s and %s share record %#x", o->name,
+				t->name, t->rec_type);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int devices_check(void)
 {
-	unsigned i, j;
+	const struct device_type *t;
 
-	for (i = 0; i < NR_DEVICE_TYPES; i++) {
-		const struct device_type *t = &device_types[i];
-
-		const struct rec_desc *d = rec_desc(t->rec_type);
-
-		/* Restore refuses a stream without the record (rec_table.c). */
-		if (!t->save || !t->load || !d || d->phase != PH_DEVICES ||
-		    !(d->flags & REC_REQUIRED)) {
-			log_err("device %s has no state record: refusing to run",
-				t->name);
+	for (t = types; t; t = t->next) {
+		if (t->next && t->next->order == t->order) {
+			log_err("devices %s and %s share order %u", t->name,
+				t->next->name, t->order);
 			return -1;
 		}
-		for (j = 0; j < i; j++) {
-			if (device_types[j].rec_type == t->rec_type) {
-				log_err("devices %s and %s share record %#x",
-					device_types[j].name, t->name,
-					t->rec_type);
-				return -1;
-			}
+		if (t->rec_type ? check_device_record(t) : check_stateless(t))
+			return -1;
+	}
+	return 0;
+}
+
+static int device_init_one(struct domain *dom, const struct device_type *t)
+{
+	struct device_set *set = dom->devices;
+	void *state = NULL;
+
+	if (t->state_size) {
+		state = calloc(1, t->state_size);
+		if (!state)
+			return -1;
+	}
+	set->state[t->slot] = state;
+	set->nr = t->slot + 1;
+	if (t->init && t->init(dom, state) < 0) {
+		set->nr = t->slot;
+		set->state[t->slot] = NULL;
+		free(state);
+		return -1;
+	}
+	return 0;
+}
+
+int devices_init(struct domain *dom)
+{
+	const struct device_type *t;
+
+	dom->devices = calloc(1, sizeof(*dom->devices) +
+			      nr_types * sizeof(void *));
+	if (!dom->devices)
+		return -1;
+	for (t = types; t; t = t->next) {
+		if (device_init_one(dom, t) < 0) {
+			log_err("d%u: device %s failed to initialise", dom->id,
+				t->name);
+			devices_destroy(dom);
+			return -1;
 		}
 	}
 	return 0;
 }
 
+/* Tear down in reverse order; the ports the devices claimed go too. */
+void devices_destroy(struct domain *dom)
+{
+	struct device_set *set = dom->devices;
+	const struct device_type *t;
+
+	if (!set)
+		return;
+	while (set->nr > 0) {
+		t = type_at(--set->nr);
+		if (t->destroy)
+			t->destroy(dom, set->state[t->slot]);
+		free(set->state[t->slot]);
+	}
+	dom->ports.nr = 0;
+	free(set);
+	dom->devices = NULL;
+}
+
+static const struct device_type *type_by_rec(uint32_t rec_type, int *index)
+{
+	const struct device_type *t;
+	int i = 0;
+
+	for (t = types; t; t = t->next) {
+		if (!t->rec_type)
+			continue;
+		if (t->rec_type == rec_type)
+			break;
+		i++;
+	}
+	if (index)
+		*index = t ? i : -1;
+	return t;
+}
+
 int devices_index(uint32_t rec_type)
 {
-	unsigned i;
+	int i;
 
-	for (i = 0; i < NR_DEVICE_TYPES; i++)
-		if (device_types[i].rec_type == rec_type)
-			return i;
-	return -1;
+	if (!rec_type)
+		return -1;
+	type_by_rec(rec_type, &i);
+	return i;
 }
 
 const char *device_type_name(unsigned i)
 {
-	return i < NR_DEVICE_TYPES ? device_types[i].name : NULL;
+	const struct device_type *t;
+
+	for (t = types; t; t = t->next)
+		if (t->rec_type && i-- == 0)
+			return t->name;
+	return NULL;
 }
 
 int devices_save(struct domain *dom, struct stream_writer *w)
 {
-	unsigned i;
+	const struct device_type *t;
 
-	for (i = 0; i < NR_DEVICE_TYPES; i++)
-		if (device_types[i].save(dom, w) < 0)
+	if (!dom->devices) {
+		log_err("d%u: no devices to save", dom->id);
+		return -1;
+	}
+	for (t = types; t; t = t->next)
+		if (t->rec_type &&
+		    t->save(dom, device_state(dom, t), w) < 0)
 			return -1;
 	return 0;
 }
@@ -99,13 +217,16 @@ int devices_save(struct domain *dom, struct stream_writer *w)
 int devices_load(struct domain *dom, uint32_t type, const void *body,
 		 size_t len, char *err, size_t errlen)
 {
-	unsigned i;
+	const struct device_type *t = type ? type_by_rec(type, NULL) : NULL;
 
-	for (i = 0; i < NR_DEVICE_TYPES; i++) {
-		if (device_types[i].rec_type != type)
-			continue;
-		return device_types[i].load(dom, body, len, err, errlen) < 0 ?
-		       -1 : 1;
+	if (!t)
+		return 0;
+	if (!dom->devices) {
+		snprintf(err, errlen, "%s: the domain has no devices",
+			 rec_type_name(type));
+		return -1;
 	}
-	return 0;
+	if (t->load(dom, device_state(dom, t), body, len, err, errlen) < 0)
+		return -1;
+	return 1;
 }

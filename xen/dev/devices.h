@@ -1,7 +1,8 @@
 /*
- * The registry of every emulated device a domain has.  Each device type
- * is one entry; adding a device means adding it here, which is where
- * later state-saving work hooks in.
+ * The device registry.  Each emulated device is one file that registers
+ * its type with DEVICE_REGISTER(); the core names no device.  A domain
+ * holds one opaque set of per-device state, made by devices_init(); a
+ * device finds its own with device_state().
  */
 #ifndef XEN_DEV_DEVICES_H
 #define XEN_DEV_DEVICES_H
@@ -13,20 +14,55 @@ struct domain;
 struct stream_writer;
 
 /*
- * Every device type must be able to save and load itself: a device with
- * no record would silently lose its state across save/restore, live
- * update and migration.  devices_check() refuses such a registry at
- * start-up and tests/test_save.py checks each type's record in a stream.
+ * A device type.  Every device must be able to save and load itself: a
+ * device with state but no record would silently lose that state across
+ * save/restore, live update and migration.  So a type either names its
+ * record (rec_type, with save and load) or says in `stateless` why it
+ * needs none; devices_check() refuses a registry where a type does
+ * neither, or names a record the record table (common/rec_table.c) does
+ * not require of every domain, and tests/test_save.py checks each record
+ * in a stream.  The record's body is common/records.h's; its check is
+ * the record table's, which restore runs before load() and which
+ * xen-stream and the fuzzer run too.
  */
 struct device_type {
 	const char *name;
-	uint32_t rec_type;		/* its record in the state stream */
-	int (*init)(struct domain *dom);
-	void (*destroy)(struct domain *dom);
-	int (*save)(struct domain *dom, struct stream_writer *w);
-	int (*load)(struct domain *dom, const void *body, size_t len,
-		    char *err, size_t errlen);
+	/*
+	 * Position among all types: devices are made in this order, torn
+	 * down in reverse, and their records written in it.  The order of
+	 * the records is part of the stream (docs/state-format.md), so a
+	 * device keeps its number; no two types share one.
+	 */
+	unsigned order;
+	size_t state_size;	/* private state the registry allocates,
+				 * zeroed; 0 for none (state is NULL) */
+	uint32_t rec_type;	/* its record in the state stream, or 0 */
+	const char *stateless;	/* with rec_type 0: why it needs none */
+
+	/* All optional but save and load of a type with a record. */
+	int (*init)(struct domain *dom, void *state);
+	void (*destroy)(struct domain *dom, void *state);
+	int (*save)(struct domain *dom, void *state, struct stream_writer *w);
+	/* Load a body the record table's check accepted. */
+	int (*load)(struct domain *dom, void *state, const void *body,
+		    size_t len, char *err, size_t errlen);
+
+	/* The registry's own. */
+	unsigned slot;
+	struct device_type *next;
 };
+
+void device_register(struct device_type *t);
+
+/* Register `t` (a static struct device_type) before main() runs. */
+#define DEVICE_REGISTER(t)						\
+	static void __attribute__((constructor)) register_##t(void)	\
+	{								\
+		device_register(&t);					\
+	}
+
+/* The state of device `t` in `dom`, or NULL if the domain has none. */
+void *device_state(const struct domain *dom, const struct device_type *t);
 
 int devices_check(void);
 int devices_init(struct domain *dom);
@@ -36,16 +72,12 @@ int devices_save(struct domain *dom, struct stream_writer *w);
  * record, -1 on error. */
 int devices_load(struct domain *dom, uint32_t type, const void *body,
 		 size_t len, char *err, size_t errlen);
-/* Registry index of the device whose record type this is (or -1). */
+/*
+ * The devices that have a record, in stream order: the index of the one
+ * whose record type this is (or -1), and the name of the i-th (NULL past
+ * the last).
+ */
 int devices_index(uint32_t rec_type);
-/* Names of all registered device types, NULL-terminated. */
 const char *device_type_name(unsigned i);
-
-/* Reset, debug-exit, PCI config and absent legacy ports (board.c). */
-int board_init(struct domain *dom);
-void board_destroy(struct domain *dom);
-int board_save(struct domain *dom, struct stream_writer *w);
-int board_load(struct domain *dom, const void *body, size_t len, char *err,
-	       size_t errlen);
 
 #endif
