@@ -4,6 +4,7 @@
  * anything pauses.  It lands in a PT_NOTE segment next to the build-id.
  */
 #include <stdint.h>
+#include <generated/autoconf.h>
 
 #include "liveupdate/lu.h"
 #include "stream.h"
@@ -14,14 +15,26 @@ struct xkvm_note {
 	uint32_t read_min, read_max, write_min, write_max;
 };
 
+/*
+ * An image built without live update reads no handover (versions 0..0):
+ * staging refuses it, since exec'ing it would lose the guests.
+ */
+#ifdef CONFIG_LIVE_UPDATE
+#define HANDOVER_READ_MIN	STREAM_VERSION_MIN
+#define HANDOVER_READ_MAX	STREAM_VERSION
+#else
+#define HANDOVER_READ_MIN	0
+#define HANDOVER_READ_MAX	0
+#endif
+
 __attribute__((section(".note.xkvm"), aligned(4), used))
 static const struct xkvm_note xkvm_note = {
 	.namesz = sizeof(XKVM_NOTE_NAME),
 	.descsz = 16,
 	.type = XKVM_NOTE_STREAM,
 	.name = XKVM_NOTE_NAME,
-	.read_min = STREAM_VERSION_MIN,
-	.read_max = STREAM_VERSION,
+	.read_min = HANDOVER_READ_MIN,
+	.read_max = HANDOVER_READ_MAX,
 	.write_min = STREAM_VERSION_MIN,
 	.write_max = STREAM_VERSION,
 };

@@ -182,6 +182,12 @@ int lu_handover_version(const struct lu_image *img, char *err,
 	unsigned v = img->read_max < STREAM_VERSION ? img->read_max
 						    : STREAM_VERSION;
 
+	if (img->read_max == 0) {
+		snprintf(err, errlen, "the image is built without live update "
+			 "(CONFIG_LIVE_UPDATE off): it cannot take over the "
+			 "guests");
+		return -1;
+	}
 	if (v < STREAM_VERSION_MIN || v < img->read_min) {
 		snprintf(err, errlen,
 			 "the image reads state versions %u..%u; this one writes %d..%d",

@@ -473,6 +473,11 @@ REFUSALS = {
     "relative-path": (None, "build/bin/xen", 3, r"absolute"),
     "reads-5-6": (lambda s, p: _patched_versions(s, p, (5, 6, 5, 6)), None,
                   None, r"5\.\.6"),
+    # what an image built without live update says in its note
+    "no-live-update": (lambda s, p: _patched_versions(s, p, (0, 0, 1, 2)),
+                       None, None,
+                       r"built without live update \(CONFIG_LIVE_UPDATE "
+                       r"off\): it cannot take over the guests"),
 }
 
 
@@ -510,7 +515,8 @@ def test_staging_refusal(daemon, images, tmp_path, kind):
         assert e["code"] == code, e
     assert re.search(pattern, e["message"]), e
     if not raw:
-        assert path in e["message"] or kind == "reads-5-6", e
+        assert path in e["message"] or kind in ("reads-5-6",
+                                                 "no-live-update"), e
         assert x.returncode == e["code"], (x.returncode, x.err)
         assert re.search(pattern, x.err), x.err
     assert lu_status(d) == st0
