@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "openfile.h"
 #include "xlcfg.h"
 
 #define CMDLINE_NAME	"<command line>"
@@ -572,12 +573,22 @@ static int read_fd(int fd, char *buf, size_t cap, size_t *len)
 static int read_text(const char *path, char **text, char *err, size_t errlen)
 {
 	size_t len = 0;
-	char *buf = malloc(XLCFG_FILE_MAX + 2);
-	int fd, rc = XLCFG_ERR_IO;
+	char *buf = malloc(XLCFG_FILE_MAX + 2), why[512];
+	int fd = -1, rc = XLCFG_ERR_IO;
 
 	*text = NULL;
-	fd = buf ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	if (fd < 0 || read_fd(fd, buf, XLCFG_FILE_MAX + 1, &len)) {
+	if (!buf) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+			 strerror(errno));
+		return rc;
+	}
+	/* Not a FIFO (xl would wait for a writer) nor a device. */
+	fd = open_regular(path, 0, NULL, why, sizeof(why));
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read %s", why);
+		goto out;
+	}
+	if (read_fd(fd, buf, XLCFG_FILE_MAX + 1, &len)) {
 		snprintf(err, errlen, "cannot read %s: %s", path,
 			 strerror(errno));
 		goto out;

@@ -22,8 +22,8 @@ import tempfile
 import pytest
 
 from harness import (BUILD, ROOT, ApiError, Daemon, build_has, require_kvm,
-                     copy_image, require_binaries, wait_counter_advances,
-                     wait_until)
+                     copy_image, request_and_probe, require_binaries,
+                     unblock_fifo, wait_counter_advances, wait_until)
 
 TOOL = os.path.join(ROOT, "tools", "livepatch", "livepatch-build")
 EXAMPLES = os.path.join(ROOT, "livepatch", "examples")
@@ -436,6 +436,28 @@ def test_xl_usage(vd, lab):
     assert r.returncode == 64
     r = vd.xl("livepatch", "revert", "nope", check=False)
     assert r.returncode != 0 and "no livepatch payload" in r.err
+
+
+@needs_lp
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_upload_of_what_is_no_file_is_refused_at_once(daemon, tmp_path,
+                                                      kind):
+    """A FIFO as the payload would block the daemon in open() until
+    someone writes to it: refused without reading, while the daemon
+    answers another client."""
+    path = str(tmp_path / "fifo") if kind == "fifo" else "/dev/zero"
+    if kind == "fifo":
+        os.mkfifo(path)
+    reply, answered = request_and_probe(
+        daemon, "livepatch-upload", {"name": "p", "path": path},
+        unblock=lambda: unblock_fifo(path))
+    assert answered, f"the daemon served no other client during the " \
+        f"upload of {path}"
+    assert not reply["ok"] and reply["error"]["code"] == 3, reply
+    assert reply["error"]["message"] == f"{path}: not a regular file", reply
+    r = daemon.xl("livepatch", "upload", "p", path, check=False, timeout=30)
+    assert r.returncode == 3 and "not a regular file" in r.err, r.err
+    assert daemon.call("livepatch-list")["payloads"] == []
 
 
 def _lp_off_build():

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "domain.h"
 #include "log.h"
+#include "openfile.h"
 #include "quiesce.h"
 #include "state.h"
 
@@ -56,23 +57,13 @@ static int save_args(json_t *args, struct save_opts *o, const char **path,
 }
 
 /* Refuse what is not a regular file without blocking on FIFOs or devices. */
-static int open_regular(const char *path, struct ctl_reply *r)
+static int open_stream(const char *path, struct ctl_reply *r)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	char why[400];
+	int fd = open_regular(path, 0, NULL, why, sizeof(why));
 
-	if (fd < 0) {
-		ctl_fail(r, CTL_EINVAL, "cannot read %.300s: %s", path,
-			 strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		ctl_fail(r, CTL_EINVAL, "cannot read %.300s: not a regular file",
-			 path);
-		close(fd);
-		return -1;
-	}
-	fcntl(fd, F_SETFL, 0);
+	if (fd < 0)
+		ctl_fail(r, CTL_EINVAL, "cannot read %s", why);
 	return fd;
 }
 
@@ -182,7 +173,7 @@ int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r)
 		     !domcfg_valid_name(json_string_value(name))))
 		return ctl_fail(r, CTL_EINVAL, "%s",
 				"'name' must be 1-63 characters of [A-Za-z0-9_.-]");
-	fd = open_regular(path, r);
+	fd = open_stream(path, r);
 	if (fd < 0)
 		return CTL_EINVAL;
 	src.opaque = &fd;
