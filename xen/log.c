@@ -1,9 +1,13 @@
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <generated/autoconf.h>
 
@@ -19,17 +23,42 @@ static const char *const level_names[] = {
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
+/* A log the daemon creates is this mode, whatever the umask. */
+#define LOG_FILE_MODE	0640
+
+/* Append to @path; made LOG_FILE_MODE if it is not there yet. */
+static int open_log_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC,
+		      LOG_FILE_MODE);
+
+	if (fd >= 0 && fchmod(fd, LOG_FILE_MODE) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (fd < 0 && errno == EEXIST)
+		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	return fd;
+}
+
 int log_open(const char *path)
 {
+	int fd;
+
 	if (!log_ring.buf && ring_init(&log_ring, CONFIG_LOG_RING_KIB * 1024))
 		return -1;
 	if (!path) {
 		log_file = stderr;
 		return 0;
 	}
-	log_file = fopen(path, "ae");
-	if (!log_file)
+	fd = open_log_file(path);
+	if (fd < 0)
 		return -1;
+	log_file = fdopen(fd, "a");
+	if (!log_file) {
+		close(fd);
+		return -1;
+	}
 	setvbuf(log_file, NULL, _IOLBF, 0);
 	return 0;
 }
