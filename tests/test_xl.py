@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from harness import (XL, CounterWatch, Daemon, assert_counter_frozen,
-                     build_bool_features, build_config_int, build_has,
+from harness import (XL, ApiError, CounterWatch, Daemon,
+                     assert_counter_frozen, build_bool_features,
+                     build_config_int, build_has,
                      complete_status_lines, guest_path, parse_status_lines,
                      request_and_probe, unblock_fifo, wait_counter_advances,
                      wait_until)
@@ -519,6 +520,32 @@ def test_dmesg_and_clear(daemon):
     assert daemon.xl("dmesg").out == ""
     # The log file keeps everything.
     assert line in daemon.log()
+
+
+def test_names_with_control_characters_are_escaped_in_the_log(daemon,
+                                                              tmp_path):
+    """A file name with a newline must not forge a line in xen.log or
+    `xl dmesg`, nor one with an escape sequence reach the terminal: the
+    log writes control characters (C0, DEL, C1) as \\xHH; other UTF-8
+    stays as it is."""
+    forged = "(XEN) [2020-01-01 00:00:00.000] error: forged"
+    name = f"caf\u00e9-evil\n{forged}\x1b[31m\u009b2J.xkvm"
+    path = str(tmp_path / name)
+    with open(path, "wb") as f:
+        f.write(b"not a stream\n")
+    with pytest.raises(ApiError):
+        daemon.call("restore", path=path)
+    escaped = str(tmp_path) + "/caf\u00e9-evil\\x0a" + forged + \
+        "\\x1b[31m\\xc2\\x9b2J.xkvm"
+    for where, text in (("xen.log", daemon.log()),
+                        ("xl dmesg", daemon.xl("dmesg").out)):
+        lines = text.splitlines()
+        assert not [ln for ln in lines if ln.startswith(forged[:20])], \
+            f"a forged line in {where}:\n{text}"
+        assert all(ln.startswith("(XEN) [") for ln in lines), text
+        assert f"restore from {escaped} failed: " in text, \
+            f"{escaped!r} not in {where}:\n{text}"
+        assert "\x1b" not in text and "\u009b" not in text
 
 
 # ---------------------------------------------------------------- version
