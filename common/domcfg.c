@@ -6,17 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <generated/autoconf.h>
-
 #include "domcfg.h"
 
-#ifndef CONFIG_MAX_VCPUS
-#define CONFIG_MAX_VCPUS DOMCFG_VCPUS_LIMIT
-#endif
-
 typedef int (*field_setter)(struct domcfg *cfg, enum domcfg_field field,
-			    json_t *val, unsigned int max_vcpus,
-			    char *why, size_t whylen);
+			    json_t *val, char *why, size_t whylen);
 
 struct field_desc {
 	const char *name;
@@ -131,8 +124,7 @@ bool domcfg_valid_name(const char *s)
 }
 
 static int set_name(struct domcfg *cfg, enum domcfg_field field,
-		    json_t *val, unsigned int max_vcpus,
-		    char *why, size_t whylen)
+		    json_t *val, char *why, size_t whylen)
 {
 	const char *s = get_string(val, why, whylen);
 
@@ -167,18 +159,16 @@ bad:
 }
 
 static int set_memory(struct domcfg *cfg, enum domcfg_field field,
-		      json_t *val, unsigned int max_vcpus,
-		      char *why, size_t whylen)
+		      json_t *val, char *why, size_t whylen)
 {
 	return get_uint(val, DOMCFG_MEMORY_MIN, DOMCFG_MEMORY_MAX,
 			&cfg->memory_mib, why, whylen);
 }
 
 static int set_vcpus(struct domcfg *cfg, enum domcfg_field field,
-		     json_t *val, unsigned int max_vcpus,
-		     char *why, size_t whylen)
+		     json_t *val, char *why, size_t whylen)
 {
-	return get_uint(val, 1, max_vcpus, &cfg->vcpus, why, whylen);
+	return get_uint(val, 1, DOMCFG_VCPUS_MAX, &cfg->vcpus, why, whylen);
 }
 
 static int replace_string(char **slot, const char *s, char *why,
@@ -204,8 +194,7 @@ static char **path_slot(struct domcfg *cfg, enum domcfg_field field)
 }
 
 static int set_path(struct domcfg *cfg, enum domcfg_field field,
-		    json_t *val, unsigned int max_vcpus,
-		    char *why, size_t whylen)
+		    json_t *val, char *why, size_t whylen)
 {
 	const char *s = get_string(val, why, whylen);
 
@@ -226,8 +215,7 @@ static int set_path(struct domcfg *cfg, enum domcfg_field field,
 }
 
 static int set_cmdline(struct domcfg *cfg, enum domcfg_field field,
-		       json_t *val, unsigned int max_vcpus,
-		       char *why, size_t whylen)
+		       json_t *val, char *why, size_t whylen)
 {
 	const char *s = get_string(val, why, whylen);
 
@@ -252,8 +240,7 @@ static enum domcfg_action *action_slot(struct domcfg *cfg,
 }
 
 static int set_action(struct domcfg *cfg, enum domcfg_field field,
-		      json_t *val, unsigned int max_vcpus,
-		      char *why, size_t whylen)
+		      json_t *val, char *why, size_t whylen)
 {
 	const char *s = get_string(val, why, whylen);
 	int rc;
@@ -324,14 +311,13 @@ bool domcfg_field_is_set(const struct domcfg *cfg, enum domcfg_field field)
 }
 
 int domcfg_set_field(struct domcfg *cfg, enum domcfg_field field,
-		     json_t *val, unsigned int max_vcpus,
-		     char *why, size_t whylen)
+		     json_t *val, char *why, size_t whylen)
 {
 	if ((unsigned int)field >= DOMCFG_NR_FIELDS) {
 		snprintf(why, whylen, "unknown field");
 		return -1;
 	}
-	return fields[field].set(cfg, field, val, max_vcpus, why, whylen);
+	return fields[field].set(cfg, field, val, why, whylen);
 }
 
 /* ------------------------------------------------------------ JSON */
@@ -358,8 +344,7 @@ int domcfg_from_json(json_t *obj, struct domcfg *out, char *err,
 				 fields[f].name);
 			goto fail;
 		}
-		if (domcfg_set_field(out, f, val, CONFIG_MAX_VCPUS,
-				     why, sizeof(why))) {
+		if (domcfg_set_field(out, f, val, why, sizeof(why))) {
 			snprintf(err, errlen, "config.%s: %s",
 				 fields[f].name, why);
 			goto fail;

@@ -12,14 +12,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
+#include <generated/autoconf.h>
 
 #define DOMCFG_NAME_MAX		63
 #define DOMCFG_MEMORY_MIN	1
 #define DOMCFG_MEMORY_MAX	65536
 #define DOMCFG_MEMORY_DEFAULT	128
 #define DOMCFG_VCPUS_DEFAULT	1
-/* xl.cfg bound on vcpus; the daemon uses CONFIG_MAX_VCPUS. */
+/* The most vCPUs any build allows (Kconfig range, stream records). */
 #define DOMCFG_VCPUS_LIMIT	64
+/*
+ * The most vCPUs this build allows (Kconfig MAX_VCPUS): the one bound
+ * xl's parser and the daemon both check, so xl refuses with FILE:LINE
+ * what the daemon would refuse.
+ */
+#ifdef CONFIG_MAX_VCPUS
+#define DOMCFG_VCPUS_MAX	CONFIG_MAX_VCPUS
+#else
+#define DOMCFG_VCPUS_MAX	DOMCFG_VCPUS_LIMIT
+#endif
 #define DOMCFG_CMDLINE_MAX	4095
 #define DOMCFG_PATH_MAX		4095
 
@@ -84,17 +95,16 @@ bool domcfg_field_is_set(const struct domcfg *cfg, enum domcfg_field field);
 /*
  * Validate @val and store it in @cfg.  On error @cfg is unchanged, -1 is
  * returned and @why holds the reason without the key (e.g. "must be an
- * integer between 1 and 65536").  vcpus may be at most @max_vcpus.
+ * integer between 1 and 65536").  vcpus may be at most DOMCFG_VCPUS_MAX.
  * Strings must be JSON strings without NUL bytes, integers JSON integers;
  * kernel and ramdisk must be absolute paths; an empty ramdisk means none.
  */
 int domcfg_set_field(struct domcfg *cfg, enum domcfg_field field,
-		     json_t *val, unsigned int max_vcpus,
-		     char *why, size_t whylen);
+		     json_t *val, char *why, size_t whylen);
 
 /*
  * The `create` command's config object.  Unknown members are ignored, a
- * null member counts as absent.  vcpus is bounded by CONFIG_MAX_VCPUS.
+ * null member counts as absent.
  * Returns 0, or -1 with a message like "config.memory: must be an integer
  * between 1 and 65536" in @err; @out is always left initialised (free it
  * with domcfg_free()).

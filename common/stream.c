@@ -91,7 +91,8 @@ int stream_writer_open(struct stream_writer *w, int fd, unsigned version,
 		 writer_version);
 	if (build_id_len > sizeof(h.build_id))
 		build_id_len = sizeof(h.build_id);
-	memcpy(h.build_id, build_id, build_id_len);
+	if (build_id_len)		/* a writer may have none (NULL) */
+		memcpy(h.build_id, build_id, build_id_len);
 	h.build_id_len = build_id_len;
 	h.crc = crc32(0, (const Bytef *)&h, offsetof(struct stream_header, crc));
 	w_put(w, &h, sizeof(h));

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "openfile.h"
 #include "xlcfg.h"
 
 #define CMDLINE_NAME	"<command line>"
@@ -135,10 +136,24 @@ static int make_string(struct parser *ps, const char *s, size_t len,
 	return 0;
 }
 
+/*
+ * Bytes from @s to its closing @quote, escapes skipped, or to the end of
+ * the line: what the string can hold at most.  Only the string itself is
+ * scanned (a list of many strings on one line stays linear).
+ */
+static size_t string_extent(const char *s, char quote)
+{
+	size_t n = 0;
+
+	while (s[n] && s[n] != '\n' && s[n] != quote)
+		n += s[n] == '\\' && s[n + 1] && s[n + 1] != '\n' ? 2 : 1;
+	return n;
+}
+
 static int parse_string(struct parser *ps, json_t **out)
 {
 	char quote = *ps->p++;
-	char *buf = malloc(strcspn(ps->p, "\n") + 1);	/* a line at most */
+	char *buf = malloc(string_extent(ps->p, quote) + 1);
 	size_t len = 0;
 	int rc = 0;
 	char c;
@@ -355,7 +370,7 @@ static int join_list(struct parser *ps, unsigned int line, json_t **val)
 {
 	size_t i, len = 0;
 	json_t *item;
-	char *buf;
+	char *buf, *p;
 
 	json_array_foreach(*val, i, item) {
 		if (!json_is_string(item))
@@ -363,14 +378,17 @@ static int join_list(struct parser *ps, unsigned int line, json_t **val)
 				    ps->key);
 		len += json_string_length(item) + 1;
 	}
-	buf = calloc(1, len + 1);
+	buf = malloc(len + 1);
 	if (!buf)
 		return perr(ps, line, "out of memory");
+	p = buf;
 	json_array_foreach(*val, i, item) {
 		if (i)
-			strcat(buf, " ");
-		strcat(buf, json_string_value(item));
+			*p++ = ' ';
+		memcpy(p, json_string_value(item), json_string_length(item));
+		p += json_string_length(item);
 	}
+	*p = '\0';
 	json_decref(*val);
 	*val = json_string(buf);
 	free(buf);
@@ -388,8 +406,7 @@ static int store(struct parser *ps, enum domcfg_field field, json_t *val,
 		rc = join_list(ps, line, &val);
 	else if (field == DOMCFG_F_KERNEL || field == DOMCFG_F_RAMDISK)
 		rc = resolve_path(ps, line, &val);
-	if (!rc && domcfg_set_field(ps->cfg, field, val, DOMCFG_VCPUS_LIMIT,
-				    why, sizeof(why)))
+	if (!rc && domcfg_set_field(ps->cfg, field, val, why, sizeof(why)))
 		rc = perr(ps, line, "%s: %s", ps->key, why);
 	json_decref(val);
 	return rc;
@@ -572,12 +589,22 @@ static int read_fd(int fd, char *buf, size_t cap, size_t *len)
 static int read_text(const char *path, char **text, char *err, size_t errlen)
 {
 	size_t len = 0;
-	char *buf = malloc(XLCFG_FILE_MAX + 2);
-	int fd, rc = XLCFG_ERR_IO;
+	char *buf = malloc(XLCFG_FILE_MAX + 2), why[512];
+	int fd = -1, rc = XLCFG_ERR_IO;
 
 	*text = NULL;
-	fd = buf ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	if (fd < 0 || read_fd(fd, buf, XLCFG_FILE_MAX + 1, &len)) {
+	if (!buf) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+			 strerror(errno));
+		return rc;
+	}
+	/* Not a FIFO (xl would wait for a writer) nor a device. */
+	fd = open_regular(path, 0, NULL, why, sizeof(why));
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read %s", why);
+		goto out;
+	}
+	if (read_fd(fd, buf, XLCFG_FILE_MAX + 1, &len)) {
 		snprintf(err, errlen, "cannot read %s: %s", path,
 			 strerror(errno));
 		goto out;

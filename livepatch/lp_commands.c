@@ -17,6 +17,7 @@
 #include "livepatch/livepatch.h"
 #include "livepatch/internal.h"
 #include "log.h"
+#include "openfile.h"
 
 /* ------------------------------------------------------------ commands */
 
@@ -69,7 +70,7 @@ static int do_upload(json_t *args, struct ctl_reply *r, struct payload **out)
 	const char *name, *path;
 	struct lp_err e = { 0 };
 	struct payload *p;
-	struct stat st;
+	off_t size;
 	uint8_t *buf = NULL;
 	size_t got = 0;
 	ssize_t n;
@@ -88,17 +89,15 @@ static int do_upload(json_t *args, struct ctl_reply *r, struct payload **out)
 		return ctl_fail(r, CTL_ENORES, "%s", "too many payloads");
 	if (lp_image_load(&e))
 		return reply_err(r, &e);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(path, LP_MAX_FILE, &size, r->msg, sizeof(r->msg));
 	if (fd < 0)
-		return ctl_fail(r, CTL_EINVAL, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    st.st_size > LP_MAX_FILE || !(buf = malloc(st.st_size))) {
+		return CTL_EINVAL;
+	if (size <= 0 || !(buf = malloc(size))) {
 		close(fd);
 		return ctl_fail(r, CTL_EINVAL, "%s: not a regular file of "
 				"1 byte to 64 MiB", path);
 	}
-	while (got < (size_t)st.st_size &&
-	       (n = read(fd, buf + got, st.st_size - got)) > 0)
+	while (got < (size_t)size && (n = read(fd, buf + got, size - got)) > 0)
 		got += n;
 	close(fd);
 	p = calloc(1, sizeof(*p));

@@ -107,6 +107,24 @@ static const char *reloc_name(unsigned t)
 	return "unknown";
 }
 
+/*
+ * Where a section goes in the payload's memory.  The loader reads
+ * .livepatch.funcs and the hook arrays there as C arrays, so they are
+ * placed aligned for their elements whatever the payload says (a payload
+ * that asks for 1 would otherwise have them read misaligned).
+ */
+static size_t lp_section_align(const char *sname, uint64_t addralign)
+{
+	size_t al = addralign ? addralign : 1;
+	size_t need = 1;
+
+	if (!strcmp(sname, ".livepatch.funcs"))
+		need = _Alignof(struct livepatch_func);
+	else if (!strncmp(sname, ".livepatch.hooks.", 17))
+		need = _Alignof(livepatch_hook_t *);
+	return al > need ? al : need;
+}
+
 static bool in_payload(const struct payload *p, uint64_t a, uint64_t len,
 		       bool text)
 {
@@ -198,7 +216,7 @@ int lp_payload_load(struct payload *p, const uint8_t *buf, size_t size,
 			nstub += sh[i].sh_size / sizeof(Elf64_Rela);
 		}
 		if (sh[i].sh_flags & SHF_ALLOC) {
-			size_t al = sh[i].sh_addralign ? sh[i].sh_addralign : 1;
+			size_t al = lp_section_align(sname, sh[i].sh_addralign);
 			size_t *off = sh[i].sh_flags & SHF_EXECINSTR ?
 				      &text_off : &data_off;
 

@@ -31,6 +31,9 @@ struct lu_image {
 /* Phases that fault injection can fail (docs/live-update.md). */
 #define LU_PHASES "quiesce save exec verify restore kvm crash"
 
+/* The largest image `load` stages (the daemon is ~1 MiB, ~3 with ASan). */
+#define LU_IMAGE_MAX		(128 << 20)
+
 /* Staging: the checks that run before anything pauses (stage.c). */
 int lu_check_image(const char *path, struct lu_image *img, char *err,
 		   size_t errlen);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "elfnote.h"
+#include "openfile.h"
 #include "liveupdate/lu.h"
 #include "stream.h"
 
@@ -117,38 +118,79 @@ out:
 	return ret;
 }
 
+/* The ELF header of the file itself, before anything is copied. */
+static int check_header(int fd, const char *path, char *err, size_t errlen)
+{
+	Elf64_Ehdr eh;
+
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG)) {
+		snprintf(err, errlen, "%s: not an ELF file", path);
+		return -1;
+	}
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)) {
+		snprintf(err, errlen, "%s: not an x86-64 ELF executable", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Exactly @size bytes of @in into a new memfd, sealed. */
+static int copy_sealed(int in, off_t size)
+{
+	char buf[1 << 16];
+	off_t done = 0;
+	ssize_t n = 0;
+	int out = memfd_create("xkvm-staged-image", MFD_CLOEXEC |
+			       MFD_ALLOW_SEALING);
+
+	if (out < 0)
+		return -1;
+	while (done < size) {
+		n = read(in, buf, size - done < (off_t)sizeof(buf) ?
+			 (size_t)(size - done) : sizeof(buf));
+		if (n <= 0 || write(out, buf, n) != n)
+			break;
+		done += n;
+	}
+	if (done < size || fcntl(out, F_ADD_SEALS, F_SEAL_WRITE |
+				 F_SEAL_GROW | F_SEAL_SHRINK |
+				 F_SEAL_SEAL) < 0) {
+		if (!n)
+			errno = EIO;	/* the file shrank meanwhile */
+		close(out);
+		return -1;
+	}
+	return out;
+}
+
 /*
  * What runs must be what was checked: the image is copied into a sealed
  * memfd, checked there and later executed from there, so rewriting or
- * deleting the file after `load` changes nothing.
+ * deleting the file after `load` changes nothing.  Only a regular file of
+ * at most LU_IMAGE_MAX bytes that starts as an x86-64 ELF executable is
+ * copied at all: the copy runs on the control thread.
  */
 static int sealed_copy(const char *path, char *err, size_t errlen)
 {
-	char buf[1 << 16];
-	ssize_t n;
-	int in = open(path, O_RDONLY | O_CLOEXEC), out = -1;
+	off_t size;
+	int in, out = -1;
 
-	if (in < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	in = open_regular(path, LU_IMAGE_MAX, &size, err, errlen);
+	if (in < 0)
 		return -1;
+	if (check_header(in, path, err, errlen) < 0)
+		goto out;
+	if (access(path, X_OK) < 0) {
+		snprintf(err, errlen, "%s: not executable", path);
+		goto out;
 	}
-	out = memfd_create("xkvm-staged-image", MFD_CLOEXEC |
-			   MFD_ALLOW_SEALING);
-	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0) {
-		if (write(out, buf, n) != n) {
-			n = -1;
-			break;
-		}
-	}
-	if (out < 0 || n < 0 ||
-	    fcntl(out, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
-		  F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+	out = copy_sealed(in, size);
+	if (out < 0)
 		snprintf(err, errlen, "%s: cannot copy the image: %s", path,
 			 strerror(errno));
-		if (out >= 0)
-			close(out);
-		out = -1;
-	}
+out:
 	close(in);
 	return out;
 }
@@ -160,10 +202,6 @@ int lu_check_image(const char *path, struct lu_image *img, char *err,
 
 	if (fd < 0)
 		return -1;
-	if (access(path, X_OK) < 0) {
-		snprintf(err, errlen, "%s: not executable", path);
-		goto fail;
-	}
 	if (check_elf(fd, path, img, err, errlen) < 0)
 		goto fail;
 	if (lu_handover_version(img, err, errlen) < 0)

@@ -1020,3 +1020,43 @@ class CounterWatchProc:
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait()
+
+
+# ------------------------------------------------ files that are no files
+
+def unblock_fifo(path):
+    """Let a reader blocked in open() of the FIFO `path` go on: open and
+    close its write end (the reader then reads end-of-file)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+def request_and_probe(d, command, args, timeout=5, unblock=None):
+    """Send `command` on one connection, then ask `version` on a second
+    before reading the first answer: a daemon stuck in the first request
+    (in open() of a FIFO, reading a device) leaves the second unanswered.
+    `timeout` is a hang guard, not a measure.  Returns (the first reply or
+    None, whether the second was answered); when it was not, unblock() is
+    called so that the daemon can recover."""
+    a = Api(d.sock, timeout=timeout)
+    try:
+        a.send_line(json.dumps({"version": 1, "id": 1, "command": command,
+                                "args": args}) + "\n")
+        try:
+            b = Api(d.sock, timeout=timeout)
+            try:
+                answered = "protocol" in b.call("version")
+            finally:
+                b.close()
+        except OSError:             # socket.timeout included
+            answered = False
+        if not answered:
+            if not unblock:
+                return None, False
+            unblock()
+        a.sock.settimeout(scaled(60))
+        return a.read_reply(), answered
+    finally:
+        a.close()

@@ -9,7 +9,10 @@ import subprocess
 
 import pytest
 
-from harness import XL, CounterWatch, guest_path, xl_env
+from harness import XL, CounterWatch, build_config_int, guest_path, xl_env
+
+# The daemon's vCPU bound, which xl checks too (common/domcfg.h).
+MAX_VCPUS = build_config_int("MAX_VCPUS", 64)
 
 
 def body(name="bad", kernel=None, extra_before="", extra_after=""):
@@ -41,7 +44,11 @@ ERRORS = [
     ("memory-string", body().replace("memory = 32", 'memory = "32"'),
      2, r"memory: must be an integer between 1 and 65536"),
     ("vcpus-zero", body(extra_after="vcpus = 0\n"),
-     5, r"vcpus: must be an integer between 1 and 64"),
+     5, rf"vcpus: must be an integer between 1 and {MAX_VCPUS}"),
+    # xl used to allow 64 and leave the daemon to refuse without a line.
+    ("vcpus-over-the-build-limit",
+     body(extra_after=f"# the daemon's limit\nvcpus = {MAX_VCPUS + 1}\n"),
+     6, rf"vcpus: must be an integer between 1 and {MAX_VCPUS}"),
     ("duplicate-key", body(extra_after='\n\nname = "again"\n'),
      7, r"duplicate key 'name' \(first set on line 1\)"),
     ("unterminated-string", body().replace('cmdline = "mode=echo"',
@@ -183,8 +190,8 @@ def test_override_supplies_a_missing_key(daemon):
                    r"1 and 65536"),
     ("memory=0", r"<command line>: memory: must be an integer between "
                  r"1 and 65536"),
-    ("vcpus=65", r"<command line>: vcpus: must be an integer between "
-                 r"1 and 64"),
+    (f"vcpus={MAX_VCPUS + 1}", r"<command line>: vcpus: must be an "
+                               rf"integer between 1 and {MAX_VCPUS}"),
     ("frob=1", r"<command line>: unknown key 'frob'"),
     ("justtext", r"<command line>: expected KEY=VALUE, got 'justtext'"),
     ("on_crash=coredump-restart", r"<command line>: on_crash: "

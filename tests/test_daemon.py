@@ -159,6 +159,73 @@ def test_socket_is_0600_whatever_the_umask(kvm, tmp_path):
         d.stop()
 
 
+def test_log_and_pid_file_modes_whatever_the_umask(kvm, tmp_path):
+    """Under umask 000 the log and the pid file are not made world
+    writable: 0640, as the daemon asks, whatever the umask."""
+    d = Daemon(str(tmp_path))
+    old = os.umask(0)
+    try:
+        d.start()
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(os.stat(d.log_path).st_mode) == 0o640
+        pid = os.path.join(d.state, "xen.pid")
+        assert stat.S_IMODE(os.stat(pid).st_mode) == 0o640
+    finally:
+        d.stop()
+    # Daemonized, the default log is in the state directory.
+    sock, state = str(tmp_path / "s2.sock"), tmp_path / "state2"
+    old = os.umask(0)
+    try:
+        r = run_xen("--socket", sock, "--state-dir", str(state))
+    finally:
+        os.umask(old)
+    assert r.returncode == 0, r.stderr
+    pid = int(open(state / "xen.pid").read())
+    try:
+        assert stat.S_IMODE(os.stat(state / "xen.log").st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(state / "xen.pid").st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not pid_alive(pid), 20, "daemon exit")
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o702])
+def test_state_dir_writable_by_others_is_refused(kvm, tmp_path, mode):
+    """A state directory others can write to (where they could plant
+    xen.pid or xen.log links) is refused, and left as it is: it may be
+    shared (/tmp), so the daemon does not chmod it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, mode)
+    sock = str(tmp_path / "s.sock")
+    r = run_xen("--socket", sock, "--state-dir", str(state), "--log",
+                str(tmp_path / "x.log"), "--foreground", timeout=10)
+    assert r.returncode == 1, r
+    assert r.stderr.startswith(f"xen: {state}: ") and \
+        "writable by no one else" in r.stderr and \
+        f"mode {mode:04o}" in r.stderr, r.stderr
+    assert stat.S_IMODE(os.stat(state).st_mode) == mode
+    assert os.listdir(state) == [] and not os.path.exists(sock)
+
+
+def test_existing_private_state_dir_is_used(kvm, tmp_path):
+    """A state directory that is there already, ours and writable by no
+    one else (0755 included) is used as it is."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, 0o755)
+    d = Daemon(str(tmp_path))
+    d.start()
+    try:
+        assert d.call("version")["protocol"] == 1
+        assert stat.S_IMODE(os.stat(state).st_mode) == 0o755
+    finally:
+        d.stop()
+
+
 @pytest.mark.parametrize("problem", ["long-socket", "socket-dir-missing",
                                      "log-dir-missing",
                                      "state-dir-is-a-file"])

@@ -22,8 +22,8 @@ import tempfile
 import pytest
 
 from harness import (BUILD, ROOT, ApiError, Daemon, build_has, require_kvm,
-                     copy_image, require_binaries, wait_counter_advances,
-                     wait_until)
+                     copy_image, request_and_probe, require_binaries,
+                     unblock_fifo, wait_counter_advances, wait_until)
 
 TOOL = os.path.join(ROOT, "tools", "livepatch", "livepatch-build")
 EXAMPLES = os.path.join(ROOT, "livepatch", "examples")
@@ -436,6 +436,92 @@ def test_xl_usage(vd, lab):
     assert r.returncode == 64
     r = vd.xl("livepatch", "revert", "nope", check=False)
     assert r.returncode != 0 and "no livepatch payload" in r.err
+
+
+@needs_lp
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_upload_of_what_is_no_file_is_refused_at_once(daemon, tmp_path,
+                                                      kind):
+    """A FIFO as the payload would block the daemon in open() until
+    someone writes to it: refused without reading, while the daemon
+    answers another client."""
+    path = str(tmp_path / "fifo") if kind == "fifo" else "/dev/zero"
+    if kind == "fifo":
+        os.mkfifo(path)
+    reply, answered = request_and_probe(
+        daemon, "livepatch-upload", {"name": "p", "path": path},
+        unblock=lambda: unblock_fifo(path))
+    assert answered, f"the daemon served no other client during the " \
+        f"upload of {path}"
+    assert not reply["ok"] and reply["error"]["code"] == 3, reply
+    assert reply["error"]["message"] == f"{path}: not a regular file", reply
+    r = daemon.xl("livepatch", "upload", "p", path, check=False, timeout=30)
+    assert r.returncode == 3 and "not a regular file" in r.err, r.err
+    assert daemon.call("livepatch-list")["payloads"] == []
+
+
+def _data_offset(elf, name):
+    """Where the loader puts section `name` among the payload's data (the
+    sections that are allocated and not code, in order, each aligned as
+    it asks; livepatch/payload_load.c before it aligned its own)."""
+    off = 0
+    for sec in elf.secs[1:]:
+        if not sec["flags"] & 2 or sec["flags"] & 4:    # SHF_ALLOC, EXEC
+            continue
+        al = sec["align"] or 1
+        off = (off + al - 1) // al * al
+        if sec["name"] == name:
+            return off
+        off += sec["size"]
+    raise KeyError(name)
+
+
+def _misaligned_payload(tmp_path, depends):
+    """A payload whose .livepatch.funcs asks for alignment 1 and follows
+    sections that end off an 8-byte boundary: laid out as asked, its
+    struct livepatch_func would be read misaligned."""
+    def pushed(lines):              # a section, then back to the last one
+        return [lines[0].replace(".section", ".pushsection", 1)] + \
+            lines[1:] + [".popsection"]
+    note = _tool_mod().note
+    asm = "\n".join(pushed(['.section .data.lp_pad,"aw",@progbits',
+                            ".byte 1"]) +
+                    pushed(note(".livepatch.depends", depends)) +
+                    pushed(note(".note.gnu.build-id", "cd" * 20)))
+    c = str(tmp_path / "misaligned.c")
+    with open(c, "w") as f:
+        f.write('#include "livepatch/payload.h"\n'
+                f'__asm__({json.dumps(asm)});\n'
+                'static int repl(void) { return 0; }\n'
+                'static const char nm[] = "rtc.c#rtc_io";\n'
+                'struct livepatch_func lp_f '
+                '__attribute__((section(".livepatch.funcs"))) = '
+                '{ .name = nm, .new_addr = (void *)repl, .new_size = 3 };\n')
+    out = str(tmp_path / "misaligned.o")
+    subprocess.run(["cc", "-O2", "-fno-toplevel-reorder", "-c", "-I", ROOT,
+                    "-o", out, c], check=True)
+    subprocess.run(["objcopy", "--set-section-alignment",
+                    ".livepatch.funcs=1", out], check=True)
+    elf = _tool_mod().Elf(out)
+    assert elf.by_name[".livepatch.funcs"]["align"] == 1
+    assert _data_offset(elf, ".livepatch.funcs") % 8, \
+        "the test payload's funcs would be aligned anyway"
+    return out
+
+
+@needs_lp
+def test_payload_with_a_misaligned_funcs_section(daemon, tmp_path):
+    """The loader reads .livepatch.funcs as an array of struct
+    livepatch_func: a payload asking for alignment 1 must not make it read
+    them misaligned (UBSan aborts a sanitizer build there); it is
+    uploaded and checked like any other."""
+    bid = daemon.call("version")["build_id"]
+    path = _misaligned_payload(tmp_path, bid)
+    daemon.call("livepatch-upload", name="mis", path=path)
+    p = {x["name"]: x for x in daemon.call("livepatch-list")["payloads"]}
+    assert p["mis"]["state"] == "checked", p
+    daemon.call("livepatch-unload", name="mis")
+    assert daemon.call("livepatch-list")["payloads"] == []
 
 
 def _lp_off_build():

@@ -31,7 +31,8 @@ from harness import (BUILD, COUNTER_LINE_RX, COUNTER_WATCH, ROOT, XEN,
                      ConsoleStream, CounterWatchProc, assert_counter_frozen,
                      build_bool_features, build_bool_features_of, build_has,
                      copy_image,
-                     elf_notes, parse_status_lines, wait_until)
+                     elf_notes, parse_status_lines, request_and_probe,
+                     unblock_fifo, wait_until)
 
 PHASES = ("quiesce", "save", "exec", "restore", "resume")
 OLD_SIDE = ("quiesce", "save", "exec")          # error 11, result failed
@@ -526,6 +527,69 @@ def test_staging_refusal(daemon, images, tmp_path, kind):
     rc, _, err = lu_xl(d, "exec")
     assert rc == 6, (rc, err)
     assert lu_status(d) == st0
+
+
+# liveupdate/lu.h: LU_IMAGE_MAX
+LU_IMAGE_MAX = 128 << 20
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_load_of_what_is_no_file_is_refused_at_once(daemon, images,
+                                                    tmp_path, kind):
+    """A FIFO would block the daemon in open() until someone writes to it,
+    /dev/zero would be copied without end: both are refused before
+    anything is read, and the daemon answers another client meanwhile."""
+    d = daemon
+    path = {"fifo": str(tmp_path / "fifo"), "dev-zero": "/dev/zero",
+            "directory": str(tmp_path)}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    reply, answered = request_and_probe(
+        d, "live-update-load", {"image": path},
+        unblock=(lambda: unblock_fifo(path)) if kind == "fifo" else None)
+    assert answered, f"the daemon served no other client during the " \
+        f"load of {path}"
+    assert not reply["ok"] and reply["error"]["code"] == 8, reply
+    assert f"{path}: not a regular file" in reply["error"]["message"], reply
+    x = d.xl("live-update", "load", path, check=False, timeout=30)
+    assert x.returncode == 8 and "not a regular file" in x.err, x.err
+    assert lu_status(d) == {"staged": None, "last": None}
+
+
+def _load(d, path):
+    api = d.api()
+    try:
+        return api.request("live-update-load", image=path)
+    finally:
+        api.close()
+
+
+def test_load_of_an_image_over_the_size_bound(daemon, images, tmp_path):
+    """A regular file larger than LU_IMAGE_MAX, even one that starts as a
+    good image, is refused before it is copied; at the bound it is
+    staged.  A file that is no ELF executable is refused on its header."""
+    d = daemon
+    big = str(tmp_path / "big")
+    shutil.copy(images["a"].path, big)
+    os.truncate(big, LU_IMAGE_MAX + 1)          # sparse: costs no disk
+    r = _load(d, big)
+    assert not r["ok"] and r["error"]["code"] == 8, r
+    assert f"{big}: larger than {LU_IMAGE_MAX} bytes" in \
+        r["error"]["message"], r
+    assert lu_status(d)["staged"] is None
+    os.truncate(big, LU_IMAGE_MAX)
+    r = _load(d, big)
+    assert r["ok"], r
+    assert lu_status(d)["staged"]["build_id"] == images["a"].build_id
+    d.call("live-update-unload")
+    junk = str(tmp_path / "junk")
+    with open(junk, "wb") as f:
+        f.truncate(LU_IMAGE_MAX)
+    os.chmod(junk, 0o755)
+    r = _load(d, junk)
+    assert not r["ok"] and r["error"]["message"] == \
+        f"{junk}: not an ELF file", r
+    assert lu_status(d) == {"staged": None, "last": None}
 
 
 def test_exec_without_a_staged_image(daemon, images, tmp_path):

@@ -71,14 +71,23 @@ def test_max_vcpus(daemon):
     assert daemon.domain("big")["vcpus"] == max_vcpus
     w.assert_counting()
     w.close()
-    # One more passes xl (which allows 64) but not the daemon.
-    if max_vcpus < 64:
-        cfg = daemon.write_cfg(daemon.cfg_text(
-            "toobig", extra=f"vcpus = {max_vcpus + 1}\n"))
-        r = daemon.xl("create", cfg, check=False)
-        assert r.returncode == 3, r.err
-        assert f"config.vcpus: must be an integer between 1 and " \
-               f"{max_vcpus}" in r.err
+    # One more: xl refuses it as the daemon would, naming FILE:LINE.
+    cfg = daemon.write_cfg(daemon.cfg_text(
+        "toobig", extra=f"vcpus = {max_vcpus + 1}\n"))
+    r = daemon.xl("create", cfg, check=False)
+    assert r.returncode == 65, r.err
+    assert f"{cfg}:5: vcpus: must be an integer between 1 and " \
+           f"{max_vcpus}" in r.err
+    # The daemon's own check, for clients other than xl.
+    config = {"name": "toobig", "kernel": "/k", "vcpus": max_vcpus + 1}
+    a = daemon.api()
+    try:
+        r = a.request("create", config=config)
+    finally:
+        a.close()
+    assert r["error"]["code"] == 3, r
+    assert r["error"]["message"] == f"config.vcpus: must be an integer " \
+        f"between 1 and {max_vcpus}", r
     assert set(daemon.domains()) == {"big"}
 
 

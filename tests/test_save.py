@@ -4,10 +4,12 @@ daemon's RAM memfd and, for the saved state, out of the stream file) and
 its console lines.  Then every kind of bad stream, each made with
 tests/streamlib.py so that it holds exactly one fault, and the checked-in
 old-format streams of tests/data/streams/."""
+import glob
 import os
 import re
 import shutil
 import socket
+import stat
 import struct
 from types import SimpleNamespace
 
@@ -182,7 +184,7 @@ def test_save_restore_round_trip(daemon, tmp_path, memory, ws, enc):
     assert s["bytes"] == os.path.getsize(path)
     assert s["pages"] == memory * 256
     assert 0 < s["zero"] < s["pages"]
-    assert not os.path.exists(path + ".tmp")
+    assert glob.glob(path + ".tmp*") == []
     # Without -c the domain is gone, memory and all.
     assert "rt" not in daemon.domains()
     assert old_id not in ram_memfds(daemon)
@@ -365,7 +367,7 @@ def test_refused_save_options_leave_the_domain_running(daemon, tmp_path,
     path = str(tmp_path / "opt.xkvm")
     r = daemon.xl("save", *args, "opt", path, check=False)
     assert_xl_error(r, 3, pattern)
-    assert not os.path.exists(path) and not os.path.exists(path + ".tmp")
+    assert not os.path.exists(path) and glob.glob(path + ".tmp*") == []
     assert daemon.domain("opt")["state"] == "running"
     w.assert_counting(2)
 
@@ -387,8 +389,102 @@ def test_save_errors_leave_the_domain_running(daemon, tmp_path):
     r = daemon.xl("save", "se", str(tmp_path), check=False)
     assert_xl_error(r, 3, re.escape(str(tmp_path)), "(?i)is a directory")
     assert os.path.isdir(tmp_path)
-    assert not os.path.exists(str(tmp_path) + ".tmp")
+    assert glob.glob(str(tmp_path) + ".tmp*") == []
     assert daemon.domain("se")["state"] == "running"
+    w.assert_counting(2)
+
+
+def test_save_ignores_a_link_planted_at_the_temporary_name(daemon,
+                                                          tmp_path):
+    """In a directory others can write to, a symlink planted at PATH.tmp
+    (the old temporary name) must not make the daemon write through it:
+    its target is untouched and the save lands in PATH."""
+    w = start(daemon, "pl")
+    w.assert_counting(1)
+    victim = tmp_path / "victim"
+    victim.write_text("precious data\n")
+    path = str(tmp_path / "pl.xkvm")
+    os.symlink(victim, path + ".tmp")
+    s = xl_save(daemon, "-c", "pl", path)
+    assert victim.read_text() == "precious data\n"
+    assert os.readlink(path + ".tmp") == str(victim)
+    st = os.lstat(path)
+    assert stat.S_ISREG(st.st_mode) and st.st_size == s["bytes"]
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert saved_status(path)["errors"] == 0
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["victim", "pl.xkvm", "pl.xkvm.tmp"] +
+        [n for n in os.listdir(tmp_path) if n.endswith((".cfg", ".log",
+                                                         ".sock", "state",
+                                                         ".stderr"))])
+    w.assert_counting(1)
+
+
+def _not_a_file(kind, tmp_path, daemon):
+    """A path of the kind, and a function telling it is unchanged."""
+    if kind == "control-socket":
+        path = daemon.sock
+    else:
+        path = str(tmp_path / kind)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # a null
+    elif kind == "symlink":
+        (tmp_path / "victim").write_text("precious data\n")
+        os.symlink(tmp_path / "victim", path)
+    before = os.lstat(path)
+
+    def unchanged():
+        now = os.lstat(path)
+        same = (stat.S_IFMT(now.st_mode) == stat.S_IFMT(before.st_mode) and
+                now.st_ino == before.st_ino and now.st_rdev == before.st_rdev)
+        if kind == "symlink":
+            same = same and \
+                (tmp_path / "victim").read_text() == "precious data\n"
+        return same
+    return path, unchanged
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "control-socket",
+                                  "symlink"])
+def test_save_refuses_a_target_that_is_not_a_regular_file(daemon, tmp_path,
+                                                          kind):
+    """A FIFO, a device node (even a null device), the daemon's own
+    control socket or a symlink at PATH is refused before the domain is
+    paused, and left as it was."""
+    w = start(daemon, "nf")
+    w.assert_counting(1)
+    path, unchanged = _not_a_file(kind, tmp_path, daemon)
+    r = daemon.xl("save", "nf", path, check=False)
+    assert_xl_error(r, 3, re.escape(path),
+                    "exists and is not a regular file")
+    assert unchanged(), f"the save replaced the {kind} at {path}"
+    assert glob.glob(path + ".tmp*") == []
+    assert daemon.domain("nf")["state"] == "running"
+    assert daemon.call("version")["protocol"] == 1   # the socket works
+    w.assert_counting(2)
+
+
+def test_save_path_too_long_for_the_temporary_name(daemon, tmp_path):
+    """A 4095-byte path leaves no room for the temporary name beside it:
+    refused with a clear error, and the file already there is kept."""
+    w = start(daemon, "long")
+    w.assert_counting(1)
+    d = str(tmp_path)
+    while len(d) < 4095 - 250:
+        d = os.path.join(d, "d" * min(200, 4095 - 250 - len(d) - 1 or 1))
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "f" * (4095 - len(d) - 1))
+    assert len(path) == 4095
+    with open(path, "w") as f:
+        f.write("keep me\n")
+    r = daemon.xl("save", "long", path, check=False)
+    assert_xl_error(r, 3, "path is longer than", "temporary file")
+    with open(path) as f:
+        assert f.read() == "keep me\n"
+    assert os.listdir(d) == [os.path.basename(path)]
+    assert daemon.domain("long")["state"] == "running"
     w.assert_counting(2)
 
 

@@ -3,6 +3,7 @@ pipelining, oversized lines, many clients, slow and vanishing clients.
 Every test keeps a counter guest running and checks it still counts."""
 import json
 import os
+import resource
 import socket
 import stat
 import threading
@@ -10,9 +11,14 @@ import time
 
 import pytest
 
-from harness import Api, ApiError, ConsoleStream, guest_path, unix_connect
+from harness import (Api, ApiError, ConsoleStream, guest_path, scaled,
+                     unix_connect, wait_until)
 
 LINE_MAX = 1 << 20
+# xen/control.c: the bounds over all clients (docs/control-api.md).
+CLIENTS_MAX = 256
+IN_TOTAL_MAX = 32 << 20
+PARTIAL_IDLE_S = 30
 
 
 @pytest.fixture
@@ -507,6 +513,200 @@ def test_half_closed_client_gets_every_reply(daemon, witness):
     assert [r["id"] for r in replies] == list(range(n))
     assert all(r["ok"] for r in replies)
     still_fine(daemon, witness)
+
+
+# ------------------------------------------------------------ limits
+
+def _proc_status(daemon, key):
+    with open(f"/proc/{daemon.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _asan(daemon):
+    with open(f"/proc/{daemon.proc.pid}/maps") as f:
+        return "libasan" in f.read()
+
+
+def _cpu_s(daemon):
+    with open(f"/proc/{daemon.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ask_version(s, timeout=10):
+    """Send `version` and read one line: the reply, or the error the
+    daemon sent when it refused the connection (then it hangs up).
+    `timeout` is a hang guard."""
+    s.settimeout(scaled(timeout))
+    try:
+        s.sendall(b'{"id": "v", "command": "version"}\n')
+    except (BrokenPipeError, ConnectionResetError):
+        pass                    # refused and closed: its line is queued
+    buf = b""
+    try:
+        while b"\n" not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return None
+    return json.loads(buf.split(b"\n", 1)[0]) if b"\n" in buf else None
+
+
+def _served_now(daemon):
+    s = raw(daemon)
+    try:
+        r = _ask_version(s)
+        return r is not None and r["ok"]
+    finally:
+        s.close()
+
+
+def test_connections_beyond_the_limit_get_an_error(daemon):
+    """At most CLIENTS_MAX connections at once: the next one is told so
+    (no-resources, 7) and closed; once one goes, a new one is served."""
+    held, refused = [], []
+    try:
+        for _ in range(CLIENTS_MAX + 4):
+            s = raw(daemon)
+            r = _ask_version(s)
+            assert r is not None, "a connection got no answer"
+            if r["ok"]:
+                assert not refused, "served after one was refused"
+                held.append(s)
+            else:
+                assert r["error"]["code"] == 7, r
+                assert "too many connections" in r["error"]["message"], r
+                assert r["id"] is None
+                assert read_until_closed(s, 10) == b""
+                refused.append(s)
+        assert CLIENTS_MAX - 2 <= len(held) <= CLIENTS_MAX, len(held)
+        assert len(refused) == CLIENTS_MAX + 4 - len(held)
+        held.pop().close()
+        wait_until(lambda: _served_now(daemon), 20,
+                   "a connection served again")
+    finally:
+        for s in held + refused:
+            s.close()
+    wait_until(lambda: _served_now(daemon), 20, "the daemon serving")
+
+
+def test_buffered_input_is_bounded_over_all_clients(daemon):
+    """Many clients each holding an almost full request line: what the
+    daemon buffers stays within IN_TOTAL_MAX (plus a small buffer per
+    client); those beyond get no-resources (7) and are closed, the others
+    finish their line and are answered."""
+    n = 96
+    head = b'{"id": "big", "command": "version", "pad": "'
+    line = head + b"x" * (LINE_MAX - len(head) - 64)
+    anon0 = _proc_status(daemon, "RssAnon")
+    socks = []
+    try:
+        for _ in range(n):
+            s = raw(daemon)
+            socks.append(s)
+            try:
+                s.sendall(line)
+            except (BrokenPipeError, ConnectionResetError):
+                pass            # refused before it sent everything
+        assert daemon.call("version")["protocol"] == 1
+        grown = (_proc_status(daemon, "RssAnon") - anon0) << 10
+        # (ASan keeps what is freed in quarantine: no bound on its RSS.)
+        assert grown < IN_TOTAL_MAX + (16 << 20) or _asan(daemon), \
+            f"the daemon grew by {grown >> 20} MiB for {n} partial lines"
+        held = refused = 0
+        for s in socks:
+            try:
+                s.sendall(b'"}\n')
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            s.settimeout(scaled(30))
+            r = _ask_line(s)
+            if r["ok"]:
+                assert r["id"] == "big", r
+                held += 1
+            else:
+                assert r["error"]["code"] == 7, r
+                assert "unfinished request input" in \
+                    r["error"]["message"], r
+                refused += 1
+        assert refused and held, (held, refused)
+        assert held * LINE_MAX <= IN_TOTAL_MAX, held
+    finally:
+        for s in socks:
+            s.close()
+    assert daemon.call("version")["protocol"] == 1
+
+
+def _ask_line(s):
+    buf = b""
+    while b"\n" not in buf:
+        try:
+            chunk = s.recv(1 << 16)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    assert b"\n" in buf, f"no reply line: {buf[:200]!r}"
+    return json.loads(buf.split(b"\n", 1)[0])
+
+
+def test_unfinished_line_left_idle_is_dropped(daemon):
+    """A client that sends half a request line and then nothing is told
+    so (bad-request, 1) and closed after PARTIAL_IDLE_S seconds; a client
+    that sent nothing stays connected."""
+    quiet = raw(daemon)
+    s = raw(daemon)
+    s.sendall(b'{"id": 1, "command": "li')
+    data = read_until_closed(s, scaled(PARTIAL_IDLE_S + 60))
+    r = json.loads(data.split(b"\n", 1)[0])
+    assert_error(r, 1, "bad-request")
+    assert "unfinished" in r["error"]["message"], r
+    assert _ask_version(quiet)["ok"]
+    quiet.close()
+    s.close()
+
+
+def test_out_of_file_descriptors_is_logged_once_and_recovers(daemon):
+    """With its RLIMIT_NOFILE reached the daemon neither spins nor leaves
+    clients waiting: it says so once in its log, tells each connection it
+    cannot serve (no-resources, 7), and serves again once fds are free."""
+    pid = daemon.proc.pid
+    spare = 6
+    nfds = len(os.listdir(f"/proc/{pid}/fd"))
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (nfds + spare,
+                                                    nfds + spare))
+    socks, served, refused = [], 0, 0
+    try:
+        for _ in range(spare + 6):
+            s = raw(daemon)
+            socks.append(s)
+            r = _ask_version(s)
+            assert r is not None, "a connection was left waiting"
+            if r["ok"]:
+                served += 1
+            else:
+                assert r["error"]["code"] == 7, r
+                assert "file descriptors" in r["error"]["message"], r
+                refused += 1
+        assert served and refused >= 6, (served, refused)
+        cpu0 = _cpu_s(daemon)
+        time.sleep(2)
+        assert _cpu_s(daemon) - cpu0 < 1.0, "the daemon spins"
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: _served_now(daemon), 20, "the daemon serving again")
+    log = daemon.log()
+    assert log.count("cannot accept connections") == 1, log
+    assert "accepting connections again" in log, log
 
 
 # ------------------------------------------------------------ console

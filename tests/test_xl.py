@@ -13,10 +13,12 @@ import time
 
 import pytest
 
-from harness import (XL, CounterWatch, Daemon, assert_counter_frozen,
-                     build_bool_features, build_config_int, build_has,
+from harness import (XL, ApiError, CounterWatch, Daemon,
+                     assert_counter_frozen, build_bool_features,
+                     build_config_int, build_has,
                      complete_status_lines, guest_path, parse_status_lines,
-                     wait_counter_advances, wait_until)
+                     request_and_probe, unblock_fifo, wait_counter_advances,
+                     wait_until)
 
 # `xl list` rows: name, id, memory, vcpus, state letters, cpu time.
 LIST_ROW = re.compile(r"^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([-rpscd]{6})"
@@ -520,6 +522,32 @@ def test_dmesg_and_clear(daemon):
     assert line in daemon.log()
 
 
+def test_names_with_control_characters_are_escaped_in_the_log(daemon,
+                                                              tmp_path):
+    """A file name with a newline must not forge a line in xen.log or
+    `xl dmesg`, nor one with an escape sequence reach the terminal: the
+    log writes control characters (C0, DEL, C1) as \\xHH; other UTF-8
+    stays as it is."""
+    forged = "(XEN) [2020-01-01 00:00:00.000] error: forged"
+    name = f"caf\u00e9-evil\n{forged}\x1b[31m\u009b2J.xkvm"
+    path = str(tmp_path / name)
+    with open(path, "wb") as f:
+        f.write(b"not a stream\n")
+    with pytest.raises(ApiError):
+        daemon.call("restore", path=path)
+    escaped = str(tmp_path) + "/caf\u00e9-evil\\x0a" + forged + \
+        "\\x1b[31m\\xc2\\x9b2J.xkvm"
+    for where, text in (("xen.log", daemon.log()),
+                        ("xl dmesg", daemon.xl("dmesg").out)):
+        lines = text.splitlines()
+        assert not [ln for ln in lines if ln.startswith(forged[:20])], \
+            f"a forged line in {where}:\n{text}"
+        assert all(ln.startswith("(XEN) [") for ln in lines), text
+        assert f"restore from {escaped} failed: " in text, \
+            f"{escaped!r} not in {where}:\n{text}"
+        assert "\x1b" not in text and "\u009b" not in text
+
+
 # ---------------------------------------------------------------- version
 
 def test_version(daemon):
@@ -636,6 +664,47 @@ def test_missing_config_file_exits_66(daemon, tmp_path):
     assert_xl_error(r, 66, f"cannot read {path}", "No such file")
     r = daemon.xl("create", str(tmp_path), check=False)   # a directory
     assert r.returncode == 66, r.err
+    assert daemon.domains() == {}
+
+
+@pytest.mark.parametrize("key", ["kernel", "ramdisk"])
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_kernel_or_ramdisk_that_is_no_file_does_not_block(daemon, tmp_path,
+                                                          key, kind):
+    """The daemon reads kernel= and ramdisk= on its control thread: a FIFO
+    there must be refused, not waited on, while other clients are
+    served."""
+    path = str(tmp_path / "fifo") if kind == "fifo" else "/dev/zero"
+    if kind == "fifo":
+        os.mkfifo(path)
+    config = {"name": "nofile", "kernel": guest_path("counter")}
+    config[key] = path
+    reply, answered = request_and_probe(
+        daemon, "create", {"config": config},
+        unblock=lambda: unblock_fifo(path))
+    assert answered, f"the daemon served no other client while opening " \
+        f"{key} {path}"
+    assert not reply["ok"] and reply["error"]["code"] == 8, reply
+    assert f"{path}: not a regular file" in reply["error"]["message"], reply
+    assert daemon.domains() == {}
+
+
+def test_config_that_is_a_fifo_is_refused(daemon, tmp_path):
+    """xl reads the config: a FIFO would block it until someone writes;
+    it is refused as unreadable (66) without waiting (the timeout is a
+    hang guard)."""
+    fifo = str(tmp_path / "guest.cfg")
+    os.mkfifo(fifo)
+    try:
+        r = daemon.xl("create", fifo, check=False, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"xl create blocked on the FIFO {fifo}")
+    finally:
+        unblock_fifo(fifo)
+    assert_xl_error(r, 66, f"cannot read {fifo}: not a regular file")
+    for dev in ("/dev/zero", "/dev/null"):
+        assert_xl_error(daemon.xl("create", dev, check=False, timeout=30),
+                        66, f"cannot read {dev}: not a regular file")
     assert daemon.domains() == {}
 
 

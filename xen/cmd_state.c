@@ -1,6 +1,7 @@
 /* The save and restore commands (docs/control-api.md). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "commands.h"
 #include "domain.h"
 #include "log.h"
+#include "openfile.h"
 #include "quiesce.h"
 #include "state.h"
 
@@ -56,40 +58,55 @@ static int save_args(json_t *args, struct save_opts *o, const char **path,
 }
 
 /* Refuse what is not a regular file without blocking on FIFOs or devices. */
-static int open_regular(const char *path, struct ctl_reply *r)
+static int open_stream(const char *path, struct ctl_reply *r)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	char why[400];
+	int fd = open_regular(path, 0, NULL, why, sizeof(why));
 
-	if (fd < 0) {
-		ctl_fail(r, CTL_EINVAL, "cannot read %.300s: %s", path,
-			 strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		ctl_fail(r, CTL_EINVAL, "cannot read %.300s: not a regular file",
-			 path);
-		close(fd);
-		return -1;
-	}
-	fcntl(fd, F_SETFL, 0);
+	if (fd < 0)
+		ctl_fail(r, CTL_EINVAL, "cannot read %s", why);
 	return fd;
 }
 
-/* Write to PATH.tmp, then rename: a failed save leaves no partial file. */
+/*
+ * The stream is written to a new file beside the target, PATH.tmp.XXXXXX
+ * (mkostemp: O_EXCL, mode 0600, never through a link planted there), and
+ * renamed over PATH once complete: a failed save leaves no partial file.
+ */
+#define SAVE_TMP_SUFFIX		".tmp.XXXXXX"
+
+/* Refused before the domain is paused: what the save could not end in. */
+static int check_target(const char *path, struct ctl_reply *r)
+{
+	struct stat sb;
+
+	if (strlen(path) + sizeof(SAVE_TMP_SUFFIX) > PATH_MAX)
+		return ctl_fail(r, CTL_EINVAL, "cannot write %.300s...: the "
+				"path is longer than %zu bytes (the temporary "
+				"file beside it needs %zu more)", path,
+				PATH_MAX - sizeof(SAVE_TMP_SUFFIX),
+				sizeof(SAVE_TMP_SUFFIX) - 1);
+	if (lstat(path, &sb) < 0 || S_ISREG(sb.st_mode))
+		return CTL_OK;
+	if (S_ISDIR(sb.st_mode))
+		return ctl_fail(r, CTL_EINVAL, "cannot write %.300s: %s", path,
+				strerror(EISDIR));
+	return ctl_fail(r, CTL_EINVAL, "cannot write %.300s: it exists and "
+			"is not a regular file (%s)", path,
+			S_ISLNK(sb.st_mode) ? "a symbolic link" :
+			S_ISSOCK(sb.st_mode) ? "a socket" :
+			S_ISFIFO(sb.st_mode) ? "a FIFO" : "a device");
+}
+
 static int save_to_file(struct domain *dom, const char *path,
 			const struct save_opts *o, struct save_stats *st,
 			struct ctl_reply *r)
 {
-	char tmp[4096];
-	struct stat sb;
-	int fd, ret;
+	char tmp[PATH_MAX];
+	int fd, ret, code;
 
-	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-		return ctl_fail(r, CTL_EINVAL, "cannot write %.300s: %s", path,
-				strerror(EISDIR));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(tmp, sizeof(tmp), "%s" SAVE_TMP_SUFFIX, path);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return ctl_fail(r, CTL_EINVAL, "cannot write %.300s: %s", path,
 				strerror(errno));
@@ -98,16 +115,17 @@ static int save_to_file(struct domain *dom, const char *path,
 		ret = -1;
 	if (close(fd) < 0)
 		ret = -1;
-	if (!ret && rename(tmp, path) < 0)
-		ret = -1;
-	if (ret) {
+	/* Checked again: the target may have been replaced meanwhile. */
+	code = ret ? CTL_EINTERNAL : check_target(path, r);
+	if (!code && rename(tmp, path) < 0)
+		code = CTL_EINTERNAL;
+	if (code) {
 		if (!r->msg[0])
 			snprintf(r->msg, sizeof(r->msg), "%s: %s", path,
 				 strerror(errno));
 		unlink(tmp);
-		return CTL_EINTERNAL;
 	}
-	return CTL_OK;
+	return code;
 }
 
 /* A vCPU that does not park within this fails the save, guest running. */
@@ -135,6 +153,9 @@ int cmd_save(struct client *c, json_t *args, struct ctl_reply *r)
 	if (dom->state != DOM_RUNNING && dom->state != DOM_PAUSED)
 		return ctl_fail(r, CTL_ESTATE, "domain is %s",
 				dom_state_name(dom->state));
+	code = check_target(path, r);
+	if (code)
+		return code;
 	if (quiesce(&q, dom, SAVE_PARK_TIMEOUT_MS, err, sizeof(err)) < 0) {
 		quiesce_resume(&q);
 		return ctl_fail(r, CTL_EBUSY, "%s; nothing was saved", err);
@@ -182,7 +203,7 @@ int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r)
 		     !domcfg_valid_name(json_string_value(name))))
 		return ctl_fail(r, CTL_EINVAL, "%s",
 				"'name' must be 1-63 characters of [A-Za-z0-9_.-]");
-	fd = open_regular(path, r);
+	fd = open_stream(path, r);
 	if (fd < 0)
 		return CTL_EINVAL;
 	src.opaque = &fd;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -14,10 +15,25 @@
 #include "domain.h"
 #include "log.h"
 #include "loop.h"
+#include "monotime.h"
 
 #define LINE_MAX_BYTES	(1u << 20)
 #define OUT_MAX_BYTES	(4u << 20)
 #define CONSOLE_CHUNK	(64u << 10)
+#define READ_CHUNK	16384
+
+/*
+ * Bounds over all clients (docs/control-api.md): the connections, and the
+ * request bytes buffered beyond a small first buffer each, so that many
+ * clients each holding a long unfinished line cannot exhaust memory.  An
+ * unfinished line nothing was added to for PARTIAL_IDLE_S is dropped.
+ */
+#define CLIENTS_MAX	256
+#define IN_SMALL	(64u << 10)
+#define IN_TOTAL_MAX	(32u << 20)
+#define PARTIAL_IDLE_S	30
+#define STR_(x)		#x
+#define STR(x)		STR_(x)
 
 struct client {
 	int fd;
@@ -31,12 +47,19 @@ struct client {
 	bool closing;		/* close once out is flushed */
 	json_t *req_id;		/* id of the request being handled */
 	size_t in_next;		/* while handling: where unread input starts */
+	long long in_last_ns;	/* when input last arrived */
 	struct client *next;
 };
 
 static int listen_fd = -1;
 static char *socket_path;
 static struct client *clients;
+static unsigned nr_clients;
+static size_t in_total;		/* every client's c->in_cap */
+static int tick_fd = -1;	/* every second: idle lines, the listener */
+static int reserve_fd = -1;	/* given up to refuse a client at EMFILE */
+static bool accept_failing;	/* logged once until an accept works */
+static bool listen_paused;
 
 static const char *const error_names[] = {
 	[CTL_OK] = "ok",
@@ -74,6 +97,8 @@ static void client_free(struct client *c)
 	}
 	loop_del(c->fd);
 	close(c->fd);
+	in_total -= c->in_cap;
+	nr_clients--;
 	free(c->in);
 	free(c->out);
 	free(c);
@@ -270,9 +295,50 @@ static void console_feed(struct client *c)
 	c->in_len -= n;
 }
 
+/* Room for @need input bytes, within the bound over all clients. */
+static int client_reserve(struct client *c, size_t need)
+{
+	size_t cap = need * 2, most = LINE_MAX_BYTES + READ_CHUNK;
+	char *p;
+
+	if (need <= c->in_cap)
+		return 0;
+	if (cap > most)
+		cap = need > most ? need : most;
+	if (cap > IN_SMALL && in_total - c->in_cap + cap > IN_TOTAL_MAX)
+		return -1;
+	p = realloc(c->in, cap);
+	if (!p)
+		return -1;
+	in_total += cap - c->in_cap;
+	c->in = p;
+	c->in_cap = cap;
+	return 0;
+}
+
+/* A large buffer goes back once its request is served. */
+static void client_trim(struct client *c)
+{
+	if (c->in_len || c->in_cap <= IN_SMALL)
+		return;
+	in_total -= c->in_cap;
+	free(c->in);
+	c->in = NULL;
+	c->in_cap = 0;
+}
+
+/* Refuse what the client sent, say why, and hang up. */
+static void client_drop_input(struct client *c, int code, const char *why)
+{
+	control_reply(c, NULL, code, NULL, why);
+	c->closing = true;
+	c->in_len = 0;
+	client_trim(c);
+}
+
 static bool client_read(struct client *c)
 {
-	char buf[16384];
+	char buf[READ_CHUNK];
 	ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
 
 	if (n == 0) {
@@ -282,18 +348,17 @@ static bool client_read(struct client *c)
 	}
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR;
-	if (c->in_len + n > c->in_cap) {
-		size_t cap = (c->in_len + n) * 2;
-		char *p = realloc(c->in, cap);
-
-		if (!p)
-			return false;
-		c->in = p;
-		c->in_cap = cap;
+	if (client_reserve(c, c->in_len + n) < 0) {
+		client_drop_input(c, CTL_ENORES, "the daemon holds too much "
+				  "unfinished request input (all connections "
+				  "together): try again");
+		return true;
 	}
 	memcpy(c->in + c->in_len, buf, n);
 	c->in_len += n;
+	c->in_last_ns = now_ns();
 	client_take_lines(c);
+	client_trim(c);
 	return true;
 }
 
@@ -328,15 +393,133 @@ static struct client *client_add(int cfd)
 	c->fd = cfd;
 	c->next = clients;
 	clients = c;
+	nr_clients++;
 	return c;
+}
+
+/* Tell a connection we do not take why, and hang up. */
+static void refuse_connection(int cfd, const char *why)
+{
+	json_t *resp = json_pack("{s:i, s:n, s:b, s:{s:i, s:s, s:s}}",
+				 "version", CTL_PROTOCOL_MAX, "id", "ok", 0,
+				 "error", "code", CTL_ENORES, "name",
+				 ctl_error_name(CTL_ENORES), "message", why);
+	char *text = resp ? json_dumps(resp, JSON_COMPACT |
+				       JSON_ENSURE_ASCII) : NULL;
+	char line[512];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s\n", text ? text : "");
+	if (text && n < (int)sizeof(line) &&
+	    send(cfd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("control: refusing a connection: %s",
+			  strerror(errno));
+	free(text);
+	json_decref(resp);
+	close(cfd);
+}
+
+/*
+ * Out of file descriptors (or memory): say so once, then refuse the
+ * waiting connection with the reserve fd given up for it, else stop
+ * polling the listener until the next tick.  Either way no spinning.
+ */
+static void accept_failed(int fd, int err)
+{
+	int cfd;
+
+	if (err == EAGAIN || err == EINTR || err == ECONNABORTED)
+		return;
+	if (!accept_failing)
+		log_warn("control: cannot accept connections: %s; refusing "
+			 "them until it passes", strerror(err));
+	accept_failing = true;
+	if ((err == EMFILE || err == ENFILE) && reserve_fd >= 0) {
+		close(reserve_fd);
+		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd >= 0)
+			refuse_connection(cfd, "the daemon is out of file "
+					  "descriptors: try again");
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (reserve_fd >= 0)
+			return;
+	}
+	loop_set_events(fd, 0);
+	listen_paused = true;
 }
 
 static void on_listen(int fd, short revents, void *opaque)
 {
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (cfd >= 0)
-		client_add(cfd);
+	if (cfd < 0) {
+		accept_failed(fd, errno);
+		return;
+	}
+	if (accept_failing)
+		log_info("control: accepting connections again");
+	accept_failing = false;
+	if (nr_clients >= CLIENTS_MAX) {
+		refuse_connection(cfd, "too many connections to the daemon "
+				  "(at most " STR(CLIENTS_MAX) ")");
+		return;
+	}
+	client_add(cfd);
+}
+
+/* Unfinished request lines nothing was added to for PARTIAL_IDLE_S. */
+static void drop_idle_lines(void)
+{
+	long long limit = now_ns() - PARTIAL_IDLE_S * 1000000000LL;
+	struct client *c, *next;
+
+	for (c = clients; c; c = next) {
+		next = c->next;
+		if (c->console || c->closing || !c->in_len ||
+		    c->in_last_ns > limit)
+			continue;
+		client_drop_input(c, CTL_EBADREQ, "request line left "
+				  "unfinished for " STR(PARTIAL_IDLE_S) " s");
+		if (!client_flush(c))
+			client_free(c);
+	}
+}
+
+static void on_tick(int fd, short revents, void *opaque)
+{
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("control: timer: %s", strerror(errno));
+	if (reserve_fd < 0)
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (listen_paused && listen_fd >= 0) {
+		loop_set_events(listen_fd, POLLIN);
+		listen_paused = false;
+	}
+	drop_idle_lines();
+}
+
+/* What serving a listener needs besides it: the tick, the reserve fd. */
+static int control_start(int fd, const char *path)
+{
+	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
+
+	if (loop_add(fd, POLLIN, on_listen, NULL) < 0)
+		return -1;
+	listen_fd = fd;
+	socket_path = strdup(path);
+	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (tick_fd < 0 || timerfd_settime(tick_fd, 0, &its, NULL) < 0 ||
+	    loop_add(tick_fd, POLLIN, on_tick, NULL) < 0) {
+		log_warn("control: no timer (%s): unfinished request lines "
+			 "are not timed out", strerror(errno));
+		if (tick_fd >= 0)
+			close(tick_fd);
+		tick_fd = -1;
+	}
+	return 0;
 }
 
 int control_listen(const char *path, char *err, size_t errlen)
@@ -373,10 +556,8 @@ int control_listen(const char *path, char *err, size_t errlen)
 	}
 	umask(old);
 	if (chmod(path, 0600) < 0 || listen(fd, 64) < 0 ||
-	    loop_add(fd, POLLIN, on_listen, NULL) < 0)
+	    control_start(fd, path) < 0)
 		goto fail;
-	listen_fd = fd;
-	socket_path = strdup(path);
 	return 0;
 fail:
 	snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -394,8 +575,14 @@ void control_close(void)
 		close(listen_fd);
 		unlink(socket_path);
 	}
+	if (tick_fd >= 0) {
+		loop_del(tick_fd);
+		close(tick_fd);
+	}
+	if (reserve_fd >= 0)
+		close(reserve_fd);
 	free(socket_path);
-	listen_fd = -1;
+	listen_fd = tick_fd = reserve_fd = -1;
 }
 
 /* Copy new console output of the client's domain into its buffer. */
@@ -521,11 +708,7 @@ void control_set_cloexec(bool on)
 int control_adopt_listener(int fd, const char *path)
 {
 	set_cloexec(fd, true);
-	if (loop_add(fd, POLLIN, on_listen, NULL) < 0)
-		return -1;
-	listen_fd = fd;
-	socket_path = strdup(path);
-	return 0;
+	return control_start(fd, path);
 }
 
 void control_reply_now(struct client *c, json_t *id, int code,
@@ -551,6 +734,8 @@ struct client *control_adopt_client(const struct ctl_client_state *s)
 		if (c->in) {
 			memcpy(c->in, s->input, s->input_len);
 			c->in_len = c->in_cap = s->input_len;
+			in_total += c->in_cap;
+			c->in_last_ns = now_ns();
 		}
 	}
 	return c;

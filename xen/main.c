@@ -127,17 +127,24 @@ static void detach_stdio(void)
 		close(fd);
 }
 
+/* Files the daemon makes, whatever the umask it was started with. */
+#define PID_FILE_MODE	0640
+
 static int write_pid_file(const char *dir)
 {
 	char path[4096];
-	FILE *f;
+	int fd, ret = 0;
 
 	snprintf(path, sizeof(path), "%s/xen.pid", dir);
-	f = fopen(path, "w");
-	if (!f)
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		  PID_FILE_MODE);
+	if (fd < 0)
 		return -1;
-	fprintf(f, "%d\n", getpid());
-	return fclose(f);
+	if (fchmod(fd, PID_FILE_MODE) < 0 || dprintf(fd, "%d\n", getpid()) < 0)
+		ret = -1;
+	if (close(fd) < 0)
+		ret = -1;
+	return ret;
 }
 
 static void install_signals(void)
@@ -160,14 +167,47 @@ static int start_failed(const char *why)
 	return 1;
 }
 
+/*
+ * The state directory: made 0700, or one that is there already must be
+ * ours and writable by no one else.  A directory others can write to is
+ * refused, not fixed: it may be shared (/tmp), and what others may have
+ * put in it already would stay there.
+ */
+static int state_dir_ours(const char *dir, const struct stat *st)
+{
+	if (!S_ISDIR(st->st_mode)) {
+		fprintf(stderr, "xen: %s: %s\n", dir, strerror(ENOTDIR));
+		return -1;
+	}
+	if (st->st_uid == geteuid() && !(st->st_mode & 022))
+		return 0;
+	fprintf(stderr, "xen: %s: the state directory must belong to uid %u "
+		"and be writable by no one else (it is mode %04o, uid %u): "
+		"chmod go-w it or use another one\n", dir,
+		(unsigned)geteuid(), (unsigned)(st->st_mode & 07777),
+		(unsigned)st->st_uid);
+	return -1;
+}
+
+static int state_dir_ok(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) == 0) {
+		if (chmod(dir, 0700) == 0)	/* whatever the umask */
+			return 0;
+	} else if (errno == EEXIST && stat(dir, &st) == 0) {
+		return state_dir_ours(dir, &st);
+	}
+	fprintf(stderr, "xen: %s: %s\n", dir, strerror(errno));
+	return -1;
+}
+
 /* The state directory and the log. */
 static int prepare(const struct options *o)
 {
-	if (mkdir(o->d.state_dir, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "xen: %s: %s\n", o->d.state_dir,
-			strerror(errno));
-		return start_failed("cannot create the state directory");
-	}
+	if (state_dir_ok(o->d.state_dir) < 0)
+		return start_failed("cannot use the state directory");
 	if (log_open(o->d.log) < 0) {
 		fprintf(stderr, "xen: cannot open log %s: %s\n", o->d.log,
 			strerror(errno));

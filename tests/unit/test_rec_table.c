@@ -53,8 +53,9 @@ static struct rec *add(struct recs *s, uint32_t type, const void *body,
 static void add_vcpu(struct recs *s, const struct rec_desc *d)
 {
 	struct rec_vcpu_head h = { .vcpu = 0, .size = d->size };
-	struct rec *r = add(s, d->type, &h, sizeof(h) + d->size);
+	struct rec *r = add(s, d->type, NULL, sizeof(h) + d->size);
 
+	memcpy(r->body, &h, sizeof(h));		/* then zeroes */
 	if (d->type == REC_VCPU_MSRS) {
 		struct kvm_msrs m = { .nmsrs = 1 };
 

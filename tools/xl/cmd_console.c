@@ -10,30 +10,6 @@
 #include "console.h"
 #include "xl.h"
 
-/*
- * console-read sends the history as "latin1": each byte is the character
- * U+0000..U+00FF, which jansson hands us UTF-8 encoded.  Decode in place;
- * returns the byte count, or -1 for a character above U+00FF.
- */
-static long latin1_decode(char *s, size_t len)
-{
-	unsigned char *in = (unsigned char *)s, *end = in + len;
-	char *out = s;
-
-	while (in < end) {
-		if (*in < 0x80) {
-			*out++ = (char)*in++;
-		} else if ((*in == 0xc2 || *in == 0xc3) && in + 1 < end &&
-			   (in[1] & 0xc0) == 0x80) {
-			*out++ = (char)(((in[0] & 0x03) << 6) | (in[1] & 0x3f));
-			in += 2;
-		} else {
-			return -1;
-		}
-	}
-	return out - s;
-}
-
 static int dump_history(const char *dom)
 {
 	json_t *res = NULL, *data;
@@ -51,7 +27,7 @@ static int dump_history(const char *dom)
 		buf = malloc(json_string_length(data) + 1);
 	if (buf) {
 		memcpy(buf, json_string_value(data), json_string_length(data));
-		len = latin1_decode(buf, json_string_length(data));
+		len = xl_latin1_decode(buf, json_string_length(data));
 	}
 	if (len < 0) {
 		xl_err("malformed reply from the daemon: bad console data");

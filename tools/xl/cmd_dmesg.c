@@ -2,8 +2,32 @@
 /*
  * xl dmesg: the daemon's in-memory log.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "client.h"
 #include "xl.h"
+
+/* The log's bytes as the daemon logged them (it is sent as latin1). */
+static int print_log(json_t *log)
+{
+	char *buf = json_is_string(log) ?
+		    malloc(json_string_length(log) + 1) : NULL;
+	long len = -1;
+
+	if (buf) {
+		memcpy(buf, json_string_value(log), json_string_length(log));
+		len = xl_latin1_decode(buf, json_string_length(log));
+	}
+	if (len >= 0)
+		fwrite(buf, 1, len, stdout);
+	free(buf);
+	if (len >= 0)
+		return XL_EXIT_OK;
+	xl_err("malformed reply from the daemon: no log");
+	return XL_EXIT_PROTOCOL;
+}
 
 int cmd_dmesg(int argc, char **argv)
 {
@@ -29,13 +53,7 @@ int cmd_dmesg(int argc, char **argv)
 	if (rc)
 		return rc;
 	log = json_object_get(res, "log");
-	if (json_is_string(log)) {
-		fwrite(json_string_value(log), 1, json_string_length(log),
-		       stdout);
-	} else {
-		xl_err("malformed reply from the daemon: no log");
-		rc = XL_EXIT_PROTOCOL;
-	}
+	rc = print_log(log);
 	json_decref(res);
 	return rc;
 }

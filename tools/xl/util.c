@@ -179,3 +179,22 @@ char *xl_abspath(const char *path)
 	free(cwd);
 	return out;
 }
+
+long xl_latin1_decode(char *s, size_t len)
+{
+	unsigned char *in = (unsigned char *)s, *end = in + len;
+	char *out = s;
+
+	while (in < end) {
+		if (*in < 0x80) {
+			*out++ = (char)*in++;
+		} else if ((*in == 0xc2 || *in == 0xc3) && in + 1 < end &&
+			   (in[1] & 0xc0) == 0x80) {
+			*out++ = (char)(((in[0] & 0x03) << 6) | (in[1] & 0x3f));
+			in += 2;
+		} else {
+			return -1;
+		}
+	}
+	return out - s;
+}

@@ -55,6 +55,12 @@ void xl_print_field(const char *key, json_t *val);
 void xl_print_json(json_t *val);
 /* Write all of @buf to @fd; 0, or -1 with errno set. */
 int xl_write_all(int fd, const void *buf, size_t len);
+/*
+ * console-read and dmesg send bytes as "latin1": each byte is the
+ * character U+0000..U+00FF, which jansson hands us UTF-8 encoded.  Decode
+ * in place; returns the byte count, or -1 for a character above U+00FF.
+ */
+long xl_latin1_decode(char *s, size_t len);
 /* A whole decimal number; 0, or -1 if @s is not one. */
 int xl_parse_long(const char *s, long *out);
 /* @path made absolute against the working directory (malloc'ed; the file

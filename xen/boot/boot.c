@@ -12,6 +12,7 @@
 #include "boot/tables.h"
 #include "domain.h"
 #include "memory.h"
+#include "openfile.h"
 
 #define KERNEL_MAX_SIZE	(512u << 20)
 
@@ -34,24 +35,23 @@
 int boot_read_file(const char *path, struct boot_image *img, char *err,
 		   size_t errlen)
 {
-	struct stat st;
+	off_t size;
 	ssize_t n;
 	size_t done = 0;
 	int fd;
 
 	img->path = path;
 	img->data = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    st.st_size > KERNEL_MAX_SIZE) {
-		snprintf(err, errlen, "%s: not a regular file of 1 byte to %u MiB",
-			 path, KERNEL_MAX_SIZE >> 20);
-		close(fd);
+	fd = open_regular(path, KERNEL_MAX_SIZE, &size, err, errlen);
+	if (fd < 0 && (errno == EINVAL || errno == EFBIG))
+		goto refuse;
+	if (fd < 0)
 		return -1;
+	if (size == 0) {
+		close(fd);
+		goto refuse;
 	}
-	img->size = st.st_size;
+	img->size = size;
 	img->data = malloc(img->size);
 	if (!img->data)
 		goto fail;
@@ -67,10 +67,13 @@ int boot_read_file(const char *path, struct boot_image *img, char *err,
 	return 0;
 fail:
 	snprintf(err, errlen, "%s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	free(img->data);
 	img->data = NULL;
+	return -1;
+refuse:
+	snprintf(err, errlen, "%s: not a regular file of 1 byte to %u MiB",
+		 path, KERNEL_MAX_SIZE >> 20);
 	return -1;
 }
 
