@@ -270,6 +270,25 @@ static int set_action(struct domcfg *cfg, enum domcfg_field field,
 	return rc ? -1 : 0;
 }
 
+/* xl.cfg's 0 or 1, or a JSON boolean. */
+static int set_strict_io(struct domcfg *cfg, enum domcfg_field field,
+			 json_t *val, unsigned int max_vcpus,
+			 char *why, size_t whylen)
+{
+	unsigned int v;
+
+	if (json_is_boolean(val)) {
+		cfg->strict_io = json_is_true(val);
+		return 0;
+	}
+	if (get_uint(val, 0, 1, &v, why, whylen) < 0) {
+		snprintf(why, whylen, "must be 0 or 1");
+		return -1;
+	}
+	cfg->strict_io = v;
+	return 0;
+}
+
 static const struct field_desc fields[DOMCFG_NR_FIELDS] = {
 	[DOMCFG_F_NAME]		= { "name", true, set_name },
 	[DOMCFG_F_MEMORY]	= { "memory", false, set_memory },
@@ -280,6 +299,7 @@ static const struct field_desc fields[DOMCFG_NR_FIELDS] = {
 	[DOMCFG_F_ON_POWEROFF]	= { "on_poweroff", false, set_action },
 	[DOMCFG_F_ON_REBOOT]	= { "on_reboot", false, set_action },
 	[DOMCFG_F_ON_CRASH]	= { "on_crash", false, set_action },
+	[DOMCFG_F_STRICT_IO]	= { "strict_io", false, set_strict_io },
 };
 
 /* ------------------------------------------------------------ fields */
@@ -403,6 +423,7 @@ json_t *domcfg_to_json(const struct domcfg *cfg)
 		      json_string(domcfg_action_name(cfg->on_reboot)));
 	rc |= set_new(obj, DOMCFG_F_ON_CRASH,
 		      json_string(domcfg_action_name(cfg->on_crash)));
+	rc |= set_new(obj, DOMCFG_F_STRICT_IO, json_boolean(cfg->strict_io));
 	if (rc) {
 		json_decref(obj);
 		return NULL;

@@ -40,6 +40,7 @@ struct domcfg {
 	enum domcfg_action on_poweroff;
 	enum domcfg_action on_reboot;
 	enum domcfg_action on_crash;
+	bool strict_io;			/* unclaimed port/MMIO: crash */
 };
 
 /* Fields, in the order domcfg_field_name() and domcfg_to_json() use. */
@@ -53,6 +54,7 @@ enum domcfg_field {
 	DOMCFG_F_ON_POWEROFF,
 	DOMCFG_F_ON_REBOOT,
 	DOMCFG_F_ON_CRASH,
+	DOMCFG_F_STRICT_IO,
 	DOMCFG_NR_FIELDS,
 };
 

@@ -73,7 +73,26 @@ static void test_defaults(void)
 	CHECK_INT(cfg.on_poweroff, DOMCFG_ACTION_DESTROY);
 	CHECK_INT(cfg.on_reboot, DOMCFG_ACTION_RESTART);
 	CHECK_INT(cfg.on_crash, DOMCFG_ACTION_DESTROY);
+	CHECK(!cfg.strict_io);
 	domcfg_free(&cfg);
+}
+
+static void test_strict_io(void)
+{
+	struct domcfg cfg;
+	json_t *obj;
+
+	if (PARSE_OK(MIN_CFG "strict_io = 1\n", &cfg))
+		return;
+	CHECK(cfg.strict_io);
+	obj = domcfg_to_json(&cfg);
+	CHECK(json_is_true(json_object_get(obj, "strict_io")));
+	json_decref(obj);
+	domcfg_free(&cfg);
+	PARSE_ERR(MIN_CFG "strict_io = 2\n", CFG_NAME ":3: strict_io: must "
+		  "be 0 or 1");
+	PARSE_ERR(MIN_CFG "strict_io = 'yes'\n", CFG_NAME ":3: strict_io: "
+		  "must be 0 or 1");
 }
 
 static void test_all_keys(void)
@@ -539,7 +558,8 @@ static int same_cfg(const struct domcfg *a, const struct domcfg *b)
 	       SAME_STR(a->ramdisk, b->ramdisk) &&
 	       SAME_STR(a->cmdline, b->cmdline) &&
 	       a->on_poweroff == b->on_poweroff &&
-	       a->on_reboot == b->on_reboot && a->on_crash == b->on_crash;
+	       a->on_reboot == b->on_reboot && a->on_crash == b->on_crash &&
+	       a->strict_io == b->strict_io;
 #undef SAME_STR
 }
 
@@ -573,7 +593,8 @@ static void test_json_round_trip(void)
 	round_trip("name = 'full'\nmemory = 2048\nvcpus = 2\n"
 		   "kernel = '/boot/vmlinuz'\nramdisk = '/boot/initrd'\n"
 		   "cmdline = 'console=ttyS0'\non_poweroff = 'preserve'\n"
-		   "on_reboot = 'destroy'\non_crash = 'rename-restart'\n");
+		   "on_reboot = 'destroy'\non_crash = 'rename-restart'\n"
+		   "strict_io = 1\n");
 	if (PARSE_OK(MIN_CFG "on_crash = 'preserve'\n", &cfg))
 		return;
 	obj = domcfg_to_json(&cfg);
@@ -677,6 +698,7 @@ static void test_json_accepts(void)
 int main(void)
 {
 	test_defaults();
+	test_strict_io();
 	test_all_keys();
 	test_bounds_ok();
 	test_syntax();
