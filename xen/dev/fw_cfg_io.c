@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot/tables.h"
 #include "dev/devices.h"
 #include "dev/fw_cfg.h"
 #include "domain.h"
@@ -194,6 +195,29 @@ static int fw_cfg_load(struct domain *dom, void *state, const void *body,
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
+
+/*
+ * Scope (\_SB) { Device (FWCF) { Name (_HID, "QEMU0002")
+ *   Name (_STA, 0x0B)
+ *   Name (_CRS, ResourceTemplate () { IO (Decode16, 0x510, 0x510, 1, 12) })
+ * } }: where QEMU's DSDT has it, and how Linux's qemu_fw_cfg finds it.
+ */
+static const uint8_t fw_cfg_aml[] = {
+	0x10, 0x36, '\\', '_', 'S', 'B', '_',		/* Scope, 54 bytes */
+	0x5b, 0x82, 0x2e, 'F', 'W', 'C', 'F',		/* Device, 46 */
+	0x08, '_', 'H', 'I', 'D', 0x0d,			/* Name, string */
+	'Q', 'E', 'M', 'U', '0', '0', '0', '2', 0x00,
+	0x08, '_', 'S', 'T', 'A', 0x0a, 0x0b,		/* Name, byte */
+	0x08, '_', 'C', 'R', 'S', 0x11, 0x0d, 0x0a, 0x0a,	/* Buffer, 10 */
+	0x47, 0x01, 0x10, 0x05, 0x10, 0x05, 0x01, PORT_FW_CFG_LEN, /* IO */
+	0x79, 0x00,					/* End tag */
+};
+
+static struct acpi_dsdt_aml fw_cfg_dsdt = {
+	.aml = fw_cfg_aml,
+	.len = sizeof(fw_cfg_aml),
+};
+ACPI_DSDT_AML(fw_cfg_dsdt);
 
 static struct device_type fw_cfg_device = {
 	.name = "fw-cfg",
