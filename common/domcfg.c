@@ -495,8 +495,9 @@ static json_t *fw_cfg_to_json(const struct domcfg *cfg)
 	unsigned int i;
 
 	for (i = 0; list && i < cfg->nr_fw_cfg; i++) {
-		if (json_array_append_new(list,
-					  fwcfg_item_to_json(&cfg->fw_cfg[i]))) {
+		json_t *item = fwcfg_item_to_json(&cfg->fw_cfg[i]);
+
+		if (json_array_append_new(list, item)) {
 			json_decref(list);
 			return NULL;
 		}

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#define DOMCFG_FW_CFG_MAX	32		/* items (QEMU's file slots) */
+#define DOMCFG_FW_CFG_MAX	32		/* QEMU's file slots */
 #define DOMCFG_FW_CFG_NAME_MAX	55		/* bytes, as QEMU */
 #define DOMCFG_FW_CFG_FILE_MAX	(16 << 20)	/* bytes of one item */
 #define DOMCFG_FW_CFG_STRING_MAX 4095

@@ -134,7 +134,7 @@ static void test_bad_files(void)
 	memset(name, 'n', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
 	CHECK_INT(fw_cfg_add_file(&f, name, dup_str("x"), 1), -1);
-	name[FW_CFG_NAME_MAX] = '\0';			/* 55 bytes: fits */
+	name[FW_CFG_NAME_MAX] = '\0';			/* 55: it fits */
 	CHECK_INT(fw_cfg_add_file(&f, name, dup_str("x"), 1), 0);
 	CHECK_INT(fw_cfg_add_file(&f, name, dup_str("x"), 1), -1);
 	CHECK_INT(fw_cfg_add_file(&f, "", dup_str("x"), 1), -1);

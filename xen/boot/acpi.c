@@ -5,11 +5,12 @@
  * ACPI_PM_BASE: PM1 event and control registers and the PM timer), a reset
  * register at 0xcf9 and no i8042 or VGA; the DSDT says how to enter S5,
  * so that a guest's poweroff writes SLP_TYP/SLP_EN and ends the domain as
- * a poweroff, and holds the AML devices register (ACPI_DSDT_AML).  The MADT lists the vCPUs' local APICs and KVM's
- * in-kernel IOAPIC.  ISA IRQs reach the IOAPIC pin of their own number
- * (KVM's default GSI routing: the PIT's IRQ 0 is on pin 0, so there is no
- * IRQ 0 -> GSI 2 override as on most PCs); the only override makes the SCI
- * level-triggered, active high.
+ * a poweroff, and holds the AML devices register (ACPI_DSDT_AML).  The
+ * MADT lists the vCPUs' local APICs and KVM's in-kernel IOAPIC.  ISA IRQs
+ * reach the IOAPIC pin of their own number (KVM's default GSI routing:
+ * the PIT's IRQ 0 is on pin 0, so there is no IRQ 0 -> GSI 2 override as
+ * on most PCs); the only override makes the SCI level-triggered, active
+ * high.
  */
 #include <string.h>
 

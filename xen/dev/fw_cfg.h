@@ -24,7 +24,7 @@
 #define FW_CFG_FILE_FIRST	0x20
 
 /* Selector bits that are not part of the key. */
-#define FW_CFG_WRITE_CHANNEL	0x4000	/* ignored, as by QEMU since 2.4 */
+#define FW_CFG_WRITE_CHANNEL	0x4000	/* ignored (QEMU >= 2.4) */
 #define FW_CFG_ARCH_LOCAL	0x8000	/* no architecture items here */
 
 #define FW_CFG_ID_TRADITIONAL	0x01

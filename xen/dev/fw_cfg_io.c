@@ -80,7 +80,7 @@ static int fw_cfg_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 		*val = fw_cfg_dma_read(off - OFF_DMA, size) &
 		       ioport_all_ones(size);
 	else
-		*val = ioport_all_ones(size);	/* the selector: write-only */
+		*val = ioport_all_ones(size);	/* selector: write-only */
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -203,12 +203,12 @@ static int fw_cfg_load(struct domain *dom, void *state, const void *body,
  * } }: where QEMU's DSDT has it, and how Linux's qemu_fw_cfg finds it.
  */
 static const uint8_t fw_cfg_aml[] = {
-	0x10, 0x36, '\\', '_', 'S', 'B', '_',		/* Scope, 54 bytes */
+	0x10, 0x36, '\\', '_', 'S', 'B', '_',		/* Scope, 54 */
 	0x5b, 0x82, 0x2e, 'F', 'W', 'C', 'F',		/* Device, 46 */
-	0x08, '_', 'H', 'I', 'D', 0x0d,			/* Name, string */
+	0x08, '_', 'H', 'I', 'D', 0x0d,			/* Name, str */
 	'Q', 'E', 'M', 'U', '0', '0', '0', '2', 0x00,
 	0x08, '_', 'S', 'T', 'A', 0x0a, 0x0b,		/* Name, byte */
-	0x08, '_', 'C', 'R', 'S', 0x11, 0x0d, 0x0a, 0x0a,	/* Buffer, 10 */
+	0x08, '_', 'C', 'R', 'S', 0x11, 0x0d, 0x0a, 0x0a, /* Buffer, 10 */
 	0x47, 0x01, 0x10, 0x05, 0x10, 0x05, 0x01, PORT_FW_CFG_LEN, /* IO */
 	0x79, 0x00,					/* End tag */
 };
