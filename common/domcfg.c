@@ -41,12 +41,37 @@ void domcfg_init(struct domcfg *cfg)
 	cfg->on_crash = DOMCFG_ACTION_DESTROY;
 }
 
+static void free_fw_cfg(struct domcfg_fw_cfg *items, unsigned int n)
+{
+	while (n)
+		fwcfg_item_free(&items[--n]);
+	free(items);
+}
+
 void domcfg_free(struct domcfg *cfg)
 {
 	free(cfg->kernel);
 	free(cfg->ramdisk);
 	free(cfg->cmdline);
+	free_fw_cfg(cfg->fw_cfg, cfg->nr_fw_cfg);
 	domcfg_init(cfg);
+}
+
+static int copy_fw_cfg(struct domcfg *dst, const struct domcfg *src)
+{
+	unsigned int i;
+
+	dst->fw_cfg = NULL;
+	dst->nr_fw_cfg = 0;
+	if (!src->nr_fw_cfg)
+		return 0;
+	dst->fw_cfg = calloc(src->nr_fw_cfg, sizeof(*dst->fw_cfg));
+	if (!dst->fw_cfg)
+		return -1;
+	for (i = 0; i < src->nr_fw_cfg; i++, dst->nr_fw_cfg++)
+		if (fwcfg_item_copy(&dst->fw_cfg[i], &src->fw_cfg[i]) < 0)
+			return -1;
+	return 0;
 }
 
 static int dup_opt(char **dst, const char *src)
@@ -63,7 +88,8 @@ int domcfg_copy(struct domcfg *dst, const struct domcfg *src)
 	*dst = *src;
 	if (dup_opt(&dst->kernel, src->kernel) ||
 	    dup_opt(&dst->ramdisk, src->ramdisk) ||
-	    dup_opt(&dst->cmdline, src->cmdline)) {
+	    dup_opt(&dst->cmdline, src->cmdline) ||
+	    copy_fw_cfg(dst, src)) {
 		domcfg_free(dst);
 		return -1;
 	}
@@ -257,6 +283,82 @@ static int set_action(struct domcfg *cfg, enum domcfg_field field,
 	return rc ? -1 : 0;
 }
 
+/* xl.cfg's 0 or 1, or a JSON boolean. */
+static int set_strict_io(struct domcfg *cfg, enum domcfg_field field,
+			 json_t *val, char *why, size_t whylen)
+{
+	unsigned int v;
+
+	if (json_is_boolean(val)) {
+		cfg->strict_io = json_is_true(val);
+		return 0;
+	}
+	if (get_uint(val, 0, 1, &v, why, whylen) < 0) {
+		snprintf(why, whylen, "must be 0 or 1");
+		return -1;
+	}
+	cfg->strict_io = v;
+	return 0;
+}
+
+/* Item @i of the fw_cfg list into @it, its name not yet in @items. */
+static int fw_cfg_item(json_t *val, size_t i, struct domcfg_fw_cfg *items,
+		       struct domcfg_fw_cfg *it, char *why, size_t whylen)
+{
+	char what[160];
+	size_t j;
+
+	if (fwcfg_item_from_json(val, it, what, sizeof(what)) < 0) {
+		snprintf(why, whylen, "item %zu: %s", i + 1, what);
+		return -1;
+	}
+	for (j = 0; j < i; j++) {
+		if (!strcmp(items[j].name, it->name)) {
+			snprintf(why, whylen, "item %zu: %s: duplicate name",
+				 i + 1, it->name);
+			fwcfg_item_free(it);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int set_fw_cfg(struct domcfg *cfg, enum domcfg_field field,
+		      json_t *val, char *why, size_t whylen)
+{
+	size_t n = json_array_size(val), i;
+	struct domcfg_fw_cfg *items;
+
+	if (!json_is_array(val) || n > DOMCFG_FW_CFG_MAX) {
+		snprintf(why, whylen, "must be a list of at most %d items",
+			 DOMCFG_FW_CFG_MAX);
+		return -1;
+	}
+#ifndef CONFIG_DEV_FW_CFG
+	if (n) {
+		snprintf(why, whylen, "this build has no fw_cfg device "
+			 "(CONFIG_DEV_FW_CFG)");
+		return -1;
+	}
+#endif
+	items = calloc(n ? n : 1, sizeof(*items));
+	if (!items) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (fw_cfg_item(json_array_get(val, i), i, items, &items[i],
+				why, whylen) < 0) {
+			free_fw_cfg(items, i);
+			return -1;
+		}
+	}
+	free_fw_cfg(cfg->fw_cfg, cfg->nr_fw_cfg);
+	cfg->fw_cfg = items;
+	cfg->nr_fw_cfg = n;
+	return 0;
+}
+
 static const struct field_desc fields[DOMCFG_NR_FIELDS] = {
 	[DOMCFG_F_NAME]		= { "name", true, set_name },
 	[DOMCFG_F_MEMORY]	= { "memory", false, set_memory },
@@ -267,6 +369,8 @@ static const struct field_desc fields[DOMCFG_NR_FIELDS] = {
 	[DOMCFG_F_ON_POWEROFF]	= { "on_poweroff", false, set_action },
 	[DOMCFG_F_ON_REBOOT]	= { "on_reboot", false, set_action },
 	[DOMCFG_F_ON_CRASH]	= { "on_crash", false, set_action },
+	[DOMCFG_F_STRICT_IO]	= { "strict_io", false, set_strict_io },
+	[DOMCFG_F_FW_CFG]	= { "fw_cfg", false, set_fw_cfg },
 };
 
 /* ------------------------------------------------------------ fields */
@@ -368,6 +472,22 @@ static int set_opt_string(json_t *obj, enum domcfg_field field,
 	return set_new(obj, field, s ? json_string(s) : json_null());
 }
 
+static json_t *fw_cfg_to_json(const struct domcfg *cfg)
+{
+	json_t *list = json_array();
+	unsigned int i;
+
+	for (i = 0; list && i < cfg->nr_fw_cfg; i++) {
+		json_t *item = fwcfg_item_to_json(&cfg->fw_cfg[i]);
+
+		if (json_array_append_new(list, item)) {
+			json_decref(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
 json_t *domcfg_to_json(const struct domcfg *cfg)
 {
 	json_t *obj = json_object();
@@ -388,6 +508,8 @@ json_t *domcfg_to_json(const struct domcfg *cfg)
 		      json_string(domcfg_action_name(cfg->on_reboot)));
 	rc |= set_new(obj, DOMCFG_F_ON_CRASH,
 		      json_string(domcfg_action_name(cfg->on_crash)));
+	rc |= set_new(obj, DOMCFG_F_STRICT_IO, json_boolean(cfg->strict_io));
+	rc |= set_new(obj, DOMCFG_F_FW_CFG, fw_cfg_to_json(cfg));
 	if (rc) {
 		json_decref(obj);
 		return NULL;

@@ -14,6 +14,8 @@
 #include <jansson.h>
 #include <generated/autoconf.h>
 
+#include "domcfg_fwcfg.h"
+
 #define DOMCFG_NAME_MAX		63
 #define DOMCFG_MEMORY_MIN	1
 #define DOMCFG_MEMORY_MAX	65536
@@ -51,6 +53,9 @@ struct domcfg {
 	enum domcfg_action on_poweroff;
 	enum domcfg_action on_reboot;
 	enum domcfg_action on_crash;
+	bool strict_io;			/* unclaimed port/MMIO: crash */
+	unsigned int nr_fw_cfg;
+	struct domcfg_fw_cfg *fw_cfg;	/* names unique */
 };
 
 /* Fields, in the order domcfg_field_name() and domcfg_to_json() use. */
@@ -64,6 +69,8 @@ enum domcfg_field {
 	DOMCFG_F_ON_POWEROFF,
 	DOMCFG_F_ON_REBOOT,
 	DOMCFG_F_ON_CRASH,
+	DOMCFG_F_STRICT_IO,
+	DOMCFG_F_FW_CFG,
 	DOMCFG_NR_FIELDS,
 };
 

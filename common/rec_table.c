@@ -67,6 +67,9 @@ static const struct rec_desc table[] = {
 	    NULL),
 	REC(DEV_BOARD, DEVICES, EXACT, sizeof(struct rec_dev_board),
 	    ONE_REQUIRED, NULL),
+	/* Newer than the format: written OPTIONAL, so not required. */
+	REC(DEV_FW_CFG, DEVICES, EXACT, sizeof(struct rec_dev_fw_cfg),
+	    REC_ONCE, NULL),
 	REC(CONSOLE_HISTORY, CONSOLE, AT_LEAST,
 	    sizeof(struct rec_console_head), REC_ONCE, check_console),
 	REC(DOMAIN_STATUS, UNUSED, ANY, 0, 0, NULL),

@@ -34,6 +34,7 @@ enum rec_type {
 	REC_DEV_UART		= 0x30,
 	REC_DEV_RTC		= 0x31,
 	REC_DEV_BOARD		= 0x32,
+	REC_DEV_FW_CFG		= 0x33,	/* written OPTIONAL */
 	REC_CONSOLE_HISTORY	= 0x40,
 	REC_DOMAIN_STATUS	= 0x41,
 	/* Only in live-update handover streams (docs/live-update.md). */
@@ -111,6 +112,20 @@ struct rec_dev_board {
 	uint32_t reserved;
 };
 
+/*
+ * DEV_FW_CFG (optional; a stream without it leaves fw_cfg as reset): the
+ * selector as the guest last wrote it, the offset of the next data byte
+ * in the selected item, and the high half of the DMA address register.
+ * The items themselves are made again from the domain's config.
+ */
+struct rec_dev_fw_cfg {
+	uint16_t selector;
+	uint16_t reserved0;
+	uint32_t offset;
+	uint32_t dma_high;
+	uint32_t reserved;
+};
+
 /* CONSOLE_HISTORY: bytes ever written, then the last of them. */
 struct rec_console_head {
 	uint64_t total;
@@ -159,6 +174,9 @@ REC_ASSERT_SIZE(rec_dev_rtc, 144);
 REC_ASSERT_FIELD(rec_dev_rtc, offset_s, 8);
 REC_ASSERT_FIELD(rec_dev_rtc, cmos, 16);
 REC_ASSERT_SIZE(rec_dev_board, 8);
+REC_ASSERT_SIZE(rec_dev_fw_cfg, 16);
+REC_ASSERT_FIELD(rec_dev_fw_cfg, offset, 4);
+REC_ASSERT_FIELD(rec_dev_fw_cfg, dma_high, 8);
 REC_ASSERT_SIZE(rec_console_head, 8);
 REC_ASSERT_SIZE(rec_domain_begin, 32);
 REC_ASSERT_FIELD(rec_domain_begin, ram_fd, 8);

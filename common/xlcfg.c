@@ -395,6 +395,58 @@ static int join_list(struct parser *ps, unsigned int line, json_t **val)
 	return *val ? 0 : perr(ps, line, "out of memory");
 }
 
+/*
+ * fw_cfg = [ 'name=opt/x,file=PATH', ... ]: each item as an object, its
+ * file resolved against the config's directory and checked now, and
+ * where it was written, for the daemon's messages.
+ */
+static int fw_cfg_item(struct parser *ps, unsigned int line, json_t **item)
+{
+	char why[300], origin[PATH_MAX + 16];
+	json_t *obj, *file;
+	int rc;
+
+	if (!json_is_string(*item))
+		return perr(ps, line, "%s: list items must be strings",
+			    ps->key);
+	obj = fwcfg_spec_to_json(json_string_value(*item), why, sizeof(why));
+	if (!obj)
+		return perr(ps, line, "%s: %s", ps->key, why);
+	json_decref(*item);
+	*item = obj;
+	file = json_incref(json_object_get(obj, "file"));
+	rc = file ? resolve_path(ps, line, &file) : 0;
+	if (!rc && file && (json_object_set(obj, "file", file) ||
+			    fwcfg_file_check(json_string_value(file), why,
+					     sizeof(why))))
+		rc = perr(ps, line, "%s: %s", ps->key, why);
+	json_decref(file);
+	snprintf(origin, sizeof(origin), "%s:%u", ps->name, line);
+	if (!rc && json_object_set_new(obj, "origin", json_string(origin)))
+		rc = perr(ps, line, "out of memory");
+	return rc;
+}
+
+static int fw_cfg_list(struct parser *ps, unsigned int line, json_t **val)
+{
+	json_t *item;
+	size_t i;
+	int rc;
+
+	if (!json_is_array(*val))
+		return 0;	/* domcfg_set_field() says what is wrong */
+	for (i = 0; i < json_array_size(*val); i++) {
+		item = json_incref(json_array_get(*val, i));
+		rc = fw_cfg_item(ps, line, &item);
+		if (!rc && json_array_set(*val, i, item))
+			rc = perr(ps, line, "out of memory");
+		json_decref(item);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Validate and store @val (a reference this function takes over). */
 static int store(struct parser *ps, enum domcfg_field field, json_t *val,
 		 unsigned int line)
@@ -406,6 +458,8 @@ static int store(struct parser *ps, enum domcfg_field field, json_t *val,
 		rc = join_list(ps, line, &val);
 	else if (field == DOMCFG_F_KERNEL || field == DOMCFG_F_RAMDISK)
 		rc = resolve_path(ps, line, &val);
+	else if (field == DOMCFG_F_FW_CFG)
+		rc = fw_cfg_list(ps, line, &val);
 	if (!rc && domcfg_set_field(ps->cfg, field, val, why, sizeof(why)))
 		rc = perr(ps, line, "%s: %s", ps->key, why);
 	json_decref(val);

@@ -9,9 +9,12 @@
  * no newline inside), an integer (decimal with optional sign, or 0x hex;
  * a leading 0 is still decimal) or a list `[ VALUE, ... ]` of strings and
  * integers that may span lines and hold comments (trailing comma allowed).
- * The only key accepting a list is `cmdline`, whose items are joined with
- * spaces.  Relative kernel/ramdisk paths are resolved against the config
- * file's directory.  See domcfg.h for the keys and their ranges.
+ * The keys accepting a list are `cmdline`, whose items are joined with
+ * spaces, and `fw_cfg`, whose items are QEMU -fw_cfg strings
+ * (domcfg_fwcfg.h).  Relative kernel/ramdisk/fw_cfg file paths are
+ * resolved against the config file's directory, and fw_cfg files must be
+ * readable when the config is parsed.  See domcfg.h for the keys and
+ * their ranges.
  *
  * Errors are reported as "FILE:LINE: reason" (LINE of the key concerned);
  * a missing required key is reported at the file's last line (its number

@@ -208,7 +208,8 @@ def boot_report(daemon, name, kernel, memory=48, cmdline=None,
     report (the domain is preserved when it powers off, then destroyed
     here)."""
     cfg = (f'name = "{name}"\nmemory = {memory}\nkernel = "{kernel}"\n'
-           'on_poweroff = "preserve"\non_crash = "preserve"\n')
+           'on_poweroff = "preserve"\non_crash = "preserve"\n'
+           'strict_io = 1\n')
     if cmdline is not None:
         cfg += f"cmdline = {cfg_string(cmdline)}\n"
     if ramdisk is not None:

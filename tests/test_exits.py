@@ -1,7 +1,10 @@
 """How guests end: the exit guest leaves through the debug-exit port, a
-triple fault, an unknown I/O port, a reset through 0xCF9 or the keyboard
+triple fault, an unknown I/O port (with strict_io, which the harness sets
+for the project's guests), a reset through 0xCF9 or the keyboard
 controller, or an emulation failure; the domain then follows its on_*
-action.  Meanwhile a counter guest in the same daemon keeps counting."""
+action.  Meanwhile a counter guest in the same daemon keeps counting.
+Without strict_io a port or address no device claims behaves as on a PC:
+reads are all ones, writes are dropped, the guest goes on."""
 import json
 import os
 import re
@@ -32,13 +35,14 @@ NOW_LINE = {
 }
 
 
-def create_exit_guest(daemon, name, mode, kernel="exit", **actions):
+def create_exit_guest(daemon, name, mode, kernel="exit", strict_io=True,
+                      args="", **actions):
     """Create the guest paused, attach a console stream, unpause: the
     stream shows everything the guest printed even if the domain is
     destroyed at once.  Returns (domid, ConsoleStream)."""
     extra = "".join(f'{k} = "{v}"\n' for k, v in actions.items())
-    daemon.create(name, kernel=kernel, cmdline=f"mode={mode}", extra=extra,
-                  paused=True)
+    daemon.create(name, kernel=kernel, cmdline=f"mode={mode} {args}".strip(),
+                  extra=extra, paused=True, strict_io=strict_io)
     domid = daemon.domid(name)
     con = ConsoleStream(daemon.sock, name)
     daemon.xl("unpause", name)
@@ -171,6 +175,69 @@ def test_crash(daemon, witness, mode, action):
                          rf"rdx=0000000000000555", daemon.log())
     follow(daemon, "cr", domid, action, "crashed", "crash", NOW_LINE[mode],
            witness, con)
+
+
+# ------------------------------------------------------------ unclaimed
+
+def unclaimed_log_lines(daemon, domid, what):
+    return re.findall(rf"warning: d{domid}v0: {re.escape(what)}.*\n",
+                      daemon.log())
+
+
+@pytest.mark.parametrize("port", [0x555, 0x510])
+def test_unclaimed_port_and_mmio_read_all_ones(daemon, witness, port):
+    """strict_io = 0: writes to a port and an address no device claims
+    are dropped, reads of 1, 2 and 4 bytes return all ones, the guest
+    goes on, and the log names the port once however often it is used.
+    (0x510 is fw_cfg's selector in QEMU; the build may claim it.)"""
+    if port == 0x510 and build_has("DEV_FW_CFG"):
+        pytest.skip("fw_cfg claims 0x510 in this build")
+    names = ("un1", "un2")
+    ids = []
+    for name in names:
+        domid, con = create_exit_guest(daemon, name, "unclaimed",
+                                       strict_io=False,
+                                       args=f"port={port:#x}",
+                                       on_poweroff="preserve",
+                                       on_crash="preserve")
+        ids.append(domid)
+        con.wait(r"UNCLAIMED DONE")
+        con.close()
+    for name, domid in zip(names, ids):
+        text = daemon.console(name)
+        assert (f"UNCLAIMED port={port:#x} inb=0xff inw=0xffff "
+                f"inl=0xffffffff\r\n") in text, text
+        assert ("UNCLAIMED mmio=0x10000000 readb=0xff readl=0xffffffff"
+                "\r\n") in text, text
+        if build_has("DEV_DEBUG_EXIT"):
+            d = daemon.wait_state(name, "shutdown")
+            assert d["exit_code"] == 1, d
+        else:
+            daemon.wait_console(name, r"UNCLAIMED still alive")
+            assert daemon.domain(name)["state"] == "running"
+        # Six accesses to the port, one line in the log, per domain.
+        daemon.wait_log(rf"d{domid}v0: unknown I/O port {port:#x} "
+                        rf"\(out, 1 bytes\): no device there")
+        assert len(unclaimed_log_lines(
+            daemon, domid, f"unknown I/O port {port:#x}")) == 1, \
+            daemon.log()
+        assert unclaimed_log_lines(
+            daemon, domid, "unclaimed MMIO write of 4 bytes at 0x10000000")
+        assert "(crash)" not in daemon.log().split(f"d{domid}: created")[1]
+    still_fine(daemon, witness)
+
+
+def test_unclaimed_mmio_with_strict_io_crashes(daemon, witness):
+    domid, con = create_exit_guest(daemon, "um", "unclaimed",
+                                   args="what=mmio", on_crash="preserve")
+    why = "unclaimed MMIO write of 4 bytes at 0x10000000"
+    rip = assert_register_dump(daemon, domid, why)
+    assert 0x100000 <= rip < 0x200000, hex(rip)
+    d = daemon.wait_state("um", "crashed")
+    assert d["shutdown_reason"] == "crash"
+    con.close()
+    assert "UNCLAIMED mmio" not in daemon.console("um")
+    still_fine(daemon, witness)
 
 
 # ------------------------------------------------------------ resets

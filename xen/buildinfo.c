@@ -21,6 +21,9 @@ const char *const build_features[] = {
 #ifdef CONFIG_DEV_DEBUG_EXIT
 	"DEV_DEBUG_EXIT",
 #endif
+#ifdef CONFIG_DEV_FW_CFG
+	"DEV_FW_CFG",
+#endif
 	NULL
 };
 

@@ -135,11 +135,10 @@ static int domain_build_vm(struct domain *dom, char *err, size_t errlen,
 			 strerror(errno));
 		return -1;
 	}
-	if (devices_init(dom) < 0) {
-		snprintf(err, errlen, "device setup failed");
-		*code = -EIO;
+	*code = devices_init(dom, err, errlen);
+	if (*code < 0)
 		return -1;
-	}
+	*code = -ENOMEM;
 	for (i = 0; i < dom->nr_vcpus; i++) {
 		if (vcpu_create(dom, i) < 0) {
 			snprintf(err, errlen, "KVM refused vCPU %u: %s", i,

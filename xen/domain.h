@@ -72,6 +72,7 @@ struct domain {
 	double cpu_time_dead;		/* CPU seconds of finished threads */
 
 	struct ioport_map ports;
+	unsigned mmio_logged;		/* unclaimed MMIO accesses seen */
 	struct device_set *devices;	/* each device's state (dev/devices.c) */
 
 	/* Console history; console_lock guards it. */

@@ -15,6 +15,30 @@ static void crash(struct vcpu *v, const char *why)
 	domain_raise(v->dom, DOM_EV_CRASH, why);
 }
 
+/*
+ * No device claims the port.  As on a PC bus, reads float to all ones and
+ * writes are dropped, and the daemon says so once per port and domain;
+ * with strict_io (a debug aid) the domain crashes instead.
+ */
+static void unclaimed_io(struct vcpu *v, bool is_write, uint8_t *data)
+{
+	struct kvm_run *run = v->run;
+	char why[96];
+
+	snprintf(why, sizeof(why), "unknown I/O port %#x (%s, %u bytes)",
+		 run->io.port, is_write ? "out" : "in", run->io.size);
+	if (v->dom->cfg.strict_io) {
+		crash(v, why);
+		return;
+	}
+	if (!is_write)
+		memset(data, 0xff, (size_t)run->io.size * run->io.count);
+	if (ioport_unclaimed_first(&v->dom->ports, run->io.port))
+		log_warn("d%uv%u: %s: no device there, reads are all ones and "
+			 "writes are dropped (logged once per port)",
+			 v->dom->id, v->id, why);
+}
+
 static void handle_io(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -26,9 +50,7 @@ static void handle_io(struct vcpu *v)
 
 	r = ioport_find(&v->dom->ports, run->io.port);
 	if (!r) {
-		snprintf(why, sizeof(why), "unknown I/O port %#x (%s, %u bytes)",
-			 run->io.port, is_write ? "out" : "in", run->io.size);
-		crash(v, why);
+		unclaimed_io(v, is_write, data);
 		return;
 	}
 	for (i = 0; i < run->io.count; i++, data += run->io.size) {
@@ -49,23 +71,32 @@ static void handle_io(struct vcpu *v)
 	}
 }
 
+#define MMIO_LOG_MAX	16
+
 /*
- * Nothing is mapped there: reads float to all-ones, writes are dropped,
- * as on a PC bus.  Only the first few are logged.
+ * Nothing is mapped there: reads float to all ones, writes are dropped,
+ * as on a PC bus; the first few are logged per domain.  With strict_io
+ * the domain crashes instead.
  */
 static void handle_mmio(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	static unsigned logged;
+	char why[96];
 
+	snprintf(why, sizeof(why), "unclaimed MMIO %s of %u bytes at %#llx",
+		 run->mmio.is_write ? "write" : "read", run->mmio.len,
+		 (unsigned long long)run->mmio.phys_addr);
+	if (v->dom->cfg.strict_io) {
+		crash(v, why);
+		return;
+	}
 	if (!run->mmio.is_write)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
-	if (logged < 16) {
-		logged++;
-		log_warn("d%uv%u: %s of %u bytes at unmapped address %#llx",
-			 v->dom->id, v->id, run->mmio.is_write ? "write" : "read",
-			 run->mmio.len, (unsigned long long)run->mmio.phys_addr);
-	}
+	if (__atomic_fetch_add(&v->dom->mmio_logged, 1, __ATOMIC_RELAXED) <
+	    MMIO_LOG_MAX)
+		log_warn("d%uv%u: %s: nothing is mapped there, reads are all "
+			 "ones and writes are dropped (the first %u logged)",
+			 v->dom->id, v->id, why, MMIO_LOG_MAX);
 }
 
 static void handle_system_event(struct vcpu *v)

@@ -41,3 +41,11 @@ const struct ioport_range *ioport_find(const struct ioport_map *map,
 	}
 	return NULL;
 }
+
+bool ioport_unclaimed_first(struct ioport_map *map, uint16_t port)
+{
+	uint32_t bit = 1u << (port % 32);
+
+	return !(__atomic_fetch_or(&map->unclaimed_seen[port / 32], bit,
+				   __ATOMIC_RELAXED) & bit);
+}

@@ -28,6 +28,8 @@ struct ioport_range {
 struct ioport_map {
 	unsigned nr;
 	struct ioport_range ranges[IOPORT_MAX_RANGES];
+	/* A bit per port no range claims that the guest has touched. */
+	uint32_t unclaimed_seen[0x10000 / 32];
 };
 
 /* What a read of `size` bytes returns where nothing drives the bus. */
@@ -40,5 +42,7 @@ int ioport_register(struct ioport_map *map, uint16_t base, uint16_t len,
 		    ioport_fn fn, void *opaque, const char *owner);
 const struct ioport_range *ioport_find(const struct ioport_map *map,
 				       uint16_t port);
+/* True the first time it is called for `port` (any thread). */
+bool ioport_unclaimed_first(struct ioport_map *map, uint16_t port);
 
 #endif

@@ -130,7 +130,8 @@ static int load_device(struct restore *x, const struct rec_desc *d)
 			   sizeof(why));
 	if (ret < 0)
 		RFAIL(x, "%s: %s", offset_of(x, at, sizeof(at)), why);
-	if (ret == 0)
+	/* Written by a device this build lacks: skip it if optional. */
+	if (ret == 0 && !(x->r.rec.flags & REC_F_OPTIONAL))
 		RFAIL(x, "%s: %s: this build has no such device",
 		      offset_of(x, at, sizeof(at)), d->name);
 	return 0;

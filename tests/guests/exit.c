@@ -9,7 +9,7 @@
 #define LINE_MAX 256
 #define UNMAPPED_GPA 0x10000000ULL      /* 256 MiB */
 
-static void still_alive(const char *what)
+__attribute__((noreturn)) static void still_alive(const char *what)
 {
     gprintf("%s still alive\n", what);
     spin_forever();
@@ -187,6 +187,45 @@ __attribute__((noreturn)) static void iobench(void)
     spin_forever();
 }
 
+/* ------------------------------------------------------------ unclaimed */
+
+/*
+ * Touches a port and an address no device claims (what=port, what=mmio or
+ * both): writes first, then reads of each size, and prints what the reads
+ * returned.  On a PC nothing drives the bus there: all ones.
+ */
+__attribute__((noreturn)) static void unclaimed(void)
+{
+    u16 port = (u16)arg_or("port", 0x555, 0, 0xFFFF);
+    u64 addr = arg_or("addr", UNMAPPED_GPA, 0, 0xFFFFFFFCULL);
+    char what[8] = "both";
+
+    cmdline_get(boot_info.cmdline, "what", what, sizeof(what));
+    if (strcmp(what, "mmio") != 0) {
+        outb(port, 0x42);
+        outw(port, 0x4242);
+        outl(port, 0x42424242);
+        u8 b = inb(port);
+        u16 w = inw(port);
+        u32 l = inl(port);
+        gprintf("UNCLAIMED port=0x%x inb=0x%x inw=0x%x inl=0x%x\n",
+                (unsigned)port, (unsigned)b, (unsigned)w, l);
+    }
+    if (strcmp(what, "port") != 0) {
+        volatile u8 *p8 = (volatile u8 *)(uintptr_t)addr;
+        volatile u32 *p32 = (volatile u32 *)(uintptr_t)addr;
+
+        *p32 = 0x42424242;
+        u8 b = *p8;
+        u32 l = *p32;
+        gprintf("UNCLAIMED mmio=0x%lx readb=0x%x readl=0x%x\n",
+                (unsigned long)addr, (unsigned)b, l);
+    }
+    gprintf("UNCLAIMED DONE\n");
+    outb(DEBUG_EXIT_PORT, 0);
+    still_alive("UNCLAIMED");
+}
+
 /* ------------------------------------------------------------ cmos-probe */
 
 /*
@@ -269,6 +308,8 @@ void guest_main(u32 mbi_phys)
         echo(1);
     } else if (strcmp(mode, "iobench") == 0) {
         iobench();
+    } else if (strcmp(mode, "unclaimed") == 0) {
+        unclaimed();
     } else if (strcmp(mode, "cmos-probe") == 0) {
         cmos_probe();
     } else if (strcmp(mode, "cpuinfo") == 0) {

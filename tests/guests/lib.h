@@ -46,6 +46,30 @@ static inline u8 inb(u16 port)
     return v;
 }
 
+static inline void outw(u16 port, u16 v)
+{
+    __asm__ __volatile__("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline void outl(u16 port, u32 v)
+{
+    __asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline u16 inw(u16 port)
+{
+    u16 v;
+    __asm__ __volatile__("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+    return v;
+}
+
+static inline u32 inl(u16 port)
+{
+    u32 v;
+    __asm__ __volatile__("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+    return v;
+}
+
 static inline u64 rdtsc(void)
 {
     u32 lo, hi;

@@ -2,7 +2,8 @@
 # /init of the Linux guests of the system tier (busybox sh, static).
 #
 # Prints "SYSTEST: init" as soon as it runs, a small workload (files written
-# and checked in tmpfs, /proc/uptime), the facts the tests check, then acts
+# and checked in tmpfs, /proc/uptime), the facts the tests check (fw_cfg's
+# sysfs files among them), then acts
 # on "systest=" from the kernel command line:
 #   poweroff  poweroff -f            reboot  reboot -f
 #   shell     an interactive shell on the console (the default)
@@ -42,6 +43,27 @@ echo "SYSTEST: facts nproc=$(nproc)" \
 dmesg | grep -E '(BIOS-e820|BIOS-provided|e820: \[mem)' | sed 's/^/SYSTEST: e820 /'
 dmesg | grep -E 'MP-table|for SMP configuration|Allowing [0-9]+ CPUs|Brought up' |
 	sed 's/^/SYSTEST: smp /'
+# QEMU's fw_cfg (the hypervisor's DSDT has it as QEMU0002): Debian builds
+# its sysfs driver as a module, which the initramfs carries.
+fw=/sys/firmware/qemu_fw_cfg
+if [ -e /lib/modules/qemu_fw_cfg.ko ]; then
+	insmod /lib/modules/qemu_fw_cfg.ko 2>&1 | sed 's/^/SYSTEST: fw_cfg insmod: /'
+	if [ -d $fw ]; then
+		echo "SYSTEST: fw_cfg rev=$(cat $fw/rev)" \
+			"files=$(ls $fw/by_key | wc -l)"
+		for k in $fw/by_key/*; do
+			[ -d "$k" ] || continue
+			n=$(cat $k/name)
+			echo "SYSTEST: fw_cfg file key=${k##*/}" \
+				"size=$(cat $k/size) name=$n raw=$(cat $k/raw)" \
+				"by_name=$(cat $fw/by_name/$n/raw)"
+		done
+	else
+		echo "SYSTEST: fw_cfg absent"
+	fi
+else
+	echo "SYSTEST: fw_cfg no-module"
+fi
 dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace' | sed 's/^/SYSTEST: dmesg-bad /'
 echo "SYSTEST: ready action=$action"
 

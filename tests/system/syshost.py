@@ -305,7 +305,7 @@ class Guest:
 
     def __init__(self, host, name, kernel, ramdisk, cmdline, memory=256,
                  vcpus=1, on_poweroff="destroy", on_reboot="restart",
-                 on_crash="preserve"):
+                 on_crash="preserve", extra=""):
         self.host = host
         self.name = name
         self.kernel = kernel
@@ -316,7 +316,8 @@ class Guest:
                     f'kernel = "{kernel}"\n' +
                     (f'ramdisk = "{ramdisk}"\n' if ramdisk else "") +
                     f'cmdline = "{cmdline}"\non_poweroff = "{on_poweroff}"\n'
-                    f'on_reboot = "{on_reboot}"\non_crash = "{on_crash}"\n')
+                    f'on_reboot = "{on_reboot}"\non_crash = "{on_crash}"\n'
+                    + extra)
         self.console_file = f"{self.DIR}/{name}.console"
         self.fifo = f"{self.DIR}/{name}.in"
         self.raw = b""

@@ -22,6 +22,8 @@ GUEST_INITRD = "/guest/initrd"
 EXIT_GUEST = "/guest/exit.elf"
 # kvm-amd, and virtio-serial for the harness's channel to the host.
 HOST_MODULES = ("kvm-amd", "virtio_pci", "virtio_console")
+# Loaded by the guests' init: fw_cfg's sysfs driver (no dependencies).
+GUEST_MODULES = ("qemu_fw_cfg",)
 
 
 class Cpio:
@@ -232,14 +234,29 @@ def pvh_vmlinux(vmlinuz, dest):
     return dest
 
 
-def guest_initrd(dest):
+def guest_initrd(dest, moddir):
+    """Busybox, the init script and, when the kernel has it as a module,
+    qemu_fw_cfg (the init loads it and reports /sys/firmware/qemu_fw_cfg).
+    """
     init = os.path.join(HERE, "guest-init.sh")
-    if _newer(dest, init, BUSYBOX, __file__):
+    mods = []
+    try:
+        mods = [os.path.join(moddir, m)
+                for m in module_order(moddir, GUEST_MODULES)]
+    except KeyError:
+        pass        # a kernel without them: the init says so
+    inputs = repr(mods)
+    if _newer(dest, init, BUSYBOX, __file__, *mods) and \
+            _same_inputs(dest, inputs):
         return dest
     c = Cpio()
     busybox_base(c)
     c.copy("init", init, 0o755)
+    for path in mods:
+        name = re.sub(r"\.(xz|zst|gz)$", "", os.path.basename(path))
+        c.file(f"lib/modules/{name}", read_module(path))
     c.write(dest)
+    _record_inputs(dest, inputs)
     return dest
 
 
@@ -282,7 +299,7 @@ def build_images(work, binaries, exit_guest=None):
     release, vmlinuz, moddir = find_kernel()
     os.makedirs(work, exist_ok=True)
     vmlinux = pvh_vmlinux(vmlinuz, os.path.join(work, "vmlinux"))
-    initrd = guest_initrd(os.path.join(work, "guest-initrd.cpio"))
+    initrd = guest_initrd(os.path.join(work, "guest-initrd.cpio"), moddir)
     guest_files = {GUEST_KERNEL["bzimage"]: vmlinuz,
                    GUEST_KERNEL["pvh"]: vmlinux, GUEST_INITRD: initrd}
     if exit_guest and os.path.exists(exit_guest):

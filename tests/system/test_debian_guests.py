@@ -12,10 +12,12 @@ import time
 
 import pytest
 
+from harness import build_has
 from syshost import BAD_CONSOLE, GUEST_CMDLINE, boot_guest, record_boot
 
 pytestmark = pytest.mark.system
 MIB = 1 << 20
+FW_CFG_ITEM = "name=opt/org.test/greeting,string=hello-from-xl.cfg"
 
 
 def check_memory(g, memory_mib):
@@ -77,7 +79,9 @@ class TestBzImageOneVcpu:
     @pytest.fixture(scope="class")
     def guest(self, system_host):
         g = boot_guest(system_host, "bz1", "bzimage", vcpus=1,
-                       memory=self.MEMORY, action="shell")
+                       memory=self.MEMORY, action="shell",
+                       extra=f"fw_cfg = [ '{FW_CFG_ITEM}' ]\n"
+                       if build_has("DEV_FW_CFG") else "")
         yield g
         g.destroy()
 
@@ -86,6 +90,21 @@ class TestBzImageOneVcpu:
 
     def test_memory(self, guest):
         check_memory(guest, self.MEMORY)
+
+    def test_fw_cfg_in_sysfs(self, guest):
+        """Linux's qemu_fw_cfg driver (a module in Debian's kernel, which
+        the guest's init loads) finds fw_cfg through the DSDT's QEMU0002
+        device and shows the config's item under /sys/firmware."""
+        text = guest.console()
+        if not build_has("DEV_FW_CFG"):
+            pytest.skip("this build has no fw_cfg (CONFIG_DEV_FW_CFG)")
+        if "SYSTEST: fw_cfg no-module" in text:
+            pytest.skip("this kernel has no qemu_fw_cfg module")
+        assert re.search(r"SYSTEST: fw_cfg rev=3 files=1\n", text), \
+            text[-3000:]
+        assert "SYSTEST: fw_cfg file key=32 size=17 " \
+            "name=opt/org.test/greeting raw=hello-from-xl.cfg " \
+            "by_name=hello-from-xl.cfg\n" in text, text[-3000:]
 
     def test_one_cpu(self, guest):
         check_cpus(guest, 1)

@@ -257,7 +257,7 @@ static void *rtc_make(struct domain *dom, uint64_t low, uint64_t size,
 	dom->mem.low_size = low;
 	dom->mem.size = size;
 	dom->cfg.vcpus = vcpus;
-	CHECK_INT(rtc_type->init(dom, state), 0);
+	CHECK_INT(rtc_type->init(dom, state, NULL, 0), 0);
 	CHECK(rtc_port_opaque == state);
 	return state;
 }

@@ -74,7 +74,126 @@ static void test_defaults(void)
 	CHECK_INT(cfg.on_poweroff, DOMCFG_ACTION_DESTROY);
 	CHECK_INT(cfg.on_reboot, DOMCFG_ACTION_RESTART);
 	CHECK_INT(cfg.on_crash, DOMCFG_ACTION_DESTROY);
+	CHECK(!cfg.strict_io);
 	domcfg_free(&cfg);
+}
+
+static void test_strict_io(void)
+{
+	struct domcfg cfg;
+	json_t *obj;
+
+	if (PARSE_OK(MIN_CFG "strict_io = 1\n", &cfg))
+		return;
+	CHECK(cfg.strict_io);
+	obj = domcfg_to_json(&cfg);
+	CHECK(json_is_true(json_object_get(obj, "strict_io")));
+	json_decref(obj);
+	domcfg_free(&cfg);
+	PARSE_ERR(MIN_CFG "strict_io = 2\n", CFG_NAME ":3: strict_io: must "
+		  "be 0 or 1");
+	PARSE_ERR(MIN_CFG "strict_io = 'yes'\n", CFG_NAME ":3: strict_io: "
+		  "must be 0 or 1");
+}
+
+#ifdef CONFIG_DEV_FW_CFG
+static void fw_cfg_errors(const char *big)
+{
+	char text[512], want[600];
+
+	PARSE_ERR(MIN_CFG "fw_cfg = ['name=opt/x,file=/nonexistent/f']\n",
+		  CFG_NAME ":3: fw_cfg: cannot read /nonexistent/f: No such "
+		  "file or directory");
+	snprintf(text, sizeof(text), MIN_CFG "fw_cfg = ['opt/x,file=%s']\n",
+		 big);
+	snprintf(want, sizeof(want), CFG_NAME ":3: fw_cfg: %s is larger "
+		 "than 16777216 bytes", big);
+	PARSE_ERR(text, want);
+	PARSE_ERR(MIN_CFG "fw_cfg = ['name=opt/x,file=/']\n",
+		  CFG_NAME ":3: fw_cfg: / is not a regular file");
+	PARSE_ERR(MIN_CFG "fw_cfg = ['name=opt/"
+		  "0123456789012345678901234567890123456789012345678901,"
+		  "string=x']\n", CFG_NAME ":3: fw_cfg: item 1: name must be "
+		  "1-55 printable ASCII characters without spaces");
+	PARSE_ERR(MIN_CFG "fw_cfg = ['opt/a,string=1', 'opt/a,string=2']\n",
+		  CFG_NAME ":3: fw_cfg: item 2: opt/a: duplicate name");
+	PARSE_ERR(MIN_CFG "fw_cfg = ['name=opt/x']\n", CFG_NAME ":3: fw_cfg: "
+		  "item 1: opt/x: needs either file= or string=");
+	PARSE_ERR(MIN_CFG "fw_cfg = ['name=opt/x,string=a,file=/']\n",
+		  CFG_NAME ":3: fw_cfg: / is not a regular file");
+	PARSE_ERR(MIN_CFG "fw_cfg = ['name=opt/x,gen_id=g']\n",
+		  CFG_NAME ":3: fw_cfg: unknown option 'gen_id' (name, file "
+		  "and string are supported)");
+	PARSE_ERR(MIN_CFG "fw_cfg = ['opt/x,string=a,string=b']\n",
+		  CFG_NAME ":3: fw_cfg: option 'string' given twice");
+	PARSE_ERR(MIN_CFG "fw_cfg = 'opt/x,string=a'\n",
+		  CFG_NAME ":3: fw_cfg: must be a list of at most 32 items");
+	PARSE_ERR(MIN_CFG "fw_cfg = [1]\n",
+		  CFG_NAME ":3: fw_cfg: list items must be strings");
+}
+#endif
+
+/* fw_cfg = [ QEMU -fw_cfg strings ]: files checked and resolved here. */
+static void test_fw_cfg(void)
+{
+	char dir[] = "/tmp/fwcfg-XXXXXX", path[64], big[64], name[80];
+	char text[512], err[512] = "";
+	struct domcfg cfg, copy;
+	json_t *obj;
+	FILE *f;
+
+	if (!mkdtemp(dir))
+		return;
+	snprintf(path, sizeof(path), "%s/data.bin", dir);
+	snprintf(big, sizeof(big), "%s/big.bin", dir);
+	f = fopen(path, "w");
+	fputs("data", f);
+	fclose(f);
+	CHECK_INT(truncate(path, 4), 0);
+	f = fopen(big, "w");
+	fclose(f);
+	CHECK_INT(truncate(big, (16 << 20) + 1), 0);
+	snprintf(text, sizeof(text), MIN_CFG "fw_cfg = [ 'name=opt/s,string="
+		 "a,,b',\n  'opt/f,file=data.bin' ]\n");
+	snprintf(name, sizeof(name), "%s/t.cfg", dir);
+#ifdef CONFIG_DEV_FW_CFG
+	CHECK_INT(xlcfg_parse_buffer(name, text, &cfg, err, sizeof(err)), 0);
+	CHECK_STR(err, "");
+	CHECK_INT(cfg.nr_fw_cfg, 2);
+	if (cfg.nr_fw_cfg == 2) {
+		CHECK_STR(cfg.fw_cfg[0].name, "opt/s");
+		CHECK_STR(cfg.fw_cfg[0].string, "a,b");
+		CHECK(cfg.fw_cfg[0].file == NULL);
+		snprintf(text, sizeof(text), "%s:3", name);
+		CHECK_STR(cfg.fw_cfg[0].origin, text);
+		CHECK_STR(cfg.fw_cfg[1].name, "opt/f");
+		CHECK_STR(cfg.fw_cfg[1].file, path);
+		CHECK_INT(domcfg_copy(&copy, &cfg), 0);
+		CHECK_STR(copy.fw_cfg[1].file, path);
+		domcfg_free(&copy);
+		obj = domcfg_to_json(&cfg);
+		domcfg_free(&cfg);
+		CHECK_INT(domcfg_from_json(obj, &cfg, text, sizeof(text)), 0);
+		CHECK_STR(cfg.fw_cfg[1].file, path);
+		CHECK_STR(cfg.fw_cfg[0].string, "a,b");
+		json_decref(obj);
+	}
+	domcfg_free(&cfg);
+	fw_cfg_errors(big);
+#else
+	(void)copy;
+	(void)obj;
+	(void)err;
+	PARSE_ERR(MIN_CFG "fw_cfg = [ 'name=opt/s,string=x' ]\n",
+		  CFG_NAME ":3: fw_cfg: this build has no fw_cfg device "
+		  "(CONFIG_DEV_FW_CFG)");
+#endif
+	if (PARSE_OK(MIN_CFG "fw_cfg = []\n", &cfg) == 0)
+		CHECK_INT(cfg.nr_fw_cfg, 0);
+	domcfg_free(&cfg);
+	unlink(path);
+	unlink(big);
+	rmdir(dir);
 }
 
 static void test_all_keys(void)
@@ -550,7 +669,8 @@ static int same_cfg(const struct domcfg *a, const struct domcfg *b)
 	       SAME_STR(a->ramdisk, b->ramdisk) &&
 	       SAME_STR(a->cmdline, b->cmdline) &&
 	       a->on_poweroff == b->on_poweroff &&
-	       a->on_reboot == b->on_reboot && a->on_crash == b->on_crash;
+	       a->on_reboot == b->on_reboot && a->on_crash == b->on_crash &&
+	       a->strict_io == b->strict_io;
 #undef SAME_STR
 }
 
@@ -584,7 +704,8 @@ static void test_json_round_trip(void)
 	round_trip("name = 'full'\nmemory = 2048\nvcpus = 2\n"
 		   "kernel = '/boot/vmlinuz'\nramdisk = '/boot/initrd'\n"
 		   "cmdline = 'console=ttyS0'\non_poweroff = 'preserve'\n"
-		   "on_reboot = 'destroy'\non_crash = 'rename-restart'\n");
+		   "on_reboot = 'destroy'\non_crash = 'rename-restart'\n"
+		   "strict_io = 1\n");
 	if (PARSE_OK(MIN_CFG "on_crash = 'preserve'\n", &cfg))
 		return;
 	obj = domcfg_to_json(&cfg);
@@ -742,6 +863,8 @@ static void test_config_not_a_file(void)
 int main(void)
 {
 	test_defaults();
+	test_strict_io();
+	test_fw_cfg();
 	test_all_keys();
 	test_bounds_ok();
 	test_syntax();

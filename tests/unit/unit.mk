@@ -17,9 +17,10 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(COMMON_LIB)
 
 # Hypervisor code a test runs in userspace (as Xen's tools/tests/vpci
 # builds vpci.c): the device register models, and rtc.c against the
-# stubs in its test.
+# stubs in its test; the fw_cfg model.
 $(BUILD)/tests/unit/test_uart: $(call obj,xen/dev/ns16550.c)
 $(BUILD)/tests/unit/test_rtc: $(call obj,xen/dev/mc146818.c xen/dev/rtc.c)
+$(BUILD)/tests/unit/test_fw_cfg: $(call obj,xen/dev/fw_cfg.c)
 
 # Keep the objects: they are not throw-away intermediates.
 .SECONDARY: $(UNIT_OBJ)

@@ -450,6 +450,7 @@ static void dump_device(struct dump *d, uint32_t type, const uint8_t *body,
 	struct rec_dev_uart u;
 	struct rec_dev_rtc t;
 	struct rec_dev_board b;
+	struct rec_dev_fw_cfg f;
 
 	switch (type) {
 	case REC_DEV_UART:
@@ -475,6 +476,13 @@ static void dump_device(struct dump *d, uint32_t type, const uint8_t *body,
 			break;
 		memcpy(&b, body, sizeof(b));
 		fprintf(d->out, "  pci_addr %#x\n", b.pci_addr);
+		return;
+	case REC_DEV_FW_CFG:
+		if (len != sizeof(f))
+			break;
+		memcpy(&f, body, sizeof(f));
+		fprintf(d->out, "  selector %#x offset %u dma_high %#x\n",
+			f.selector, f.offset, f.dma_high);
 		return;
 	}
 	fprintf(d->out, "  (%u bytes: not decoded)\n", len);

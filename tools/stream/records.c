@@ -106,6 +106,14 @@ static void add_bodies(json_t *s)
 		sizeof(struct rec_dev_board), json_pack("{s:o, s:o}",
 		FIELD(rec_dev_board, pci_addr),
 		FIELD(rec_dev_board, reserved))));
+	json_object_set_new(s, "rec_dev_fw_cfg", layout(
+		sizeof(struct rec_dev_fw_cfg), json_pack(
+		"{s:o, s:o, s:o, s:o, s:o}",
+		FIELD(rec_dev_fw_cfg, selector),
+		FIELD(rec_dev_fw_cfg, reserved0),
+		FIELD(rec_dev_fw_cfg, offset),
+		FIELD(rec_dev_fw_cfg, dma_high),
+		FIELD(rec_dev_fw_cfg, reserved))));
 	json_object_set_new(s, "rec_console_head", layout(
 		sizeof(struct rec_console_head), json_pack("{s:o}",
 		FIELD(rec_console_head, total))));

@@ -3,13 +3,14 @@
  *
  * The FADT describes a PC with a fixed PM block (the board emulates it at
  * ACPI_PM_BASE: PM1 event and control registers and the PM timer), a reset
- * register at 0xcf9 and no i8042 or VGA; the DSDT only says how to enter
- * S5, so that a guest's poweroff writes SLP_TYP/SLP_EN and ends the domain
- * as a poweroff.  The MADT lists the vCPUs' local APICs and KVM's
- * in-kernel IOAPIC.  ISA IRQs reach the IOAPIC pin of their own number
- * (KVM's default GSI routing: the PIT's IRQ 0 is on pin 0, so there is no
- * IRQ 0 -> GSI 2 override as on most PCs); the only override makes the SCI
- * level-triggered, active high.
+ * register at 0xcf9 and no i8042 or VGA; the DSDT says how to enter S5,
+ * so that a guest's poweroff writes SLP_TYP/SLP_EN and ends the domain as
+ * a poweroff, and holds the AML devices register (ACPI_DSDT_AML).  The
+ * MADT lists the vCPUs' local APICs and KVM's in-kernel IOAPIC.  ISA IRQs
+ * reach the IOAPIC pin of their own number (KVM's default GSI routing:
+ * the PIT's IRQ 0 is on pin 0, so there is no IRQ 0 -> GSI 2 override as
+ * on most PCs); the only override makes the SCI level-triggered, active
+ * high.
  */
 #include <string.h>
 
@@ -152,6 +153,42 @@ static const uint8_t dsdt_aml[] = {
 	0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00,
 };
 
+static struct acpi_dsdt_aml *dsdt_parts;
+
+/* Kept in registration order (constructors run in link order). */
+void acpi_dsdt_register(struct acpi_dsdt_aml *a)
+{
+	struct acpi_dsdt_aml **p = &dsdt_parts;
+
+	while (*p)
+		p = &(*p)->next;
+	a->next = NULL;
+	*p = a;
+}
+
+static size_t dsdt_parts_len(void)
+{
+	const struct acpi_dsdt_aml *a;
+	size_t len = 0;
+
+	for (a = dsdt_parts; a; a = a->next)
+		len += a->len;
+	return len;
+}
+
+static void dsdt_fill(struct acpi_header *dsdt)
+{
+	uint8_t *p = (uint8_t *)(dsdt + 1);
+	const struct acpi_dsdt_aml *a;
+
+	memcpy(p, dsdt_aml, sizeof(dsdt_aml));
+	p += sizeof(dsdt_aml);
+	for (a = dsdt_parts; a; a = a->next) {
+		memcpy(p, a->aml, a->len);
+		p += a->len;
+	}
+}
+
 /* Hands out table space in [BOOT_ACPI, BOOT_ACPI_END). */
 struct acpi_builder {
 	struct domain *dom;
@@ -200,7 +237,7 @@ static int write_fadt(struct acpi_builder *b, uint64_t *fadt_gpa)
 	struct acpi_header *dsdt;
 	struct acpi_fadt *f;
 	uint64_t facs_gpa, dsdt_gpa;
-	size_t dsdt_len = sizeof(*dsdt) + sizeof(dsdt_aml);
+	size_t dsdt_len = sizeof(*dsdt) + sizeof(dsdt_aml) + dsdt_parts_len();
 
 	facs = acpi_alloc(b, sizeof(*facs), 64, &facs_gpa);
 	dsdt = acpi_alloc(b, dsdt_len, 16, &dsdt_gpa);
@@ -213,7 +250,7 @@ static int write_fadt(struct acpi_builder *b, uint64_t *fadt_gpa)
 	facs->version = 2;
 
 	acpi_header(dsdt, "DSDT", dsdt_len, 2);
-	memcpy(dsdt + 1, dsdt_aml, sizeof(dsdt_aml));
+	dsdt_fill(dsdt);
 	acpi_finish(dsdt);
 
 	acpi_header(&f->h, "FACP", sizeof(*f), FADT_REVISION);

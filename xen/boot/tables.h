@@ -34,6 +34,24 @@ struct domain;
 #define ACPI_S5_SLP_TYP		5	/* what the DSDT's \_S5 says */
 #define ACPI_PM_TMR_HZ		3579545
 
+/*
+ * AML a device adds to the DSDT (after \_S5), so that the core names no
+ * device: a static struct acpi_dsdt_aml registered with ACPI_DSDT_AML().
+ */
+struct acpi_dsdt_aml {
+	const uint8_t *aml;
+	size_t len;
+	struct acpi_dsdt_aml *next;
+};
+
+void acpi_dsdt_register(struct acpi_dsdt_aml *a);
+
+#define ACPI_DSDT_AML(a)						\
+	static void __attribute__((constructor)) register_##a(void)	\
+	{								\
+		acpi_dsdt_register(&a);					\
+	}
+
 uint8_t table_checksum(const void *p, size_t len);
 size_t mptable_size(unsigned nr_cpus);
 int mptable_write(struct domain *dom);

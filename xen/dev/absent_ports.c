@@ -29,7 +29,8 @@ static const struct {
 	{ 0x378, 3, "LPT1" },
 };
 
-static int absent_init(struct domain *dom, void *state)
+static int absent_init(struct domain *dom, void *state, char *err,
+		       size_t errlen)
 {
 	unsigned i;
 

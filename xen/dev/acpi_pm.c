@@ -78,7 +78,8 @@ static int acpi_pm_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 	return 0;
 }
 
-static int acpi_pm_init(struct domain *dom, void *state)
+static int acpi_pm_init(struct domain *dom, void *state, char *err,
+			size_t errlen)
 {
 	struct acpi_pm *pm = state;
 

@@ -27,7 +27,8 @@ static int debug_exit_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 	return 0;
 }
 
-static int debug_exit_init(struct domain *dom, void *state)
+static int debug_exit_init(struct domain *dom, void *state, char *err,
+			   size_t errlen)
 {
 	return ioport_register(&dom->ports, PORT_DEBUG_EXIT, 1, debug_exit_io,
 			       NULL, "debug-exit");

@@ -1,5 +1,6 @@
 /* The device registry: every emulated device type, and each domain's set
  * of their states. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -65,16 +66,19 @@ static int check_stateless(const struct device_type *t)
 
 static int check_device_record(const struct device_type *t)
 {
+	const struct rec_desc *d = rec_desc(t->rec_type);
 	const struct device_type *o;
 
-	const struct rec_desc *d = rec_desc(t->rec_type);
-
-	/* Restore refuses a stream without the record (rec_table.c). */
+	/*
+	 * Restore refuses a stream without a required record
+	 * (rec_table.c); one the table does not require is written
+	 * optional (devices.h).
+	 */
 	if (!t->save || !t->load || t->stateless || !d ||
-	    d->phase != PH_DEVICES || !(d->flags & REC_REQUIRED)) {
-		log_err("device %s: record %#x is not a device record the "
-			"record table requires, with save and load: refusing "
-			"to run", t->name, t->rec_type);
+	    d->phase != PH_DEVICES || !(d->flags & REC_ONCE)) {
+		log_err("device %s: record %#x is not a device record of the "
+			"record table, with save and load: refusing to run",
+			t->name, t->rec_type);
 		return -1;
 	}
 	for (o = types; o != t; o = o->next) {
@@ -103,10 +107,12 @@ int devices_check(void)
 	return 0;
 }
 
-static int device_init_one(struct domain *dom, const struct device_type *t)
+static int device_init_one(struct domain *dom, const struct device_type *t,
+			   char *err, size_t errlen)
 {
 	struct device_set *set = dom->devices;
 	void *state = NULL;
+	int ret;
 
 	if (t->state_size) {
 		state = calloc(1, t->state_size);
@@ -115,29 +121,37 @@ static int device_init_one(struct domain *dom, const struct device_type *t)
 	}
 	set->state[t->slot] = state;
 	set->nr = t->slot + 1;
-	if (t->init && t->init(dom, state) < 0) {
+	ret = t->init ? t->init(dom, state, err, errlen) : 0;
+	if (ret < 0) {
 		set->nr = t->slot;
 		set->state[t->slot] = NULL;
 		free(state);
-		return -1;
+		return ret == -1 ? -EIO : ret;
 	}
 	return 0;
 }
 
-int devices_init(struct domain *dom)
+int devices_init(struct domain *dom, char *err, size_t errlen)
 {
 	const struct device_type *t;
+	char why[256];
+	int ret;
 
 	dom->devices = calloc(1, sizeof(*dom->devices) +
 			      nr_types * sizeof(void *));
-	if (!dom->devices)
-		return -1;
+	if (!dom->devices) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	for (t = types; t; t = t->next) {
-		if (device_init_one(dom, t) < 0) {
-			log_err("d%u: device %s failed to initialise", dom->id,
-				t->name);
+		why[0] = '\0';
+		ret = device_init_one(dom, t, why, sizeof(why));
+		if (ret < 0) {
+			snprintf(err, errlen, "device %s: %s", t->name,
+				 why[0] ? why : "setup failed");
+			log_err("d%u: %s", dom->id, err);
 			devices_destroy(dom);
-			return -1;
+			return ret;
 		}
 	}
 	return 0;

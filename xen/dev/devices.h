@@ -19,11 +19,17 @@ struct stream_writer;
  * save/restore, live update and migration.  So a type either names its
  * record (rec_type, with save and load) or says in `stateless` why it
  * needs none; devices_check() refuses a registry where a type does
- * neither, or names a record the record table (common/rec_table.c) does
- * not require of every domain, and tests/test_save.py checks each record
+ * neither, or names a record that is not a device record of the record
+ * table (common/rec_table.c), and tests/test_save.py checks each record
  * in a stream.  The record's body is common/records.h's; its check is
  * the record table's, which restore runs before load() and which
  * xen-stream and the fuzzer run too.
+ *
+ * A device record the table requires of every domain is written with
+ * flags 0.  A device added after its stream format writes its record
+ * REC_F_OPTIONAL and the table does not require it: older builds (and
+ * builds without the device) skip it, and a stream without it (from such
+ * a build) leaves the device as init() made it.
  */
 struct device_type {
 	const char *name;
@@ -39,8 +45,14 @@ struct device_type {
 	uint32_t rec_type;	/* its record in the state stream, or 0 */
 	const char *stateless;	/* with rec_type 0: why it needs none */
 
-	/* All optional but save and load of a type with a record. */
-	int (*init)(struct domain *dom, void *state);
+	/*
+	 * All optional but save and load of a type with a record.  init()
+	 * returns 0, or -1 or a negative errno (-EINVAL: the domain's
+	 * config names something unusable) and says in `err` why (the
+	 * `create` command's message).
+	 */
+	int (*init)(struct domain *dom, void *state, char *err,
+		    size_t errlen);
 	void (*destroy)(struct domain *dom, void *state);
 	int (*save)(struct domain *dom, void *state, struct stream_writer *w);
 	/* Load a body the record table's check accepted. */
@@ -65,7 +77,8 @@ void device_register(struct device_type *t);
 void *device_state(const struct domain *dom, const struct device_type *t);
 
 int devices_check(void);
-int devices_init(struct domain *dom);
+/* 0, or a negative errno with `err` naming the device and why. */
+int devices_init(struct domain *dom, char *err, size_t errlen);
 void devices_destroy(struct domain *dom);
 int devices_save(struct domain *dom, struct stream_writer *w);
 /* 1 if the record belongs to a device and was loaded, 0 if not a device

@@ -23,7 +23,8 @@ static int kbd_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 	return 0;
 }
 
-static int kbd_init(struct domain *dom, void *state)
+static int kbd_init(struct domain *dom, void *state, char *err,
+		    size_t errlen)
 {
 	if (ioport_register(&dom->ports, PORT_KBD_DATA, 1, kbd_io, NULL,
 			    "i8042") < 0)

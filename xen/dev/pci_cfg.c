@@ -35,7 +35,8 @@ static int pci_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 	return 0;
 }
 
-static int pci_init(struct domain *dom, void *state)
+static int pci_init(struct domain *dom, void *state, char *err,
+		    size_t errlen)
 {
 	if (ioport_register(&dom->ports, PORT_PCI_ADDR, 1, pci_io, state,
 			    "pci") < 0)

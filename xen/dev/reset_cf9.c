@@ -25,7 +25,8 @@ static int rst_cnt_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 	return 0;
 }
 
-static int rst_cnt_init(struct domain *dom, void *state)
+static int rst_cnt_init(struct domain *dom, void *state, char *err,
+			size_t errlen)
 {
 	return ioport_register(&dom->ports, PORT_RST_CNT, 1, rst_cnt_io, NULL,
 			       "reset-cf9");

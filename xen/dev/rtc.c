@@ -69,7 +69,8 @@ static void rtc_fill_nvram(struct domain *dom, uint8_t *cmos)
 	cmos[0x5f] = dom->cfg.vcpus - 1;
 }
 
-static int rtc_init(struct domain *dom, void *state)
+static int rtc_init(struct domain *dom, void *state, char *err,
+		    size_t errlen)
 {
 	struct rtc *r = state;
 

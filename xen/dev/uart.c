@@ -80,7 +80,8 @@ size_t uart_receive(struct domain *dom, const void *data, size_t len)
 	return n;
 }
 
-static int uart_init(struct domain *dom, void *state)
+static int uart_init(struct domain *dom, void *state, char *err,
+		     size_t errlen)
 {
 	struct uart *u = state;
 
