@@ -33,7 +33,7 @@
 #define SAMPLE_SIG	SIGUSR1
 #define SAMPLE_DEPTH	64
 #define SAMPLE_THREADS	512
-#define SAMPLE_WAIT_MS	200
+#define SAMPLE_WAIT_MS	1000	/* generous: a loaded host schedules late */
 
 struct sample {
 	pid_t tid;
