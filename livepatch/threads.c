@@ -105,9 +105,22 @@ static void thread_name(pid_t tid, char *buf, size_t len)
 		buf[n - 1] = 0;
 }
 
+/* A loaded payload whose code holds a: it has no unwind tables. */
+static const struct payload *payload_code(uint64_t a)
+{
+	unsigned i;
+
+	for (i = 0; i < lp_nloaded; i++)
+		if (a >= (uint64_t)lp_loaded[i]->mem &&
+		    a < (uint64_t)lp_loaded[i]->mem + lp_loaded[i]->text_size)
+			return lp_loaded[i];
+	return NULL;
+}
+
 static int check_addrs(const struct payload *p, bool whole_text, pid_t tid,
 		       void *const *addr, int n, char *why, size_t len)
 {
+	const struct payload *other = NULL;
 	const char *what;
 	char name[32];
 	uint64_t off;
@@ -115,12 +128,22 @@ static int check_addrs(const struct payload *p, bool whole_text, pid_t tid,
 
 	for (i = 0; i < n; i++) {
 		what = inside(p, whole_text, (uint64_t)addr[i], &off);
+		if (!what && !other)
+			other = payload_code((uint64_t)addr[i]);
 		if (!what)
 			continue;
 		thread_name(tid, name, sizeof(name));
 		snprintf(why, len, "thread %d (%s) has %s inside %s (at +%#lx)",
 			 tid, name, i ? "a return address" :
 			 "its instruction pointer", what, (unsigned long)off);
+		return -EAGAIN;
+	}
+	/* The unwinder stops in payload code: what called it is unseen. */
+	if (other && !whole_text) {
+		thread_name(tid, name, sizeof(name));
+		snprintf(why, len, "thread %d (%s) is in the code of payload %s, "
+			 "where its callers cannot be seen", tid, name,
+			 other->name);
 		return -EAGAIN;
 	}
 	return 0;
