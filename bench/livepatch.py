@@ -17,6 +17,7 @@ apply + revert pairs.  Per apply (and per revert):
                  no thread is inside the bytes, write them, sync every
                  core), CLOCK_MONOTONIC;
   park_ms        of that, the wait for every vCPU to park;
+  check_ms       and the check that no thread is inside the bytes;
   max_stall_ms   what the guests saw: build/bin/counter-watch, started 0.3 s
                  before and stopped 0.3 s after, reports per guest the
                  longest time its counter (bumped in a tight loop) did not
@@ -107,8 +108,8 @@ def _switch(ours, ids, command):
     finally:
         report = w.stop()
     return {"latency_ms": latency, "pause_ms": res["pause_ms"],
-            "park_ms": res["park_ms"], "vcpus": res["vcpus"],
-            "max_stall_ms": _stall(report, ids)}
+            "park_ms": res["park_ms"], "check_ms": res.get("check_ms"),
+            "vcpus": res["vcpus"], "max_stall_ms": _stall(report, ids)}
 
 
 def _baseline(ours, ids):
@@ -147,13 +148,15 @@ def point(kind, payload, nguests, runs, log):
     for sw in ("apply", "revert"):
         s = pt[sw]
         pt[sw] = {k: summary([x[k] for x in s]) for k in (
-            "latency_ms", "pause_ms", "park_ms", "max_stall_ms")}
+            "latency_ms", "pause_ms", "park_ms", "check_ms",
+            "max_stall_ms")}
         pt[sw]["samples"] = s
     pt["baseline_stall_ms"] = summary(pt["baseline_stall_ms"])
     a = pt["apply"]
     log(f"  livepatch {kind} apply, {nguests} guest(s): pause "
         f"{a['pause_ms']['median']:.3f} ms (park "
-        f"{a['park_ms']['median']:.3f}), latency "
+        f"{a['park_ms']['median']:.3f}, check "
+        f"{a['check_ms']['median']:.3f}), latency "
         f"{a['latency_ms']['median']:.2f} ms, guest-seen max stall "
         f"{a['max_stall_ms']['median']:.1f} ms (without: "
         f"{pt['baseline_stall_ms']['median']:.1f}) (medians of {runs})")
@@ -196,8 +199,12 @@ def table_rows(lp, add):
             o, ro = p.get(kind), rp.get(kind)
             add(f"livepatch {kind}, {n} guest(s): pause, ms",
                 med(o, "pause_ms"), None, None)
+            add("  of which the thread check, ms", med(o, "check_ms"),
+                None, None)
             add("  the same with a range patch (in place), ms",
                 med(ro, "pause_ms"), None, None)
+            add("  of which the thread check, ms", med(ro, "check_ms"),
+                None, None)
             add(f"  guest-seen max stall, ms (no switch: "
                 f"{_fmt(med(p, 'baseline_stall_ms'))})",
                 med(o, "max_stall_ms"), None, None)

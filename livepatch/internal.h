@@ -9,6 +9,7 @@
  *   params.c        typed parameters: declarations, values, set
  *   ranges.c        code ranges replaced in place
  *   threads.c       where every thread is, before bytes are written
+ *   thread_sample.c asking a thread exactly where it is, by a signal
  */
 #ifndef LIVEPATCH_INTERNAL_H
 #define LIVEPATCH_INTERNAL_H
@@ -17,6 +18,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "control.h"
 #include "livepatch/payload.h"
@@ -146,6 +148,17 @@ int lp_ranges_read(struct payload *p, const void *sec, size_t size,
 int lp_ranges_resolve(struct payload *p, struct lp_err *e);
 json_t *lp_ranges_json(const struct payload *p);	/* for list */
 
+/* thread_sample.c: where threads s[i].tid are exactly, by a signal;
+ * -ETIMEDOUT naming one that did not answer. */
+#define LP_SAMPLE_DEPTH	64
+struct lp_sample {
+	pid_t tid;
+	int n;			/* addresses in addr[]; -1 until answered */
+	void *addr[LP_SAMPLE_DEPTH];	/* [0]: the interrupted RIP */
+};
+int lp_sample_threads(struct lp_sample *s, unsigned n, char *why,
+		      size_t len);
+
 /* threads.c: 0 when no thread's instruction pointer or return address
  * lies strictly inside a span of p (or, with whole_text, anywhere in its
  * code); -EAGAIN naming the thread in `why`; another -errno when a thread
@@ -172,7 +185,9 @@ int lp_check_expect_unpatched(const struct payload *p, struct lp_err *e);
 int lp_run_hooks(struct payload *p, int kind, struct lp_err *e);
 int lp_switch_payload(struct payload *p, bool apply, long timeout_ms,
 		      struct lp_err *e);
-/* {park_ms, pause_ms, vcpus} of the last apply, revert or parked set. */
+/* {park_ms, pause_ms, check_ms, vcpus, tries} of the last apply, revert
+ * or parked set: check_ms is the part spent finding where the threads
+ * are, tries how many parkings that took. */
 json_t *lp_last_pause_json(void);
 /* Park, and check that no thread is in p's code (before unloading it). */
 int lp_check_unused(const struct payload *p, struct lp_err *e);

@@ -150,16 +150,18 @@ static int do_switch(struct payload *p, bool apply, struct lp_err *e)
 
 /* How long the last apply or revert held the guests (the reply shows it). */
 static struct {
-	long long park_ns, pause_ns;
-	unsigned vcpus;
+	long long park_ns, pause_ns, check_ns;
+	unsigned vcpus, tries;
 } last_pause;
 
 json_t *lp_last_pause_json(void)
 {
-	return json_pack("{s:f, s:f, s:i}",
+	return json_pack("{s:f, s:f, s:f, s:i, s:i}",
 			 "park_ms", last_pause.park_ns / 1e6,
 			 "pause_ms", last_pause.pause_ns / 1e6,
-			 "vcpus", last_pause.vcpus);
+			 "check_ms", last_pause.check_ns / 1e6,
+			 "vcpus", last_pause.vcpus,
+			 "tries", last_pause.tries);
 }
 
 /*
@@ -186,7 +188,10 @@ static int park_safely(struct quiesce *q, const struct payload *p,
 				       "pause timeout: %s; nothing was patched",
 				       err);
 		}
+		last_pause.check_ns = now_ns();
 		ret = p ? lp_threads_check(p, whole_text, err, sizeof(err)) : 0;
+		last_pause.check_ns = now_ns() - last_pause.check_ns;
+		last_pause.tries = try;
 		if (!ret)
 			return 0;
 		quiesce_resume(q);

@@ -6,64 +6,82 @@
  * other instructions), nor anywhere in a payload's code about to be
  * unmapped.
  *
- * The calling (control) thread unwinds itself.  Every other thread is
- * asked with a signal whose handler records the interrupted instruction
- * pointer and unwinds (backtrace(3): DWARF CFI through the signal frame).
- * The signal is SIGUSR1, the vCPU kick (xen/vcpu.c): vCPU threads block
- * every other signal, and the kick's own handler does nothing (delivery
- * is what interrupts KVM_RUN), so while the vCPUs are parked livepatch
- * lends it a handler that samples and otherwise does nothing either.
+ * The calling (control) thread unwinds itself.  Every other thread gets
+ * a cheap look first: one blocked in a system call (a parked vCPU waits
+ * in futex) shows its stack and instruction pointers in
+ * /proc/self/task/TID/syscall, and when no word of its stack, from there
+ * to the top of its mapping, is an address inside what is to be written
+ * (or in a payload's code), none of its return addresses can be.  Only a
+ * thread that fails that look (a return address, or stale data that
+ * looks like one) or is not in a system call is asked exactly
+ * (thread_sample.c).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
-#include <semaphore.h>
-#include <signal.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "livepatch/internal.h"
 
-#define SAMPLE_SIG	SIGUSR1
-#define SAMPLE_DEPTH	64
-#define SAMPLE_THREADS	512
-#define SAMPLE_WAIT_MS	1000	/* generous: a loaded host schedules late */
+#define MAX_THREADS	512
+#define MAPS_MAX	(1u << 20)
 
-struct sample {
-	pid_t tid;
-	int n;			/* addresses in addr[]; -1 until answered */
-	void *addr[SAMPLE_DEPTH];	/* [0]: the interrupted RIP */
-};
+/* Kernel flags that mark a task of ours that never runs user code. */
+#define PF_IO_WORKER	0x00000010
+#define PF_USER_WORKER	0x00004000	/* e.g. KVM's kvm-nx-lpage-recovery */
+#define PF_KTHREAD	0x00200000
 
-static struct sample samples[SAMPLE_THREADS];
-static unsigned nsamples;
-static sem_t answered;
+static struct lp_sample to_ask[MAX_THREADS];
 
-static void sample_handler(int sig, siginfo_t *si, void *ctx)
+static ssize_t read_file(const char *path, char *buf, size_t len)
 {
-	pid_t tid = syscall(SYS_gettid);
-	const ucontext_t *uc = ctx;
-	unsigned i, n = __atomic_load_n(&nsamples, __ATOMIC_ACQUIRE);
-	int got;
+	ssize_t n, got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	for (i = 0; i < n; i++) {
-		struct sample *s = &samples[i];
+	if (fd < 0)
+		return -1;
+	while ((size_t)got < len - 1 &&
+	       (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += n;
+	close(fd);
+	buf[got] = 0;
+	return got;
+}
 
-		if (s->tid != tid || __atomic_load_n(&s->n, __ATOMIC_ACQUIRE) >= 0)
-			continue;
-		s->addr[0] = (void *)uc->uc_mcontext.gregs[REG_RIP];
-		got = backtrace(s->addr + 1, SAMPLE_DEPTH - 1);
-		__atomic_store_n(&s->n, 1 + (got > 0 ? got : 0),
-				 __ATOMIC_RELEASE);
-		sem_post(&answered);
-		return;
-	}
+static void thread_name(pid_t tid, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
+	n = read_file(path, buf, len);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[n - 1] = 0;
+	else if (n < 0)
+		buf[0] = 0;
+}
+
+static bool runs_user_code(pid_t tid)
+{
+	char path[64], buf[512], *rp;
+	unsigned long flags;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return true;
+	rp = strrchr(buf, ')');		/* after "pid (comm" */
+	for (i = 0; rp && i < 7; i++)	/* to field 9, flags */
+		rp = strchr(rp + 1, ' ');
+	if (!rp || sscanf(rp, "%lu", &flags) != 1)
+		return true;
+	return !(flags & (PF_IO_WORKER | PF_USER_WORKER | PF_KTHREAD));
 }
 
 /* ------------------------------------------------------------ checks */
@@ -87,22 +105,6 @@ static const char *inside(const struct payload *p, bool whole_text,
 			return s.what;
 	}
 	return NULL;
-}
-
-static void thread_name(pid_t tid, char *buf, size_t len)
-{
-	char path[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, buf, len - 1);
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	if (n > 0 && buf[n - 1] == '\n')
-		buf[n - 1] = 0;
 }
 
 /* A loaded payload whose code holds a: it has no unwind tables. */
@@ -149,141 +151,127 @@ static int check_addrs(const struct payload *p, bool whole_text, pid_t tid,
 	return 0;
 }
 
-/* --------------------------------------------------------- sampling */
+/* ------------------------------------------------------- a cheap look */
 
-/* Kernel flags that mark a task of ours that never runs user code. */
-#define PF_IO_WORKER	0x00000010
-#define PF_USER_WORKER	0x00004000	/* e.g. KVM's kvm-nx-lpage-recovery */
-#define PF_KTHREAD	0x00200000
-
-static bool runs_user_code(pid_t tid)
+/* Stack and instruction pointers of a thread blocked in a system call. */
+static bool blocked_at(pid_t tid, uint64_t *sp, uint64_t *pc)
 {
-	char path[64], buf[512], *rp;
-	unsigned long flags;
-	ssize_t n;
-	int fd, i;
+	char path[64], buf[512], *last, *prev;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = 0;
-	rp = strrchr(buf, ')');		/* after "pid (comm" */
-	for (i = 0; rp && i < 7; i++)	/* to field 9, flags */
-		rp = strchr(rp + 1, ' ');
-	if (!rp || sscanf(rp, "%lu", &flags) != 1)
-		return true;
-	return !(flags & (PF_IO_WORKER | PF_USER_WORKER | PF_KTHREAD));
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	if (read_file(path, buf, sizeof(buf)) <= 0 ||
+	    !strncmp(buf, "running", 7))
+		return false;
+	last = strrchr(buf, ' ');
+	if (!last)
+		return false;
+	*last = 0;
+	prev = strrchr(buf, ' ');
+	return prev && sscanf(prev + 1, "%" SCNx64, sp) == 1 &&
+	       sscanf(last + 1, "%" SCNx64, pc) == 1 && *sp;
 }
 
-static int list_threads(pid_t self, char *why, size_t len)
+/* The end of the mapping (in /proc/self/maps text) that holds a. */
+static uint64_t mapping_end(const char *maps, uint64_t a)
+{
+	const char *l;
+	uint64_t lo, hi;
+
+	for (l = maps; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (sscanf(l, "%" SCNx64 "-%" SCNx64, &lo, &hi) == 2 &&
+		    a >= lo && a < hi)
+			return hi;
+	return 0;
+}
+
+/* Any word of [sp, end) that could be a return address that matters.
+ * Other threads' stacks hold redzones ASan would report: not ours. */
+__attribute__((no_sanitize_address))
+static bool stack_has(const struct payload *p, bool whole_text,
+		      uint64_t sp, uint64_t end)
+{
+	const volatile uint64_t *w = (const uint64_t *)(sp & ~7ull);
+	uint64_t off;
+
+	for (; (uint64_t)w + 8 <= end; w++)
+		if (inside(p, whole_text, *w, &off) || payload_code(*w))
+			return true;
+	return false;
+}
+
+/* 0: thread tid is clear; 1: ask it exactly; -EAGAIN: it is inside. */
+static int quick_look(const struct payload *p, bool whole_text, pid_t tid,
+		      const char *maps, char *why, size_t len)
+{
+	uint64_t sp, pc, end;
+	void *ip;
+
+	if (!maps || !blocked_at(tid, &sp, &pc))
+		return 1;
+	ip = (void *)pc;
+	if (check_addrs(p, whole_text, tid, &ip, 1, why, len))
+		return -EAGAIN;
+	end = mapping_end(maps, sp);
+	return !end || stack_has(p, whole_text, sp, end);
+}
+
+/* ------------------------------------------------------------ threads */
+
+/* Every other thread that runs user code, looked at; those to ask in
+ * to_ask[]; their number, or -errno. */
+static int look_at_all(const struct payload *p, bool whole_text, pid_t self,
+		       char *why, size_t len)
 {
 	DIR *d = opendir("/proc/self/task");
+	char *maps = malloc(MAPS_MAX);
 	struct dirent *de;
+	int n = 0, r = 0;
 
-	nsamples = 0;
-	if (!d) {
-		snprintf(why, len, "/proc/self/task: %s", strerror(errno));
-		return -errno;
+	if (maps && read_file("/proc/self/maps", maps, MAPS_MAX) <= 0) {
+		free(maps);
+		maps = NULL;
 	}
-	while ((de = readdir(d))) {
+	if (!d)
+		r = -errno;
+	while (!r && (de = readdir(d))) {
 		pid_t tid = atoi(de->d_name);
 
 		if (tid <= 0 || tid == self || !runs_user_code(tid))
 			continue;
-		if (nsamples == SAMPLE_THREADS) {
-			closedir(d);
-			snprintf(why, len, "more than %d threads", SAMPLE_THREADS);
-			return -E2BIG;
-		}
-		samples[nsamples].tid = tid;
-		samples[nsamples++].n = -1;
+		r = quick_look(p, whole_text, tid, maps, why, len);
+		if (r != 1)
+			continue;
+		r = n < MAX_THREADS ? 0 : -E2BIG;
+		if (!r)
+			to_ask[n++].tid = tid;
 	}
-	closedir(d);
-	return 0;
-}
-
-/* Signal every other thread; wait for the answers (or the deadline). */
-static void ask_threads(void)
-{
-	struct timespec dl;
-	unsigned i, asked = 0;
-
-	for (i = 0; i < nsamples; i++) {
-		if (syscall(SYS_tgkill, getpid(), samples[i].tid, SAMPLE_SIG))
-			samples[i].n = 0;	/* it has ended */
-		else
-			asked++;
-	}
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_nsec += SAMPLE_WAIT_MS * 1000000L;
-	dl.tv_sec += dl.tv_nsec / 1000000000L;
-	dl.tv_nsec %= 1000000000L;
-	while (asked) {
-		if (!sem_timedwait(&answered, &dl))
-			asked--;
-		else if (errno != EINTR)
-			break;
-	}
-}
-
-static int sample_others(pid_t self, char *why, size_t len)
-{
-	static bool sem_ready;
-	struct sigaction sa, old;
-	int ret = list_threads(self, why, len);
-
-	if (ret || !nsamples)
-		return ret;
-	if (!sem_ready && sem_init(&answered, 0, 0)) {
-		snprintf(why, len, "sem_init: %s", strerror(errno));
-		return -errno;
-	}
-	sem_ready = true;
-	while (!sem_trywait(&answered))
-		;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = sample_handler;
-	sa.sa_flags = SA_SIGINFO;	/* no SA_RESTART, as the kick */
-	sigfillset(&sa.sa_mask);
-	sigaction(SAMPLE_SIG, &sa, &old);
-	ask_threads();
-	sigaction(SAMPLE_SIG, &old, NULL);
-	return 0;
+	if (r == -E2BIG)
+		snprintf(why, len, "more than %d threads", MAX_THREADS);
+	else if (!d)
+		snprintf(why, len, "/proc/self/task: %s", strerror(-r));
+	if (d)
+		closedir(d);
+	free(maps);
+	return r ? r : n;
 }
 
 int lp_threads_check(const struct payload *p, bool whole_text, char *why,
 		     size_t len)
 {
 	pid_t self = syscall(SYS_gettid);
-	void *own[SAMPLE_DEPTH];
-	char name[32];
-	unsigned i;
-	int n, ret;
+	void *own[LP_SAMPLE_DEPTH];
+	int n, i, ret;
 
-	/* Also loads the unwinder before any signal handler needs it. */
-	n = backtrace(own, SAMPLE_DEPTH);
+	n = backtrace(own, LP_SAMPLE_DEPTH);
 	ret = check_addrs(p, whole_text, self, own, n, why, len);
-	if (!ret)
-		ret = sample_others(self, why, len);
-	for (i = 0; !ret && i < nsamples; i++) {
-		struct sample *s = &samples[i];
-		int got = __atomic_load_n(&s->n, __ATOMIC_ACQUIRE);
-
-		if (got < 0) {
-			thread_name(s->tid, name, sizeof(name));
-			snprintf(why, len, "thread %d (%s) did not say where it "
-				 "is within %d ms", s->tid, name,
-				 SAMPLE_WAIT_MS);
-			ret = -ETIMEDOUT;
-		} else {
-			ret = check_addrs(p, whole_text, s->tid, s->addr, got,
-					  why, len);
-		}
-	}
-	__atomic_store_n(&nsamples, 0, __ATOMIC_RELEASE);
+	if (ret)
+		return ret;
+	n = look_at_all(p, whole_text, self, why, len);
+	if (n < 0)
+		return n;
+	ret = lp_sample_threads(to_ask, n, why, len);
+	for (i = 0; !ret && i < n; i++)
+		ret = check_addrs(p, whole_text, to_ask[i].tid,
+				  to_ask[i].addr, to_ask[i].n, why, len);
 	return ret;
 }
