@@ -10,7 +10,8 @@
  * re-applied below it).  That is the case on a rollback and on an update
  * to the same build.  Otherwise it is dropped, with the reason recorded in
  * the live update's result: an image built from a source that has the fix
- * needs no payload.
+ * needs no payload.  Its parameters are set again to the values they had
+ * (a value its declarations now refuse drops it, with that reason).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,8 +34,9 @@ json_t *livepatch_handover_json(void)
 		lp_hex(id, p->id, p->id_len);
 		lp_hex(dep, p->dep, p->dep_len);
 		json_array_append_new(arr, json_pack(
-			"{s:s, s:s, s:s, s:s}", "name", p->name, "path",
-			p->path, "build_id", id, "depends", dep));
+			"{s:s, s:s, s:s, s:s, s:o}", "name", p->name, "path",
+			p->path, "build_id", id, "depends", dep, "params",
+			lp_params_values(p)));
 	}
 	return arr;
 }
@@ -66,6 +68,7 @@ static const char *carry_one(json_t *prev, char *why, size_t len)
 	json_t *args = json_pack("{s:O, s:O}", "name",
 				 json_object_get(prev, "name"), "path",
 				 json_object_get(prev, "path"));
+	json_t *params = json_object_get(prev, "params");
 	struct ctl_reply r = { 0 };
 	char id[2 * LP_BUILD_ID_MAX + 1];
 	struct payload *p;
@@ -75,6 +78,9 @@ static const char *carry_one(json_t *prev, char *why, size_t len)
 		ret = "the handover's record of it is incomplete";
 		goto out;
 	}
+	/* With the values it had, checked against its declarations. */
+	if (json_object_size(params))
+		json_object_set(args, "params", params);
 	if (cmd_lp_upload(NULL, args, &r)) {
 		snprintf(why, len, "cannot load it again: %s", r.msg);
 		ret = why;

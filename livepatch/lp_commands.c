@@ -115,6 +115,9 @@ static int do_upload(json_t *args, struct ctl_reply *r, struct payload **out)
 		return reply_err(r, &e);
 	}
 	free(buf);
+	/* Before any code of the payload runs (its load hooks). */
+	if (lp_params_init(p, json_object_get(args, "params"), &e))
+		goto refuse;
 	/* On the daemon or on a payload we have; expected bytes as now. */
 	if (lp_check_depends(p, true, &e)) {
 		unsigned i;
@@ -139,8 +142,11 @@ static int do_upload(json_t *args, struct ctl_reply *r, struct payload **out)
 				 "available (%s)", strerror(errno));
 	}
 	lp_loaded[lp_nloaded++] = p;
-	log_info("livepatch %s: uploaded from %s (%u function%s)", name, path,
-		 p->nfuncs, p->nfuncs == 1 ? "" : "s");
+	log_info("livepatch %s: uploaded from %s (%u function%s, %u range%s, "
+		 "%u parameter%s)", name, path, p->nfuncs,
+		 p->nfuncs == 1 ? "" : "s", p->nranges,
+		 p->nranges == 1 ? "" : "s", p->nparams,
+		 p->nparams == 1 ? "" : "s");
 	if (out)
 		*out = p;
 	return CTL_OK;
@@ -246,31 +252,8 @@ int cmd_lp_replace(struct client *c, json_t *args, struct ctl_reply *r)
 		return reply_err(r, &e);
 	nold = lp_napplied;
 	memcpy(old, lp_applied, sizeof(old[0]) * nold);
-	for (i = 0; i < p->nfuncs; i++) {
-		uint8_t *orig = p->funcs[i].old;
-		uint8_t now[LIVEPATCH_EXPECT_MAX];
-		unsigned k;
-
-		memcpy(now, orig, p->funcs[i].f->expect_len);
-
-		/* The bytes once every applied payload is reverted. */
-		for (k = 0; k < nold; k++) {
-			unsigned f;
-
-			for (f = 0; f < old[k]->nfuncs; f++)
-				if (old[k]->funcs[f].old == orig) {
-					memcpy(now, old[k]->funcs[f].saved,
-					       LIVEPATCH_JMP_SIZE);
-					k = nold;
-					break;
-				}
-		}
-		if (p->funcs[i].f->expect_len &&
-		    memcmp(now, p->funcs[i].f->expect,
-			   p->funcs[i].f->expect_len))
-			return ctl_fail(r, CTL_EINVAL, "%s: expected bytes "
-					"differ", p->funcs[i].name);
-	}
+	if (lp_check_expect_unpatched(p, &e))
+		return reply_err(r, &e);
 	if (lp_run_hooks(p, H_PREAPPLY, &e))
 		return reply_err(r, &e);
 	while (lp_napplied) {
@@ -296,6 +279,7 @@ rollback:
 
 int cmd_lp_unload(struct client *c, json_t *args, struct ctl_reply *r)
 {
+	struct lp_err e = { 0 };
 	struct payload *p;
 	int code = arg_payload(args, r, &p);
 
@@ -304,6 +288,9 @@ int cmd_lp_unload(struct client *c, json_t *args, struct ctl_reply *r)
 	if (p->applied)
 		return ctl_fail(r, CTL_ESTATE, "%s is applied: revert it "
 				"first", p->name);
+	/* Code that ran on other threads may still be on their stacks. */
+	if (p->ever_applied && lp_check_unused(p, &e))
+		return reply_err(r, &e);
 	log_info("livepatch %s: unloaded", p->name);
 	drop_payload(p);
 	return CTL_OK;
@@ -329,17 +316,34 @@ int cmd_lp_list(struct client *c, json_t *args, struct ctl_reply *r)
 			if (lp_applied[k] == p)
 				pos = k;
 		json_array_append_new(arr, json_pack(
-			"{s:s, s:s, s:s, s:s, s:s, s:o, s:O, s:o}",
+			"{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:O, s:o}",
 			"name", p->name,
 			"state", p->applied ? "applied" : "checked",
 			"build_id", id, "depends", dep, "path", p->path,
-			"funcs", funcs, "metadata", p->meta,
+			"funcs", funcs, "ranges", lp_ranges_json(p),
+			"params", lp_params_json(p), "metadata", p->meta,
 			"stack_pos", pos >= 0 ? json_integer(pos) :
 				     json_null()));
 	}
 	r->result = json_pack("{s:o, s:s, s:o}", "payloads", arr,
 			      "daemon_build_id", build_id_hex(),
 			      "applied", livepatch_applied_json());
+	return CTL_OK;
+}
+
+int cmd_lp_set(struct client *c, json_t *args, struct ctl_reply *r)
+{
+	struct lp_err e = { 0 };
+	struct payload *p;
+	int code = arg_payload(args, r, &p);
+
+	if (code)
+		return code;
+	if (lp_params_set(p, json_object_get(args, "params"),
+			  arg_timeout(args), &r->result, &e)) {
+		log_warn("livepatch %s: set refused: %s", p->name, e.msg);
+		return reply_err(r, &e);
+	}
 	return CTL_OK;
 }
 
@@ -361,6 +365,7 @@ static const struct ctl_command lp_commands[] = {
 	{ "livepatch-unload", cmd_lp_unload },
 	{ "livepatch-load", cmd_lp_load },
 	{ "livepatch-list", cmd_lp_list },
+	{ "livepatch-set", cmd_lp_set },
 	{ NULL, NULL },
 };
 

@@ -63,35 +63,28 @@ static void sync_cores(void)
 		log_warn("livepatch: membarrier: %s", strerror(errno));
 }
 
-/* Write (apply) or restore (revert) every function of p; all stopped. */
-static int patch_funcs(struct payload *p, bool apply, struct lp_err *e)
+/*
+ * Write (apply) or restore (revert) every function entry and range of p;
+ * everything stopped.  A failure undoes what was written.
+ */
+static int patch_spans(struct payload *p, bool apply, struct lp_err *e)
 {
+	struct lp_span s;
 	unsigned i;
 
-	for (i = 0; i < p->nfuncs; i++) {
-		struct lp_func *lf = &p->funcs[i];
-		uint8_t jmp[LIVEPATCH_JMP_SIZE];
-		int32_t rel;
-
-		if (apply) {
-			memcpy(lf->saved, lf->old, LIVEPATCH_JMP_SIZE);
-			rel = (int32_t)((uint64_t)lf->f->new_addr -
-					((uint64_t)lf->old +
-					 LIVEPATCH_JMP_SIZE));
-			jmp[0] = 0xe9;
-			memcpy(jmp + 1, &rel, 4);
-		} else {
-			memcpy(jmp, lf->saved, LIVEPATCH_JMP_SIZE);
-		}
-		if (text_write(lf->old, jmp, LIVEPATCH_JMP_SIZE)) {
+	for (i = 0; i < lp_nspans(p); i++) {
+		lp_span_at(p, i, &s);
+		if (apply)
+			memcpy(s.saved, s.addr, s.len);
+		if (text_write(s.addr, apply ? s.bytes : s.saved, s.len)) {
 			int err = errno;
 
-			/* Undo what was written: the old code runs. */
-			while (apply && i--)
-				text_write(p->funcs[i].old, p->funcs[i].saved,
-					   LIVEPATCH_JMP_SIZE);
+			while (apply && i--) {
+				lp_span_at(p, i, &s);
+				text_write(s.addr, s.saved, s.len);
+			}
 			return lp_fail(e, CTL_EINTERNAL, "%s: mprotect: %s",
-				    lf->name, strerror(err));
+				       s.what, strerror(err));
 		}
 	}
 	return 0;
@@ -110,7 +103,7 @@ static int set_jumps(struct payload *p, bool apply, struct lp_err *e)
 {
 	if (apply == p->jumps_written)
 		return 0;
-	if (patch_funcs(p, apply, e))
+	if (patch_spans(p, apply, e))
 		return -1;
 	p->jumps_written = apply;
 	return 0;
@@ -157,16 +150,90 @@ static int do_switch(struct payload *p, bool apply, struct lp_err *e)
 
 /* How long the last apply or revert held the guests (the reply shows it). */
 static struct {
-	long long park_ns, pause_ns;
-	unsigned vcpus;
+	long long park_ns, pause_ns, check_ns;
+	unsigned vcpus, tries;
 } last_pause;
 
 json_t *lp_last_pause_json(void)
 {
-	return json_pack("{s:f, s:f, s:i}",
+	return json_pack("{s:f, s:f, s:f, s:i, s:i}",
 			 "park_ms", last_pause.park_ns / 1e6,
 			 "pause_ms", last_pause.pause_ns / 1e6,
-			 "vcpus", last_pause.vcpus);
+			 "check_ms", last_pause.check_ns / 1e6,
+			 "vcpus", last_pause.vcpus,
+			 "tries", last_pause.tries);
+}
+
+/*
+ * Park every vCPU; then, when `p` is given, check that no thread is inside
+ * what is about to be written (its spans, or with whole_text all of its
+ * code), retrying a few times when one is: a thread inside a range is
+ * there for a moment, unless it is blocked there.
+ */
+static int park_safely(struct quiesce *q, const struct payload *p,
+		       bool whole_text, long timeout_ms, long long *t0,
+		       struct lp_err *e)
+{
+	char err[256];
+	unsigned try;
+	int ret;
+
+	for (try = 1;; try++) {
+		*t0 = now_ns();
+		ret = quiesce(q, NULL, timeout_ms < 0 ? 0 : timeout_ms, err,
+			      sizeof(err));
+		if (ret < 0) {
+			quiesce_resume(q);
+			return lp_fail(e, ret == -ENOMEM ? CTL_ENORES : CTL_EBUSY,
+				       "pause timeout: %s; nothing was patched",
+				       err);
+		}
+		last_pause.check_ns = now_ns();
+		ret = p ? lp_threads_check(p, whole_text, err, sizeof(err)) : 0;
+		last_pause.check_ns = now_ns() - last_pause.check_ns;
+		last_pause.tries = try;
+		if (!ret)
+			return 0;
+		quiesce_resume(q);
+		if (ret != -EAGAIN || try == LP_SAFE_TRIES)
+			break;
+		usleep(1000 * try);
+	}
+	return lp_fail(e, CTL_EBUSY, "%s (%u tries); nothing was %s", err, try,
+		       whole_text ? "unloaded" : "patched");
+}
+
+static void record_pause(const struct quiesce *q, long long t0)
+{
+	last_pause.vcpus = q->vcpus;
+	last_pause.park_ns = q->park_ns;
+	last_pause.pause_ns = now_ns() - t0;
+}
+
+int lp_parked(int (*fn)(void *arg, struct lp_err *e), void *arg,
+	      long timeout_ms, struct lp_err *e)
+{
+	struct quiesce q;
+	long long t0;
+	int ret;
+
+	if (park_safely(&q, NULL, false, timeout_ms, &t0, e))
+		return -1;
+	ret = fn(arg, e);
+	quiesce_resume(&q);
+	record_pause(&q, t0);
+	return ret;
+}
+
+int lp_check_unused(const struct payload *p, struct lp_err *e)
+{
+	struct quiesce q;
+	long long t0;
+
+	if (park_safely(&q, p, true, LP_PAUSE_MS, &t0, e))
+		return -1;
+	quiesce_resume(&q);
+	return 0;
 }
 
 /* Apply (or revert) one payload with every vCPU parked. */
@@ -174,36 +241,29 @@ int lp_switch_payload(struct payload *p, bool apply, long timeout_ms,
 		      struct lp_err *e)
 {
 	struct quiesce q;
-	char err[128];
 	long long t0;
 	int ret;
 
 	if (lp_run_hooks(p, apply ? H_PREAPPLY : H_PREREVERT, e))
 		return -1;
-	t0 = now_ns();
-	ret = quiesce(&q, NULL, timeout_ms < 0 ? 0 : timeout_ms, err,
-		      sizeof(err));
-	if (ret < 0) {
-		quiesce_resume(&q);
-		return lp_fail(e, ret == -ENOMEM ? CTL_ENORES : CTL_EBUSY,
-			       "pause timeout: %s; nothing was patched", err);
-	}
+	if (park_safely(&q, p, false, timeout_ms, &t0, e))
+		return -1;
 	ret = do_switch(p, apply, e);
 	sync_cores();
-	last_pause.vcpus = q.vcpus;
-	last_pause.park_ns = q.park_ns;
 	quiesce_resume(&q);
-	last_pause.pause_ns = now_ns() - t0;
+	record_pause(&q, t0);
 	if (ret)
 		return -1;
 	p->applied = apply;
+	p->ever_applied |= apply;
 	if (apply)
 		lp_applied[lp_napplied++] = p;
 	else
 		lp_napplied--;
-	log_info("livepatch %s: %s (%u function%s)", p->name,
+	log_info("livepatch %s: %s (%u function%s, %u range%s)", p->name,
 		 apply ? "applied" : "reverted", p->nfuncs,
-		 p->nfuncs == 1 ? "" : "s");
+		 p->nfuncs == 1 ? "" : "s", p->nranges,
+		 p->nranges == 1 ? "" : "s");
 	lp_run_hooks(p, apply ? H_POSTAPPLY : H_POSTREVERT, e);
 	return 0;
 }

@@ -63,6 +63,8 @@ void lp_payload_free(struct payload *p)
 	if (p->mem)
 		munmap(p->mem, p->mem_size);
 	free(p->funcs);
+	free(p->ranges);
+	free(p->params);
 	json_decref(p->meta);
 	free(p);
 }
@@ -137,6 +139,16 @@ static bool in_payload(const struct payload *p, uint64_t a, uint64_t len,
 static bool fits32(int64_t v)
 {
 	return v >= INT32_MIN && v <= INT32_MAX;
+}
+
+/* The E9 rel32 apply writes at the old function's entry. */
+static void make_jmp(struct lp_func *lf)
+{
+	int32_t rel = (int32_t)((uint64_t)lf->f->new_addr -
+				((uint64_t)lf->old + LIVEPATCH_JMP_SIZE));
+
+	lf->jmp[0] = 0xe9;
+	memcpy(lf->jmp + 1, &rel, 4);
 }
 
 /* The core of upload: parse, lay out, link and check a payload. */
@@ -459,6 +471,20 @@ range:
 				p->funcs[k].f = (const struct livepatch_func *)
 					sec_addr[i] + k;
 			have_funcs = true;
+		} else if (!strcmp(sname, ".livepatch.params") ||
+			   !strcmp(sname, ".livepatch.ranges")) {
+			int (*rd)(struct payload *, const void *, size_t,
+				  struct lp_err *) = !strcmp(sname,
+				".livepatch.params") ? lp_params_read :
+				lp_ranges_read;
+
+			if (!(sh[i].sh_flags & SHF_ALLOC) ||
+			    sh[i].sh_type == SHT_NOBITS) {
+				lp_fail(e, CTL_EINVAL, "%s is not loaded", sname);
+				goto out;
+			}
+			if (rd(p, (const void *)sec_addr[i], sh[i].sh_size, e))
+				goto out;
 		} else if (!strncmp(sname, ".livepatch.hooks.", 17)) {
 			for (k = 0; k < H_NR; k++)
 				if (!strcmp(sname + 17, lp_hook_names[k]))
@@ -488,9 +514,10 @@ range:
 				}
 		}
 	}
-	if (!have_funcs || !have_dep || !have_id) {
+	if ((!have_funcs && !p->nranges) || !have_dep || !have_id) {
 		lp_fail(e, CTL_EINVAL, "not a livepatch payload: %s is missing",
-		     !have_funcs ? ".livepatch.funcs" : !have_dep ?
+		     !have_funcs && !p->nranges ?
+		     ".livepatch.funcs (or .livepatch.ranges)" : !have_dep ?
 		     ".livepatch.depends" : ".note.gnu.build-id");
 		goto out;
 	}
@@ -563,7 +590,10 @@ range:
 				     lf->name);
 				goto out;
 			}
+		make_jmp(lf);
 	}
+	if (lp_ranges_resolve(p, e))
+		goto out;
 	if (mprotect(p->mem, p->text_size, PROT_READ | PROT_EXEC)) {
 		lp_fail(e, CTL_EINTERNAL, "mprotect: %s", strerror(errno));
 		goto out;

@@ -86,18 +86,93 @@ int lp_check_depends(const struct payload *p, bool on_daemon,
 		    "the running daemon" : lp_applied[lp_napplied - 1]->name, h2);
 }
 
+unsigned lp_nspans(const struct payload *p)
+{
+	return p->nfuncs + p->nranges;
+}
+
+/* Span i: the function entries first, then the ranges. */
+void lp_span_at(const struct payload *p, unsigned i, struct lp_span *s)
+{
+	if (i < p->nfuncs) {
+		struct lp_func *lf = &p->funcs[i];
+
+		*s = (struct lp_span){ lf->name, lf->old, LIVEPATCH_JMP_SIZE,
+				       lf->jmp, lf->saved };
+	} else {
+		struct lp_range *lr = &p->ranges[i - p->nfuncs];
+
+		*s = (struct lp_span){ lr->label, lr->addr, lr->len,
+				       lr->bytes, lr->saved };
+	}
+}
+
+static const uint8_t *expected(const struct payload *p, unsigned i,
+			       unsigned *len)
+{
+	if (i < p->nfuncs) {
+		*len = p->funcs[i].f->expect_len;
+		return p->funcs[i].f->expect;
+	}
+	*len = p->ranges[i - p->nfuncs].len;
+	return p->ranges[i - p->nfuncs].r->expect;
+}
+
 int lp_check_expect(const struct payload *p, struct lp_err *e)
 {
-	unsigned i;
+	struct lp_span s;
+	const uint8_t *want;
+	unsigned i, n;
 
-	for (i = 0; i < p->nfuncs; i++) {
-		const struct lp_func *lf = &p->funcs[i];
-
-		if (lf->f->expect_len &&
-		    memcmp(lf->old, lf->f->expect, lf->f->expect_len))
+	for (i = 0; i < lp_nspans(p); i++) {
+		lp_span_at(p, i, &s);
+		want = expected(p, i, &n);
+		if (n && memcmp(s.addr, want, n))
 			return lp_fail(e, CTL_EINVAL, "%s: expected bytes "
 				    "differ: the running code is not what "
-				    "the payload was built against", lf->name);
+				    "the payload was built against", s.what);
+	}
+	return 0;
+}
+
+/*
+ * Reverting the stack top first restores, byte by byte, what the lowest
+ * payload that wrote a byte found there: walk it that way and let the
+ * lower payloads' saved bytes win.
+ */
+void lp_unpatched_bytes(const uint8_t *addr, size_t len, uint8_t *out)
+{
+	struct lp_span s;
+	unsigned k, i;
+	size_t b;
+
+	memcpy(out, addr, len);
+	for (k = lp_napplied; k-- > 0;) {
+		for (i = 0; i < lp_nspans(lp_applied[k]); i++) {
+			lp_span_at(lp_applied[k], i, &s);
+			for (b = 0; b < len; b++)
+				if (addr + b >= s.addr &&
+				    addr + b < s.addr + s.len)
+					out[b] = s.saved[addr + b - s.addr];
+		}
+	}
+}
+
+/* Against the code as it will be once the whole stack is reverted. */
+int lp_check_expect_unpatched(const struct payload *p, struct lp_err *e)
+{
+	uint8_t now[LIVEPATCH_RANGE_MAX];
+	struct lp_span s;
+	const uint8_t *want;
+	unsigned i, n;
+
+	for (i = 0; i < lp_nspans(p); i++) {
+		lp_span_at(p, i, &s);
+		want = expected(p, i, &n);
+		lp_unpatched_bytes(s.addr, n, now);
+		if (n && memcmp(now, want, n))
+			return lp_fail(e, CTL_EINVAL, "%s: expected bytes "
+				       "differ", s.what);
 	}
 	return 0;
 }

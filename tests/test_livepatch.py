@@ -544,7 +544,8 @@ def test_not_supported(tmp_path):
     try:
         for cmd in ("livepatch-upload", "livepatch-apply",
                     "livepatch-revert", "livepatch-replace",
-                    "livepatch-unload", "livepatch-load", "livepatch-list"):
+                    "livepatch-unload", "livepatch-load", "livepatch-list",
+                    "livepatch-set"):
             refused(d, cmd, 9, "CONFIG_LIVEPATCH is off", name="x",
                     path="/x")
         assert "LIVEPATCH" not in d.call("info")["features"]
@@ -941,3 +942,427 @@ def test_save_restore_runs_on_the_restoring_daemons_code(vd, lab, tmp_path):
     finally:
         d2.stop()
     counters_ok(d)
+
+
+# --------------------------------------------- parameters and code ranges
+# docs/livepatch.md, "Parameters" and "Ranges".  The payloads are built
+# against the vulnerable tree, like the worked example:
+#   pfix     the fix with parameters (examples/rtc-index-oob-fix-param
+#            .patch): cmos_limit, log_nmi_bit, log_tag; a function patch
+#   rfix     the fix as a range: LIVEPATCH_RANGES(rtc_io), so a jump to
+#            payload code that masks the index and jumps back
+#   mem      on top of pfix (depends on its build-id): `info` reports the
+#            host's memory in KiB, a change the tool makes in place
+#   ioaudit  a range in ioport_find, which every guest's port I/O goes
+#            through: counts the lookups, reports them on revert
+
+RFIX_EDIT = ("r->index = *val;", "r->index = *val & 0x7f;")
+MEM_EDIT = ("(json_int_t)pages * psz >> 20,", "(json_int_t)pages * psz >> 10,")
+IOAUDIT_SRC = r'''
+static int lp_ioport_report(void)
+{
+	log_info("ioport audit: %lu lookups found a device",
+		 __atomic_exchange_n(&lp_ioport_hits, 0, __ATOMIC_RELAXED));
+	return 0;
+}
+LIVEPATCH_POSTREVERT_HOOK(lp_ioport_report);
+LIVEPATCH_RANGES(ioport_find);
+'''
+
+
+def _ioaudit_edit(text):
+    old = ("\t\tif (port >= r->base && port < r->base + r->len)\n"
+           "\t\t\treturn r;")
+    assert old in text
+    text = text.replace(old, (
+        "\t\tif (port >= r->base && port < r->base + r->len) {\n"
+        "\t\t\t__atomic_add_fetch(&lp_ioport_hits, 1, __ATOMIC_RELAXED);\n"
+        "\t\t\treturn r;\n\t\t}"))
+    text = text.replace('#include "log.h"\n', '#include "livepatch/payload.h"'
+                        '\n#include "log.h"\n\nstatic unsigned long '
+                        'lp_ioport_hits;\n', 1)
+    return text + IOAUDIT_SRC
+
+
+def _edit(old, new, tail=""):
+    def edit(t):
+        assert old in t, old
+        return t.replace(old, new) + tail
+    return edit
+
+
+def _form_lines(out):
+    """What livepatch-build says it did with each changed function."""
+    return [ln for ln in out.splitlines()
+            if ln.startswith("livepatch-build: ") and ": " in ln[17:]]
+
+
+@pytest.fixture(scope="module")
+def ranged(lab):
+    """The parameter and range payloads, and what the tool said."""
+    def build(d):
+        L = dict(lab, dir=d)
+        P = {}
+        P["pfix"], out = build_payload(L, "pfix", patch=os.path.join(
+            EXAMPLES, "rtc-index-oob-fix-param.patch"))
+        P["pfix_form"] = _form_lines(out)
+        P["pfix_id"] = _payload_build_id(P["pfix"])
+        P["rfix"], out = build_payload(L, "rfix", _make_patch(
+            lab["tree"], "xen/dev/rtc.c",
+            _edit(*RFIX_EDIT, '\n#include "livepatch/payload.h"\n'
+                  "LIVEPATCH_RANGES(rtc_io);\n")))
+        P["rfix_form"] = _form_lines(out)
+        P["mem"], out = build_payload(L, "mem", _make_patch(
+            lab["tree"], "xen/commands.c", _edit(*MEM_EDIT)),
+            depends=P["pfix_id"])
+        P["mem_form"] = _form_lines(out)
+        P["ioaudit"], out = build_payload(L, "ioaudit", _make_patch(
+            lab["tree"], "xen/ioport.c", _ioaudit_edit))
+        P["ioaudit_form"] = _form_lines(out)
+        P["rfix_bad"] = _flip_range_expect(d, P["rfix"])
+        return P
+    return cached("lp-ranged", build)
+
+
+def _flip_range_expect(d, src):
+    e = _tool_mod().Elf(src)
+    sec = e.by_name[".livepatch.ranges"]
+    data = bytearray(e.data)
+    data[sec["off"] + 32 + 1] ^= 0xff        # expect[1] of range 0
+    out = os.path.join(d, "rfix_bad.o")
+    with open(out, "wb") as f:
+        f.write(data)
+    return out
+
+
+def probe_values(d, fresh=2):
+    """The probe's (verdict, value) from lines printed from now on."""
+    rx = r"CMOS PROBE n=\d+ idx=0x90 aliases=(yes|no) value=(0x[0-9a-f]+)"
+    mark = d.console_mark("probe")
+    m = d.wait_console_since("probe", "(?:" + PROBE_RX + "){%d}" % fresh,
+                             mark, timeout=20)
+    seen = re.findall(rx, m.group(0))
+    assert len(set(seen)) == 1, seen
+    return seen[0]
+
+
+def _host_mib(d):
+    """info's host memory: in MiB, or in KiB while `mem` is applied."""
+    return d.call("info")["host"]["memory_mib"]
+
+
+def _param(d, payload, name):
+    return {p["name"]: p for p in listing(d)[payload]["params"]}[name]
+
+
+def test_build_tool_says_how_it_patches(ranged):
+    """Whole function when the size changes, a jump range when the patch
+    asks for ranges, in place when size and layout allow it."""
+    assert ranged["pfix_form"] == [
+        "livepatch-build: rtc.c#rtc_io: the whole function (not as a "
+        "range: its size changed)"], ranged["pfix_form"]
+    assert len(ranged["rfix_form"]) == 1, ranged["rfix_form"]
+    assert re.fullmatch(r"livepatch-build: rtc\.c#rtc_io: range \+0x[0-9a-f]+"
+                        r", [5-9] bytes, a jump to \d instruction\(s\) of "
+                        r"payload code \(LIVEPATCH_RANGES\)",
+                        ranged["rfix_form"][0]), ranged["rfix_form"]
+    assert re.fullmatch(r"livepatch-build: commands\.c#cmd_info: range "
+                        r"\+0x[0-9a-f]+, \d+ bytes, in place \(size and "
+                        r"layout unchanged\)", "\n".join(ranged["mem_form"])), \
+        ranged["mem_form"]
+    assert re.fullmatch(r"livepatch-build: ioport_find: range \+0x[0-9a-f]+, "
+                        r"\d+ bytes, a jump .*", "\n".join(
+                            ranged["ioaudit_form"])), ranged["ioaudit_form"]
+
+
+def test_build_tool_refuses_ranges_it_cannot_make(lab):
+    err = _tool_refuses(lab, "norange", ("xen/dev/rtc.c", _edit(
+        *RFIX_EDIT, '\n#include "livepatch/payload.h"\n'
+        "LIVEPATCH_RANGES(rtc_init);\n")))
+    assert re.search(r"LIVEPATCH_RANGES\(rtc_init\): rtc_init is not a "
+                     r"changed function", err), err
+
+
+@needs_lp
+def test_parameters_worked_example(vd, ranged):
+    """The fix with its bound as a parameter: loaded with several values,
+    changed while applied, bad values refused with nothing changed."""
+    d = vd
+    n = _vcpus(d)
+    pfix = ranged["pfix"]
+    for params, rx in (
+            ({"cmos_limit": "129"}, r"cmos_limit: 129 is out of bounds "
+                                    r"\[14, 128\]"),
+            ({"cmos_limit": "13"}, r"13 is out of bounds"),
+            ({"cmos_limit": "0x1g"}, r"cmos_limit is an integer: '0x1g'"),
+            ({"log_nmi_bit": "maybe"}, r"log_nmi_bit is a bool"),
+            ({"log_tag": "x" * 16}, r"log_tag: 16 bytes, at most 15"),
+            ({"nosuch": "1"}, r"no parameter 'nosuch' \(it has: .*"
+                              r"cmos_limit")):
+        refused(d, "livepatch-load", 3, rx, name="pfix", path=pfix,
+                params=params)
+        assert listing(d) == {}
+    assert probe(d) == "no"
+    # Several values at load: bytes from 16 up read 0xff; from 17, 0x10
+    # (where index 0x90 lands) is below the limit again.
+    d.xl("livepatch", "load", "pfix", pfix, "cmos_limit=16",
+         "log_tag=lp-test")
+    assert probe_values(d) == ("no", "0xff")
+    p = _param(d, "pfix", "cmos_limit")
+    assert (p["value"], p["default"], p["min"], p["max"], p["type"],
+            p["writable"], p["parked"]) == (16, 128, 14, 128, "int", True,
+                                            False)
+    out = d.xl("livepatch", "list").out
+    assert re.search(r"param cmos_limit = 16 \(int 14\.\.128, default 128, "
+                     r"writable\): CMOS bytes", out), out
+    assert 'param log_tag = "lp-test" (string of at most 15 bytes' in out
+    d.xl("livepatch", "revert", "pfix")
+    d.xl("livepatch", "unload", "pfix")
+    d.xl("livepatch", "load", "pfix", pfix, "cmos_limit=17")
+    assert probe(d) == "yes"
+    assert _param(d, "pfix", "log_tag")["value"] == "rtc-fix"   # default
+    # Changed while applied: without parking, then with.
+    r = d.call("livepatch-set", name="pfix", params={"cmos_limit": 16})
+    assert r["parked"] is False and "pause_ms" not in r, r
+    assert probe_values(d) == ("no", "0xff")
+    out = d.xl("livepatch", "set", "pfix", "cmos_limit=128").out
+    assert "livepatch pfix: set done\n" == out, out
+    assert probe(d) == "yes"
+    mark = len(d.log())
+    r = d.call("livepatch-set", name="pfix", params={"log_nmi_bit": True})
+    assert r["parked"] is True and r["vcpus"] == n, r
+    d.wait_log(rf"rtc-fix: d{d.domid('probe')} CMOS index 0x90: bit 7 "
+               r"masked", start=mark)
+    # Refused, changing nothing: not writable; one bad value among good.
+    refused(d, "livepatch-set", 3, r"log_tag is not writable",
+            name="pfix", params={"log_tag": "other"})
+    refused(d, "livepatch-set", 3, r"cmos_limit: 200 is out of bounds",
+            name="pfix", params={"log_nmi_bit": "off", "cmos_limit": "200"})
+    refused(d, "livepatch-set", 3, r"no parameter 'bogus'", name="pfix",
+            params={"cmos_limit": "16", "bogus": "1"})
+    vals = {p["name"]: p["value"] for p in listing(d)["pfix"]["params"]}
+    assert vals == {"cmos_limit": 128, "log_nmi_bit": True,
+                    "log_tag": "rtc-fix"}, vals
+    assert probe(d) == "yes"
+    d.xl("livepatch", "revert", "pfix")
+    assert probe(d) == "no"
+    counters_ok(d)
+
+
+@needs_lp
+def test_range_worked_example(vd, ranged):
+    """The fix as a range inside rtc_io: a jump to payload code and back."""
+    d = vd
+    assert probe(d) == "no"
+    out = d.xl("livepatch", "load", "rfix", ranged["rfix"]).out
+    assert "load done; guests paused" in out, out
+    assert probe(d) == "yes"
+    p = listing(d)["rfix"]
+    assert p["funcs"] == []
+    assert len(p["ranges"]) == 1 and p["ranges"][0]["jump"] is True, p
+    assert p["ranges"][0]["function"] == "rtc.c#rtc_io"
+    assert re.search(r"range rtc\.c#rtc_io\+0x[0-9a-f]+, \d bytes \(a jump "
+                     r"to the payload's code\)",
+                     d.xl("livepatch", "list").out)
+    counters_ok(d)
+    d.xl("livepatch", "revert", "rfix")
+    assert probe(d) == "no"
+    d.xl("livepatch", "unload", "rfix")
+    counters_ok(d)
+
+
+@needs_lp
+def test_range_expected_bytes_differ(vd, ranged):
+    d = vd
+    refused(d, "livepatch-load", 3,
+            r"rtc\.c#rtc_io\+0x[0-9a-f]+: expected bytes differ",
+            name="rfix_bad", path=ranged["rfix_bad"])
+    assert listing(d) == {}
+    assert probe(d) == "no"
+    counters_ok(d)
+
+
+@needs_lp
+def test_range_in_a_hot_function_100_times(vd, ranged):
+    """A range in ioport_find, which every port I/O of every guest goes
+    through, applied and reverted 100 times while the guests run."""
+    d = vd
+    d.xl("livepatch", "upload", "ioaudit", ranged["ioaudit"])
+    mark = len(d.log())
+    for _ in range(100):
+        d.call("livepatch-apply", name="ioaudit")
+        d.call("livepatch-revert", name="ioaudit")
+    counts = [int(x) for x in re.findall(
+        r"ioport audit: (\d+) lookups found a device", d.log()[mark:])]
+    assert len(counts) == 100, counts
+    assert sum(counts) > 0, counts        # the payload code ran
+    d.xl("livepatch", "unload", "ioaudit")
+    counters_ok(d)
+    assert probe(d) == "no"               # the probe's I/O still works
+
+
+@needs_lp
+def test_range_stacked_on_function_patch_and_replaced(vd, ranged):
+    d = vd
+    mib = _host_mib(d)
+    d.xl("livepatch", "load", "pfix", ranged["pfix"])       # a function
+    d.xl("livepatch", "load", "mem", ranged["mem"])         # a range on it
+    assert _host_mib(d) >> 10 == mib
+    assert d.call("info")["livepatches"] == ["pfix", "mem"]
+    p = listing(d)["mem"]
+    assert p["ranges"][0]["jump"] is False and p["funcs"] == [], p
+    assert p["depends"] == ranged["pfix_id"]
+    refused(d, "livepatch-revert", 6, r"only the top.*\(mem\)", name="pfix")
+    d.xl("livepatch", "revert", "mem")
+    assert _host_mib(d) == mib
+    d.xl("livepatch", "apply", "mem")
+    assert _host_mib(d) >> 10 == mib
+    assert probe(d) == "yes"
+    # Replace the stack with the fix as a range; then with the function.
+    d.xl("livepatch", "upload", "rfix", ranged["rfix"])
+    d.xl("livepatch", "replace", "rfix")
+    assert d.call("info")["livepatches"] == ["rfix"]
+    assert _host_mib(d) == mib
+    assert probe(d) == "yes"
+    d.xl("livepatch", "replace", "pfix")
+    assert d.call("info")["livepatches"] == ["pfix"]
+    assert probe(d) == "yes"
+    d.xl("livepatch", "revert", "pfix")
+    assert probe(d) == "no"
+    ls = listing(d)
+    assert {n: p["state"] for n, p in ls.items()} == {
+        "pfix": "checked", "mem": "checked", "rfix": "checked"}
+    counters_ok(d)
+
+
+@needs_lp
+def test_parameters_and_ranges_across_live_update(vd, ranged, lu_images):
+    """Same build: the stack comes back, with the parameters' values."""
+    d = vd
+    mib = _host_mib(d)
+    d.xl("livepatch", "load", "pfix", ranged["pfix"], "cmos_limit=16",
+         "log_tag=carried")
+    d.xl("livepatch", "set", "pfix", "cmos_limit=17", "log_nmi_bit=1")
+    d.xl("livepatch", "load", "mem", ranged["mem"])
+    res = _lu(d, lu_images["same"])
+    assert res["result"] == "ok", res
+    assert res["livepatches"] == {"reapplied": ["pfix", "mem"],
+                                  "dropped": []}
+    vals = {p["name"]: p["value"] for p in listing(d)["pfix"]["params"]}
+    assert vals == {"cmos_limit": 17, "log_nmi_bit": True,
+                    "log_tag": "carried"}, vals
+    assert _host_mib(d) >> 10 == mib
+    assert probe(d) == "yes"
+    mark = len(d.log())
+    d.wait_log(r"carried: d\d+ CMOS index 0x90: bit 7 masked", start=mark)
+    counters_ok(d)
+
+
+# A payload written by hand: one range, its bytes unchanged (a no-op), so
+# what is tested is only where the threads are.
+
+def _handmade_range(L, name, ref, off, n, extra=""):
+    mod = _tool_mod()
+    dm = mod.Daemon(L["xen"])
+    s = dm.lookup(ref)
+    old = dm.elf.read_vaddr(s["value"] + off, n)
+    arr = ",".join(str(x) for x in old)
+    notes = ""
+    for sec, hexid in ((".livepatch.depends", dm.build_id),
+                       (".note.gnu.build-id", hashlib.sha1(
+                           (name + ref).encode()).hexdigest())):
+        desc = ",".join(str(x) for x in bytes.fromhex(hexid))
+        notes += ('__asm__(".pushsection %s,\\"a\\",@note\\n.balign 4\\n'
+                  '.long 4, %d, 3\\n.asciz \\"GNU\\"\\n.byte %s\\n'
+                  '.balign 4\\n.popsection");\n'
+                  % (sec, len(hexid) // 2, desc))
+    c = os.path.join(L["dir"], name + ".c")
+    with open(c, "w") as f:
+        f.write('#include "livepatch/payload.h"\n'
+                f'static const char nm[] = "{ref}";\n'
+                'struct livepatch_range lp_r '
+                '__attribute__((section(".livepatch.ranges"))) = '
+                f'{{ .name = nm, .offset = {off}, .len = {n}, '
+                f'.expect = {{{arr}}}, .new_bytes = {{{arr}}} }};\n'
+                + extra + notes)
+    out = c[:-2] + ".o"
+    subprocess.run(["cc", "-O2", "-c", "-I", ROOT, "-o", out, c],
+                   check=True)
+    return out
+
+
+def _vcpu_park_call(xen):
+    """(function, offset) of the vCPU thread's call to pthread_cond_wait,
+    where a parked vCPU thread waits: its return address follows it."""
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", xen],
+                         capture_output=True, text=True, check=True).stdout
+    fn = None
+    for ln in out.splitlines():
+        m = re.match(r"^([0-9a-f]+) <([^>]+)>:$", ln)
+        if m:
+            fn, base = m.group(2), int(m.group(1), 16)
+        elif fn == "vcpu_thread" and "<pthread_cond_wait@plt>" in ln:
+            return "vcpu.c#vcpu_thread", int(ln.split(":")[0], 16) - base
+    raise AssertionError("no call to pthread_cond_wait in vcpu_thread")
+
+
+@pytest.fixture(scope="module")
+def handmade(lab):
+    def build(d):
+        L = dict(lab, dir=d)
+        ref, off = _vcpu_park_call(lab["xen"])
+        return {
+            # call pthread_cond_wait + the next byte: a return address
+            # of every parked vCPU thread lies strictly inside
+            "hazard": _handmade_range(L, "hazard", ref, off, 6),
+            "noop": _handmade_range(L, "noop", "rtc.c#rtc_io", 0, 8),
+            "baddefault": _handmade_range(
+                L, "baddefault", "rtc.c#rtc_io", 0, 8,
+                'LIVEPATCH_PARAM_INT(lim, 500, 0, 10, 0, "x");\n'),
+            "badstring": _handmade_range(
+                L, "badstring", "rtc.c#rtc_io", 0, 8,
+                'LIVEPATCH_PARAM_STRING(tag, "a", 7, '
+                'LIVEPATCH_PARAM_WRITABLE, "x");\n'),
+        }
+    return cached("lp-handmade", build)
+
+
+@needs_lp
+def test_range_refused_while_a_thread_is_inside(vd, handmade):
+    """A range holding the return address of every parked vCPU thread (in
+    the vCPU loop, after the call that parks it) is refused after a few
+    tries; a range no thread is in is written."""
+    d = vd
+    refused(d, "livepatch-load", 12,
+            r"thread \d+ \(d\d+v0\) has a return address inside "
+            r"vcpu\.c#vcpu_thread\+0x[0-9a-f]+ \(at \+0x5\) \(5 tries\); "
+            r"nothing was patched", name="hazard", path=handmade["hazard"])
+    assert listing(d) == {}
+    d.xl("livepatch", "load", "noop", handmade["noop"])
+    d.xl("livepatch", "revert", "noop")
+    d.xl("livepatch", "unload", "noop")
+    counters_ok(d)
+    assert probe(d) == "no"
+
+
+@needs_lp
+@pytest.mark.parametrize("which,rx", [
+    ("baddefault", r"parameter lim: default out of bounds"),
+    ("badstring", r"parameter tag: a writable string must be "
+                  r"LIVEPATCH_PARAM_PARKED"),
+])
+def test_bad_parameter_declarations_refused(vd, handmade, which, rx):
+    d = vd
+    refused(d, "livepatch-upload", 3, rx, name=which, path=handmade[which])
+    assert listing(d) == {}
+    counters_ok(d)
+
+
+@needs_lp
+def test_xl_parameter_usage(vd, ranged):
+    r = vd.xl("livepatch", "set", "pfix", check=False)
+    assert r.returncode == 64 and "set needs NAME K=V" in r.err, r.err
+    r = vd.xl("livepatch", "load", "pfix", ranged["pfix"], "cmos_limit",
+              check=False)
+    assert r.returncode == 64 and "given as NAME=VALUE" in r.err, r.err
+    assert listing(vd) == {}

@@ -67,16 +67,24 @@ static const struct xl_command commands[] = {
 	  "  --fail-phase P    debugging: fail phase P on purpose (quiesce,\n"
 	  "                    save, exec, verify, restore, kvm, crash)\n" },
 	{ "livepatch", cmd_livepatch,
-	  "upload NAME FILE | apply NAME | revert NAME | replace NAME | "
-	  "unload NAME | load NAME FILE | list",
+	  "upload NAME FILE [K=V...] | apply NAME | revert NAME | "
+	  "replace NAME | unload NAME | load NAME FILE [K=V...] | "
+	  "set NAME K=V... | list",
 	  "Hot-fix functions of the running daemon (docs/livepatch.md).",
-	  "  upload NAME FILE  load and check payload FILE as NAME\n"
-	  "  apply NAME        redirect its functions (vCPUs park briefly)\n"
+	  "  upload NAME FILE [K=V...]\n"
+	  "                    load and check payload FILE as NAME, with\n"
+	  "                    its parameters K set to V\n"
+	  "  apply NAME        redirect its functions and write its code\n"
+	  "                    ranges (vCPUs park briefly)\n"
 	  "  revert NAME       undo it (only the top of the stack)\n"
 	  "  replace NAME      revert every applied payload, apply NAME\n"
 	  "  unload NAME       drop a payload that is not applied\n"
-	  "  load NAME FILE    upload, then apply\n"
-	  "  list              payloads, states, build-ids, functions\n"
+	  "  load NAME FILE [K=V...]\n"
+	  "                    upload, then apply\n"
+	  "  set NAME K=V...   change writable parameters, also while\n"
+	  "                    applied\n"
+	  "  list              payloads, states, build-ids, functions,\n"
+	  "                    ranges, parameters\n"
 	  "  --json            with list: the daemon's answer as JSON\n" },
 	{ "dmesg", cmd_dmesg, "[-c]", "Print the daemon's log.",
 	  "  -c, --clear     clear the log after printing it\n" },
