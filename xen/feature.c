@@ -107,3 +107,13 @@ void feature_start_failed(const char *why)
 		if (f->start_failed)
 			f->start_failed(why);
 }
+
+int feature_started(void)
+{
+	const struct feature *f;
+
+	for (f = features; f; f = f->next)
+		if (f->started && f->started() < 0)
+			return -1;
+	return 0;
+}

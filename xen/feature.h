@@ -55,12 +55,15 @@ struct feature {
 	 *   host, and calls take_over() instead of opening the control
 	 *   socket; take_over() returns 0 or -1 (said in the log).
 	 * start_failed: the start failed (why); may not return.
+	 * started: the daemon serves (event loop ready, after any fork);
+	 *   the feature may add its own fds to the loop.  0, or -1 to stop.
 	 */
 	int (*run)(void);
 	void (*early)(const struct daemon_opts *d);
 	bool (*takes_over)(void);
 	int (*take_over)(void);
 	void (*start_failed)(const char *why);
+	int (*started)(void);
 
 	struct feature *next;
 };
@@ -90,5 +93,6 @@ int feature_run(void);
 void feature_early(const struct daemon_opts *d);
 const struct feature *feature_taking_over(void);
 void feature_start_failed(const char *why);
+int feature_started(void);
 
 #endif

@@ -199,6 +199,10 @@ static int start(const struct options *o, const struct feature *taker)
 		fprintf(stderr, "xen: %s\n", err);
 		return 1;
 	}
+	if (feature_started() < 0) {
+		fprintf(stderr, "xen: a feature failed to start (see the log)\n");
+		return 1;
+	}
 	return 0;
 }
 
