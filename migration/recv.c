@@ -116,6 +116,23 @@ static int hand_over(struct incoming *x)
 	return 0;
 }
 
+/*
+ * After ERR: let the source read it before the close (closing with its
+ * data unread would reset the connection and lose the reason).  The
+ * source stops at its next batch; give it a second.
+ */
+static void drain(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[65536];
+	int i;
+
+	shutdown(fd, SHUT_WR);
+	for (i = 0; i < 100 && poll(&p, 1, 10) >= 0; i++)
+		if ((p.revents & POLLIN) && read(fd, buf, sizeof(buf)) <= 0)
+			break;
+}
+
 static void serve(int fd)
 {
 	struct incoming x = { .fd = fd };
@@ -128,6 +145,7 @@ static void serve(int fd)
 	if (x.dom)
 		domain_discard(x.dom);
 	mig_send_line(fd, "ERR %.400s", x.err);
+	drain(fd);
 }
 
 static void on_accept(int lfd, short revents, void *opaque)

@@ -8,6 +8,7 @@
  * resumes the guest here.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,27 @@ static void throttle_link(struct sender *s)
 		usleep((want - el) * 1e6);
 }
 
+/*
+ * What a destination that gave up said (ERR ...), waiting up to wait_ms;
+ * 1 if it said something (s->err then says what), else 0.
+ */
+static int peer_reason(struct sender *s, int wait_ms)
+{
+	struct pollfd p = { .fd = s->m->sock, .events = POLLIN };
+	char line[MIG_LINE_MAX];
+
+	if (poll(&p, 1, wait_ms) != 1)
+		return 0;
+	if (mig_recv_line(s->m->sock, line, sizeof(line)) < 0) {
+		snprintf(s->err, sizeof(s->err), "the destination closed the "
+			 "connection");
+		return 1;
+	}
+	snprintf(s->err, sizeof(s->err), "the destination refused: %.300s",
+		 strncmp(line, "ERR ", 4) ? line : line + 4);
+	return 1;
+}
+
 static int flush_batch(struct sender *s)
 {
 	if (!s->nbatch)
@@ -95,6 +117,8 @@ static int flush_batch(struct sender *s)
 	pthread_mutex_unlock(&s->m->lock);
 	s->nbatch = 0;
 	throttle_link(s);
+	if (peer_reason(s, 0))
+		return -1;
 	return check_cancel(s);
 }
 
@@ -446,6 +470,10 @@ void *mig_send_thread(void *arg)
 		ret = precopy(&s);
 	if (!ret)
 		ret = stop_and_copy(&s, &t_stop);
+	/* A write failed: the destination may have said why. */
+	if (ret && !m->cancel && !m->uncertain && m->sock >= 0 &&
+	    !strncmp(s.err, "sending", 7))
+		peer_reason(&s, 1000);
 	finish(&s, ret, t_stop);
 	mig_finished(m);
 	return NULL;
