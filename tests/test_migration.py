@@ -283,3 +283,4 @@ def test_plain_tcp_is_loopback_only(pair):
     r = a.d.xl("migrate", "g", b.addr, check=False)
     assert r.returncode != 0 and "TLS" in r.err, r.err
     assert a.d.domains()["g"]["state"] == "running"
+
