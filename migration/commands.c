@@ -98,14 +98,29 @@ static bool migrating(struct domain *dom)
 	return false;
 }
 
+bool mig_busy(char *why, size_t len)
+{
+	struct migration *m;
+
+	for (m = migrations; m; m = m->next)
+		if (!m->reaped) {
+			snprintf(why, len, "d%u is being migrated", m->domid);
+			return true;
+		}
+	return false;
+}
+
 int cmd_migrate(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	struct domain *dom;
 	struct migration *m;
+	char why[200];
 	int code = ctl_arg_domain(args, r, &dom);
 
 	if (code)
 		return code;
+	if (mig_others_busy(why, sizeof(why)))
+		return ctl_fail(r, CTL_EBUSY, "%s: no migration now", why);
 	if (dom->state != DOM_RUNNING && dom->state != DOM_PAUSED)
 		return ctl_fail(r, CTL_ESTATE, "domain is %s",
 				dom_state_name(dom->state));

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "feature.h"
 #include "migration/mig.h"
@@ -47,6 +48,13 @@ static void mig_info(json_t *result)
 					: json_null());
 }
 
+static struct feature migration;
+
+bool mig_others_busy(char *why, size_t len)
+{
+	return feature_busy(&migration, why, len);
+}
+
 static const struct ctl_command mig_commands[] = {
 	{ "migrate", cmd_migrate },
 	{ "migrate-status", cmd_migrate_status },
@@ -62,5 +70,6 @@ static struct feature migration = {
 	.options = mig_options,
 	.parse_option = mig_parse_option,
 	.started = mig_started,
+	.busy = mig_busy,
 };
 FEATURE_REGISTER(migration)

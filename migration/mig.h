@@ -85,6 +85,10 @@ void *mig_send_thread(void *arg);
 /* commands.c: the thread is done (any thread). */
 void mig_finished(struct migration *m);
 int mig_commands_start(void);
+/* A migration is running (why said). */
+bool mig_busy(char *why, size_t len);
+/* feature.c: another feature is busy (a staged live update). */
+bool mig_others_busy(char *why, size_t len);
 int cmd_migrate(struct client *c, json_t *args, struct ctl_reply *r);
 int cmd_migrate_status(struct client *c, json_t *args, struct ctl_reply *r);
 int cmd_migrate_cancel(struct client *c, json_t *args, struct ctl_reply *r);

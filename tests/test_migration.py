@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness import (CounterWatch, Daemon, build_has, require_binaries,
+from harness import (XEN, CounterWatch, Daemon, build_has, require_binaries,
                      require_kvm, scaled, stop_and_check, wait_until)
 
 pytestmark = pytest.mark.skipif(not build_has("MIGRATION"),
@@ -231,9 +231,13 @@ def test_cancel_leaves_the_guest_on_the_source(pair):
     w = a.d.start_counter("g", interval=200, cmdline_extra="ws=8M rate=2000")
     p = start_migrate(a, b.addr, "g", "--bandwidth", "2")
     wait_phase(a, "g", ("precopy",))
-    # A second migration of the same domain is refused meanwhile.
+    # A second migration of the same domain is refused meanwhile, and so
+    # is a live update.
     r = migrate(a, b.addr, "g", check=False)
     assert r.returncode != 0 and "already being migrated" in r.err, r.err
+    if build_has("LIVE_UPDATE"):
+        r = a.d.xl("live-update", "load", XEN, check=False)
+        assert r.returncode != 0 and "being migrated" in r.err, r.err
     a.d.xl("migrate-cancel", "g")
     assert wait_exit(p) != 0
     assert "cancelled" in p.err, p.err
@@ -284,3 +288,17 @@ def test_plain_tcp_is_loopback_only(pair):
     assert r.returncode != 0 and "TLS" in r.err, r.err
     assert a.d.domains()["g"]["state"] == "running"
 
+
+
+def test_refused_while_a_live_update_is_staged(pair):
+    if not build_has("LIVE_UPDATE"):
+        pytest.skip("LIVE_UPDATE is not in this build")
+    a, b = pair
+    w = a.d.start_counter("g", interval=200)
+    a.d.xl("live-update", "load", XEN)
+    r = migrate(a, b.addr, "g", check=False)
+    assert r.returncode != 0 and "live update is staged" in r.err, r.err
+    assert_only_on(a, b, "g")
+    a.d.xl("live-update", "unload")
+    migrate(a, b.addr, "g")
+    CounterWatch(b.d, "g").assert_counting(lines=1)

@@ -117,3 +117,13 @@ int feature_started(void)
 			return -1;
 	return 0;
 }
+
+bool feature_busy(const struct feature *self, char *why, size_t len)
+{
+	const struct feature *f;
+
+	for (f = features; f; f = f->next)
+		if (f != self && f->busy && f->busy(why, len))
+			return true;
+	return false;
+}

@@ -65,6 +65,13 @@ struct feature {
 	void (*start_failed)(const char *why);
 	int (*started)(void);
 
+	/*
+	 * The feature is in the middle of something another feature must
+	 * not overlap (a staged live update, a running migration): true,
+	 * with why said in why.  NULL: never.
+	 */
+	bool (*busy)(char *why, size_t len);
+
 	struct feature *next;
 };
 
@@ -94,5 +101,7 @@ void feature_early(const struct daemon_opts *d);
 const struct feature *feature_taking_over(void);
 void feature_start_failed(const char *why);
 int feature_started(void);
+/* Whether a feature other than `self` is busy (why said); see busy. */
+bool feature_busy(const struct feature *self, char *why, size_t len);
 
 #endif
