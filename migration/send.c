@@ -33,6 +33,7 @@ struct sender {
 	bool writer_open, logging, parked, final;
 	struct quiesce q;
 	uint64_t *bitmap[2];		/* one bit per page of each slot */
+	uint64_t *fetched[2];		/* KVM_GET_DIRTY_LOG's answer */
 	uint64_t slot_pages[2];
 	uint64_t pfns[STREAM_BATCH_PAGES];
 	const uint8_t *pages[STREAM_BATCH_PAGES];
@@ -153,8 +154,12 @@ static int send_all(struct sender *s)
 	return flush_batch(s);
 }
 
-/* Fetch (and clear) the dirty log; the number of dirty pages. */
-static int64_t fetch_dirty(struct sender *s)
+/*
+ * Fetch (and clear) the dirty log into s->bitmap; the number of dirty
+ * pages.  With merge, add to what s->bitmap holds (pages fetched by a
+ * round that found pre-copy converged, and not sent yet).
+ */
+static int64_t fetch_dirty(struct sender *s, bool merge)
 {
 	int64_t n = 0;
 	unsigned slot;
@@ -165,14 +170,17 @@ static int64_t fetch_dirty(struct sender *s)
 
 		if (!s->slot_pages[slot])
 			continue;
-		memset(s->bitmap[slot], 0, words * 8);
-		if (guest_mem_get_dirty(s->dom, slot, s->bitmap[slot]) < 0) {
+		memset(s->fetched[slot], 0, words * 8);
+		if (guest_mem_get_dirty(s->dom, slot, s->fetched[slot]) < 0) {
 			snprintf(s->err, sizeof(s->err),
 				 "KVM_GET_DIRTY_LOG: %s", strerror(errno));
 			return -1;
 		}
-		for (i = 0; i < words; i++)
+		for (i = 0; i < words; i++) {
+			s->bitmap[slot][i] = s->fetched[slot][i] |
+					     (merge ? s->bitmap[slot][i] : 0);
 			n += __builtin_popcountll(s->bitmap[slot][i]);
+		}
 	}
 	return n;
 }
@@ -209,7 +217,8 @@ static int setup_dirty_log(struct sender *s)
 	s->slot_pages[1] = (mem->size - mem->low_size) / PAGE;
 	for (slot = 0; slot < 2; slot++) {
 		s->bitmap[slot] = calloc((s->slot_pages[slot] + 63) / 64 + 1, 8);
-		if (!s->bitmap[slot])
+		s->fetched[slot] = calloc((s->slot_pages[slot] + 63) / 64 + 1, 8);
+		if (!s->bitmap[slot] || !s->fetched[slot])
 			SFAIL(s, "out of memory");
 	}
 	if (guest_mem_log_dirty(s->dom, true) < 0)
@@ -292,7 +301,7 @@ static int precopy(struct sender *s)
 	for (;;) {
 		dt = now_s() - t;
 		bw = link_rate(s, dt, s->w.bytes - b0, bw);
-		nd = fetch_dirty(s);
+		nd = fetch_dirty(s, false);
 		if (nd < 0)
 			return -1;
 		note_round(s, ++iter, nd, dt, bw, pct);
@@ -336,7 +345,8 @@ static int stop_and_copy(struct sender *s, double *t_stop)
 	if (park(s) < 0)
 		return -1;
 	s->final = true;
-	nd = fetch_dirty(s);
+	/* What the last round fetched and the pages dirtied since. */
+	nd = fetch_dirty(s, true);
 	if (nd < 0 || send_dirty(s, nd, 0) < 0)
 		return -1;
 	if (state_save_epilogue(s->dom, &s->w) < 0 ||
@@ -437,6 +447,8 @@ static void finish(struct sender *s, int ret, double t_stop)
 		stream_writer_free(&s->w);
 	free(s->bitmap[0]);
 	free(s->bitmap[1]);
+	free(s->fetched[0]);
+	free(s->fetched[1]);
 	pthread_mutex_lock(&m->lock);
 	if (m->sock >= 0)
 		close(m->sock);
