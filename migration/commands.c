@@ -98,6 +98,32 @@ static bool migrating(struct domain *dom)
 	return false;
 }
 
+/*
+ * The domain is being destroyed while it migrates: cancel, wake the
+ * thread from its socket, wait for it, and forget the domain.  The
+ * destination, never told GO (or told it: the user destroyed it here
+ * all the same), cleans up its copy when the connection goes.
+ */
+void mig_domain_gone(struct domain *dom)
+{
+	struct migration *m;
+
+	for (m = migrations; m; m = m->next) {
+		if (m->dom != dom || m->reaped)
+			continue;
+		m->cancel = true;
+		pthread_mutex_lock(&m->lock);
+		if (m->sock >= 0)
+			shutdown(m->sock, SHUT_RDWR);
+		pthread_mutex_unlock(&m->lock);
+		pthread_join(m->thread, NULL);
+		m->reaped = true;
+		m->dom = NULL;
+		log_warn("d%u: destroyed while migrating; migration %s",
+			 m->domid, mig_state_name(m->p.state));
+	}
+}
+
 bool mig_busy(char *why, size_t len)
 {
 	struct migration *m;

@@ -71,5 +71,6 @@ static struct feature migration = {
 	.parse_option = mig_parse_option,
 	.started = mig_started,
 	.busy = mig_busy,
+	.domain_gone = mig_domain_gone,
 };
 FEATURE_REGISTER(migration)

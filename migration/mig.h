@@ -87,6 +87,7 @@ void mig_finished(struct migration *m);
 int mig_commands_start(void);
 /* A migration is running (why said). */
 bool mig_busy(char *why, size_t len);
+void mig_domain_gone(struct domain *dom);
 /* feature.c: another feature is busy (a staged live update). */
 bool mig_others_busy(char *why, size_t len);
 int cmd_migrate(struct client *c, json_t *args, struct ctl_reply *r);

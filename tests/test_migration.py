@@ -253,6 +253,33 @@ def test_cancel_leaves_the_guest_on_the_source(pair):
     CounterWatch(b.d, "g").assert_counting(lines=1)
 
 
+@pytest.mark.parametrize("end", ["destroy", "poweroff"])
+def test_domain_ended_while_migrating(pair, end):
+    """The source domain is destroyed (xl destroy) or powered off by the
+    guest's own request path (xl shutdown) mid-migration: the migration
+    ends as cancelled, the source daemon keeps serving and its other
+    guest keeps counting, and the destination drops its half-built copy."""
+    a, b = pair
+    other = a.d.start_counter("other", interval=200)
+    a.d.start_counter("g", interval=200, cmdline_extra="ws=8M rate=2000")
+    p = start_migrate(a, b.addr, "g", "--bandwidth", "2")
+    wait_phase(a, "g", ("precopy",))
+    if end == "destroy":
+        a.d.xl("destroy", "g")
+    else:
+        a.d.xl("shutdown", "g")
+    assert wait_exit(p) != 0
+    assert a.d.alive(), a.d.read_file("xen.stderr")
+    wait_until(lambda: "g" not in a.d.domains() or None, scaled(30),
+               "the source domain gone")
+    assert a.d.call("migrate-status", domain="g")["state"] == "cancelled"
+    assert "destroyed while migrating" in a.d.log()
+    wait_until(lambda: "g" not in b.d.domains() or None, scaled(30),
+               "the destination dropping its half-built domain")
+    other.mark()
+    other.assert_counting(lines=2)
+
+
 def test_destination_refuses_a_name_it_has(pair):
     a, b = pair
     w = a.d.start_counter("g", interval=200)

@@ -127,3 +127,12 @@ bool feature_busy(const struct feature *self, char *why, size_t len)
 			return true;
 	return false;
 }
+
+void feature_domain_gone(struct domain *dom)
+{
+	const struct feature *f;
+
+	for (f = features; f; f = f->next)
+		if (f->domain_gone)
+			f->domain_gone(dom);
+}

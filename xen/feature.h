@@ -15,6 +15,8 @@
 
 #include "control.h"
 
+struct domain;
+
 struct ctl_command {
 	const char *name;		/* "prefix-*": every name so begun */
 	ctl_handler fn;
@@ -72,6 +74,13 @@ struct feature {
 	 */
 	bool (*busy)(char *why, size_t len);
 
+	/*
+	 * The domain is about to be destroyed (xl destroy, the guest's own
+	 * poweroff or crash, a restart): let go of it, on the main thread,
+	 * before it is freed.  NULL: the feature holds no domain.
+	 */
+	void (*domain_gone)(struct domain *dom);
+
 	struct feature *next;
 };
 
@@ -103,5 +112,7 @@ void feature_start_failed(const char *why);
 int feature_started(void);
 /* Whether a feature other than `self` is busy (why said); see busy. */
 bool feature_busy(const struct feature *self, char *why, size_t len);
+/* Every feature's domain_gone hook. */
+void feature_domain_gone(struct domain *dom);
 
 #endif
