@@ -174,7 +174,7 @@ int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
 
 	for (i = 0; i < n; i++) {
 		w->pages++;
-		if (page_is_zero(pages[i])) {
+		if (!w->keep_zero && page_is_zero(pages[i])) {
 			w->zero_pages++;
 			continue;
 		}

@@ -65,6 +65,11 @@ struct stream_writer {
 	int error;			/* first errno seen, 0 if none */
 	uint64_t bytes;
 	uint64_t pages, zero_pages;
+	/*
+	 * Write zero pages too (migration's later rounds: a page dirtied
+	 * back to zero must overwrite what an earlier batch sent).
+	 */
+	bool keep_zero;
 	void *scratch;			/* compression buffer */
 	void *raw;			/* a batch's non-zero pages */
 };

@@ -23,6 +23,8 @@ int cmd_lu_load(struct client *c, json_t *args, struct ctl_reply *r)
 	if (!path || path[0] != '/')
 		return ctl_fail(r, CTL_EINVAL, "%s",
 				"'image' must be an absolute file name");
+	if (lu_others_busy(r->msg, sizeof(r->msg)))
+		return CTL_EBUSY;
 	if (lu_stage(path, r->msg, sizeof(r->msg)) < 0)
 		return CTL_EKERNEL;
 	r->result = lu_status();
@@ -41,6 +43,8 @@ int cmd_lu_exec(struct client *c, json_t *args, struct ctl_reply *r)
 
 	if (ctl_arg_bool(args, "dry_run", false, &dry_run, r))
 		return CTL_EINVAL;
+	if (lu_others_busy(r->msg, sizeof(r->msg)))
+		return CTL_EBUSY;
 	return lu_exec(c, phase, dry_run, r);
 }
 

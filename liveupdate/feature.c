@@ -83,6 +83,22 @@ static void lu_start_failed(const char *why)
 	lu_fail_early(reason);
 }
 
+static bool lu_busy(char *why, size_t len)
+{
+	if (!lu_staged())
+		return false;
+	snprintf(why, len, "a live update is staged (xl live-update unload "
+		 "to drop it)");
+	return true;
+}
+
+static struct feature live_update;
+
+bool lu_others_busy(char *why, size_t len)
+{
+	return feature_busy(&live_update, why, len);
+}
+
 static const struct ctl_command lu_commands[] = {
 	{ "live-update-load", cmd_lu_load },
 	{ "live-update-exec", cmd_lu_exec },
@@ -102,5 +118,6 @@ static struct feature live_update = {
 	.takes_over = lu_takes_over,
 	.take_over = lu_take_over,
 	.start_failed = lu_start_failed,
+	.busy = lu_busy,
 };
 FEATURE_REGISTER(live_update)

@@ -78,6 +78,8 @@ int lu_takeover(int handover_fd, const char *rollback_reason,
 /* --handover-check: parse a handover without taking over (dry run). */
 int lu_check_handover(int handover_fd);
 
+/* Another feature is busy (a migration runs): no staging, no exec. */
+bool lu_others_busy(char *why, size_t len);
 /* Status kept across updates (status.c). */
 json_t *lu_status(void);
 void lu_set_last_result(json_t *result);

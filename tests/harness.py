@@ -222,9 +222,10 @@ class Api:
 class Daemon:
     """One xen daemon with its socket, state dir and log under `root`."""
 
-    def __init__(self, root, binary=XEN):
+    def __init__(self, root, binary=XEN, extra_args=()):
         self.root = root
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.sock = os.path.join(root, "xen.sock")
         self.state = os.path.join(root, "state")
         self.log_path = os.path.join(root, "xen.log")
@@ -235,7 +236,7 @@ class Daemon:
     def start(self, timeout=20):
         self.proc = subprocess.Popen(
             [self.binary, "--socket", self.sock, "--state-dir", self.state,
-             "--foreground", "--log", self.log_path],
+             "--foreground", "--log", self.log_path] + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.root, "xen.stderr"), "w"))
         deadline = deadline_after(timeout)

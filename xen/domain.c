@@ -12,6 +12,7 @@
 #include "control.h"
 #include "dev/devices.h"
 #include "domain.h"
+#include "feature.h"
 #include "kvm.h"
 #include "log.h"
 #include "loop.h"
@@ -388,6 +389,7 @@ void domain_destroy(struct domain *dom)
 {
 	log_info("d%u: destroying '%s'", dom->id, dom->name);
 	dom->state = DOM_DYING;
+	feature_domain_gone(dom);
 	control_domain_gone(dom);
 	domain_teardown(dom);
 	domain_unlink(dom);

@@ -107,3 +107,32 @@ void feature_start_failed(const char *why)
 		if (f->start_failed)
 			f->start_failed(why);
 }
+
+int feature_started(void)
+{
+	const struct feature *f;
+
+	for (f = features; f; f = f->next)
+		if (f->started && f->started() < 0)
+			return -1;
+	return 0;
+}
+
+bool feature_busy(const struct feature *self, char *why, size_t len)
+{
+	const struct feature *f;
+
+	for (f = features; f; f = f->next)
+		if (f != self && f->busy && f->busy(why, len))
+			return true;
+	return false;
+}
+
+void feature_domain_gone(struct domain *dom)
+{
+	const struct feature *f;
+
+	for (f = features; f; f = f->next)
+		if (f->domain_gone)
+			f->domain_gone(dom);
+}

@@ -15,6 +15,8 @@
 
 #include "control.h"
 
+struct domain;
+
 struct ctl_command {
 	const char *name;		/* "prefix-*": every name so begun */
 	ctl_handler fn;
@@ -55,12 +57,29 @@ struct feature {
 	 *   host, and calls take_over() instead of opening the control
 	 *   socket; take_over() returns 0 or -1 (said in the log).
 	 * start_failed: the start failed (why); may not return.
+	 * started: the daemon serves (event loop ready, after any fork);
+	 *   the feature may add its own fds to the loop.  0, or -1 to stop.
 	 */
 	int (*run)(void);
 	void (*early)(const struct daemon_opts *d);
 	bool (*takes_over)(void);
 	int (*take_over)(void);
 	void (*start_failed)(const char *why);
+	int (*started)(void);
+
+	/*
+	 * The feature is in the middle of something another feature must
+	 * not overlap (a staged live update, a running migration): true,
+	 * with why said in why.  NULL: never.
+	 */
+	bool (*busy)(char *why, size_t len);
+
+	/*
+	 * The domain is about to be destroyed (xl destroy, the guest's own
+	 * poweroff or crash, a restart): let go of it, on the main thread,
+	 * before it is freed.  NULL: the feature holds no domain.
+	 */
+	void (*domain_gone)(struct domain *dom);
 
 	struct feature *next;
 };
@@ -90,5 +109,10 @@ int feature_run(void);
 void feature_early(const struct daemon_opts *d);
 const struct feature *feature_taking_over(void);
 void feature_start_failed(const char *why);
+int feature_started(void);
+/* Whether a feature other than `self` is busy (why said); see busy. */
+bool feature_busy(const struct feature *self, char *why, size_t len);
+/* Every feature's domain_gone hook. */
+void feature_domain_gone(struct domain *dom);
 
 #endif

@@ -232,11 +232,21 @@ static int start(const struct options *o, const struct feature *taker)
 		fprintf(stderr, "xen: %s\n", err);
 		return start_failed(err);
 	}
-	if (taker)
-		return taker->take_over() < 0 ? 1 : 0;
+	if (taker) {
+		if (taker->take_over() < 0)
+			return 1;
+		/* The guests are ours now: a feature that fails says so. */
+		if (feature_started() < 0)
+			log_err("a feature failed to start after the takeover");
+		return 0;
+	}
 	if (control_listen(o->d.socket, err, sizeof(err)) < 0) {
 		log_err("startup failed: %s", err);
 		fprintf(stderr, "xen: %s\n", err);
+		return 1;
+	}
+	if (feature_started() < 0) {
+		fprintf(stderr, "xen: a feature failed to start (see the log)\n");
 		return 1;
 	}
 	return 0;

@@ -61,10 +61,11 @@ fail:
 }
 
 static int set_slot(int vm_fd, unsigned slot, uint64_t gpa, uint64_t size,
-		    void *hva)
+		    void *hva, uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)hva,
@@ -73,17 +74,34 @@ static int set_slot(int vm_fd, unsigned slot, uint64_t gpa, uint64_t size,
 	return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
 }
 
-int guest_mem_map_slots(struct domain *dom)
+static int map_slots(struct domain *dom, uint32_t flags)
 {
 	struct guest_mem *mem = &dom->mem;
 
-	if (set_slot(dom->vm_fd, 0, 0, mem->low_size, mem->base) < 0)
+	if (set_slot(dom->vm_fd, 0, 0, mem->low_size, mem->base, flags) < 0)
 		return -1;
 	if (mem->size > mem->low_size &&
 	    set_slot(dom->vm_fd, 1, MEM_4G, mem->size - mem->low_size,
-		     mem->base + mem->low_size) < 0)
+		     mem->base + mem->low_size, flags) < 0)
 		return -1;
 	return 0;
+}
+
+int guest_mem_map_slots(struct domain *dom)
+{
+	return map_slots(dom, 0);
+}
+
+int guest_mem_log_dirty(struct domain *dom, bool on)
+{
+	return map_slots(dom, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+}
+
+int guest_mem_get_dirty(struct domain *dom, unsigned slot, void *bitmap)
+{
+	struct kvm_dirty_log d = { .slot = slot, .dirty_bitmap = bitmap };
+
+	return ioctl(dom->vm_fd, KVM_GET_DIRTY_LOG, &d);
 }
 
 void guest_mem_free(struct guest_mem *mem)

@@ -2,6 +2,7 @@
 #ifndef XEN_MEMORY_H
 #define XEN_MEMORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,13 @@ struct guest_mem;
 int guest_mem_init(struct domain *dom, uint64_t size, int adopt_fd);
 int guest_mem_map_slots(struct domain *dom);
 void guest_mem_free(struct guest_mem *mem);
+/*
+ * Dirty logging (migration): KVM_MEM_LOG_DIRTY_PAGES on every slot, and
+ * KVM_GET_DIRTY_LOG of one slot (0: low RAM, 1: RAM above 4 GiB) into a
+ * bitmap of one bit per page, which KVM clears as it hands it over.
+ */
+int guest_mem_log_dirty(struct domain *dom, bool on);
+int guest_mem_get_dirty(struct domain *dom, unsigned slot, void *bitmap);
 /* Host address of [gpa, gpa+len) if it is all RAM, else NULL. */
 void *gpa_to_hva(struct guest_mem *mem, uint64_t gpa, uint64_t len);
 

@@ -27,6 +27,13 @@ struct save_stats {
 /* Write the whole state of a quiesced domain as a stream of its own. */
 int state_save(struct domain *dom, int fd, const struct save_opts *o,
 	       struct save_stats *st, char *err, size_t errlen);
+/*
+ * The parts of a domain's records, for a writer that sends RAM itself
+ * (migration's pre-copy rounds): DOMAIN_CONFIG and MEMORY_LAYOUT; then
+ * everything after the pages (vCPUs, VM, devices, console).
+ */
+int state_save_prologue(struct domain *dom, struct stream_writer *w);
+int state_save_epilogue(struct domain *dom, struct stream_writer *w);
 /* Only the domain's records, into a stream someone else frames. */
 int state_save_domain(struct domain *dom, struct stream_writer *w,
 		      const struct save_opts *o);

@@ -86,15 +86,15 @@ static int save_console(struct domain *dom, struct stream_writer *w)
 	return ret;
 }
 
-int state_save_domain(struct domain *dom, struct stream_writer *w,
-		      const struct save_opts *o)
+int state_save_prologue(struct domain *dom, struct stream_writer *w)
+{
+	return save_config(dom, w) < 0 || save_layout(dom, w) < 0 ? -1 : 0;
+}
+
+int state_save_epilogue(struct domain *dom, struct stream_writer *w)
 {
 	unsigned i;
 
-	if (save_config(dom, w) < 0 || save_layout(dom, w) < 0)
-		return -1;
-	if (!o->no_memory && save_memory(dom, w, o->encoding) < 0)
-		return -1;
 	for (i = 0; i < dom->nr_vcpus; i++)
 		if (vcpu_state_save(&dom->vcpus[i], w) < 0)
 			return -1;
@@ -102,6 +102,16 @@ int state_save_domain(struct domain *dom, struct stream_writer *w,
 	    save_console(dom, w) < 0)
 		return -1;
 	return 0;
+}
+
+int state_save_domain(struct domain *dom, struct stream_writer *w,
+		      const struct save_opts *o)
+{
+	if (state_save_prologue(dom, w) < 0)
+		return -1;
+	if (!o->no_memory && save_memory(dom, w, o->encoding) < 0)
+		return -1;
+	return state_save_epilogue(dom, w);
 }
 
 int state_save(struct domain *dom, int fd, const struct save_opts *o,

@@ -53,6 +53,23 @@ static const struct xl_command commands[] = {
 	  "  -n, --name NAME   give the domain NAME instead of the saved one\n"
 	  "\nFILE may be relative to the working directory; the daemon reads\n"
 	  "it.\n" },
+	{ "migrate", cmd_migrate,
+	  "[options] DOM HOST[:PORT]",
+	  "Move a running domain to the daemon at HOST (docs/migration.md).",
+	  "  --max-downtime MS   longest pause allowed at the switch (300)\n"
+	  "  --bandwidth MIB     cap the link at MIB MiB/s (0: none)\n"
+	  "  --compress ENC      page batches: none (default), lz4, zlib\n"
+	  "  --auto-converge     throttle a guest that dirties too fast\n"
+	  "  -p, --paused        leave it paused on the destination\n"
+	  "  -n, --name NEW      its name on the destination\n"
+	  "  --insecure          plain TCP (loopback destinations only)\n"
+	  "  --json              print the final report as JSON\n"
+	  "\nOn a terminal, progress is shown on stderr.  PORT defaults to\n"
+	  "8002.  The exit status is 0 only if the guest runs on HOST.\n" },
+	{ "migrate-status", cmd_migrate_status, "DOM",
+	  "Show the progress of DOM's newest migration (JSON).", NULL },
+	{ "migrate-cancel", cmd_migrate_cancel, "DOM",
+	  "Cancel DOM's migration; the guest keeps running here.", NULL },
 	{ "live-update", cmd_live_update,
 	  "load IMAGE | exec [--dry-run] | IMAGE | unload | status",
 	  "Replace the running hypervisor image; the guests keep running.",

@@ -83,6 +83,9 @@ int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_live_update(int argc, char **argv);
 int cmd_livepatch(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_migrate_status(int argc, char **argv);
+int cmd_migrate_cancel(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 
 #endif /* XL_H */

@@ -1,0 +1,76 @@
+/*
+ * How migration plugs into the core (xen/feature.h): its commands, the
+ * daemon options that make it a destination, and the start-up hook that
+ * opens the listener once the loop serves.
+ */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "feature.h"
+#include "migration/mig.h"
+
+enum { OPT_LISTEN, OPT_INSECURE };
+
+static const struct option mig_options[] = {
+	[OPT_LISTEN] = { "migrate-listen", required_argument, NULL, 0 },
+	[OPT_INSECURE] = { "migrate-insecure", no_argument, NULL, 0 },
+	{ NULL, 0, NULL, 0 },
+};
+
+static struct {
+	const char *listen;
+	bool insecure;
+} args;
+
+static int mig_parse_option(unsigned index, const char *arg)
+{
+	switch (index) {
+	case OPT_LISTEN: args.listen = arg; break;
+	case OPT_INSECURE: args.insecure = true; break;
+	default: return -1;
+	}
+	return 0;
+}
+
+static int mig_started(void)
+{
+	if (mig_commands_start() < 0)
+		return -1;
+	return args.listen ? mig_listen_start(args.listen, args.insecure) : 0;
+}
+
+static void mig_info(json_t *result)
+{
+	json_object_set_new(result, "migrate_listen",
+			    args.listen ? json_string(args.listen)
+					: json_null());
+}
+
+static struct feature migration;
+
+bool mig_others_busy(char *why, size_t len)
+{
+	return feature_busy(&migration, why, len);
+}
+
+static const struct ctl_command mig_commands[] = {
+	{ "migrate", cmd_migrate },
+	{ "migrate-status", cmd_migrate_status },
+	{ "migrate-cancel", cmd_migrate_cancel },
+	{ NULL, NULL },
+};
+
+static struct feature migration = {
+	.name = "migration",
+	.flag = "MIGRATION",
+	.commands = mig_commands,
+	.info = mig_info,
+	.options = mig_options,
+	.parse_option = mig_parse_option,
+	.started = mig_started,
+	.busy = mig_busy,
+	.domain_gone = mig_domain_gone,
+};
+FEATURE_REGISTER(migration)

@@ -1,0 +1,117 @@
+/*
+ * Live migration (docs/migration.md): pre-copy of a domain to another
+ * daemon over TCP, in the state stream of docs/state-format.md.
+ *
+ * The source runs each migration in a thread of its own (send.c); the
+ * destination receives on its main thread (recv.c).  commands.c serves
+ * migrate, migrate-status and migrate-cancel; wire.c is the socket and
+ * the protocol's text lines.
+ */
+#ifndef MIGRATION_MIG_H
+#define MIGRATION_MIG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "control.h"
+#include "stream.h"
+
+struct domain;
+
+#define MIG_PROTO		1
+#define MIG_HELLO		"XKVM-MIGRATE"
+#define MIG_LINE_MAX		512
+#define MIG_MAX_ROUNDS		30	/* without auto-converge */
+#define MIG_IO_TIMEOUT_S	30	/* a stalled peer fails the migration */
+
+enum mig_state {
+	MIG_ACTIVE,
+	MIG_DONE,
+	MIG_FAILED,
+	MIG_CANCELLED,
+};
+
+struct mig_opts {
+	char host[256];
+	unsigned port;
+	unsigned max_downtime_ms;
+	unsigned bandwidth_mib;		/* 0: unlimited */
+	enum page_encoding enc;
+	bool auto_converge;
+	bool paused;
+	bool insecure;
+	char new_name[64];		/* "" keeps the name */
+};
+
+/* Progress, as migrate-status reports it; guarded by mig->lock. */
+struct mig_progress {
+	enum mig_state state;
+	const char *phase;		/* connecting, precopy, stop-copy, ... */
+	unsigned iteration;
+	uint64_t ram_bytes, sent_bytes, wire_bytes;
+	uint64_t remaining_pages;
+	double rate_mib_s, dirty_rate_mib_s;
+	double expected_downtime_ms, downtime_ms, total_s;
+	unsigned throttle_pct;
+	unsigned version;
+	unsigned dest_id;
+	char error[400];
+};
+
+struct migration {
+	struct domain *dom;
+	unsigned domid;
+	char name[64];
+	struct mig_opts o;
+	pthread_t thread;
+	int sock;
+	volatile bool cancel;
+	volatile bool finished;		/* the thread is done: main reaps it */
+	bool reaped;
+	bool success;			/* the destination runs the guest */
+	bool committing;		/* GO is (being) sent: no cancel */
+	/* GO was sent and no answer came: the guest stays paused here. */
+	bool uncertain;
+	pthread_mutex_t lock;
+	struct mig_progress p;
+	struct migration *next;
+};
+
+/* send.c: the migration thread. */
+void *mig_send_thread(void *arg);
+
+/* commands.c: the thread is done (any thread). */
+void mig_finished(struct migration *m);
+int mig_commands_start(void);
+/* A migration is running (why said). */
+bool mig_busy(char *why, size_t len);
+void mig_domain_gone(struct domain *dom);
+/* feature.c: another feature is busy (a staged live update). */
+bool mig_others_busy(char *why, size_t len);
+int cmd_migrate(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_migrate_status(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_migrate_cancel(struct client *c, json_t *args, struct ctl_reply *r);
+
+/* args.c: the migrate command's arguments. */
+int mig_parse_args(json_t *args, struct mig_opts *o, struct ctl_reply *r);
+
+/* recv.c: destination side. */
+int mig_listen_start(const char *addr, bool insecure);
+
+/* wire.c */
+int mig_parse_hostport(const char *s, char *host, size_t hostlen,
+		       unsigned *port);
+bool mig_host_is_loopback(const char *host);
+int mig_connect(const char *host, unsigned port, char *err, size_t errlen);
+void mig_set_timeouts(int fd, unsigned seconds);
+int mig_send_line(int fd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* One line without its newline; 0, or -1 on EOF, error or overlong. */
+int mig_recv_line(int fd, char *buf, size_t len);
+int mig_write_all(int fd, const void *buf, size_t len);
+
+const char *mig_state_name(enum mig_state s);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * The destination side.  The listener is served on the main thread, one
+ * migration at a time, start to end: agree on the version, build the
+ * domain from the stream without starting it, say READY, start it on
+ * GO and say RUNNING.  Any failure discards the half-built domain and
+ * tells the source (ERR), which then resumes its guest.  Reads and
+ * writes time out (MIG_IO_TIMEOUT_S), so a stalled source cannot hold
+ * the daemon.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "domain.h"
+#include "log.h"
+#include "loop.h"
+#include "migration/mig.h"
+#include "state.h"
+
+struct incoming {
+	int fd;
+	char name[64];
+	bool paused;
+	unsigned version;
+	struct domain *dom;
+	char err[400];
+};
+
+#define IFAIL(x, ...) do { \
+	snprintf((x)->err, sizeof((x)->err), __VA_ARGS__); \
+	return -1; \
+} while (0)
+
+/* The hello: protocol, the versions the source writes, the options. */
+static int agree(struct incoming *x)
+{
+	char line[MIG_LINE_MAX], hello[32];
+	unsigned proto, lo, hi;
+	int paused;
+
+	if (mig_recv_line(x->fd, line, sizeof(line)) < 0)
+		IFAIL(x, "no hello from the source");
+	if (sscanf(line, "%31s %u min=%u max=%u paused=%d name=%63s", hello,
+		   &proto, &lo, &hi, &paused, x->name) != 6 ||
+	    strcmp(hello, MIG_HELLO))
+		IFAIL(x, "not a migration hello: '%.80s'", line);
+	if (proto != MIG_PROTO)
+		IFAIL(x, "migration protocol %u, this daemon speaks %u", proto,
+		      MIG_PROTO);
+	x->version = hi < STREAM_VERSION ? hi : STREAM_VERSION;
+	if (x->version < lo || x->version < STREAM_VERSION_MIN)
+		IFAIL(x, "no common stream version: the source writes %u..%u, "
+		      "this daemon reads %u..%u", lo, hi, STREAM_VERSION_MIN,
+		      STREAM_VERSION);
+	if (!domcfg_valid_name(x->name))
+		IFAIL(x, "'%s' is not a valid domain name", x->name);
+	x->paused = paused;
+	return mig_send_line(x->fd, "OK %u", x->version);
+}
+
+static int receive(struct incoming *x)
+{
+	struct restore_opts o = {
+		.rename = x->name,
+		.ram_fd = -1,
+		.no_start = true,
+	};
+	struct stream_source src = { stream_fd_read, &x->fd };
+	struct stream_reader r;
+	int ret = -1;
+
+	if (stream_reader_open(&r, src) < 0) {
+		snprintf(x->err, sizeof(x->err), "%s", r.err);
+		goto out;
+	}
+	if (r.hdr.version != x->version) {
+		snprintf(x->err, sizeof(x->err), "stream version %u, agreed %u",
+			 r.hdr.version, x->version);
+		goto out;
+	}
+	if (state_restore_domain(&r, &o, &x->dom, x->err, sizeof(x->err)))
+		goto out;
+	if (!r.ended) {
+		snprintf(x->err, sizeof(x->err), "records after the domain's end");
+		domain_discard(x->dom);
+		x->dom = NULL;
+		goto out;
+	}
+	ret = 0;
+out:
+	stream_reader_close(&r);
+	return ret;
+}
+
+/* READY, wait for GO, start the guest, RUNNING. */
+static int hand_over(struct incoming *x)
+{
+	char line[MIG_LINE_MAX];
+	unsigned id;
+
+	if (mig_send_line(x->fd, "READY") < 0)
+		IFAIL(x, "the source went away before the handover");
+	if (mig_recv_line(x->fd, line, sizeof(line)) < 0 || strcmp(line, "GO"))
+		IFAIL(x, "the source did not say GO");
+	if (domain_commit(x->dom, x->paused, x->err, sizeof(x->err)))
+		return -1;
+	log_info("d%u: migrated in as '%s'%s", x->dom->id, x->dom->name,
+		 x->paused ? " (paused)" : "");
+	id = x->dom->id;
+	x->dom = NULL;		/* it runs here now, whatever the source hears */
+	mig_send_line(x->fd, "RUNNING %u", id);
+	return 0;
+}
+
+/*
+ * After ERR: let the source read it before the close (closing with its
+ * data unread would reset the connection and lose the reason).  The
+ * source stops at its next batch; give it a second.
+ */
+static void drain(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[65536];
+	int i;
+
+	shutdown(fd, SHUT_WR);
+	for (i = 0; i < 100 && poll(&p, 1, 10) >= 0; i++)
+		if ((p.revents & POLLIN) && read(fd, buf, sizeof(buf)) <= 0)
+			break;
+}
+
+static void serve(int fd)
+{
+	struct incoming x = { .fd = fd };
+
+	mig_set_timeouts(fd, MIG_IO_TIMEOUT_S);
+	if (agree(&x) == 0 && receive(&x) == 0 && hand_over(&x) == 0)
+		return;
+	log_err("incoming migration%s%s failed: %s", x.name[0] ? " of " : "",
+		x.name, x.err);
+	if (x.dom)
+		domain_discard(x.dom);
+	mig_send_line(fd, "ERR %.400s", x.err);
+	drain(fd);
+}
+
+static void on_accept(int lfd, short revents, void *opaque)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	serve(fd);
+	close(fd);
+}
+
+int mig_listen_start(const char *addr, bool insecure)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE }, *ai;
+	char host[256], ps[8];
+	unsigned port;
+	int fd, one = 1;
+
+	if (mig_parse_hostport(addr, host, sizeof(host), &port) < 0 || !port) {
+		log_err("--migrate-listen %s: want ADDR:PORT", addr);
+		return -1;
+	}
+	if (!insecure || !mig_host_is_loopback(host)) {
+		log_err("--migrate-listen %s: this build has no TLS yet; plain "
+			"TCP needs --migrate-insecure and a loopback address",
+			addr);
+		return -1;
+	}
+	snprintf(ps, sizeof(ps), "%u", port);
+	if (getaddrinfo(host, ps, &hints, &ai)) {
+		log_err("--migrate-listen %s: cannot resolve", addr);
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4) < 0 ||
+	    loop_add(fd, POLLIN, on_accept, NULL) < 0) {
+		log_err("--migrate-listen %s: %s", addr, strerror(errno));
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	log_info("accepting migrations on %s (plain TCP, loopback)", addr);
+	return 0;
+}

@@ -1,0 +1,492 @@
+/*
+ * The source side: one thread per migration.  Connect and agree on the
+ * stream version, send DOMAIN_CONFIG and MEMORY_LAYOUT, all of RAM, then
+ * rounds of the pages KVM's dirty log names, until what is left fits the
+ * bandwidth times the allowed downtime; then park the vCPUs, send the
+ * last dirty pages and the rest of the domain's records, END, and hand
+ * over.  Until the destination says the guest runs there, any failure
+ * resumes the guest here.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buildinfo.h"
+#include "domain.h"
+#include "log.h"
+#include "memory.h"
+#include "migration/mig.h"
+#include "quiesce.h"
+#include "state.h"
+
+#define PAGE		STREAM_PAGE_SIZE
+#define PARK_TIMEOUT_MS	5000
+
+struct sender {
+	struct migration *m;
+	struct domain *dom;
+	struct stream_writer w;
+	bool writer_open, logging, parked, final;
+	struct quiesce q;
+	uint64_t *bitmap[2];		/* one bit per page of each slot */
+	uint64_t *fetched[2];		/* KVM_GET_DIRTY_LOG's answer */
+	uint64_t slot_pages[2];
+	uint64_t pfns[STREAM_BATCH_PAGES];
+	const uint8_t *pages[STREAM_BATCH_PAGES];
+	unsigned nbatch;
+	double t0, rate_t0;
+	uint64_t rate_bytes0;
+	char err[400];
+};
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+#define SFAIL(s, ...) do { \
+	snprintf((s)->err, sizeof((s)->err), __VA_ARGS__); \
+	return -1; \
+} while (0)
+
+static int check_cancel(struct sender *s)
+{
+	if (s->m->cancel)
+		SFAIL(s, "cancelled");
+	return 0;
+}
+
+static void set_phase(struct sender *s, const char *phase)
+{
+	pthread_mutex_lock(&s->m->lock);
+	s->m->p.phase = phase;
+	pthread_mutex_unlock(&s->m->lock);
+}
+
+/* Hold to --bandwidth: sleep until the bytes sent fit the rate. */
+static void throttle_link(struct sender *s)
+{
+	double want, el;
+
+	if (!s->m->o.bandwidth_mib)
+		return;
+	want = (double)(s->w.bytes - s->rate_bytes0) /
+	       (s->m->o.bandwidth_mib * 1048576.0);
+	el = now_s() - s->rate_t0;
+	if (want > el)
+		usleep((want - el) * 1e6);
+}
+
+/*
+ * What a destination that gave up said (ERR ...), waiting up to wait_ms;
+ * 1 if it said something (s->err then says what), else 0.
+ */
+static int peer_reason(struct sender *s, int wait_ms)
+{
+	struct pollfd p = { .fd = s->m->sock, .events = POLLIN };
+	char line[MIG_LINE_MAX];
+
+	if (poll(&p, 1, wait_ms) != 1)
+		return 0;
+	if (mig_recv_line(s->m->sock, line, sizeof(line)) < 0) {
+		snprintf(s->err, sizeof(s->err), "the destination closed the "
+			 "connection");
+		return 1;
+	}
+	snprintf(s->err, sizeof(s->err), "the destination refused: %.300s",
+		 strncmp(line, "ERR ", 4) ? line : line + 4);
+	return 1;
+}
+
+static int flush_batch(struct sender *s)
+{
+	if (!s->nbatch)
+		return 0;
+	if (stream_write_pages(&s->w, s->pfns, s->pages, s->nbatch,
+			       s->m->o.enc) < 0)
+		SFAIL(s, "sending pages failed: %s", strerror(s->w.error));
+	pthread_mutex_lock(&s->m->lock);
+	s->m->p.sent_bytes += (uint64_t)s->nbatch * PAGE;
+	s->m->p.wire_bytes = s->w.bytes;
+	pthread_mutex_unlock(&s->m->lock);
+	s->nbatch = 0;
+	throttle_link(s);
+	if (peer_reason(s, 0))
+		return -1;
+	return check_cancel(s);
+}
+
+static uint64_t slot_pfn(unsigned slot, uint64_t i)
+{
+	return slot ? MEM_4G / PAGE + i : i;
+}
+
+static const uint8_t *slot_page(struct sender *s, unsigned slot, uint64_t i)
+{
+	return s->dom->mem.base + (slot ? s->dom->mem.low_size : 0) + i * PAGE;
+}
+
+static int add_page(struct sender *s, unsigned slot, uint64_t i)
+{
+	s->pfns[s->nbatch] = slot_pfn(slot, i);
+	s->pages[s->nbatch] = slot_page(s, slot, i);
+	if (++s->nbatch == STREAM_BATCH_PAGES)
+		return flush_batch(s);
+	return 0;
+}
+
+static int send_all(struct sender *s)
+{
+	unsigned slot;
+	uint64_t i;
+
+	for (slot = 0; slot < 2; slot++)
+		for (i = 0; i < s->slot_pages[slot]; i++)
+			if (add_page(s, slot, i) < 0)
+				return -1;
+	return flush_batch(s);
+}
+
+/*
+ * Fetch (and clear) the dirty log into s->bitmap; the number of dirty
+ * pages.  With merge, add to what s->bitmap holds (pages fetched by a
+ * round that found pre-copy converged, and not sent yet).
+ */
+static int64_t fetch_dirty(struct sender *s, bool merge)
+{
+	int64_t n = 0;
+	unsigned slot;
+	uint64_t i;
+
+	for (slot = 0; slot < 2; slot++) {
+		uint64_t words = (s->slot_pages[slot] + 63) / 64;
+
+		if (!s->slot_pages[slot])
+			continue;
+		memset(s->fetched[slot], 0, words * 8);
+		if (guest_mem_get_dirty(s->dom, slot, s->fetched[slot]) < 0) {
+			snprintf(s->err, sizeof(s->err),
+				 "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+			return -1;
+		}
+		for (i = 0; i < words; i++) {
+			s->bitmap[slot][i] = s->fetched[slot][i] |
+					     (merge ? s->bitmap[slot][i] : 0);
+			n += __builtin_popcountll(s->bitmap[slot][i]);
+		}
+	}
+	return n;
+}
+
+/* Send the pages of the fetched dirty log; resume a throttled guest
+ * once pct percent of them are sent. */
+static int send_dirty(struct sender *s, uint64_t ndirty, unsigned pct)
+{
+	uint64_t sent = 0, i;
+	unsigned slot;
+
+	s->w.keep_zero = true;
+	for (slot = 0; slot < 2; slot++)
+		for (i = 0; i < s->slot_pages[slot]; i++) {
+			if (!(s->bitmap[slot][i / 64] >> (i % 64) & 1))
+				continue;
+			if (add_page(s, slot, i) < 0)
+				return -1;
+			if (s->parked && !s->final &&
+			    ++sent * 100 >= ndirty * pct) {
+				quiesce_resume(&s->q);
+				s->parked = false;
+			}
+		}
+	return flush_batch(s);
+}
+
+static int setup_dirty_log(struct sender *s)
+{
+	struct guest_mem *mem = &s->dom->mem;
+	unsigned slot;
+
+	s->slot_pages[0] = mem->low_size / PAGE;
+	s->slot_pages[1] = (mem->size - mem->low_size) / PAGE;
+	for (slot = 0; slot < 2; slot++) {
+		s->bitmap[slot] = calloc((s->slot_pages[slot] + 63) / 64 + 1, 8);
+		s->fetched[slot] = calloc((s->slot_pages[slot] + 63) / 64 + 1, 8);
+		if (!s->bitmap[slot] || !s->fetched[slot])
+			SFAIL(s, "out of memory");
+	}
+	if (guest_mem_log_dirty(s->dom, true) < 0)
+		SFAIL(s, "cannot turn on dirty logging: %s", strerror(errno));
+	s->logging = true;
+	return 0;
+}
+/* The bandwidth the last round measured, bounded by --bandwidth. */
+static double link_rate(struct sender *s, double dt, uint64_t bytes,
+			double prev)
+{
+	double bw = prev;
+
+	if (bytes >= (1u << 20) || prev <= 0)
+		bw = bytes / (dt > 1e-4 ? dt : 1e-4);
+	if (s->m->o.bandwidth_mib && bw > s->m->o.bandwidth_mib * 1048576.0)
+		bw = s->m->o.bandwidth_mib * 1048576.0;
+	return bw;
+}
+
+static void note_round(struct sender *s, unsigned iter, uint64_t ndirty,
+		       double dt, double bw, unsigned pct)
+{
+	struct mig_progress *p = &s->m->p;
+
+	pthread_mutex_lock(&s->m->lock);
+	p->iteration = iter;
+	p->remaining_pages = ndirty;
+	p->rate_mib_s = bw / 1048576.0;
+	p->dirty_rate_mib_s = ndirty * (double)PAGE / 1048576.0 /
+			      (dt > 1e-4 ? dt : 1e-4);
+	p->expected_downtime_ms = bw > 0 ? ndirty * (double)PAGE / bw * 1e3 : 0;
+	p->throttle_pct = pct;
+	pthread_mutex_unlock(&s->m->lock);
+}
+
+static int park(struct sender *s)
+{
+	char why[128];
+
+	if (quiesce(&s->q, s->dom, PARK_TIMEOUT_MS, why, sizeof(why)) < 0) {
+		quiesce_resume(&s->q);
+		SFAIL(s, "%s", why);
+	}
+	s->parked = true;
+	return 0;
+}
+
+/* Is another round worth it?  1 to stop and copy, 0 to go on, -1 never. */
+static int converged(struct sender *s, unsigned iter, uint64_t ndirty,
+		     double bw)
+{
+	const struct mig_opts *o = &s->m->o;
+
+	if (ndirty * (double)PAGE <= bw * o->max_downtime_ms / 1e3)
+		return 1;
+	if (iter < MIG_MAX_ROUNDS || (o->auto_converge &&
+				      iter < 4 * MIG_MAX_ROUNDS))
+		return 0;
+	SFAIL(s, "does not converge: %llu pages (%.1f MiB) still dirty after "
+	      "%u rounds at %.1f MiB/s, more than %u ms of downtime%s",
+	      (unsigned long long)ndirty, ndirty * (double)PAGE / 1048576.0,
+	      iter, bw / 1048576.0, o->max_downtime_ms,
+	      o->auto_converge ? "" : "; try --auto-converge");
+}
+
+static int precopy(struct sender *s)
+{
+	unsigned iter = 0, pct = 0;
+	double t, dt, bw = 0;
+	uint64_t b0;
+	int64_t nd;
+	int c;
+
+	set_phase(s, "precopy");
+	s->rate_t0 = t = now_s();
+	s->rate_bytes0 = b0 = s->w.bytes;
+	if (send_all(s) < 0)
+		return -1;
+	for (;;) {
+		dt = now_s() - t;
+		bw = link_rate(s, dt, s->w.bytes - b0, bw);
+		nd = fetch_dirty(s, false);
+		if (nd < 0)
+			return -1;
+		note_round(s, ++iter, nd, dt, bw, pct);
+		c = converged(s, iter, nd, bw);
+		if (c)
+			return c < 0 ? -1 : 0;
+		if (s->m->o.auto_converge) {
+			pct = pct ? (pct + 10 > 99 ? 99 : pct + 10) : 20;
+			if (park(s) < 0)
+				return -1;
+		}
+		t = now_s();
+		b0 = s->w.bytes;
+		if (send_dirty(s, nd, pct) < 0)
+			return -1;
+		if (s->parked) {
+			quiesce_resume(&s->q);
+			s->parked = false;
+		}
+	}
+}
+
+static int expect(struct sender *s, const char *what, char *line)
+{
+	if (mig_recv_line(s->m->sock, line, MIG_LINE_MAX) < 0)
+		SFAIL(s, "the destination closed the connection before %s",
+		      what);
+	if (!strncmp(line, "ERR ", 4))
+		SFAIL(s, "the destination refused: %.300s", line + 4);
+	return 0;
+}
+
+/* Park, send the rest, and hand over: READY, GO, RUNNING. */
+static int stop_and_copy(struct sender *s, double *t_stop)
+{
+	char line[MIG_LINE_MAX];
+	int64_t nd;
+
+	set_phase(s, "stop-copy");
+	*t_stop = now_s();
+	if (park(s) < 0)
+		return -1;
+	s->final = true;
+	/* What the last round fetched and the pages dirtied since. */
+	nd = fetch_dirty(s, true);
+	if (nd < 0 || send_dirty(s, nd, 0) < 0)
+		return -1;
+	if (state_save_epilogue(s->dom, &s->w) < 0 ||
+	    stream_writer_finish(&s->w) < 0)
+		SFAIL(s, "sending the domain state failed: %s",
+		      strerror(s->w.error ? s->w.error : EIO));
+	s->writer_open = false;
+	set_phase(s, "handover");
+	if (expect(s, "taking the state", line) < 0)
+		return -1;
+	if (strcmp(line, "READY"))
+		SFAIL(s, "the destination said '%.100s', not READY", line);
+	pthread_mutex_lock(&s->m->lock);
+	s->m->committing = !s->m->cancel;
+	pthread_mutex_unlock(&s->m->lock);
+	if (check_cancel(s) < 0)
+		return -1;
+	if (mig_send_line(s->m->sock, "GO") < 0)
+		SFAIL(s, "the destination went away before GO");
+	/* From here on the destination may run the guest. */
+	if (mig_recv_line(s->m->sock, line, sizeof(line)) < 0) {
+		s->m->uncertain = true;
+		SFAIL(s, "no answer from the destination after the handover; "
+		      "the guest is kept paused here: check the destination, "
+		      "then destroy or unpause it here");
+	}
+	if (sscanf(line, "RUNNING %u", &s->m->p.dest_id) != 1) {
+		if (!strncmp(line, "ERR ", 4))
+			SFAIL(s, "the destination failed to start it: %.300s",
+			      line + 4);
+		SFAIL(s, "the destination said '%.100s', not RUNNING", line);
+	}
+	return 0;
+}
+
+/* Hello with the versions we write; the destination picks one. */
+static int connect_and_agree(struct sender *s)
+{
+	struct migration *m = s->m;
+	char line[MIG_LINE_MAX];
+	unsigned v;
+	int fd;
+
+	set_phase(s, "connecting");
+	fd = mig_connect(m->o.host, m->o.port, s->err, sizeof(s->err));
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	m->sock = fd;
+	pthread_mutex_unlock(&m->lock);
+	if (check_cancel(s) < 0)
+		return -1;
+	if (mig_send_line(fd, "%s %u min=%u max=%u paused=%d name=%s",
+			  MIG_HELLO, MIG_PROTO, STREAM_VERSION_MIN,
+			  STREAM_VERSION, m->o.paused,
+			  m->o.new_name[0] ? m->o.new_name : m->name) < 0)
+		SFAIL(s, "cannot send to %s: %s", m->o.host, strerror(errno));
+	if (expect(s, "agreeing on a version", line) < 0)
+		return -1;
+	if (sscanf(line, "OK %u", &v) != 1 || v < STREAM_VERSION_MIN ||
+	    v > STREAM_VERSION)
+		SFAIL(s, "the destination answered '%.100s'", line);
+	pthread_mutex_lock(&m->lock);
+	m->p.version = v;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int open_stream(struct sender *s)
+{
+	uint8_t bid[20];
+	unsigned n = build_id_bytes(bid, sizeof(bid));
+
+	if (stream_writer_open(&s->w, s->m->sock, s->m->p.version,
+			       XEN_VERSION, bid, n) < 0)
+		SFAIL(s, "cannot start the stream: %s", strerror(s->w.error));
+	s->writer_open = true;
+	if (state_save_prologue(s->dom, &s->w) < 0)
+		SFAIL(s, "sending the config failed: %s", strerror(s->w.error));
+	return 0;
+}
+
+static void finish(struct sender *s, int ret, double t_stop)
+{
+	struct migration *m = s->m;
+	enum mig_state st = ret ? (m->cancel ? MIG_CANCELLED : MIG_FAILED)
+				: MIG_DONE;
+
+	if (s->logging && ret)
+		guest_mem_log_dirty(s->dom, false);
+	if (s->parked) {
+		if (ret && !m->uncertain)
+			quiesce_resume(&s->q);
+		else
+			quiesce_keep(&s->q);
+	}
+	if (s->writer_open)
+		stream_writer_free(&s->w);
+	free(s->bitmap[0]);
+	free(s->bitmap[1]);
+	free(s->fetched[0]);
+	free(s->fetched[1]);
+	pthread_mutex_lock(&m->lock);
+	if (m->sock >= 0)
+		close(m->sock);
+	m->sock = -1;
+	m->success = !ret;
+	m->p.state = st;
+	m->p.phase = mig_state_name(st);
+	m->p.total_s = now_s() - s->t0;
+	if (!ret)
+		m->p.downtime_ms = (now_s() - t_stop) * 1e3;
+	if (ret)
+		snprintf(m->p.error, sizeof(m->p.error), "%s",
+			 m->cancel ? "cancelled" : s->err);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void *mig_send_thread(void *arg)
+{
+	struct migration *m = arg;
+	struct sender s = { .m = m, .dom = m->dom };
+	double t_stop = 0;
+	int ret;
+
+	s.t0 = now_s();
+	ret = connect_and_agree(&s);
+	if (!ret)
+		ret = open_stream(&s);
+	if (!ret)
+		ret = setup_dirty_log(&s);
+	if (!ret)
+		ret = precopy(&s);
+	if (!ret)
+		ret = stop_and_copy(&s, &t_stop);
+	/* A write failed: the destination may have said why. */
+	if (ret && !m->cancel && !m->uncertain && m->sock >= 0 &&
+	    !strncmp(s.err, "sending", 7))
+		peer_reason(&s, 1000);
+	finish(&s, ret, t_stop);
+	mig_finished(m);
+	return NULL;
+}

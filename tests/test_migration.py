@@ -1,0 +1,331 @@
+"""Live migration between two daemons (docs/migration.md).
+
+The two daemons run on this host and talk over loopback TCP (plain TCP
+with --migrate-insecure: this build has no TLS yet, and plain TCP is only
+allowed to a loopback address).  Every test checks the guest by its own
+verification: the counter guest re-reads its working set and reports
+errors=N; CounterWatch.assert_counting() wants errors=0 and a counter that
+keeps growing.  After every failure the guest must run on exactly one
+side: the source, still counting.  No test has a wall-time threshold."""
+import json
+import os
+import random
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from harness import (XEN, CounterWatch, Daemon, build_has, require_binaries,
+                     require_kvm, scaled, stop_and_check, wait_until)
+
+pytestmark = pytest.mark.skipif(not build_has("MIGRATION"),
+                                reason="MIGRATION is not in this build")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Host:
+    """A daemon that accepts migrations on 127.0.0.1:port."""
+
+    def __init__(self, root):
+        os.makedirs(root)
+        self.port = free_port()
+        self.d = Daemon(root, extra_args=[
+            "--migrate-listen", f"127.0.0.1:{self.port}",
+            "--migrate-insecure"])
+        self.d.start()
+        self.addr = f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def pair(tmp_path):
+    require_binaries()
+    require_kvm()
+    a = Host(str(tmp_path / "a"))
+    b = Host(str(tmp_path / "b"))
+    yield a, b
+    problems = [stop_and_check(h.d) for h in (a, b)
+                if not getattr(h, "killed", False)]
+    assert not any(problems), problems
+
+
+def migrate(src, dst_addr, dom, *opts, check=True, timeout=120):
+    r = src.d.xl("migrate", "--insecure", "--json", *opts, dom, dst_addr,
+                 check=False, timeout=timeout)
+    if check:
+        assert r.returncode == 0, r.err + r.out
+        return json.loads(r.out)
+    return r
+
+
+def start_migrate(src, dst_addr, dom, *opts):
+    return src.d.xl_popen("migrate", "--insecure", "--json", *opts, dom,
+                          dst_addr)
+
+
+def wait_exit(proc, timeout=120):
+    proc.p.wait(timeout=scaled(timeout))
+    return proc.p.returncode
+
+
+def wait_phase(src, dom, phases, timeout=60):
+    def ok():
+        try:
+            st = src.d.call("migrate-status", domain=dom)
+        except Exception:
+            return None
+        return st if st["phase"] in phases else None
+    return wait_until(ok, scaled(timeout), f"migration phase in {phases}")
+
+
+def assert_only_on(here, there, name):
+    assert name in here.d.domains(), here.d.log()[-2000:]
+    assert here.d.domains()[name]["state"] == "running"
+    assert name not in there.d.domains(), there.d.log()[-2000:]
+
+
+def test_idle_and_busy_guests_migrate_and_keep_counting(pair):
+    a, b = pair
+    a.d.start_counter("idle", interval=200, cmdline_extra="rate=0")
+    busy = a.d.start_counter("busy", interval=200,
+                             cmdline_extra="ws=8M rate=20000")
+    busy.assert_counting()
+    for name in ("idle", "busy"):
+        rep = migrate(a, b.addr, name)
+        assert rep["state"] == "completed"
+        assert rep["iteration"] >= 1
+        assert rep["format_version"] == 2
+        assert_only_on(b, a, name)
+        CounterWatch(b.d, name).assert_counting(lines=2)
+    assert "migrated in as 'busy'" in b.d.log()
+
+
+def test_back_and_forth_with_compression(pair):
+    a, b = pair
+    a.d.start_counter("g", interval=200, cmdline_extra="ws=4M rate=5000")
+    hosts = [a, b]
+    for i, enc in enumerate(["none", "lz4", "zlib", "lz4"]):
+        src, dst = hosts[i % 2], hosts[(i + 1) % 2]
+        migrate(src, dst.addr, "g", "--compress", enc)
+        assert_only_on(dst, src, "g")
+        CounterWatch(dst.d, "g").assert_counting(lines=2)
+
+
+def test_two_vcpus(pair):
+    a, b = pair
+    a.d.start_counter("smp", interval=200, extra="vcpus = 2\n",
+                      cmdline_extra="ws=4M rate=5000")
+    migrate(a, b.addr, "smp")
+    assert b.d.domains()["smp"]["vcpus"] == 2
+    CounterWatch(b.d, "smp").assert_counting(lines=2)
+
+
+def test_paused_and_renamed_on_the_destination(pair):
+    a, b = pair
+    a.d.start_counter("orig", interval=200)
+    migrate(a, b.addr, "orig", "-p", "--name", "moved")
+    assert "orig" not in a.d.domains()
+    assert b.d.domains()["moved"]["state"] == "paused"
+    b.d.xl("unpause", "moved")
+    CounterWatch(b.d, "moved").assert_counting(lines=2)
+
+
+class CuttingProxy:
+    """Forwards one connection to `port`; after `limit` bytes from the
+    source it closes both sides."""
+
+    def __init__(self, port, limit):
+        self.lsn = socket.socket()
+        self.lsn.bind(("127.0.0.1", 0))
+        self.lsn.listen(1)
+        self.addr = f"127.0.0.1:{self.lsn.getsockname()[1]}"
+        self.port, self.limit = port, limit
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        c, _ = self.lsn.accept()
+        u = socket.create_connection(("127.0.0.1", self.port))
+        done = threading.Event()
+
+        def back():
+            try:
+                while not done.is_set():
+                    data = u.recv(65536)
+                    if not data:
+                        break
+                    c.sendall(data)
+            except OSError:
+                pass
+            done.set()
+
+        threading.Thread(target=back, daemon=True).start()
+        sent = 0
+        try:
+            while not done.is_set() and sent < self.limit:
+                data = c.recv(min(65536, self.limit - sent))
+                if not data:
+                    break
+                u.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        done.set()
+        for s in (c, u):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.lsn.close()
+
+
+def test_connection_cut_at_random_points(pair):
+    a, b = pair
+    w = a.d.start_counter("g", interval=200, cmdline_extra="ws=4M rate=5000")
+    rng = random.Random(11)
+    limits = [10, 60, 200, 5000] + [rng.randrange(5000, 6 << 20)
+                                    for _ in range(4)]
+    for limit in limits:
+        proxy = CuttingProxy(b.port, limit)
+        r = migrate(a, proxy.addr, "g", check=False)
+        proxy.t.join(scaled(30))
+        if r.returncode == 0:      # the cut came after the whole stream
+            assert_only_on(b, a, "g")
+            migrate(b, a.addr, "g")
+            w = CounterWatch(a.d, "g")
+        else:
+            assert "migration failed" in r.err, r.err
+            wait_until(lambda: "g" not in b.d.domains() or None, scaled(30),
+                       "the destination dropping its half-built domain")
+            assert_only_on(a, b, "g")
+        w.mark()
+        w.assert_counting(lines=1)
+
+
+def test_destination_killed_mid_stream(pair):
+    a, b = pair
+    w = a.d.start_counter("g", interval=200, cmdline_extra="ws=8M rate=2000")
+    p = start_migrate(a, b.addr, "g", "--bandwidth", "2")
+    wait_phase(a, "g", ("precopy",))
+    b.d.proc.send_signal(signal.SIGKILL)
+    b.d.proc.wait()
+    b.killed = True
+    assert wait_exit(p) != 0
+    assert "migration failed" in p.err, p.err
+    assert a.d.domains()["g"]["state"] == "running"
+    w.mark()
+    w.assert_counting(lines=2)
+
+
+def test_cancel_leaves_the_guest_on_the_source(pair):
+    a, b = pair
+    w = a.d.start_counter("g", interval=200, cmdline_extra="ws=8M rate=2000")
+    p = start_migrate(a, b.addr, "g", "--bandwidth", "2")
+    wait_phase(a, "g", ("precopy",))
+    # A second migration of the same domain is refused meanwhile, and so
+    # is a live update.
+    r = migrate(a, b.addr, "g", check=False)
+    assert r.returncode != 0 and "already being migrated" in r.err, r.err
+    if build_has("LIVE_UPDATE"):
+        r = a.d.xl("live-update", "load", XEN, check=False)
+        assert r.returncode != 0 and "being migrated" in r.err, r.err
+    a.d.xl("migrate-cancel", "g")
+    assert wait_exit(p) != 0
+    assert "cancelled" in p.err, p.err
+    st = a.d.call("migrate-status", domain="g")
+    assert st["state"] == "cancelled"
+    wait_until(lambda: "g" not in b.d.domains() or None, scaled(30),
+               "the destination dropping its half-built domain")
+    assert_only_on(a, b, "g")
+    w.mark()
+    w.assert_counting(lines=2)
+    # And it can migrate afterwards.
+    migrate(a, b.addr, "g")
+    CounterWatch(b.d, "g").assert_counting(lines=1)
+
+
+@pytest.mark.parametrize("end", ["destroy", "poweroff"])
+def test_domain_ended_while_migrating(pair, end):
+    """The source domain is destroyed (xl destroy) or powered off by the
+    guest's own request path (xl shutdown) mid-migration: the migration
+    ends as cancelled, the source daemon keeps serving and its other
+    guest keeps counting, and the destination drops its half-built copy."""
+    a, b = pair
+    other = a.d.start_counter("other", interval=200)
+    a.d.start_counter("g", interval=200, cmdline_extra="ws=8M rate=2000")
+    p = start_migrate(a, b.addr, "g", "--bandwidth", "2")
+    wait_phase(a, "g", ("precopy",))
+    if end == "destroy":
+        a.d.xl("destroy", "g")
+    else:
+        a.d.xl("shutdown", "g")
+    assert wait_exit(p) != 0
+    assert a.d.alive(), a.d.read_file("xen.stderr")
+    wait_until(lambda: "g" not in a.d.domains() or None, scaled(30),
+               "the source domain gone")
+    assert a.d.call("migrate-status", domain="g")["state"] == "cancelled"
+    assert "destroyed while migrating" in a.d.log()
+    wait_until(lambda: "g" not in b.d.domains() or None, scaled(30),
+               "the destination dropping its half-built domain")
+    other.mark()
+    other.assert_counting(lines=2)
+
+
+def test_destination_refuses_a_name_it_has(pair):
+    a, b = pair
+    w = a.d.start_counter("g", interval=200)
+    b.d.start_counter("g", interval=200)
+    r = migrate(a, b.addr, "g", check=False)
+    assert r.returncode != 0
+    assert "already exists" in r.err, r.err
+    w.mark()
+    w.assert_counting(lines=1)
+    assert len(b.d.domains()) == 1
+
+
+def test_non_converging_guest(pair):
+    a, b = pair
+    w = a.d.start_counter("g", interval=200,
+                          cmdline_extra="ws=4M rate=max")
+    r = migrate(a, b.addr, "g", "--bandwidth", "20", "--max-downtime", "5",
+                check=False, timeout=300)
+    assert r.returncode != 0
+    assert "does not converge" in r.err and "--auto-converge" in r.err, \
+        r.err
+    assert_only_on(a, b, "g")
+    w.mark()
+    w.assert_counting(lines=2)
+
+
+def test_plain_tcp_is_loopback_only(pair):
+    a, b = pair
+    a.d.start_counter("g", interval=200)
+    r = a.d.xl("migrate", "--insecure", "g", "192.0.2.1:8002", check=False)
+    assert r.returncode != 0 and "loopback" in r.err, r.err
+    r = a.d.xl("migrate", "g", b.addr, check=False)
+    assert r.returncode != 0 and "TLS" in r.err, r.err
+    assert a.d.domains()["g"]["state"] == "running"
+
+
+
+def test_refused_while_a_live_update_is_staged(pair):
+    if not build_has("LIVE_UPDATE"):
+        pytest.skip("LIVE_UPDATE is not in this build")
+    a, b = pair
+    w = a.d.start_counter("g", interval=200)
+    a.d.xl("live-update", "load", XEN)
+    r = migrate(a, b.addr, "g", check=False)
+    assert r.returncode != 0 and "live update is staged" in r.err, r.err
+    assert_only_on(a, b, "g")
+    a.d.xl("live-update", "unload")
+    migrate(a, b.addr, "g")
+    CounterWatch(b.d, "g").assert_counting(lines=1)
