@@ -76,7 +76,9 @@ def test_max_vcpus(daemon):
         "toobig", extra=f"vcpus = {max_vcpus + 1}\n"))
     r = daemon.xl("create", cfg, check=False)
     assert r.returncode == 65, r.err
-    assert f"{cfg}:5: vcpus: must be an integer between 1 and " \
+    line = 1 + open(cfg).read().splitlines().index(
+        f"vcpus = {max_vcpus + 1}")
+    assert f"{cfg}:{line}: vcpus: must be an integer between 1 and " \
            f"{max_vcpus}" in r.err
     # The daemon's own check, for clients other than xl.
     config = {"name": "toobig", "kernel": "/k", "vcpus": max_vcpus + 1}
