@@ -111,6 +111,9 @@ int lp_params_read(struct payload *p, const void *sec, size_t size,
 	const struct livepatch_param *d = sec;
 	unsigned i, k;
 
+	if (p->params)
+		return lp_fail(e, CTL_EINVAL, "%s", "two .livepatch.params "
+			       "sections");
 	if (size % sizeof(*d))
 		return lp_fail(e, CTL_EINVAL, "%s", ".livepatch.params: bad "
 			       "size (not an array of struct livepatch_param)");

@@ -16,6 +16,9 @@ int lp_ranges_read(struct payload *p, const void *sec, size_t size,
 	const struct livepatch_range *r = sec;
 	unsigned i;
 
+	if (p->ranges)
+		return lp_fail(e, CTL_EINVAL, "%s", "two .livepatch.ranges "
+			       "sections");
 	if (!size || size % sizeof(*r))
 		return lp_fail(e, CTL_EINVAL, "%s", ".livepatch.ranges: bad "
 			       "size (not an array of struct livepatch_range)");
