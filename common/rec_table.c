@@ -227,13 +227,16 @@ static int check_layout(struct stream_check *c, const struct rec_desc *d,
 	return 0;
 }
 
-/* The KVM structure after a vCPU record's head, against the size rule. */
-static int check_vcpu_size(struct stream_check *c, const struct rec_desc *d,
-			   uint64_t offset, uint32_t size)
+/*
+ * `size` bytes against the record's size rule: the body, or for a vCPU
+ * record the KVM structure after its head; `exact` words a mismatch.
+ */
+static int check_size_rule(struct stream_check *c, const struct rec_desc *d,
+			   uint64_t offset, uint32_t size, const char *exact)
 {
 	if (d->size_rule == RS_EXACT && size != d->size)
-		return fail(c, offset, "%s of %u bytes, struct is %u", d->name,
-			    size, d->size);
+		return fail(c, offset, "%s of %u bytes, %s %u", d->name, size,
+			    exact, d->size);
 	if (d->size_rule == RS_AT_LEAST && size < d->size)
 		return fail(c, offset, "%s of %u bytes, at least %u expected",
 			    d->name, size, d->size);
@@ -287,7 +290,7 @@ static int check_vcpu(struct stream_check *c, const struct rec_desc *d,
 	if (h.size != len - sizeof(h))
 		return fail(c, offset, "%s says %u bytes, the record holds %zu",
 			    d->name, h.size, len - sizeof(h));
-	if (check_vcpu_size(c, d, offset, h.size) < 0)
+	if (check_size_rule(c, d, offset, h.size, "struct is") < 0)
 		return -1;
 	if (d->type == REC_VCPU_MSRS &&
 	    check_msrs(c, offset, body + sizeof(h), h.size) < 0)
@@ -390,13 +393,7 @@ static int check_size(struct stream_check *c, const struct rec_desc *d,
 {
 	if (d->phase == PH_VCPUS)
 		return 0;		/* the KVM structure after the head */
-	if (d->size_rule == RS_EXACT && len != d->size)
-		return fail(c, offset, "%s of %u bytes, expected %u", d->name,
-			    len, d->size);
-	if (d->size_rule == RS_AT_LEAST && len < d->size)
-		return fail(c, offset, "%s of %u bytes, at least %u expected",
-			    d->name, len, d->size);
-	return 0;
+	return check_size_rule(c, d, offset, len, "expected");
 }
 
 int check_record(struct stream_check *c, uint64_t offset,
