@@ -25,6 +25,8 @@ static int check_uart(struct stream_check *c, const struct rec_desc *d,
 		      uint64_t offset, const uint8_t *body, uint32_t len);
 static int check_console(struct stream_check *c, const struct rec_desc *d,
 			 uint64_t offset, const uint8_t *body, uint32_t len);
+static int check_virtio(struct stream_check *c, const struct rec_desc *d,
+			uint64_t offset, const uint8_t *body, uint32_t len);
 
 #define REC(t, ph, rule, sz, fl, fn) \
 	{ REC_##t, #t, PH_##ph, RS_##rule, sz, fl, fn }
@@ -70,6 +72,9 @@ static const struct rec_desc table[] = {
 	/* Newer than the format: written OPTIONAL, so not required. */
 	REC(DEV_FW_CFG, DEVICES, EXACT, sizeof(struct rec_dev_fw_cfg),
 	    REC_ONCE, NULL),
+	/* One per virtio-pci function; written OPTIONAL. */
+	REC(DEV_VIRTIO, DEVICES, AT_LEAST, sizeof(struct rec_dev_virtio), 0,
+	    check_virtio),
 	REC(CONSOLE_HISTORY, CONSOLE, AT_LEAST,
 	    sizeof(struct rec_console_head), REC_ONCE, check_console),
 	REC(DOMAIN_STATUS, UNUSED, ANY, 0, 0, NULL),
@@ -334,6 +339,66 @@ static int check_console(struct stream_check *c, const struct rec_desc *d,
 	if (h.total < len - sizeof(h))
 		return fail(c, offset, "CONSOLE_HISTORY holds %zu bytes of a total of %llu",
 			    len - sizeof(h), (unsigned long long)h.total);
+	return 0;
+}
+
+/* Bytes of a DEV_VIRTIO record with these counts. */
+size_t rec_virtio_size(unsigned nr_queues, unsigned msix_entries)
+{
+	return sizeof(struct rec_dev_virtio) +
+	       nr_queues * sizeof(struct rec_virtq) +
+	       msix_entries * sizeof(struct rec_msix_entry) +
+	       (msix_entries + 63) / 64 * sizeof(uint64_t);
+}
+
+static int check_virtq(struct stream_check *c, uint64_t offset,
+		       const struct rec_dev_virtio *v, unsigned i,
+		       const struct rec_virtq *q)
+{
+	if (q->size & (q->size - 1) || q->size > 32768)
+		return fail(c, offset, "DEV_VIRTIO slot %u: queue %u has size %u",
+			    v->slot, i, q->size);
+	if (q->enabled > 1)
+		return fail(c, offset, "DEV_VIRTIO slot %u: queue %u enabled is %u",
+			    v->slot, i, q->enabled);
+	if (q->enabled && !q->size)
+		return fail(c, offset, "DEV_VIRTIO slot %u: queue %u is enabled with size 0",
+			    v->slot, i);
+	return 0;
+}
+
+static int check_virtio(struct stream_check *c, const struct rec_desc *d,
+			uint64_t offset, const uint8_t *body, uint32_t len)
+{
+	struct rec_dev_virtio v;
+	struct rec_virtq q;
+	unsigned i;
+
+	memcpy(&v, body, sizeof(v));
+	if (v.slot == 0 || v.slot >= 32)
+		return fail(c, offset, "DEV_VIRTIO: PCI slot %u", v.slot);
+	if (c->virtio_slots & (1u << v.slot))
+		return fail(c, offset, "a second DEV_VIRTIO record for slot %u",
+			    v.slot);
+	c->virtio_slots |= 1u << v.slot;
+	if (v.device_id != 1 && v.device_id != 2 && v.device_id != 4)
+		return fail(c, offset, "DEV_VIRTIO slot %u: device type %u",
+			    v.slot, v.device_id);
+	if (v.nr_queues > REC_VIRTIO_QUEUES_MAX ||
+	    v.msix_entries > REC_VIRTIO_MSIX_MAX)
+		return fail(c, offset, "DEV_VIRTIO slot %u: %u queues, %u MSI-X entries",
+			    v.slot, v.nr_queues, v.msix_entries);
+	if (len != rec_virtio_size(v.nr_queues, v.msix_entries))
+		return fail(c, offset, "DEV_VIRTIO slot %u: %u bytes for %u queues and %u MSI-X entries",
+			    v.slot, len, v.nr_queues, v.msix_entries);
+	if (v.broken > 1 || v.queue_select >= v.nr_queues + 1u)
+		return fail(c, offset, "DEV_VIRTIO slot %u: broken %u, queue select %u",
+			    v.slot, v.broken, v.queue_select);
+	for (i = 0; i < v.nr_queues; i++) {
+		memcpy(&q, body + sizeof(v) + i * sizeof(q), sizeof(q));
+		if (check_virtq(c, offset, &v, i, &q) < 0)
+			return -1;
+	}
 	return 0;
 }
 

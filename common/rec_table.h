@@ -59,6 +59,9 @@ struct rec_desc {
 		     uint64_t offset, const uint8_t *body, uint32_t len);
 };
 
+/* Bytes of a DEV_VIRTIO record with these counts (common/records.h). */
+size_t rec_virtio_size(unsigned nr_queues, unsigned msix_entries);
+
 /* The entry of a record type, or NULL if the format has none. */
 const struct rec_desc *rec_desc(uint32_t type);
 /* Entries in table order (vCPU records in the order restore applies them,
@@ -78,6 +81,7 @@ struct stream_check {
 	uint64_t seen;			/* bit per table entry */
 	uint32_t vcpu_seen[DOMCFG_VCPUS_LIMIT];	/* bit per vCPU entry */
 	unsigned phase;			/* enum rec_phase reached */
+	uint32_t virtio_slots;		/* DEV_VIRTIO records seen, by slot */
 	int cur_vcpu, cur_rank;		/* last vCPU record: vCPU, rank */
 	unsigned irqchips_seen;		/* bit per chip id */
 	uint64_t pages;			/* pfns checked */

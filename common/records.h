@@ -35,6 +35,7 @@ enum rec_type {
 	REC_DEV_RTC		= 0x31,
 	REC_DEV_BOARD		= 0x32,
 	REC_DEV_FW_CFG		= 0x33,	/* written OPTIONAL */
+	REC_DEV_VIRTIO		= 0x34,	/* written OPTIONAL, one per device */
 	REC_CONSOLE_HISTORY	= 0x40,
 	REC_DOMAIN_STATUS	= 0x41,
 	/* Only in live-update handover streams (docs/live-update.md). */
@@ -126,6 +127,62 @@ struct rec_dev_fw_cfg {
 	uint32_t reserved;
 };
 
+/*
+ * DEV_VIRTIO (optional, one per virtio-pci function): the transport's
+ * state and the PCI function's configuration space, then nr_queues
+ * rec_virtq, then msix_entries MSI-X table entries (16 bytes each, as
+ * the guest wrote them), then the pending bits (one u64 per 64 entries).
+ * backend_fd is the disk image or tap fd the new image inherits in a
+ * live-update handover, and -1 in any other stream (a restore opens the
+ * backend again from the domain's config).  backend_size is a disk's
+ * size in bytes when it was saved (a restore refuses an image whose size
+ * changed), else 0.
+ */
+#define REC_VIRTIO_QUEUES_MAX	16
+#define REC_VIRTIO_MSIX_MAX	(REC_VIRTIO_QUEUES_MAX + 1)
+
+struct rec_dev_virtio {
+	uint8_t slot;			/* PCI device number on bus 0 */
+	uint8_t device_id;		/* virtio device type: 1 net, 2 blk,
+					 * 4 rng */
+	uint8_t index;			/* which disk or vif of the config */
+	uint8_t status;			/* device_status */
+	uint8_t config_generation;
+	uint8_t isr;
+	uint8_t broken;			/* 1: needs a reset by the guest */
+	uint8_t reserved0;
+	uint16_t nr_queues;
+	uint16_t msix_entries;
+	uint16_t queue_select;
+	uint16_t config_msix_vector;
+	uint32_t device_feature_select;
+	uint32_t driver_feature_select;
+	uint64_t driver_features;
+	int32_t backend_fd;
+	uint32_t reserved1;
+	uint64_t backend_size;
+	uint8_t pci_config[256];
+};
+
+struct rec_virtq {
+	uint16_t size;
+	uint16_t enabled;
+	uint16_t msix_vector;
+	uint16_t last_avail;		/* next avail entry the device takes */
+	uint16_t used_idx;		/* next used entry the device fills */
+	uint16_t reserved[3];
+	uint64_t desc;
+	uint64_t driver;		/* the avail ring */
+	uint64_t device;		/* the used ring */
+};
+
+struct rec_msix_entry {
+	uint32_t addr_lo;
+	uint32_t addr_hi;
+	uint32_t data;
+	uint32_t ctrl;			/* bit 0: masked */
+};
+
 /* CONSOLE_HISTORY: bytes ever written, then the last of them. */
 struct rec_console_head {
 	uint64_t total;
@@ -177,6 +234,13 @@ REC_ASSERT_SIZE(rec_dev_board, 8);
 REC_ASSERT_SIZE(rec_dev_fw_cfg, 16);
 REC_ASSERT_FIELD(rec_dev_fw_cfg, offset, 4);
 REC_ASSERT_FIELD(rec_dev_fw_cfg, dma_high, 8);
+REC_ASSERT_SIZE(rec_dev_virtio, 304);
+REC_ASSERT_FIELD(rec_dev_virtio, driver_features, 24);
+REC_ASSERT_FIELD(rec_dev_virtio, backend_fd, 32);
+REC_ASSERT_FIELD(rec_dev_virtio, pci_config, 48);
+REC_ASSERT_SIZE(rec_virtq, 40);
+REC_ASSERT_FIELD(rec_virtq, desc, 16);
+REC_ASSERT_SIZE(rec_msix_entry, 16);
 REC_ASSERT_SIZE(rec_console_head, 8);
 REC_ASSERT_SIZE(rec_domain_begin, 32);
 REC_ASSERT_FIELD(rec_domain_begin, ram_fd, 8);

@@ -70,6 +70,11 @@ struct stream_writer {
 	 * back to zero must overwrite what an earlier batch sent).
 	 */
 	bool keep_zero;
+	/*
+	 * A live-update handover: devices name the fds the new image
+	 * inherits (disk images, taps) instead of -1.
+	 */
+	bool handover;
 	void *scratch;			/* compression buffer */
 	void *raw;			/* a batch's non-zero pages */
 };

@@ -13,6 +13,7 @@
 #include "dev/devices.h"
 #include "domain.h"
 #include "feature.h"
+#include "irq_routing.h"
 #include "kvm.h"
 #include "log.h"
 #include "loop.h"
@@ -219,6 +220,7 @@ static void domain_teardown(struct domain *dom)
 	dom->vcpus = NULL;
 	dom->nr_vcpus = 0;
 	devices_destroy(dom);
+	irq_routing_free(dom);
 	if (dom->vm_fd >= 0)
 		close(dom->vm_fd);
 	dom->vm_fd = -1;
@@ -245,6 +247,7 @@ static struct domain *domain_alloc(const struct domcfg *cfg)
 	pthread_mutex_init(&dom->lock, NULL);
 	pthread_cond_init(&dom->cond, NULL);
 	pthread_mutex_init(&dom->console_lock, NULL);
+	mmio_map_init(&dom->mmio);
 	return dom;
 }
 
@@ -255,6 +258,7 @@ static void domain_free(struct domain *dom)
 	pthread_mutex_destroy(&dom->lock);
 	pthread_cond_destroy(&dom->cond);
 	pthread_mutex_destroy(&dom->console_lock);
+	mmio_map_destroy(&dom->mmio);
 	free(dom);
 }
 
@@ -428,6 +432,7 @@ void domain_resume(struct domain *dom)
 		dom->run_ok = true;
 	pthread_cond_broadcast(&dom->cond);
 	pthread_mutex_unlock(&dom->lock);
+	devices_resume(dom);
 }
 
 int domain_unpause(struct domain *dom)

@@ -9,6 +9,7 @@
 
 #include "domcfg.h"
 #include "ioport.h"
+#include "mmio.h"
 #include "ring.h"
 
 enum dom_state {
@@ -28,6 +29,7 @@ enum dom_event {
 
 struct domain;
 struct device_set;
+struct irq_routing;
 
 struct vcpu {
 	struct domain *dom;
@@ -44,6 +46,12 @@ struct guest_mem {
 	uint8_t *base;		/* whole memfd mapped shared */
 	uint64_t size;		/* bytes of RAM */
 	uint64_t low_size;	/* RAM below the 32-bit PCI hole */
+	/*
+	 * While KVM logs dirty pages (migration), the pages device threads
+	 * write, which KVM does not see: a bit per page of the memfd.
+	 */
+	uint64_t *dev_dirty;
+	bool dev_log;
 };
 
 struct domain {
@@ -72,8 +80,16 @@ struct domain {
 	double cpu_time_dead;		/* CPU seconds of finished threads */
 
 	struct ioport_map ports;
+	struct mmio_map mmio;
 	unsigned mmio_logged;		/* unclaimed MMIO accesses seen */
 	struct device_set *devices;	/* each device's state (dev/devices.c) */
+	struct irq_routing *irq_routing;	/* MSI routes (irq_routing.c) */
+	/*
+	 * Being taken over in a live update: devices adopt the backend fds
+	 * (disk images, taps) their records name instead of opening them.
+	 */
+	bool inherit_fds;
+	bool devices_paused;		/* device threads parked (quiesce) */
 
 	/* Console history; console_lock guards it. */
 	pthread_mutex_t console_lock;

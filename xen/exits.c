@@ -82,7 +82,19 @@ static void handle_mmio(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	char why[96];
+	int ret;
 
+	ret = mmio_dispatch(&v->dom->mmio, v, run->mmio.phys_addr,
+			    run->mmio.is_write, run->mmio.len, run->mmio.data);
+	if (ret > 0)
+		return;
+	if (ret < 0) {
+		snprintf(why, sizeof(why), "bad MMIO %s of %u bytes at %#llx",
+			 run->mmio.is_write ? "write" : "read", run->mmio.len,
+			 (unsigned long long)run->mmio.phys_addr);
+		crash(v, why);
+		return;
+	}
 	snprintf(why, sizeof(why), "unclaimed MMIO %s of %u bytes at %#llx",
 		 run->mmio.is_write ? "write" : "read", run->mmio.len,
 		 (unsigned long long)run->mmio.phys_addr);

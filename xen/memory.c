@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <linux/kvm.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -92,16 +93,80 @@ int guest_mem_map_slots(struct domain *dom)
 	return map_slots(dom, 0);
 }
 
+#define PAGE_SHIFT	12
+
+static uint64_t bitmap_words(const struct guest_mem *mem)
+{
+	return ((mem->size >> PAGE_SHIFT) + 63) / 64;
+}
+
 int guest_mem_log_dirty(struct domain *dom, bool on)
 {
-	return map_slots(dom, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+	struct guest_mem *mem = &dom->mem;
+
+	/* Allocated once and kept: device threads may be marking. */
+	if (on && !mem->dev_dirty) {
+		mem->dev_dirty = calloc(bitmap_words(mem), sizeof(uint64_t));
+		if (!mem->dev_dirty)
+			return -1;
+	}
+	if (on)
+		memset(mem->dev_dirty, 0, bitmap_words(mem) * sizeof(uint64_t));
+	__atomic_store_n(&mem->dev_log, on, __ATOMIC_RELEASE);
+	if (map_slots(dom, on ? KVM_MEM_LOG_DIRTY_PAGES : 0) < 0) {
+		__atomic_store_n(&mem->dev_log, false, __ATOMIC_RELEASE);
+		return -1;
+	}
+	return 0;
+}
+
+void guest_mem_mark_dirty(struct guest_mem *mem, uint64_t gpa,
+			  uint64_t len)
+{
+	uint64_t *bits = mem->dev_dirty;
+	uint64_t off, first, last, p;
+
+	if (!__atomic_load_n(&mem->dev_log, __ATOMIC_ACQUIRE) || !len)
+		return;
+	off = gpa >= MEM_4G ? gpa - MEM_4G + mem->low_size : gpa;
+	first = off >> PAGE_SHIFT;
+	last = (off + len - 1) >> PAGE_SHIFT;
+	for (p = first; p <= last && p < (mem->size >> PAGE_SHIFT); p++)
+		__atomic_fetch_or(&bits[p / 64], 1ULL << (p % 64),
+				  __ATOMIC_RELAXED);
+}
+
+/* OR the device-written pages of a slot into bitmap, clearing them. */
+static void take_dev_dirty(struct guest_mem *mem, unsigned slot,
+			   uint64_t *bitmap)
+{
+	uint64_t *bits = mem->dev_dirty;
+	uint64_t first = slot ? mem->low_size >> PAGE_SHIFT : 0;
+	uint64_t n = slot ? (mem->size - mem->low_size) >> PAGE_SHIFT
+			  : mem->low_size >> PAGE_SHIFT;
+	uint64_t i, p;
+
+	if (!bits)
+		return;
+	for (i = 0; i < n; i++) {
+		p = first + i;
+		if (!(__atomic_load_n(&bits[p / 64], __ATOMIC_RELAXED) &
+		      (1ULL << (p % 64))))
+			continue;
+		__atomic_fetch_and(&bits[p / 64], ~(1ULL << (p % 64)),
+				   __ATOMIC_RELAXED);
+		bitmap[i / 64] |= 1ULL << (i % 64);
+	}
 }
 
 int guest_mem_get_dirty(struct domain *dom, unsigned slot, void *bitmap)
 {
 	struct kvm_dirty_log d = { .slot = slot, .dirty_bitmap = bitmap };
 
-	return ioctl(dom->vm_fd, KVM_GET_DIRTY_LOG, &d);
+	if (ioctl(dom->vm_fd, KVM_GET_DIRTY_LOG, &d) < 0)
+		return -1;
+	take_dev_dirty(&dom->mem, slot, bitmap);
+	return 0;
 }
 
 void guest_mem_free(struct guest_mem *mem)
@@ -110,6 +175,8 @@ void guest_mem_free(struct guest_mem *mem)
 		munmap(mem->base, mem->size);
 	if (mem->fd >= 0)
 		close(mem->fd);
+	free(mem->dev_dirty);
+	mem->dev_dirty = NULL;
 	mem->base = NULL;
 	mem->fd = -1;
 }

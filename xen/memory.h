@@ -24,10 +24,14 @@ void guest_mem_free(struct guest_mem *mem);
 /*
  * Dirty logging (migration): KVM_MEM_LOG_DIRTY_PAGES on every slot, and
  * KVM_GET_DIRTY_LOG of one slot (0: low RAM, 1: RAM above 4 GiB) into a
- * bitmap of one bit per page, which KVM clears as it hands it over.
+ * bitmap of one bit per page, which KVM clears as it hands it over.  The
+ * pages device threads wrote meanwhile are in it too.
  */
 int guest_mem_log_dirty(struct domain *dom, bool on);
 int guest_mem_get_dirty(struct domain *dom, unsigned slot, void *bitmap);
+/* A device wrote [gpa, gpa+len) of RAM (any thread). */
+void guest_mem_mark_dirty(struct guest_mem *mem, uint64_t gpa,
+			  uint64_t len);
 /* Host address of [gpa, gpa+len) if it is all RAM, else NULL. */
 void *gpa_to_hva(struct guest_mem *mem, uint64_t gpa, uint64_t len);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "dev/devices.h"
 #include "domain.h"
 #include "monotime.h"
 #include "quiesce.h"
@@ -106,6 +107,8 @@ int quiesce(struct quiesce *q, struct domain *dom, long timeout_ms,
 			return -ETIMEDOUT;
 		}
 		q->vcpus += want;
+		/* Then the device threads, between two requests. */
+		devices_pause(d);
 	}
 	q->park_ns = now_ns() - t0;
 	return 0;
@@ -118,11 +121,15 @@ void quiesce_resume(struct quiesce *q)
 	for (i = 0; i < q->nr; i++) {
 		struct domain *d = q->held[i].dom;
 
+		bool run;
+
 		pthread_mutex_lock(&d->lock);
-		d->run_ok = q->held[i].was_running &&
-			    d->pending == DOM_EV_NONE;
+		run = q->held[i].was_running && d->pending == DOM_EV_NONE;
+		d->run_ok = run;
 		pthread_cond_broadcast(&d->cond);
 		pthread_mutex_unlock(&d->lock);
+		if (q->held[i].was_running)
+			devices_resume(d);
 	}
 	quiesce_keep(q);
 }

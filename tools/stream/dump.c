@@ -444,6 +444,36 @@ static void dump_vm(struct dump *d, uint32_t type, const uint8_t *body,
 
 /* ------------------------------------------------------------ devices */
 
+static void dump_virtio(struct dump *d, const uint8_t *body, uint32_t len)
+{
+	static const char *const kinds[] = {
+		[1] = "net", [2] = "blk", [4] = "rng",
+	};
+	struct rec_dev_virtio v;
+	struct rec_virtq q;
+	unsigned i;
+
+	if (len < sizeof(v))
+		return;
+	memcpy(&v, body, sizeof(v));
+	fprintf(d->out, "  slot %u virtio-%s #%u status %#x features %#llx%s isr %#x gen %u\n",
+		v.slot, v.device_id < 5 && kinds[v.device_id] ?
+		kinds[v.device_id] : "?", v.index, v.status,
+		(unsigned long long)v.driver_features,
+		v.broken ? " BROKEN" : "", v.isr, v.config_generation);
+	fprintf(d->out, "  %u queues, %u MSI-X vectors (config %#x), backend fd %d size %llu\n",
+		v.nr_queues, v.msix_entries, v.config_msix_vector,
+		v.backend_fd, (unsigned long long)v.backend_size);
+	for (i = 0; i < v.nr_queues &&
+	     sizeof(v) + (i + 1) * sizeof(q) <= len; i++) {
+		memcpy(&q, body + sizeof(v) + i * sizeof(q), sizeof(q));
+		fprintf(d->out, "  queue %u: size %u %s vector %#x avail %u used %u desc %#llx\n",
+			i, q.size, q.enabled ? "enabled" : "disabled",
+			q.msix_vector, q.last_avail, q.used_idx,
+			(unsigned long long)q.desc);
+	}
+}
+
 static void dump_device(struct dump *d, uint32_t type, const uint8_t *body,
 			uint32_t len)
 {
@@ -483,6 +513,9 @@ static void dump_device(struct dump *d, uint32_t type, const uint8_t *body,
 		memcpy(&f, body, sizeof(f));
 		fprintf(d->out, "  selector %#x offset %u dma_high %#x\n",
 			f.selector, f.offset, f.dma_high);
+		return;
+	case REC_DEV_VIRTIO:
+		dump_virtio(d, body, len);
 		return;
 	}
 	fprintf(d->out, "  (%u bytes: not decoded)\n", len);

@@ -75,7 +75,8 @@ static int check_device_record(const struct device_type *t)
 	 * optional (devices.h).
 	 */
 	if (!t->save || !t->load || t->stateless || !d ||
-	    d->phase != PH_DEVICES || !(d->flags & REC_ONCE)) {
+	    d->phase != PH_DEVICES ||
+	    !(d->flags & REC_ONCE) != t->multi_record) {
 		log_err("device %s: record %#x is not a device record of the "
 			"record table, with save and load: refusing to run",
 			t->name, t->rec_type);
@@ -172,8 +173,45 @@ void devices_destroy(struct domain *dom)
 		free(set->state[t->slot]);
 	}
 	dom->ports.nr = 0;
+	dom->mmio.nr = 0;
 	free(set);
 	dom->devices = NULL;
+}
+
+void devices_pause(struct domain *dom)
+{
+	const struct device_type *t;
+
+	if (!dom->devices || dom->devices_paused)
+		return;
+	for (t = types; t; t = t->next)
+		if (t->pause && device_state(dom, t))
+			t->pause(dom, device_state(dom, t));
+	dom->devices_paused = true;
+}
+
+void devices_resume(struct domain *dom)
+{
+	const struct device_type *t;
+
+	if (!dom->devices || !dom->devices_paused)
+		return;
+	dom->devices_paused = false;
+	for (t = types; t; t = t->next)
+		if (t->resume && device_state(dom, t))
+			t->resume(dom, device_state(dom, t));
+}
+
+void devices_for_each_fd(struct domain *dom, void (*fn)(int fd, void *arg),
+			 void *arg)
+{
+	const struct device_type *t;
+
+	if (!dom->devices)
+		return;
+	for (t = types; t; t = t->next)
+		if (t->for_each_fd && device_state(dom, t))
+			t->for_each_fd(dom, device_state(dom, t), fn, arg);
 }
 
 static const struct device_type *type_by_rec(uint32_t rec_type, int *index)

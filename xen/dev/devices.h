@@ -7,6 +7,7 @@
 #ifndef XEN_DEV_DEVICES_H
 #define XEN_DEV_DEVICES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,17 @@ struct device_type {
 	/* Load a body the record table's check accepted. */
 	int (*load)(struct domain *dom, void *state, const void *body,
 		    size_t len, char *err, size_t errlen);
+	/*
+	 * Optional, for a device with threads of its own: park them between
+	 * two requests (quiesce, after the vCPUs) and let them go on.
+	 */
+	void (*pause)(struct domain *dom, void *state);
+	void (*resume)(struct domain *dom, void *state);
+	/* Optional: call fn on each fd a live update must carry over. */
+	void (*for_each_fd)(struct domain *dom, void *state,
+			    void (*fn)(int fd, void *arg), void *arg);
+	/* The record may appear more than once (one per instance). */
+	bool multi_record;
 
 	/* The registry's own. */
 	unsigned slot;
@@ -80,6 +92,11 @@ int devices_check(void);
 /* 0, or a negative errno with `err` naming the device and why. */
 int devices_init(struct domain *dom, char *err, size_t errlen);
 void devices_destroy(struct domain *dom);
+/* Park / unpark every device thread of the domain (quiesce.c). */
+void devices_pause(struct domain *dom);
+void devices_resume(struct domain *dom);
+void devices_for_each_fd(struct domain *dom, void (*fn)(int fd, void *arg),
+			 void *arg);
 int devices_save(struct domain *dom, struct stream_writer *w);
 /* 1 if the record belongs to a device and was loaded, 0 if not a device
  * record, -1 on error. */
