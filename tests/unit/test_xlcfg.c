@@ -75,6 +75,9 @@ static void test_defaults(void)
 	CHECK_INT(cfg.on_reboot, DOMCFG_ACTION_RESTART);
 	CHECK_INT(cfg.on_crash, DOMCFG_ACTION_DESTROY);
 	CHECK(!cfg.strict_io);
+	CHECK(cfg.rng);
+	CHECK_INT(cfg.nr_disks, 0);
+	CHECK_INT(cfg.nr_vifs, 0);
 	domcfg_free(&cfg);
 }
 
@@ -658,7 +661,8 @@ static void test_actions(void)
 	CHECK_INT(domcfg_action_from_name("soft-reset", &a), -2);
 	CHECK_INT(domcfg_action_from_name("Destroy", &a), -1);
 	CHECK_INT(domcfg_field_index("on_crash"), DOMCFG_F_ON_CRASH);
-	CHECK_INT(domcfg_field_index("disk"), -1);
+	CHECK_INT(domcfg_field_index("disk"), DOMCFG_F_DISK);
+	CHECK_INT(domcfg_field_index("vfb"), -1);
 }
 
 static int same_cfg(const struct domcfg *a, const struct domcfg *b)
@@ -670,7 +674,7 @@ static int same_cfg(const struct domcfg *a, const struct domcfg *b)
 	       SAME_STR(a->cmdline, b->cmdline) &&
 	       a->on_poweroff == b->on_poweroff &&
 	       a->on_reboot == b->on_reboot && a->on_crash == b->on_crash &&
-	       a->strict_io == b->strict_io;
+	       a->strict_io == b->strict_io && a->rng == b->rng;
 #undef SAME_STR
 }
 
@@ -794,7 +798,7 @@ static void test_json_accepts(void)
 	json_t *obj;
 
 	/* Unknown members ignored, null = absent, the vcpus bound. */
-	snprintf(json, sizeof(json), "{" J_MIN ", \"disk\": [1], "
+	snprintf(json, sizeof(json), "{" J_MIN ", \"vfb\": [1], "
 		 "\"ramdisk\": null, \"memory\": null, \"vcpus\": %d}",
 		 CONFIG_MAX_VCPUS);
 	obj = json_loads(json, 0, NULL);
