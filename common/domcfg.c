@@ -39,6 +39,7 @@ void domcfg_init(struct domcfg *cfg)
 	cfg->on_poweroff = DOMCFG_ACTION_DESTROY;
 	cfg->on_reboot = DOMCFG_ACTION_RESTART;
 	cfg->on_crash = DOMCFG_ACTION_DESTROY;
+	cfg->rng = true;
 }
 
 static void free_fw_cfg(struct domcfg_fw_cfg *items, unsigned int n)
@@ -54,6 +55,8 @@ void domcfg_free(struct domcfg *cfg)
 	free(cfg->ramdisk);
 	free(cfg->cmdline);
 	free_fw_cfg(cfg->fw_cfg, cfg->nr_fw_cfg);
+	domcfg_disk_list_free(cfg->disks, cfg->nr_disks);
+	domcfg_vif_list_free(cfg->vifs, cfg->nr_vifs);
 	domcfg_init(cfg);
 }
 
@@ -61,8 +64,6 @@ static int copy_fw_cfg(struct domcfg *dst, const struct domcfg *src)
 {
 	unsigned int i;
 
-	dst->fw_cfg = NULL;
-	dst->nr_fw_cfg = 0;
 	if (!src->nr_fw_cfg)
 		return 0;
 	dst->fw_cfg = calloc(src->nr_fw_cfg, sizeof(*dst->fw_cfg));
@@ -74,7 +75,19 @@ static int copy_fw_cfg(struct domcfg *dst, const struct domcfg *src)
 	return 0;
 }
 
-static int dup_opt(char **dst, const char *src)
+static int copy_lists(struct domcfg *dst, const struct domcfg *src)
+{
+	if (copy_fw_cfg(dst, src) ||
+	    domcfg_disk_list_copy(&dst->disks, src->disks, src->nr_disks))
+		return -1;
+	dst->nr_disks = src->nr_disks;
+	if (domcfg_vif_list_copy(&dst->vifs, src->vifs, src->nr_vifs))
+		return -1;
+	dst->nr_vifs = src->nr_vifs;
+	return 0;
+}
+
+int domcfg_dup_opt(char **dst, const char *src)
 {
 	*dst = NULL;
 	if (!src)
@@ -86,10 +99,18 @@ static int dup_opt(char **dst, const char *src)
 int domcfg_copy(struct domcfg *dst, const struct domcfg *src)
 {
 	*dst = *src;
-	if (dup_opt(&dst->kernel, src->kernel) ||
-	    dup_opt(&dst->ramdisk, src->ramdisk) ||
-	    dup_opt(&dst->cmdline, src->cmdline) ||
-	    copy_fw_cfg(dst, src)) {
+	/* Nothing of @src's may be freed with @dst on the way out. */
+	dst->kernel = dst->ramdisk = dst->cmdline = NULL;
+	dst->fw_cfg = NULL;
+	dst->nr_fw_cfg = 0;
+	dst->disks = NULL;
+	dst->nr_disks = 0;
+	dst->vifs = NULL;
+	dst->nr_vifs = 0;
+	if (domcfg_dup_opt(&dst->kernel, src->kernel) ||
+	    domcfg_dup_opt(&dst->ramdisk, src->ramdisk) ||
+	    domcfg_dup_opt(&dst->cmdline, src->cmdline) ||
+	    copy_lists(dst, src)) {
 		domcfg_free(dst);
 		return -1;
 	}
@@ -136,6 +157,24 @@ static const char *get_string(json_t *val, char *why, size_t whylen)
 		return NULL;
 	}
 	return s;
+}
+
+int domcfg_member_string(json_t *obj, const char *key, const char **out,
+			 char *why, size_t whylen)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		snprintf(why, whylen, "%s must be a string without NUL bytes",
+			 key);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 0;
 }
 
 bool domcfg_valid_name(const char *s)
@@ -283,21 +322,26 @@ static int set_action(struct domcfg *cfg, enum domcfg_field field,
 	return rc ? -1 : 0;
 }
 
+static bool *bool_slot(struct domcfg *cfg, enum domcfg_field field)
+{
+	return field == DOMCFG_F_RNG ? &cfg->rng : &cfg->strict_io;
+}
+
 /* xl.cfg's 0 or 1, or a JSON boolean. */
-static int set_strict_io(struct domcfg *cfg, enum domcfg_field field,
-			 json_t *val, char *why, size_t whylen)
+static int set_bool(struct domcfg *cfg, enum domcfg_field field,
+		    json_t *val, char *why, size_t whylen)
 {
 	unsigned int v;
 
 	if (json_is_boolean(val)) {
-		cfg->strict_io = json_is_true(val);
+		*bool_slot(cfg, field) = json_is_true(val);
 		return 0;
 	}
 	if (get_uint(val, 0, 1, &v, why, whylen) < 0) {
 		snprintf(why, whylen, "must be 0 or 1");
 		return -1;
 	}
-	cfg->strict_io = v;
+	*bool_slot(cfg, field) = v;
 	return 0;
 }
 
@@ -359,6 +403,34 @@ static int set_fw_cfg(struct domcfg *cfg, enum domcfg_field field,
 	return 0;
 }
 
+static int set_disk(struct domcfg *cfg, enum domcfg_field field,
+		    json_t *val, char *why, size_t whylen)
+{
+	struct domcfg_disk *disks;
+	unsigned int n;
+
+	if (domcfg_disk_list_from_json(val, &disks, &n, why, whylen) < 0)
+		return -1;
+	domcfg_disk_list_free(cfg->disks, cfg->nr_disks);
+	cfg->disks = disks;
+	cfg->nr_disks = n;
+	return 0;
+}
+
+static int set_vif(struct domcfg *cfg, enum domcfg_field field,
+		   json_t *val, char *why, size_t whylen)
+{
+	struct domcfg_vif *vifs;
+	unsigned int n;
+
+	if (domcfg_vif_list_from_json(val, &vifs, &n, why, whylen) < 0)
+		return -1;
+	domcfg_vif_list_free(cfg->vifs, cfg->nr_vifs);
+	cfg->vifs = vifs;
+	cfg->nr_vifs = n;
+	return 0;
+}
+
 static const struct field_desc fields[DOMCFG_NR_FIELDS] = {
 	[DOMCFG_F_NAME]		= { "name", true, set_name },
 	[DOMCFG_F_MEMORY]	= { "memory", false, set_memory },
@@ -369,8 +441,11 @@ static const struct field_desc fields[DOMCFG_NR_FIELDS] = {
 	[DOMCFG_F_ON_POWEROFF]	= { "on_poweroff", false, set_action },
 	[DOMCFG_F_ON_REBOOT]	= { "on_reboot", false, set_action },
 	[DOMCFG_F_ON_CRASH]	= { "on_crash", false, set_action },
-	[DOMCFG_F_STRICT_IO]	= { "strict_io", false, set_strict_io },
+	[DOMCFG_F_STRICT_IO]	= { "strict_io", false, set_bool },
 	[DOMCFG_F_FW_CFG]	= { "fw_cfg", false, set_fw_cfg },
+	[DOMCFG_F_DISK]		= { "disk", false, set_disk },
+	[DOMCFG_F_VIF]		= { "vif", false, set_vif },
+	[DOMCFG_F_RNG]		= { "rng", false, set_bool },
 };
 
 /* ------------------------------------------------------------ fields */
@@ -449,8 +524,8 @@ int domcfg_from_json(json_t *obj, struct domcfg *out, char *err,
 			goto fail;
 		}
 		if (domcfg_set_field(out, f, val, why, sizeof(why))) {
-			snprintf(err, errlen, "config.%s: %s",
-				 fields[f].name, why);
+			snprintf(err, errlen, "config.%s%s%s",
+				 fields[f].name, domcfg_reason_sep(why), why);
 			goto fail;
 		}
 	}
@@ -510,6 +585,11 @@ json_t *domcfg_to_json(const struct domcfg *cfg)
 		      json_string(domcfg_action_name(cfg->on_crash)));
 	rc |= set_new(obj, DOMCFG_F_STRICT_IO, json_boolean(cfg->strict_io));
 	rc |= set_new(obj, DOMCFG_F_FW_CFG, fw_cfg_to_json(cfg));
+	rc |= set_new(obj, DOMCFG_F_DISK,
+		      domcfg_disk_list_to_json(cfg->disks, cfg->nr_disks));
+	rc |= set_new(obj, DOMCFG_F_VIF,
+		      domcfg_vif_list_to_json(cfg->vifs, cfg->nr_vifs));
+	rc |= set_new(obj, DOMCFG_F_RNG, json_boolean(cfg->rng));
 	if (rc) {
 		json_decref(obj);
 		return NULL;

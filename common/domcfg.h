@@ -14,7 +14,9 @@
 #include <jansson.h>
 #include <generated/autoconf.h>
 
+#include "domcfg_disk.h"
 #include "domcfg_fwcfg.h"
+#include "domcfg_vif.h"
 
 #define DOMCFG_NAME_MAX		63
 #define DOMCFG_MEMORY_MIN	1
@@ -56,6 +58,11 @@ struct domcfg {
 	bool strict_io;			/* unclaimed port/MMIO: crash */
 	unsigned int nr_fw_cfg;
 	struct domcfg_fw_cfg *fw_cfg;	/* names unique */
+	unsigned int nr_disks;
+	struct domcfg_disk *disks;	/* each vdev a different disk */
+	unsigned int nr_vifs;
+	struct domcfg_vif *vifs;	/* vifnames and MACs unique */
+	bool rng;			/* a virtio-rng device */
 };
 
 /* Fields, in the order domcfg_field_name() and domcfg_to_json() use. */
@@ -71,6 +78,9 @@ enum domcfg_field {
 	DOMCFG_F_ON_CRASH,
 	DOMCFG_F_STRICT_IO,
 	DOMCFG_F_FW_CFG,
+	DOMCFG_F_DISK,
+	DOMCFG_F_VIF,
+	DOMCFG_F_RNG,
 	DOMCFG_NR_FIELDS,
 };
 
@@ -105,6 +115,9 @@ bool domcfg_field_is_set(const struct domcfg *cfg, enum domcfg_field field);
  * integer between 1 and 65536").  vcpus may be at most DOMCFG_VCPUS_MAX.
  * Strings must be JSON strings without NUL bytes, integers JSON integers;
  * kernel and ramdisk must be absolute paths; an empty ramdisk means none.
+ * A reason about one item of a list starts with its index, "[1]: ...",
+ * and is written right after the key: "disk[1]: ..." (see
+ * domcfg_reason_sep()).
  */
 int domcfg_set_field(struct domcfg *cfg, enum domcfg_field field,
 		     json_t *val, char *why, size_t whylen);
@@ -120,5 +133,23 @@ int domcfg_from_json(json_t *obj, struct domcfg *out, char *err,
 		     size_t errlen);
 /* A new object with every field; unset strings (e.g. no ramdisk) are null. */
 json_t *domcfg_to_json(const struct domcfg *cfg);
+
+/* What goes between a key and a setter's reason: "" before "[1]: ...". */
+static inline const char *domcfg_reason_sep(const char *why)
+{
+	return why[0] == '[' ? "" : ": ";
+}
+
+/* Helpers of the list items' files (domcfg_fwcfg.c, _disk.c, _vif.c). */
+
+/*
+ * Member @key of @obj as a string without NUL bytes, *out NULL when it is
+ * absent or null: 0, or -1 with @why ("KEY must be a string without NUL
+ * bytes").
+ */
+int domcfg_member_string(json_t *obj, const char *key, const char **out,
+			 char *why, size_t whylen);
+/* *dst = a copy of @src, or NULL for NULL: 0, or -1 out of memory. */
+int domcfg_dup_opt(char **dst, const char *src);
 
 #endif /* DOMCFG_H */

@@ -120,25 +120,6 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-/* Member @key of @obj as a string without NUL bytes, NULL if absent. */
-static int member(json_t *obj, const char *key, const char **out,
-		  char *why, size_t whylen)
-{
-	json_t *v = json_object_get(obj, key);
-
-	*out = NULL;
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_string(v) ||
-	    strlen(json_string_value(v)) != json_string_length(v)) {
-		snprintf(why, whylen, "%s must be a string without NUL bytes",
-			 key);
-		return -1;
-	}
-	*out = json_string_value(v);
-	return 0;
-}
-
 static int check_content(const char *name, const char *file,
 			 const char *string, char *why, size_t whylen)
 {
@@ -160,21 +141,15 @@ static int check_content(const char *name, const char *file,
 	return 0;
 }
 
-static int dup_or_null(char **dst, const char *src)
-{
-	*dst = src ? strdup(src) : NULL;
-	return src && !*dst ? -1 : 0;
-}
-
 static int item_from_object(json_t *obj, struct domcfg_fw_cfg *out,
 			    char *why, size_t whylen)
 {
 	const char *name, *file, *string, *origin;
 
-	if (member(obj, "name", &name, why, whylen) < 0 ||
-	    member(obj, "file", &file, why, whylen) < 0 ||
-	    member(obj, "string", &string, why, whylen) < 0 ||
-	    member(obj, "origin", &origin, why, whylen) < 0)
+	if (domcfg_member_string(obj, "name", &name, why, whylen) ||
+	    domcfg_member_string(obj, "file", &file, why, whylen) ||
+	    domcfg_member_string(obj, "string", &string, why, whylen) ||
+	    domcfg_member_string(obj, "origin", &origin, why, whylen))
 		return -1;
 	if (!name || !valid_name(name)) {
 		snprintf(why, whylen, "name must be 1-%d printable ASCII "
@@ -183,9 +158,10 @@ static int item_from_object(json_t *obj, struct domcfg_fw_cfg *out,
 	}
 	if (check_content(name, file, string, why, whylen) < 0)
 		return -1;
-	if (dup_or_null(&out->name, name) || dup_or_null(&out->file, file) ||
-	    dup_or_null(&out->string, string) ||
-	    dup_or_null(&out->origin, origin)) {
+	if (domcfg_dup_opt(&out->name, name) ||
+	    domcfg_dup_opt(&out->file, file) ||
+	    domcfg_dup_opt(&out->string, string) ||
+	    domcfg_dup_opt(&out->origin, origin)) {
 		fwcfg_item_free(out);
 		snprintf(why, whylen, "out of memory");
 		return -1;
@@ -240,10 +216,10 @@ int fwcfg_item_copy(struct domcfg_fw_cfg *dst,
 		    const struct domcfg_fw_cfg *src)
 {
 	memset(dst, 0, sizeof(*dst));
-	if (dup_or_null(&dst->name, src->name) ||
-	    dup_or_null(&dst->file, src->file) ||
-	    dup_or_null(&dst->string, src->string) ||
-	    dup_or_null(&dst->origin, src->origin)) {
+	if (domcfg_dup_opt(&dst->name, src->name) ||
+	    domcfg_dup_opt(&dst->file, src->file) ||
+	    domcfg_dup_opt(&dst->string, src->string) ||
+	    domcfg_dup_opt(&dst->origin, src->origin)) {
 		fwcfg_item_free(dst);
 		return -1;
 	}

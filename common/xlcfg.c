@@ -396,38 +396,74 @@ static int join_list(struct parser *ps, unsigned int line, json_t **val)
 }
 
 /*
- * fw_cfg = [ 'name=opt/x,file=PATH', ... ]: each item as an object, its
- * file resolved against the config's directory and checked now, and
- * where it was written, for the daemon's messages.
+ * The keys whose list items are device specs: fw_cfg = [ QEMU -fw_cfg
+ * strings ], disk = [ Xen disk specs ], vif = [ Xen vif specs ].  Each
+ * item goes to the daemon as an object, its path (if it has one)
+ * resolved against the config's directory, with where it was written.
  */
-static int fw_cfg_item(struct parser *ps, unsigned int line, json_t **item)
+struct spec_key {
+	enum domcfg_field field;
+	json_t *(*to_json)(const char *spec, char *why, size_t whylen);
+	const char *path;	/* member holding a path, or NULL */
+	bool read_now;		/* the file must be readable now (fw_cfg) */
+	bool indexed;		/* messages name the item: disk[1]: ... */
+};
+
+static const struct spec_key spec_keys[] = {
+	{ DOMCFG_F_FW_CFG, fwcfg_spec_to_json, "file", true, false },
+	{ DOMCFG_F_DISK, domcfg_disk_spec_to_json, "target", false, true },
+	{ DOMCFG_F_VIF, domcfg_vif_spec_to_json, NULL, false, true },
+};
+
+static const struct spec_key *spec_key(enum domcfg_field field)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(spec_keys) / sizeof(spec_keys[0]); i++)
+		if (spec_keys[i].field == field)
+			return &spec_keys[i];
+	return NULL;
+}
+
+static int spec_err(struct parser *ps, const struct spec_key *k,
+		    unsigned int line, size_t i, const char *why)
+{
+	if (k->indexed)
+		return perr(ps, line, "%s[%zu]: %s", ps->key, i, why);
+	return perr(ps, line, "%s: %s", ps->key, why);
+}
+
+static int spec_item(struct parser *ps, const struct spec_key *k,
+		     unsigned int line, size_t i, json_t **item)
 {
 	char why[300], origin[PATH_MAX + 16];
-	json_t *obj, *file;
+	json_t *obj, *path;
 	int rc;
 
 	if (!json_is_string(*item))
 		return perr(ps, line, "%s: list items must be strings",
 			    ps->key);
-	obj = fwcfg_spec_to_json(json_string_value(*item), why, sizeof(why));
+	obj = k->to_json(json_string_value(*item), why, sizeof(why));
 	if (!obj)
-		return perr(ps, line, "%s: %s", ps->key, why);
+		return spec_err(ps, k, line, i, why);
 	json_decref(*item);
 	*item = obj;
-	file = json_incref(json_object_get(obj, "file"));
-	rc = file ? resolve_path(ps, line, &file) : 0;
-	if (!rc && file && (json_object_set(obj, "file", file) ||
-			    fwcfg_file_check(json_string_value(file), why,
-					     sizeof(why))))
-		rc = perr(ps, line, "%s: %s", ps->key, why);
-	json_decref(file);
+	path = k->path ? json_incref(json_object_get(obj, k->path)) : NULL;
+	rc = path ? resolve_path(ps, line, &path) : 0;
+	if (!rc && path && json_object_set(obj, k->path, path))
+		rc = perr(ps, line, "out of memory");
+	if (!rc && path && k->read_now &&
+	    fwcfg_file_check(json_string_value(path), why, sizeof(why)))
+		rc = spec_err(ps, k, line, i, why);
+	json_decref(path);
 	snprintf(origin, sizeof(origin), "%s:%u", ps->name, line);
 	if (!rc && json_object_set_new(obj, "origin", json_string(origin)))
 		rc = perr(ps, line, "out of memory");
 	return rc;
 }
 
-static int fw_cfg_list(struct parser *ps, unsigned int line, json_t **val)
+static int spec_list(struct parser *ps, const struct spec_key *k,
+		     unsigned int line, json_t **val)
 {
 	json_t *item;
 	size_t i;
@@ -437,7 +473,7 @@ static int fw_cfg_list(struct parser *ps, unsigned int line, json_t **val)
 		return 0;	/* domcfg_set_field() says what is wrong */
 	for (i = 0; i < json_array_size(*val); i++) {
 		item = json_incref(json_array_get(*val, i));
-		rc = fw_cfg_item(ps, line, &item);
+		rc = spec_item(ps, k, line, i, &item);
 		if (!rc && json_array_set(*val, i, item))
 			rc = perr(ps, line, "out of memory");
 		json_decref(item);
@@ -458,10 +494,11 @@ static int store(struct parser *ps, enum domcfg_field field, json_t *val,
 		rc = join_list(ps, line, &val);
 	else if (field == DOMCFG_F_KERNEL || field == DOMCFG_F_RAMDISK)
 		rc = resolve_path(ps, line, &val);
-	else if (field == DOMCFG_F_FW_CFG)
-		rc = fw_cfg_list(ps, line, &val);
+	else if (spec_key(field))
+		rc = spec_list(ps, spec_key(field), line, &val);
 	if (!rc && domcfg_set_field(ps->cfg, field, val, why, sizeof(why)))
-		rc = perr(ps, line, "%s: %s", ps->key, why);
+		rc = perr(ps, line, "%s%s%s", ps->key, domcfg_reason_sep(why),
+			  why);
 	json_decref(val);
 	return rc;
 }

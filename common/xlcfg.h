@@ -10,13 +10,16 @@
  * a leading 0 is still decimal) or a list `[ VALUE, ... ]` of strings and
  * integers that may span lines and hold comments (trailing comma allowed).
  * The keys accepting a list are `cmdline`, whose items are joined with
- * spaces, and `fw_cfg`, whose items are QEMU -fw_cfg strings
- * (domcfg_fwcfg.h).  Relative kernel/ramdisk/fw_cfg file paths are
- * resolved against the config file's directory, and fw_cfg files must be
- * readable when the config is parsed.  See domcfg.h for the keys and
- * their ranges.
+ * spaces, `fw_cfg`, whose items are QEMU -fw_cfg strings
+ * (domcfg_fwcfg.h), `disk` and `vif`, whose items are Xen's disk and vif
+ * specs (domcfg_disk.h, domcfg_vif.h).  Relative kernel, ramdisk, fw_cfg
+ * file and disk target paths are resolved against the config file's
+ * directory; fw_cfg files must be readable when the config is parsed,
+ * disk targets are not looked at.  See domcfg.h for the keys and their
+ * ranges.
  *
- * Errors are reported as "FILE:LINE: reason" (LINE of the key concerned);
+ * Errors are reported as "FILE:LINE: reason" (LINE of the key concerned;
+ * a reason about one disk or vif names it: "disk[1]: ...");
  * a missing required key is reported at the file's last line (its number
  * of lines, 0 for an empty file).  Overrides are reported as
  * "<command line>: reason".

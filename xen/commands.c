@@ -190,6 +190,13 @@ static int cmd_create(struct client *c, json_t *args, struct ctl_reply *r)
 		domcfg_free(&cfg);
 		return CTL_EINVAL;
 	}
+	/* Chosen once: the config keeps it through save, restore, migration */
+	code = domcfg_vif_fill_mac(&cfg);
+	if (code) {
+		domcfg_free(&cfg);
+		return ctl_fail(r, CTL_EINTERNAL, "cannot pick a MAC "
+				"address: %s", strerror(-code));
+	}
 	code = ctl_code_from_errno(domain_create(&cfg, paused, &dom, r->msg,
 						 sizeof(r->msg)));
 	domcfg_free(&cfg);

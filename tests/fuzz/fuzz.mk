@@ -25,6 +25,7 @@ FUZZ_CFLAGS      := $(CPPFLAGS) -Itools/stream $(WARN) -O1 -g \
                     -fno-omit-frame-pointer $(FUZZ_SANITIZE) -MMD -MP
 FUZZ_SRC         := tests/fuzz/fuzz_stream.c common/stream.c \
                     common/domcfg.c common/domcfg_fwcfg.c \
+                    common/domcfg_disk.c common/domcfg_vif.c \
                     common/rec_table.c \
                     tools/stream/verify.c tools/stream/dump.c
 FUZZ_OBJ         := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))

@@ -15,47 +15,7 @@
 #include "domcfg.h"
 #include "xlcfg.h"
 #include "unit.h"
-
-#define CFG_NAME "/etc/xen/t.cfg"
-
-#define CHECK_STR(a, b) do {						\
-	const char *a_ = (a), *b_ = (b);				\
-	unit_check(a_ && b_ ? !strcmp(a_, b_) : a_ == b_, __FILE__, __LINE__, \
-	      "%s == \"%s\", want \"%s\"", #a, a_ ? a_ : "(null)",	\
-	      b_ ? b_ : "(null)");					\
-} while (0)
-
-/* Parse @text as CFG_NAME; a failure is reported at @line. */
-static int parse_ok_at(int line, const char *text, struct domcfg *cfg)
-{
-	char err[512] = "";
-	int rc = xlcfg_parse_buffer(CFG_NAME, text, cfg, err, sizeof(err));
-
-	unit_check(rc == XLCFG_OK, __FILE__, line, "parse failed: %s", err);
-	return rc;
-}
-#define PARSE_OK(text, cfg) parse_ok_at(__LINE__, text, cfg)
-
-/* @text must fail with exactly @want (or containing it, if @exact is 0). */
-static void parse_err_at(int line, const char *text, const char *want,
-			 int exact)
-{
-	char err[512] = "";
-	struct domcfg cfg;
-	int rc = xlcfg_parse_buffer(CFG_NAME, text, &cfg, err, sizeof(err));
-
-	unit_check(rc == XLCFG_ERR_CONFIG, __FILE__, line, "parse of \"%s\" returned %d",
-	      text, rc);
-	unit_check(exact ? !strcmp(err, want) : strstr(err, want) != NULL, __FILE__, line,
-	      "error \"%s\", want %s\"%s\"", err, exact ? "" : "...", want);
-	unit_check(cfg.kernel == NULL && cfg.name[0] == '\0', __FILE__, line,
-	      "config not reset after an error");
-	domcfg_free(&cfg);
-}
-#define PARSE_ERR(text, want) parse_err_at(__LINE__, text, want, 1)
-#define PARSE_ERR_SUB(text, want) parse_err_at(__LINE__, text, want, 0)
-
-#define MIN_CFG "name = \"t\"\nkernel = \"/boot/k\"\n"
+#include "cfg_check.h"
 
 /* ------------------------------------------------------------ good */
 
@@ -75,6 +35,9 @@ static void test_defaults(void)
 	CHECK_INT(cfg.on_reboot, DOMCFG_ACTION_RESTART);
 	CHECK_INT(cfg.on_crash, DOMCFG_ACTION_DESTROY);
 	CHECK(!cfg.strict_io);
+	CHECK(cfg.rng);
+	CHECK_INT(cfg.nr_disks, 0);
+	CHECK_INT(cfg.nr_vifs, 0);
 	domcfg_free(&cfg);
 }
 
@@ -94,6 +57,38 @@ static void test_strict_io(void)
 		  "be 0 or 1");
 	PARSE_ERR(MIN_CFG "strict_io = 'yes'\n", CFG_NAME ":3: strict_io: "
 		  "must be 0 or 1");
+}
+
+/* rng = 1|0, default 1, a plain integer bool like strict_io. */
+static void test_rng(void)
+{
+	struct domcfg cfg;
+	json_t *obj;
+
+	if (PARSE_OK(MIN_CFG "rng = 0\n", &cfg))
+		return;
+	CHECK(!cfg.rng);
+	obj = domcfg_to_json(&cfg);
+	CHECK(json_is_false(json_object_get(obj, "rng")));
+	json_decref(obj);
+	domcfg_free(&cfg);
+	if (PARSE_OK(MIN_CFG "rng = 1\n", &cfg))
+		return;
+	CHECK(cfg.rng);
+	domcfg_free(&cfg);
+	PARSE_ERR(MIN_CFG "rng = 2\n", CFG_NAME ":3: rng: must be 0 or 1");
+	PARSE_ERR(MIN_CFG "rng = 'yes'\n", CFG_NAME ":3: rng: must be 0 or 1");
+	PARSE_ERR(MIN_CFG "rng = [1]\n", CFG_NAME ":3: rng: must be 0 or 1");
+	if (JSON_OK("{" J_MIN ", \"rng\": false}", &cfg) == 0)
+		CHECK(!cfg.rng);
+	domcfg_free(&cfg);
+	if (JSON_OK("{" J_MIN ", \"rng\": 0}", &cfg) == 0)
+		CHECK(!cfg.rng);
+	domcfg_free(&cfg);
+	if (JSON_OK("{" J_MIN ", \"rng\": null}", &cfg) == 0)
+		CHECK(cfg.rng);
+	domcfg_free(&cfg);
+	JSON_ERR("{" J_MIN ", \"rng\": \"1\"}", "config.rng: must be 0 or 1");
 }
 
 #ifdef CONFIG_DEV_FW_CFG
@@ -658,7 +653,8 @@ static void test_actions(void)
 	CHECK_INT(domcfg_action_from_name("soft-reset", &a), -2);
 	CHECK_INT(domcfg_action_from_name("Destroy", &a), -1);
 	CHECK_INT(domcfg_field_index("on_crash"), DOMCFG_F_ON_CRASH);
-	CHECK_INT(domcfg_field_index("disk"), -1);
+	CHECK_INT(domcfg_field_index("disk"), DOMCFG_F_DISK);
+	CHECK_INT(domcfg_field_index("vfb"), -1);
 }
 
 static int same_cfg(const struct domcfg *a, const struct domcfg *b)
@@ -670,7 +666,7 @@ static int same_cfg(const struct domcfg *a, const struct domcfg *b)
 	       SAME_STR(a->cmdline, b->cmdline) &&
 	       a->on_poweroff == b->on_poweroff &&
 	       a->on_reboot == b->on_reboot && a->on_crash == b->on_crash &&
-	       a->strict_io == b->strict_io;
+	       a->strict_io == b->strict_io && a->rng == b->rng;
 #undef SAME_STR
 }
 
@@ -705,7 +701,7 @@ static void test_json_round_trip(void)
 		   "kernel = '/boot/vmlinuz'\nramdisk = '/boot/initrd'\n"
 		   "cmdline = 'console=ttyS0'\non_poweroff = 'preserve'\n"
 		   "on_reboot = 'destroy'\non_crash = 'rename-restart'\n"
-		   "strict_io = 1\n");
+		   "strict_io = 1\nrng = 0\n");
 	if (PARSE_OK(MIN_CFG "on_crash = 'preserve'\n", &cfg))
 		return;
 	obj = domcfg_to_json(&cfg);
@@ -724,28 +720,6 @@ static void test_json_round_trip(void)
 	domcfg_free(&cfg);
 }
 
-/* domcfg_from_json(@json) must fail with @want. */
-static void json_err_at(int line, const char *json, const char *want)
-{
-	char err[512] = "";
-	json_error_t jerr;
-	struct domcfg cfg;
-	json_t *obj = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-				 &jerr);
-	int rc;
-
-	unit_check(obj != NULL, __FILE__, line, "bad test JSON: %s", jerr.text);
-	rc = domcfg_from_json(obj, &cfg, err, sizeof(err));
-	unit_check(rc == -1, __FILE__, line, "from_json(%s) returned %d", json, rc);
-	unit_check(!strcmp(err, want), __FILE__, line, "error \"%s\", want \"%s\"", err,
-	      want);
-	unit_check(cfg.kernel == NULL, __FILE__, line, "config not reset after an error");
-	domcfg_free(&cfg);
-	json_decref(obj);
-}
-#define JSON_ERR(json, want) json_err_at(__LINE__, json, want)
-
-#define J_MIN "\"name\": \"j\", \"kernel\": \"/k\""
 
 static void test_json_errors(void)
 {
@@ -794,7 +768,7 @@ static void test_json_accepts(void)
 	json_t *obj;
 
 	/* Unknown members ignored, null = absent, the vcpus bound. */
-	snprintf(json, sizeof(json), "{" J_MIN ", \"disk\": [1], "
+	snprintf(json, sizeof(json), "{" J_MIN ", \"vfb\": [1], "
 		 "\"ramdisk\": null, \"memory\": null, \"vcpus\": %d}",
 		 CONFIG_MAX_VCPUS);
 	obj = json_loads(json, 0, NULL);
@@ -864,6 +838,7 @@ int main(void)
 {
 	test_defaults();
 	test_strict_io();
+	test_rng();
 	test_fw_cfg();
 	test_all_keys();
 	test_bounds_ok();
