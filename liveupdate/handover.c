@@ -17,6 +17,7 @@
 #include "buildinfo.h"
 #include "commands.h"
 #include "control.h"
+#include "dev/devices.h"
 #include "domain.h"
 #include "feature.h"
 #include "kvm.h"
@@ -157,6 +158,7 @@ static int write_handover(int fd, unsigned version, json_t *info)
 	if (!text || stream_writer_open(&w, fd, version, XEN_VERSION, bid,
 					bid_len) < 0)
 		goto out;
+	w.handover = true;
 	if (stream_write_record(&w, REC_HANDOVER, 0, text, strlen(text)) < 0)
 		goto fail;
 	for (d = domain_first(); d; d = d->next)
@@ -174,6 +176,11 @@ out:
 	return ret;
 }
 
+static void keep_device_fd(int fd, void *keep)
+{
+	set_cloexec(fd, !*(bool *)keep);
+}
+
 /* The fds the new image inherits: everything else stays close-on-exec. */
 static void keep_fds_open(bool keep, int hfd, int old_fd)
 {
@@ -182,6 +189,7 @@ static void keep_fds_open(bool keep, int hfd, int old_fd)
 	unsigned i;
 
 	for (d = domain_first(); d; d = d->next) {
+		devices_for_each_fd(d, keep_device_fd, &keep);
 		set_cloexec(d->mem.fd, !keep);
 		set_cloexec(d->vm_fd, !keep);
 		for (i = 0; i < d->nr_vcpus; i++)

@@ -20,6 +20,7 @@
 
 #include "buildinfo.h"
 #include "control.h"
+#include "dev/devices.h"
 #include "domain.h"
 #include "feature.h"
 #include "kvm.h"
@@ -223,7 +224,7 @@ static int restore_domain(struct takeover *t, struct stream_reader *r,
 			  bool fresh_ram, char *err, size_t errlen)
 {
 	struct rec_domain_begin b;
-	struct restore_opts o = { .no_start = true };
+	struct restore_opts o = { .no_start = true, .inherit_fds = true };
 	struct domain *dom;
 
 	if (r->rec.length != sizeof(b) ||
@@ -464,9 +465,12 @@ static void go_live(struct takeover *t, long long t_exec)
 				d->id, err);
 		d->state = st;
 		restore_created(t->info, d);
-		/* RAM is mapped through our duplicate; drop the inherited fd. */
+		/* RAM is mapped through our duplicate; drop the inherited fd
+		 * (and the devices theirs: disk images, taps). */
 		close(d->adopt_ram_fd);
 		d->adopt_ram_fd = -1;
+		devices_takeover_done(d);
+		d->inherit_fds = false;
 	}
 	res = result_json(t, t_exec, now_ns());
 	if (lp)

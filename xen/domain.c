@@ -344,7 +344,7 @@ int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 }
 
 int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
-		   unsigned domid, struct domain **out, char *err,
+		   bool inherit_fds, unsigned domid, struct domain **out, char *err,
 		   size_t errlen)
 {
 	struct domain *dom;
@@ -367,6 +367,7 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 	if (dom->id >= next_domid)
 		next_domid = dom->id + 1;
 	dom->adopt_ram_fd = ram_fd;
+	dom->inherit_fds = inherit_fds;
 	if (domain_build_vm(dom, err, errlen, &code) < 0) {
 		domain_discard(dom);
 		return code;

@@ -114,7 +114,7 @@ void domain_destroy(struct domain *dom);
  * domain_commit() starts and lists it, domain_discard() throws it away.
  */
 int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
-		   unsigned domid, struct domain **out, char *err,
+		   bool inherit_fds, unsigned domid, struct domain **out, char *err,
 		   size_t errlen);
 int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen);
 void domain_discard(struct domain *dom);

@@ -44,6 +44,8 @@ struct restore_opts {
 	int ram_fd;			/* adopt this memfd as RAM, or -1 */
 	unsigned domid;			/* keep this id, or 0 for a new one */
 	bool no_start;			/* leave it prepared, not running */
+	bool inherit_fds;		/* a live update: devices adopt the
+					 * fds their records name */
 };
 
 /*

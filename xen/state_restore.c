@@ -67,7 +67,8 @@ static int read_prologue(struct restore *x, const struct restore_opts *o)
 	    next_expect(x, REC_MEMORY_LAYOUT) < 0)
 		return -EINVAL;
 	name = o->rename ? o->rename : x->check.cfg.name;
-	return domain_prepare(&x->check.cfg, name, o->ram_fd, o->domid,
+	return domain_prepare(&x->check.cfg, name, o->ram_fd, o->inherit_fds,
+			      o->domid,
 			      &x->dom, x->err, x->errlen);
 }
 

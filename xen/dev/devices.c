@@ -202,6 +202,17 @@ void devices_resume(struct domain *dom)
 			t->resume(dom, device_state(dom, t));
 }
 
+void devices_takeover_done(struct domain *dom)
+{
+	const struct device_type *t;
+
+	if (!dom->devices)
+		return;
+	for (t = types; t; t = t->next)
+		if (t->takeover_done && device_state(dom, t))
+			t->takeover_done(dom, device_state(dom, t));
+}
+
 void devices_for_each_fd(struct domain *dom, void (*fn)(int fd, void *arg),
 			 void *arg)
 {

@@ -68,6 +68,8 @@ struct device_type {
 	/* Optional: call fn on each fd a live update must carry over. */
 	void (*for_each_fd)(struct domain *dom, void *state,
 			    void (*fn)(int fd, void *arg), void *arg);
+	/* Optional: the live update that restored it committed. */
+	void (*takeover_done)(struct domain *dom, void *state);
 	/* The record may appear more than once (one per instance). */
 	bool multi_record;
 
@@ -95,6 +97,7 @@ void devices_destroy(struct domain *dom);
 /* Park / unpark every device thread of the domain (quiesce.c). */
 void devices_pause(struct domain *dom);
 void devices_resume(struct domain *dom);
+void devices_takeover_done(struct domain *dom);
 void devices_for_each_fd(struct domain *dom, void (*fn)(int fd, void *arg),
 			 void *arg);
 int devices_save(struct domain *dom, struct stream_writer *w);

@@ -46,7 +46,15 @@ static int set_init(struct domain *dom, void *state, char *err,
 	struct virtio_set *set = state;
 	unsigned i;
 
-	if (true /* dom->cfg.rng */ &&
+	for (i = 0; i < dom->cfg.nr_disks; i++)
+		if (add(set, virtio_blk_new(dom, VIRTIO_SLOT_DISK0 + i, i, err,
+					    errlen)) < 0)
+			goto fail;
+	for (i = 0; i < dom->cfg.nr_vifs; i++)
+		if (add(set, virtio_net_new(dom, VIRTIO_SLOT_VIF0 + i, i, err,
+					    errlen)) < 0)
+			goto fail;
+	if (dom->cfg.rng &&
 	    add(set, virtio_rng_new(dom, VIRTIO_SLOT_RNG, err, errlen)) < 0)
 		goto fail;
 	for (i = 0; i < set->nr; i++) {
@@ -129,6 +137,15 @@ static void set_for_each_fd(struct domain *dom, void *state,
 			fn(set->dev[i]->backend_fd_carried, arg);
 }
 
+static void set_takeover_done(struct domain *dom, void *state)
+{
+	struct virtio_set *set = state;
+	unsigned i;
+
+	for (i = 0; i < set->nr; i++)
+		virtio_drop_inherited(set->dev[i]);
+}
+
 /* After the board and the legacy devices: its records come last. */
 static struct device_type virtio_device = {
 	.name = "virtio",
@@ -143,5 +160,6 @@ static struct device_type virtio_device = {
 	.pause = set_pause,
 	.resume = set_resume,
 	.for_each_fd = set_for_each_fd,
+	.takeover_done = set_takeover_done,
 };
 DEVICE_REGISTER(virtio_device);

@@ -18,6 +18,11 @@
 
 struct domain;
 
+/* The config's disk `index` / vif `index`, at `slot`. */
+struct virtio_dev *virtio_blk_new(struct domain *dom, unsigned slot,
+				  unsigned index, char *err, size_t errlen);
+struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
+				  unsigned index, char *err, size_t errlen);
 struct virtio_dev *virtio_rng_new(struct domain *dom, unsigned slot,
 				  char *err, size_t errlen);
 /* Stop a device made by one of the constructors and free it. */

@@ -633,7 +633,8 @@ int virtio_init(struct virtio_dev *d, struct domain *dom, unsigned slot,
 	d->dom = dom;
 	d->ops = ops;
 	d->index = index;
-	d->epfd = d->ctl_fd = d->backend_fd = d->backend_fd_carried = -1;
+	d->epfd = d->ctl_fd = d->backend_fd = -1;
+	d->backend_fd_carried = d->inherited_fd = -1;
 	for (q = 0; q < VIRTIO_QUEUES_MAX; q++)
 		d->vq[q].kick_fd = -1;
 	snprintf(d->label, sizeof(d->label), "d%u %s %s", dom->id, ops->kind,
@@ -669,6 +670,13 @@ int virtio_start(struct virtio_dev *d)
 		return -1;
 	d->thread_started = true;
 	return 0;
+}
+
+void virtio_drop_inherited(struct virtio_dev *d)
+{
+	if (d->inherited_fd >= 0)
+		close(d->inherited_fd);
+	d->inherited_fd = -1;
 }
 
 void virtio_destroy(struct virtio_dev *d)

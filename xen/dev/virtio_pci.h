@@ -104,6 +104,7 @@ struct virtio_dev {
 	bool stop, park, parked;
 	int backend_fd;			/* polled when >= 0 */
 	int backend_fd_carried;		/* a live update keeps it, or -1 */
+	int inherited_fd;		/* the live update's original, or -1 */
 	uint32_t backend_events;
 };
 
@@ -118,6 +119,9 @@ int virtio_init(struct virtio_dev *d, struct domain *dom, unsigned slot,
 /* Start the device's thread.  0 or -1 (errno). */
 int virtio_start(struct virtio_dev *d);
 void virtio_destroy(struct virtio_dev *d);
+/* The live update that made this device committed: close the original
+ * of the fd it adopted (a rollback would have needed it). */
+void virtio_drop_inherited(struct virtio_dev *d);
 /* Park / unpark the device's thread (quiesce). */
 void virtio_pause(struct virtio_dev *d);
 void virtio_resume(struct virtio_dev *d);

@@ -1,0 +1,446 @@
+/*
+ * virtio-net (virtio 1.2, 5.1) on a tap device: a receive and a transmit
+ * queue, the MAC and link status in the device configuration, checksum
+ * and TSO offloads passed through to the tap with the virtio-net header
+ * (IFF_VNET_HDR).  The tap is made (or opened, if it exists) with the
+ * vif's name and attached to its bridge; a live update carries the open
+ * tap over, so the link never goes down and no packet queued in it is
+ * lost.  A restored or migrated guest is announced with a RARP from its
+ * MAC, as QEMU's announce does, so switches learn where it went.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "dev/virtio_devices.h"
+#include "domain.h"
+#include "log.h"
+
+#define NET_QUEUE_SIZE	256
+#define RXQ		0
+#define TXQ		1
+#define NET_HDR_LEN	12	/* virtio_net_hdr_v1 (num_buffers) */
+
+enum {
+	F_CSUM = 0, F_GUEST_CSUM = 1, F_MAC = 5, F_GUEST_TSO4 = 7,
+	F_GUEST_TSO6 = 8, F_HOST_TSO4 = 11, F_HOST_TSO6 = 12, F_STATUS = 16,
+};
+
+#define S_LINK_UP	1
+
+struct net {
+	struct virtio_dev dev;		/* first: the device is the net */
+	struct virtq_elem elem;
+	const struct domcfg_vif *cfg;
+	int tap;
+	char ifname[IFNAMSIZ];
+	bool rx_wait;			/* no receive buffers: tap not read */
+	bool tx_wait;			/* tap full: waiting to write */
+};
+
+static struct net *net_of(struct virtio_dev *d)
+{
+	return (struct net *)d;
+}
+
+/* ------------------------------------------------------------ the tap */
+
+static int link_ioctl(unsigned long req, struct ifreq *ifr)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int ret;
+
+	if (s < 0)
+		return -1;
+	ret = ioctl(s, req, ifr);
+	close(s);
+	return ret;
+}
+
+static int tap_up(const char *name)
+{
+	struct ifreq ifr = { 0 };
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (link_ioctl(SIOCGIFFLAGS, &ifr) < 0)
+		return -1;
+	ifr.ifr_flags |= IFF_UP;
+	return link_ioctl(SIOCSIFFLAGS, &ifr);
+}
+
+static int bridge_add(const char *bridge, const char *name)
+{
+	struct ifreq ifr = { 0 };
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
+	ifr.ifr_ifindex = if_nametoindex(name);
+	if (!ifr.ifr_ifindex)
+		return -1;
+	return link_ioctl(SIOCBRADDIF, &ifr);
+}
+
+static int tap_open(struct net *n, char *err, size_t errlen)
+{
+	struct ifreq ifr = { 0 };
+	int hdr = NET_HDR_LEN, fd;
+
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "vif %s: cannot open /dev/net/tun: %s",
+			 n->ifname, strerror(errno));
+		return -1;
+	}
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", n->ifname);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		snprintf(err, errlen, "vif %s: cannot make or open the tap: %s",
+			 n->ifname, strerror(errno));
+		goto fail;
+	}
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 ||
+	    ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+		snprintf(err, errlen, "vif %s: the tap refuses virtio-net "
+			 "headers: %s", n->ifname, strerror(errno));
+		goto fail;
+	}
+	if (tap_up(n->ifname) < 0) {
+		snprintf(err, errlen, "vif %s: cannot bring the tap up: %s",
+			 n->ifname, strerror(errno));
+		goto fail;
+	}
+	if (n->cfg->bridge && bridge_add(n->cfg->bridge, n->ifname) < 0) {
+		snprintf(err, errlen, "vif %s: cannot attach it to bridge %s: "
+			 "%s", n->ifname, n->cfg->bridge, strerror(errno));
+		goto fail;
+	}
+	n->tap = fd;
+	n->dev.backend_fd_carried = fd;
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* What the guest's features let the tap hand it (TUNSETOFFLOAD). */
+static void set_offloads(struct net *n)
+{
+	struct virtio_dev *d = &n->dev;
+	unsigned off = 0;
+
+	if (virtio_has_feature(d, F_GUEST_CSUM)) {
+		off |= TUN_F_CSUM;
+		if (virtio_has_feature(d, F_GUEST_TSO4))
+			off |= TUN_F_TSO4;
+		if (virtio_has_feature(d, F_GUEST_TSO6))
+			off |= TUN_F_TSO6;
+	}
+	if (ioctl(n->tap, TUNSETOFFLOAD, off) < 0)
+		log_warn("%s: TUNSETOFFLOAD %#x: %s", d->label, off,
+			 strerror(errno));
+}
+
+static void watch(struct net *n)
+{
+	uint32_t ev = (n->rx_wait ? 0 : EPOLLIN) | (n->tx_wait ? EPOLLOUT : 0);
+
+	if (n->tap >= 0 && virtio_watch_backend(&n->dev, n->tap, ev) < 0)
+		log_warn("%s: cannot watch the tap: %s", n->dev.label,
+			 strerror(errno));
+}
+
+/* ------------------------------------------------------------ queues */
+
+static bool queue_live(struct virtio_dev *d, unsigned q)
+{
+	return (d->status & VIRTIO_STATUS_DRIVER_OK) && !d->broken &&
+	       d->vq[q].enabled;
+}
+
+static int pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e,
+	       char *err, size_t errlen)
+{
+	return virtq_pop(&d->vq[q], &d->dom->mem,
+			 virtio_has_feature(d, VIRTIO_F_RING_INDIRECT_DESC),
+			 e, err, errlen);
+}
+
+/* Frames from the tap into the guest's receive buffers. */
+static int receive(struct net *n, char *err, size_t errlen)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq_elem *e = &n->elem;
+	uint16_t one = 1;
+	bool used = false;
+	ssize_t len;
+	int ret = 0;
+
+	while (!n->rx_wait) {
+		if (!queue_live(d, RXQ)) {
+			n->rx_wait = true;
+			break;
+		}
+		ret = pop(d, RXQ, e, err, errlen);
+		if (ret <= 0) {
+			n->rx_wait = ret == 0;
+			break;
+		}
+		if (e->nr_rd || e->wr_len < NET_HDR_LEN) {
+			snprintf(err, errlen, "a receive buffer of %llu "
+				 "bytes, or one the device would read",
+				 (unsigned long long)e->wr_len);
+			ret = -1;
+			break;
+		}
+		len = readv(n->tap, e->iov, e->nr_wr);
+		if (len < 0) {
+			virtq_unpop(&d->vq[RXQ]);
+			break;		/* EAGAIN: nothing queued */
+		}
+		/* One buffer per frame (no MRG_RXBUF): num_buffers is 1. */
+		virtq_write(e, 10, &one, sizeof(one));
+		virtq_push(&d->vq[RXQ], &d->dom->mem, e->head, len);
+		used = true;
+	}
+	if (used)
+		virtio_notify(d, RXQ);
+	watch(n);
+	return ret < 0 ? -1 : 0;
+}
+
+/* Frames the guest sent, to the tap. */
+static int transmit(struct net *n, char *err, size_t errlen)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq_elem *e = &n->elem;
+	bool used = false;
+	int ret = 0;
+
+	while (!n->tx_wait && queue_live(d, TXQ)) {
+		ret = pop(d, TXQ, e, err, errlen);
+		if (ret <= 0)
+			break;
+		if (e->nr_wr || e->rd_len < NET_HDR_LEN) {
+			snprintf(err, errlen, "a transmit buffer of %llu "
+				 "bytes, or one the device would write",
+				 (unsigned long long)e->rd_len);
+			ret = -1;
+			break;
+		}
+		if (writev(n->tap, e->iov, e->nr_rd) < 0 && errno == EAGAIN) {
+			virtq_unpop(&d->vq[TXQ]);
+			n->tx_wait = true;
+			break;
+		}
+		/* Other errors drop the frame, as a wire would. */
+		virtq_push(&d->vq[TXQ], &d->dom->mem, e->head, 0);
+		used = true;
+	}
+	if (used)
+		virtio_notify(d, TXQ);
+	watch(n);
+	return ret < 0 ? -1 : 0;
+}
+
+static int net_process(struct virtio_dev *d, unsigned q, char *err,
+		       size_t errlen)
+{
+	struct net *n = net_of(d);
+
+	if (n->tap < 0)
+		return 0;
+	if (q == RXQ) {
+		n->rx_wait = false;
+		return receive(n, err, errlen);
+	}
+	return transmit(n, err, errlen);
+}
+
+static int net_backend_event(struct virtio_dev *d, uint32_t events,
+			     char *err, size_t errlen)
+{
+	struct net *n = net_of(d);
+
+	if (events & EPOLLOUT) {
+		n->tx_wait = false;
+		if (transmit(n, err, errlen) < 0)
+			return -1;
+	}
+	if (events & EPOLLIN)
+		return receive(n, err, errlen);
+	return 0;
+}
+
+static void net_driver_ok(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+
+	if (n->tap < 0)
+		return;
+	set_offloads(n);
+	n->rx_wait = n->tx_wait = false;
+	watch(n);
+}
+
+static void net_reset(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+
+	n->rx_wait = true;
+	n->tx_wait = false;
+	watch(n);
+}
+
+static void net_config_read(struct virtio_dev *d, unsigned off, void *buf,
+			    unsigned len)
+{
+	struct net *n = net_of(d);
+	uint8_t cfg[10] = { 0 };
+	uint16_t status = S_LINK_UP;
+
+	memcpy(cfg, n->cfg->mac, 6);
+	memcpy(cfg + 6, &status, 2);
+	if (off < sizeof(cfg))
+		memcpy(buf, cfg + off, len < sizeof(cfg) - off
+				       ? len : sizeof(cfg) - off);
+}
+
+/* ------------------------------------------------------------ state */
+
+/* A RARP from the guest's MAC (QEMU's announce_self). */
+static void announce(struct net *n)
+{
+	uint8_t frame[NET_HDR_LEN + 60] = { 0 };
+	uint8_t *eth = frame + NET_HDR_LEN;
+	static const uint8_t rarp[] = {
+		0x80, 0x35,		/* ethertype RARP */
+		0x00, 0x01, 0x08, 0x00,	/* Ethernet, IPv4 */
+		0x06, 0x04, 0x00, 0x03,	/* sizes, reverse request */
+	};
+
+	memset(eth, 0xff, 6);
+	memcpy(eth + 6, n->cfg->mac, 6);
+	memcpy(eth + 12, rarp, sizeof(rarp));
+	memcpy(eth + 22, n->cfg->mac, 6);	/* sender MAC */
+	memcpy(eth + 32, n->cfg->mac, 6);	/* target MAC */
+	if (write(n->tap, frame, sizeof(frame)) < 0)
+		log_warn("%s: cannot announce the guest's MAC: %s",
+			 n->dev.label, strerror(errno));
+}
+
+static void net_save(struct virtio_dev *d, struct rec_dev_virtio *r,
+		     bool handover)
+{
+	r->backend_fd = handover ? net_of(d)->tap : -1;
+}
+
+static int net_load(struct virtio_dev *d, const struct rec_dev_virtio *r,
+		    char *err, size_t errlen)
+{
+	struct net *n = net_of(d);
+	int fd;
+
+	if (d->dom->inherit_fds && r->backend_fd >= 0) {
+		fd = fcntl(r->backend_fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			snprintf(err, errlen, "vif %s: the inherited tap fd "
+				 "%d: %s", n->ifname, r->backend_fd,
+				 strerror(errno));
+			return -1;
+		}
+		/* Kept open until the update commits: a rollback needs it. */
+		d->inherited_fd = r->backend_fd;
+		n->tap = fd;
+		d->backend_fd_carried = fd;
+		return 0;
+	}
+	if (n->tap < 0) {
+		snprintf(err, errlen, "vif %s: no tap", n->ifname);
+		return -1;
+	}
+	announce(n);
+	return 0;
+}
+
+static void net_destroy(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+
+	virtio_watch_backend(d, -1, 0);
+	if (n->tap >= 0)
+		close(n->tap);
+	n->tap = -1;
+	d->backend_fd_carried = -1;
+}
+
+static const struct virtio_backend_ops net_ops = {
+	.kind = "virtio-net",
+	.device_id = VIRTIO_ID_NET,
+	.pci_class = 0x020000,
+	.process = net_process,
+	.config_read = net_config_read,
+	.driver_ok = net_driver_ok,
+	.reset = net_reset,
+	.backend_event = net_backend_event,
+	.save = net_save,
+	.load = net_load,
+	.destroy = net_destroy,
+};
+
+struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
+				  unsigned index, char *err, size_t errlen)
+{
+	const struct domcfg_vif *c = &dom->cfg.vifs[index];
+	uint64_t features = 1ULL << F_CSUM | 1ULL << F_GUEST_CSUM |
+			    1ULL << F_MAC | 1ULL << F_GUEST_TSO4 |
+			    1ULL << F_GUEST_TSO6 | 1ULL << F_HOST_TSO4 |
+			    1ULL << F_HOST_TSO6 | 1ULL << F_STATUS;
+	struct net *n = calloc(1, sizeof(*n));
+
+	if (!n) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	n->tap = -1;
+	n->cfg = c;
+	n->rx_wait = true;
+	if (c->vifname)
+		snprintf(n->ifname, sizeof(n->ifname), "%s", c->vifname);
+	else
+		snprintf(n->ifname, sizeof(n->ifname), "vif%u.%u", dom->id,
+			 index);
+	if (c->vhost) {
+		snprintf(err, errlen, "vif %s: vhost=1: vhost-net is not "
+			 "available in this build; leave vhost out to use the "
+			 "userspace device", n->ifname);
+		free(n);
+		return NULL;
+	}
+	if (!c->mac_set) {
+		snprintf(err, errlen, "vif %s: no MAC address", n->ifname);
+		free(n);
+		return NULL;
+	}
+	/* A live update hands the open tap over (net_load). */
+	if (!dom->inherit_fds && tap_open(n, err, errlen) < 0) {
+		free(n);
+		return NULL;
+	}
+	if (virtio_init(&n->dev, dom, slot, &net_ops, index, n->ifname,
+			features, 2, NET_QUEUE_SIZE) < 0) {
+		snprintf(err, errlen, "vif %s: cannot make its device: %s",
+			 n->ifname, strerror(errno));
+		virtio_free(&n->dev);
+		return NULL;
+	}
+	return &n->dev;
+}
