@@ -78,10 +78,15 @@ LU_ALWAYS  := liveupdate/note.c liveupdate/options.c
 XEN_SRC    := $(wildcard xen/*.c) xen/boot/boot.c xen/boot/elf.c \
               $(LU_ALWAYS)
 # Devices: one file each, registering itself (xen/dev/devices.h).
-DEV_OPTIONAL := xen/dev/debug_exit.c xen/dev/fw_cfg.c xen/dev/fw_cfg_io.c
+DEV_VIRTIO_SRC := xen/dev/msix.c xen/dev/virtqueue.c \
+		  $(filter-out xen/dev/virtio_not_built.c,$(wildcard xen/dev/virtio_*.c))
+DEV_OPTIONAL := xen/dev/debug_exit.c xen/dev/fw_cfg.c xen/dev/fw_cfg_io.c \
+		$(DEV_VIRTIO_SRC) xen/dev/virtio_not_built.c
 XEN_SRC    += $(filter-out $(DEV_OPTIONAL),$(wildcard xen/dev/*.c))
 XEN_SRC-$(CONFIG_DEV_DEBUG_EXIT) += xen/dev/debug_exit.c
 XEN_SRC-$(CONFIG_DEV_FW_CFG) += xen/dev/fw_cfg.c xen/dev/fw_cfg_io.c
+XEN_SRC-$(CONFIG_DEV_VIRTIO) += $(DEV_VIRTIO_SRC)
+XEN_SRC-$(if $(CONFIG_DEV_VIRTIO),,y) += xen/dev/virtio_not_built.c
 XEN_SRC-$(CONFIG_LIVE_UPDATE) += $(filter-out $(LU_ALWAYS) liveupdate/not_built.c,$(wildcard liveupdate/*.c))
 XEN_SRC-$(if $(CONFIG_LIVE_UPDATE),,y) += liveupdate/not_built.c
 XEN_SRC-$(CONFIG_LIVEPATCH) += $(filter-out livepatch/not_built.c,$(wildcard livepatch/*.c))
