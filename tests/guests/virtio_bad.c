@@ -24,15 +24,48 @@ static void set_desc(struct vq *q, u16 i, u64 addr, u32 len, u16 flags,
     q->desc[i].next = next;
 }
 
-/* A well-formed read of sector 0 at descriptors 0..2, not published. */
-static void good_read(struct vq *q, struct bad_bufs *b, u64 data, u32 len)
+/* Header: a read (IN) of sector 0; status not yet written. */
+static void init_bufs(struct bad_bufs *b)
 {
     b->hdr[0] = 0;
     b->hdr[1] = 0;
     b->status = 0xee;
+}
+
+/* A well-formed read of sector 0 at descriptors 0..2, not published. */
+static void good_read(struct vq *q, struct bad_bufs *b, u64 data, u32 len)
+{
+    init_bufs(b);
     set_desc(q, 0, (u64)(uintptr_t)b->hdr, 16, VRING_DESC_F_NEXT, 1);
     set_desc(q, 1, data, len, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2);
     set_desc(q, 2, (u64)(uintptr_t)&b->status, 1, VRING_DESC_F_WRITE, 0);
+}
+
+/*
+ * Descriptor 0 points at an indirect table holding a chain longer than
+ * the queue: header, size - 1 data buffers of 512 bytes, status (a read
+ * of size - 1 sectors, well-formed but for its length).
+ */
+static void indirect(struct vq *q, struct bad_bufs *b)
+{
+    u32 n = q->size + 1u;
+    struct vring_desc *t = dma_alloc(n * sizeof(*t));
+
+    init_bufs(b);
+    for (u32 i = 0; i < n; i++) {
+        t[i].addr = (u64)(uintptr_t)b->data;
+        t[i].len = sizeof(b->data);
+        t[i].flags = VRING_DESC_F_WRITE | VRING_DESC_F_NEXT;
+        t[i].next = (u16)(i + 1);
+    }
+    t[0] = (struct vring_desc) { (u64)(uintptr_t)b->hdr, 16,
+                                 VRING_DESC_F_NEXT, 1 };
+    t[n - 1] = (struct vring_desc) { (u64)(uintptr_t)&b->status, 1,
+                                     VRING_DESC_F_WRITE, 0 };
+    set_desc(q, 0, (u64)(uintptr_t)t, n * sizeof(*t), VRING_DESC_F_INDIRECT,
+             0);
+    gprintf("BAD: indirect entries=%u queue_size=%u offered=%d\n", n,
+            q->size, !!(q->dev->features & 1ull << VIRTIO_F_INDIRECT_DESC));
 }
 
 /* Builds and publishes the malformed request; -1 for an unknown kind. */
@@ -41,7 +74,9 @@ static int build(const char *kind, struct vq *q, struct bad_bufs *b)
     u64 data = (u64)(uintptr_t)b->data;
 
     if (!strcmp(kind, "loop")) {
+        /* Both device-readable: only the loop is wrong, not the order. */
         good_read(q, b, data, sizeof(b->data));
+        q->desc[1].flags = VRING_DESC_F_NEXT;
         q->desc[1].next = 0;                /* 0 -> 1 -> 0 */
         gprintf("BAD: chain 0->1->0\n");
     } else if (!strcmp(kind, "addr")) {
@@ -50,6 +85,8 @@ static int build(const char *kind, struct vq *q, struct bad_bufs *b)
     } else if (!strcmp(kind, "len")) {
         good_read(q, b, data, 0xffffffff);
         gprintf("BAD: data len=0xffffffff\n");
+    } else if (!strcmp(kind, "indirect")) {
+        indirect(q, b);
     } else if (!strcmp(kind, "index")) {
         good_read(q, b, data, sizeof(b->data));
         for (u16 i = 0; i < q->size; i++)
@@ -97,7 +134,8 @@ int test_bad(const char *kind)
         gprintf("BAD: no blk device\n");
         return EXIT_NODEV;
     }
-    if (virtio_init(d, 0) < 0 || vq_setup(d, &q, 0, VIRTIO_NO_VECTOR) < 0) {
+    if (virtio_init(d, 1ull << VIRTIO_F_INDIRECT_DESC) < 0 ||
+        vq_setup(d, &q, 0, VIRTIO_NO_VECTOR) < 0) {
         gprintf("BAD: init failed\n");
         return EXIT_NODEV;
     }

@@ -23,7 +23,7 @@ static const char *const net_features[] = {
     [11] = "HOST_TSO4", [12] = "HOST_TSO6", [13] = "HOST_ECN",
     [14] = "HOST_UFO", [NET_F_MRG_RXBUF] = "MRG_RXBUF",
     [NET_F_STATUS] = "STATUS", [17] = "CTRL_VQ", [18] = "CTRL_RX",
-    [19] = "CTRL_VLAN", [21] = "GUEST_ANNOUNCE", [22] = "MQ",
+    [19] = "CTRL_VLAN", [20] = "CTRL_RX_EXTRA", [21] = "GUEST_ANNOUNCE", [22] = "MQ",
     [23] = "CTRL_MAC_ADDR",
 };
 
@@ -54,9 +54,9 @@ static void ip_arg(const char *key, const char *def, u8 *out)
 {
     char buf[24];
 
-    if (!cmdline_get(boot_info.cmdline, key, buf, sizeof(buf)))
+    if (!cmdline_get(boot_info.cmdline, key, buf, sizeof(buf))) {
         parse_ip(def, out);
-    else if (!parse_ip(buf, out)) {
+    } else if (!parse_ip(buf, out)) {
         gprintf("virtio guest: bad value %s=%s, using the default\n",
                 key, buf);
         parse_ip(def, out);

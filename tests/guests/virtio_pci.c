@@ -33,7 +33,8 @@ static void probe_cap(struct vdev *d, u8 pos)
     const struct pci_fn *f = &d->pci;
     u8 type = pci_read8(f, pos + 3), bar = pci_read8(f, pos + 4);
     u32 off = pci_read32(f, pos + 8), len = pci_read32(f, pos + 12);
-    u64 base = pci_bar_addr(f, bar), addr = base ? base + off : 0;
+    u64 base = bar <= 5 ? pci_bar_addr(f, bar) : 0;
+    u64 addr = base && type != VIRTIO_PCI_CAP_PCI ? base + off : 0;
     u32 mult = 0;
     u64 *slot = NULL;
 
