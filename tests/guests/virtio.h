@@ -163,7 +163,7 @@ static inline void mb(void)
 /* Debug-exit codes (QEMU exits with code << 1 | 1). */
 #define EXIT_OK                 0
 #define EXIT_FAIL               1       /* a check failed */
-#define EXIT_NODEV              2       /* a device the test needs is missing or unusable */
+#define EXIT_NODEV              2       /* a needed device missing/unusable */
 #define EXIT_USAGE              3       /* unknown test */
 
 /* virtio.c: settings and results shared by the tests */

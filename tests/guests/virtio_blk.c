@@ -120,10 +120,12 @@ static void read_config(void)
 
     print_features("BLK:", blk.d->features, blk_features,
                    sizeof(blk_features) / sizeof(blk_features[0]));
-    do {
+    for (int tries = 0; tries < 100; tries++) {     /* a stable read */
         g = mmio_read8(gen);
         blk.capacity = cfg64(BLK_CFG_CAPACITY);
-    } while (g != mmio_read8(gen));
+        if (g == mmio_read8(gen))
+            break;
+    }
     u32 bs = offered(BLK_F_BLK_SIZE) ? cfg32(BLK_CFG_BLK_SIZE) : 512;
 
     blk.io = bs >= 512 && bs <= IO_MAX && !(bs & (bs - 1)) ? bs : 512;

@@ -23,8 +23,8 @@ static const char *const net_features[] = {
     [11] = "HOST_TSO4", [12] = "HOST_TSO6", [13] = "HOST_ECN",
     [14] = "HOST_UFO", [NET_F_MRG_RXBUF] = "MRG_RXBUF",
     [NET_F_STATUS] = "STATUS", [17] = "CTRL_VQ", [18] = "CTRL_RX",
-    [19] = "CTRL_VLAN", [20] = "CTRL_RX_EXTRA", [21] = "GUEST_ANNOUNCE", [22] = "MQ",
-    [23] = "CTRL_MAC_ADDR",
+    [19] = "CTRL_VLAN", [20] = "CTRL_RX_EXTRA", [21] = "GUEST_ANNOUNCE",
+    [22] = "MQ", [23] = "CTRL_MAC_ADDR",
 };
 
 static void print_mac(const u8 *m)
