@@ -57,11 +57,12 @@ $(GUEST_OBJDIR)/%.o: $(GUEST_SRCDIR)/%.S $(GUEST_SRCDIR)/guests.mk
 
 # The ELF64 link result stays next to the objects (handy for gdb symbols).
 $(GUEST_OBJDIR)/%.elf64: $(GUEST_OBJDIR)/%.o $(GUEST_COMMON_OBJ) \
-                         $(GUEST_SRCDIR)/link.ld
+                         $(GUEST_SRCDIR)/link.ld $(GUEST_SRCDIR)/guestsyms.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(GUEST_COMMON_OBJ) $<
 
 $(GUEST_OBJDIR)/virtio.elf64: $(GUEST_VIRTIO_OBJ) $(GUEST_COMMON_OBJ) \
-                              $(GUEST_SRCDIR)/link.ld
+                              $(GUEST_SRCDIR)/link.ld \
+                              $(GUEST_SRCDIR)/guestsyms.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(GUEST_COMMON_OBJ) $(GUEST_VIRTIO_OBJ)
 
 # Multiboot1 loaders only look for the header in the first 8 KiB.
@@ -74,7 +75,8 @@ $(GUEST_OUT)/%.elf: $(GUEST_OBJDIR)/%.elf64
 
 # --- boot reporter: multiboot1 (bootmagic.S = boot.S keeping EAX).
 $(GUEST_OBJDIR)/mbreport.elf64: $(GUEST_OBJDIR)/bootmagic.o \
-                                $(GUEST_REPORT_OBJ) $(GUEST_SRCDIR)/link.ld
+                                $(GUEST_REPORT_OBJ) $(GUEST_SRCDIR)/link.ld \
+                                $(GUEST_SRCDIR)/guestsyms.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
 
 # --- boot reporter: PVH.  Stays ELF64; must have the Xen PHYS32_ENTRY
