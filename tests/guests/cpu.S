@@ -9,11 +9,12 @@
  * accessed (and, for the 2 MiB pages, dirty) bit already set so the CPU
  * never has to write them back.
  *
- * The IDT only holds the three gates the exit guest's echo-irq mode uses
+ * The IDT only holds the gates the exit guest's echo-irq mode uses
  * (IRQ4 = vector 0x24 after the PIC is remapped to 0x20, spurious IRQ7 =
  * vector 0x27, and the DPL3 int3 gate, vector 3, that returns to CPL3 with
- * IF=1).  Every other vector is empty, so any exception escalates to a
- * triple fault, as it would with no IDT.
+ * IF=1) and the two the virtio guest's MSI-X test uses (MSI_VECTOR 0x40,
+ * the local APIC's spurious vector 0xff).  Every other vector is empty, so
+ * any exception escalates to a triple fault, as it would with no IDT.
  *
  * Port I/O at CPL3 is granted twice: IOPL=3 in RFLAGS, and an all-zero
  * I/O permission bitmap in the TSS.  KVM-PVM strips IOPL from CPL3 code
@@ -57,7 +58,21 @@ guest_irq4_entry:
         popq    %rax
         iretq
 
-/* Spurious IRQ7 from the master 8259: no EOI. */
+/*
+ * MSI / MSI-X (vector MSI_VECTOR, the virtio guest): count it and EOI the
+ * local APIC (xAPIC registers at 0xFEE00000, identity-mapped).  6 CPL0
+ * instructions.
+ */
+        .globl  guest_msi_entry
+guest_msi_entry:
+        pushq   %rax
+        incq    guest_msi_count(%rip)
+        movl    $LAPIC_EOI_ADDR, %eax
+        movl    $0, (%rax)
+        popq    %rax
+        iretq
+
+/* Spurious IRQ7 from the master 8259, or the local APIC's: no EOI. */
         .globl  guest_spurious_entry
 guest_spurious_entry:
         iretq
@@ -205,6 +220,8 @@ guest_idt:                                      /* unlisted vectors: zero */
         GATE    STI_VECTOR, guest_sti_lo, guest_sti_hi, 0xEE   /* 3: DPL3 */
         GATE    0x24, guest_irq4_lo, guest_irq4_hi, 0x8E       /* IRQ4 */
         GATE    0x27, guest_spur_lo, guest_spur_hi, 0x8E       /* IRQ7 */
+        GATE    MSI_VECTOR, guest_msi_lo, guest_msi_hi, 0x8E
+        GATE    APIC_SPURIOUS_VECTOR, guest_spur_lo, guest_spur_hi, 0x8E
 guest_idt_end:
 
 /* ------------------------------------------------------------ bss */
@@ -223,6 +240,7 @@ guest_cpl0_jump:
         .skip   8
 
         .globl  guest_ring_buf, guest_ring_head, guest_irq_count
+        .globl  guest_msi_count
         .balign 64
 guest_ring_buf:
         .skip   GUEST_RING_SIZE
@@ -230,6 +248,8 @@ guest_ring_head:
         .skip   4
         .balign 8
 guest_irq_count:
+        .skip   8
+guest_msi_count:
         .skip   8
 
         .section .note.GNU-stack, "", @progbits

@@ -1,5 +1,5 @@
 # Test guests: freestanding kernels (see tests/guests/README.md): the
-# multiboot1 counter and exit guests, and the boot reporter built three
+# multiboot1 counter, exit, fw_cfg and virtio guests, and the boot reporter built three
 # ways (multiboot1 ELF, PVH ELF, Linux bzImage).
 #
 # Included by the top-level Makefile; also usable on its own:
@@ -32,8 +32,12 @@ GUEST_LDFLAGS := $(GUEST_LDBASE) -Wl,-T,$(GUEST_SRCDIR)/link.ld
 GUEST_CPU_OBJ    := $(GUEST_OBJDIR)/cpu.o $(GUEST_OBJDIR)/lib.o
 # The multiboot guests: their entry (boot.S) first.
 GUEST_COMMON_OBJ := $(GUEST_OBJDIR)/boot.o $(GUEST_CPU_OBJ)
-GUEST_NAMES      := counter exit fwcfg
+GUEST_NAMES      := counter exit fwcfg virtio
 GUEST_ELFS       := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_NAMES))
+
+# The virtio guest: virtio.c (main) and its pieces.
+GUEST_VIRTIO_OBJ := $(patsubst %,$(GUEST_OBJDIR)/%.o,virtio pci virtio_pci \
+                      virtio_blk virtio_rng virtio_net virtio_bad)
 
 # The boot reporter (reporter.c) behind three entries.
 GUEST_REPORT_OBJ := $(GUEST_CPU_OBJ) $(GUEST_OBJDIR)/reporter.o
@@ -53,8 +57,13 @@ $(GUEST_OBJDIR)/%.o: $(GUEST_SRCDIR)/%.S $(GUEST_SRCDIR)/guests.mk
 
 # The ELF64 link result stays next to the objects (handy for gdb symbols).
 $(GUEST_OBJDIR)/%.elf64: $(GUEST_OBJDIR)/%.o $(GUEST_COMMON_OBJ) \
-                         $(GUEST_SRCDIR)/link.ld
+                         $(GUEST_SRCDIR)/link.ld $(GUEST_SRCDIR)/guestsyms.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(GUEST_COMMON_OBJ) $<
+
+$(GUEST_OBJDIR)/virtio.elf64: $(GUEST_VIRTIO_OBJ) $(GUEST_COMMON_OBJ) \
+                              $(GUEST_SRCDIR)/link.ld \
+                              $(GUEST_SRCDIR)/guestsyms.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(GUEST_COMMON_OBJ) $(GUEST_VIRTIO_OBJ)
 
 # Multiboot1 loaders only look for the header in the first 8 KiB.
 $(GUEST_OUT)/%.elf: $(GUEST_OBJDIR)/%.elf64
@@ -66,7 +75,8 @@ $(GUEST_OUT)/%.elf: $(GUEST_OBJDIR)/%.elf64
 
 # --- boot reporter: multiboot1 (bootmagic.S = boot.S keeping EAX).
 $(GUEST_OBJDIR)/mbreport.elf64: $(GUEST_OBJDIR)/bootmagic.o \
-                                $(GUEST_REPORT_OBJ) $(GUEST_SRCDIR)/link.ld
+                                $(GUEST_REPORT_OBJ) $(GUEST_SRCDIR)/link.ld \
+                                $(GUEST_SRCDIR)/guestsyms.ld
 	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
 
 # --- boot reporter: PVH.  Stays ELF64; must have the Xen PHYS32_ENTRY

@@ -9,6 +9,11 @@
 #define GUEST_RING_SIZE 256
 /* DPL3 IDT gate (int3) that returns to CPL3 with IF=1, see irq_enable(). */
 #define STI_VECTOR 3
+/* MSI/MSI-X vector (counted in guest_msi_count, EOI to the local APIC). */
+#define MSI_VECTOR 0x40
+/* Local APIC spurious vector (SVR): a gate that only returns. */
+#define APIC_SPURIOUS_VECTOR 0xff
+#define LAPIC_EOI_ADDR 0xfee000b0
 
 #ifndef __ASSEMBLER__
 
@@ -151,6 +156,8 @@ u64 tsc_calibrate(void);
 extern volatile u8 guest_ring_buf[GUEST_RING_SIZE];
 extern volatile u32 guest_ring_head;
 extern volatile u64 guest_irq_count;
+/* MSI interrupts taken (vector MSI_VECTOR, cpu.S guest_msi_entry). */
+extern volatile u64 guest_msi_count;
 /* Where the int3 gate jumps at CPL0 instead of returning, if not 0. */
 extern volatile u64 guest_cpl0_jump;
 
