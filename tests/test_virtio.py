@@ -172,7 +172,7 @@ def test_malformed_chain_breaks_only_its_device(daemon, witness, tmp_path,
 def test_disk_that_cannot_be_used_is_refused(daemon, tmp_path):
     cases = {
         "missing": (str(tmp_path / "nope.img"), "cannot open"),
-        "directory": (str(tmp_path), "not a regular file or a block device"),
+        "directory": (str(tmp_path), "Is a directory"),
         "empty": (str(tmp_path / "empty.img"), "smaller than one"),
     }
     open(tmp_path / "empty.img", "wb").close()
