@@ -99,6 +99,15 @@ VCPU_HEAD_FMT = check_format("rec_vcpu_head", "<II")     # vcpu, size
 UART_FMT = check_format("rec_dev_uart", "<BBBBBBBBII")
 RTC_FMT = check_format("rec_dev_rtc", "<B7sq128s")
 BOARD_FMT = check_format("rec_dev_board", "<II")
+# slot, device_id, index, status, config_generation, isr, broken,
+# reserved0, nr_queues, msix_entries, queue_select, config_msix_vector,
+# device/driver_feature_select, driver_features, backend_fd, reserved1,
+# backend_size, pci_config
+VIRTIO_FMT = check_format("rec_dev_virtio", "<BBBBBBBBHHHHIIQiIQ256s")
+# size, enabled, msix_vector, last_avail, used_idx, reserved, desc,
+# driver, device
+VIRTQ_FMT = check_format("rec_virtq", "<HHHHH6sQQQ")
+MSIX_ENTRY_FMT = check_format("rec_msix_entry", "<IIII")
 CONSOLE_HEAD_FMT = check_format("rec_console_head", "<Q")
 
 ENC_NONE, ENC_LZ4, ENC_ZLIB = 0, 1, 2
