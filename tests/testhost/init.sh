@@ -60,6 +60,8 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	mount -t tmpfs tmp /dev/shm
 	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 	modprobe kvm-amd || echo "testhost: modprobe kvm-amd failed"
+	# Taps for the virtio-net tests (tests/test_virtio.py).
+	modprobe tun 2>/dev/null || echo "testhost: modprobe tun failed"
 	out=$1 job=$2
 	if [ -c /dev/kvm ]; then
 		# Through a pipe, so that the job sees no terminal (as
