@@ -405,7 +405,7 @@ struct spec_key {
 	enum domcfg_field field;
 	json_t *(*to_json)(const char *spec, char *why, size_t whylen);
 	const char *path;	/* member holding a path, or NULL */
-	bool read_now;		/* the file must be readable now (fw_cfg) */
+	bool read_now;		/* fw_cfg: the file is read now */
 	bool indexed;		/* messages name the item: disk[1]: ... */
 };
 

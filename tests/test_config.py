@@ -1,6 +1,8 @@
 """xl.cfg errors through `xl create` (exit 65, `FILE:LINE: reason`, no
 domain created, running guests untouched), command-line overrides and
-relative kernel paths, checked on what the guest itself reports."""
+relative kernel paths, checked on what the guest itself reports; the
+disk, vif and rng keys as the daemon keeps them (no device reads them
+yet), with the MACs it picks."""
 import json
 import os
 import re
@@ -9,7 +11,8 @@ import subprocess
 
 import pytest
 
-from harness import XL, CounterWatch, build_config_int, guest_path, xl_env
+from harness import (XL, ApiError, CounterWatch, build_config_int,
+                     guest_path, xl_env)
 
 # The daemon's vCPU bound, which xl checks too (common/domcfg.h).
 MAX_VCPUS = build_config_int("MAX_VCPUS", 64)
@@ -78,6 +81,27 @@ ERRORS = [
      4, r"cmdline: unterminated list"),
     ("list-not-for-memory", body().replace("memory = 32", "memory = [1]"),
      2, r"memory: must be an integer between 1 and 65536"),
+    # disk, vif, rng: an item's reason names it, at the key's line.
+    ("disk-qcow2", body(extra_after="disk = [ '/srv/a.qcow2,qcow2,xvda' ]\n"),
+     5, r"disk\[0\]: unsupported disk format 'qcow2' \(only raw\)"),
+    ("disk-duplicate-vdev",
+     body(extra_after="\ndisk = [ '/srv/a.raw,raw,xvda,rw',\n"
+                      "         'format=raw, vdev=xvda, target=/srv/b' ]\n"),
+     6, r"disk\[1\]: duplicate vdev 'xvda' \(also disk\[0\]\)"),
+    ("disk-cdrom", body(extra_after="disk = [ '/srv/x.iso,,hdc,cdrom' ]\n"),
+     5, r"disk\[0\]: CD-ROM devices \(devtype=cdrom\) are not supported"),
+    ("disk-no-vdev", body(extra_after="disk = [ 'target=/srv/a.raw' ]\n"),
+     5, r"disk\[0\]: vdev= is required"),
+    ("vif-multicast-mac",
+     body(extra_after="vif = [ 'bridge=br0',\n"
+                      "        'mac=01:00:5e:00:00:01' ]\n"),
+     5, r"vif\[1\]: mac 01:00:5e:00:00:01 is a multicast address"),
+    ("vif-model", body(extra_after="vif = [ 'model=e1000' ]\n"),
+     5, r"vif\[0\]: unsupported vif model 'e1000' \(only virtio-net\)"),
+    ("vif-script", body(extra_after="vif = [ 'script=vif-bridge' ]\n"),
+     5, r"vif\[0\]: script= is not supported \(no hotplug scripts: "
+        r"bridge= names the bridge to join\)"),
+    ("rng-two", body(extra_after="rng = 2\n"), 5, r"rng: must be 0 or 1"),
 ]
 
 
@@ -265,4 +289,75 @@ def test_relative_kernel_that_does_not_exist(daemon, tmp_path):
                        text=True, timeout=30)
     assert r.returncode == 8, r.stderr
     assert str(tmp_path / "missing.elf") in r.stderr
+    assert daemon.domains() == {}
+
+
+# ---------------------------------------------------------------- devices
+
+MAC_RX = r"00:16:3e:[0-7][0-9a-f]:[0-9a-f]{2}:[0-9a-f]{2}"
+
+
+def test_disk_vif_rng_reach_the_daemon(daemon, tmp_path):
+    """The keys as the domain's config: a relative target made absolute
+    from the config's directory, a MAC picked in Xen's OUI by the daemon
+    for a vif without one (xl sends none) and kept by save and restore."""
+    cfgdir = tmp_path / "cfgs"
+    cfgdir.mkdir()
+    path = cfgdir / "dev.cfg"
+    path.write_text(
+        daemon.cfg_text("dev", cmdline="interval=200") +
+        "disk = [ 'images/root.raw,raw,xvda,rw',\n"
+        "         'vdev=xvdb, access=ro, cache=none, serial=DATA-1, "
+        "target=/srv/data,1.raw' ]\n"
+        "vif = [ 'bridge=xenbr0', 'mac=00:16:3E:12:34:56,vifname=web0,"
+        "vhost=1' ]\n"
+        "rng = 0\n")
+    r = subprocess.run([XL, "create", "-n", str(path)],
+                       env=xl_env(daemon.sock), capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "mac" not in json.loads(r.stdout)["vif"][0]
+    daemon.xl("create", str(path))
+    CounterWatch(daemon, "dev").assert_counting()
+
+    d = daemon.domain("dev")
+    assert [(x["target"], x["vdev"], x["access"], x["cache"], x["serial"])
+            for x in d["disk"]] == [
+        (str(cfgdir / "images" / "root.raw"), "xvda", "rw", "writeback",
+         "xvda"),
+        ("/srv/data,1.raw", "xvdb", "ro", "none", "DATA-1")]
+    assert d["disk"][0]["origin"] == f"{path}:6"
+    vifs = d["vif"]
+    assert re.fullmatch(MAC_RX, vifs[0]["mac"]), vifs
+    assert vifs[0]["bridge"] == "xenbr0" and not vifs[0]["vhost"]
+    assert vifs[1]["mac"] == "00:16:3e:12:34:56"
+    assert vifs[1]["vifname"] == "web0" and vifs[1]["vhost"]
+    assert d["rng"] is False
+
+    saved = str(tmp_path / "dev.xkvm")
+    daemon.xl("save", "dev", saved)
+    daemon.xl("restore", saved)
+    back = daemon.domain("dev")
+    assert back["vif"] == vifs and back["disk"] == d["disk"]
+    CounterWatch(daemon, "dev").assert_counting()
+
+
+def test_daemon_refuses_what_xl_would(daemon):
+    """The JSON path obeys the same rules, naming the item: a relative
+    target (xl would have made it absolute), a bad MAC."""
+    base = {"name": "j", "kernel": guest_path("counter"), "memory": 32}
+    for extra, msg in (
+            ({"disk": ["d.raw,,xvda"]}, "config.disk[0]: target must be "
+             "an absolute path of at most 4095 bytes"),
+            ({"disk": [{"target": "/a", "vdev": "xvda"},
+                       {"target": "/b", "vdev": "hda"}]},
+             "config.disk[1]: vdev 'hda' is the same disk as disk[0]'s "
+             "'xvda'"),
+            ({"vif": [{}, {"mac": "ff:ff:ff:ff:ff:ff"}]},
+             "config.vif[1]: mac ff:ff:ff:ff:ff:ff is a multicast "
+             "address"),
+            ({"rng": "yes"}, "config.rng: must be 0 or 1")):
+        with pytest.raises(ApiError) as e:
+            daemon.call("create", config=dict(base, **extra))
+        assert (e.value.code, e.value.message) == (3, msg)
     assert daemon.domains() == {}

@@ -43,12 +43,13 @@ static inline void parse_err_at(int line, const char *text,
 	struct domcfg cfg;
 	int rc = xlcfg_parse_buffer(CFG_NAME, text, &cfg, err, sizeof(err));
 
-	unit_check(rc == XLCFG_ERR_CONFIG, __FILE__, line, "parse of \"%s\" returned %d",
-	      text, rc);
-	unit_check(exact ? !strcmp(err, want) : strstr(err, want) != NULL, __FILE__, line,
-	      "error \"%s\", want %s\"%s\"", err, exact ? "" : "...", want);
+	unit_check(rc == XLCFG_ERR_CONFIG, __FILE__, line,
+		   "parse of \"%s\" returned %d", text, rc);
+	unit_check(exact ? !strcmp(err, want) : strstr(err, want) != NULL,
+		   __FILE__, line, "error \"%s\", want %s\"%s\"", err,
+		   exact ? "" : "...", want);
 	unit_check(cfg.kernel == NULL && cfg.name[0] == '\0', __FILE__, line,
-	      "config not reset after an error");
+		   "config not reset after an error");
 	domcfg_free(&cfg);
 }
 #define PARSE_ERR(text, want) parse_err_at(__LINE__, text, want, 1)
@@ -64,12 +65,15 @@ static inline void json_err_at(int line, const char *json, const char *want)
 				 &jerr);
 	int rc;
 
-	unit_check(obj != NULL, __FILE__, line, "bad test JSON: %s", jerr.text);
+	unit_check(obj != NULL, __FILE__, line, "bad test JSON: %s",
+		   jerr.text);
 	rc = domcfg_from_json(obj, &cfg, err, sizeof(err));
-	unit_check(rc == -1, __FILE__, line, "from_json(%s) returned %d", json, rc);
-	unit_check(!strcmp(err, want), __FILE__, line, "error \"%s\", want \"%s\"", err,
-	      want);
-	unit_check(cfg.kernel == NULL, __FILE__, line, "config not reset after an error");
+	unit_check(rc == -1, __FILE__, line, "from_json(%s) returned %d",
+		   json, rc);
+	unit_check(!strcmp(err, want), __FILE__, line,
+		   "error \"%s\", want \"%s\"", err, want);
+	unit_check(cfg.kernel == NULL, __FILE__, line,
+		   "config not reset after an error");
 	domcfg_free(&cfg);
 	json_decref(obj);
 }
@@ -83,7 +87,8 @@ static inline int json_ok_at(int line, const char *json, struct domcfg *cfg)
 	json_t *obj = json_loads(json, 0, &jerr);
 	int rc;
 
-	unit_check(obj != NULL, __FILE__, line, "bad test JSON: %s", jerr.text);
+	unit_check(obj != NULL, __FILE__, line, "bad test JSON: %s",
+		   jerr.text);
 	rc = domcfg_from_json(obj, cfg, err, sizeof(err));
 	unit_check(rc == 0, __FILE__, line, "from_json(%s): %s", json, err);
 	json_decref(obj);
