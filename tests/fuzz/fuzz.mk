@@ -1,7 +1,9 @@
-# libFuzzer target for the state stream (tests/fuzz/fuzz_stream.c): the
-# common reader and xen-stream's verify and dump paths under ASan+UBSan.
+# libFuzzer targets under ASan+UBSan: the state stream
+# (tests/fuzz/fuzz_stream.c: the common reader and xen-stream's verify and
+# dump paths) and the virtqueue walker (tests/fuzz/fuzz_virtq.c: guest RAM
+# as a hostile guest may lay it out).
 #
-#   make fuzz-build    build $(BUILD)/fuzz/fuzz_stream
+#   make fuzz-build    build $(BUILD)/fuzz/fuzz_stream and fuzz_virtq
 #   make fuzz          fuzz for FUZZ_SECONDS (default 600)
 #   make fuzz-quick    fuzz for 30 seconds
 #
@@ -29,10 +31,13 @@ FUZZ_SRC         := tests/fuzz/fuzz_stream.c common/stream.c \
                     common/rec_table.c \
                     tools/stream/verify.c tools/stream/dump.c
 FUZZ_OBJ         := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))
+FUZZ_VIRTQ_BIN   := $(FUZZ_DIR)/fuzz_virtq
+FUZZ_VIRTQ_SRC   := tests/fuzz/fuzz_virtq.c xen/dev/virtqueue.c xen/memory.c
+FUZZ_VIRTQ_OBJ   := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_VIRTQ_SRC))
 LDLIBS_FUZZ      := -ljansson -llz4 -lz
 
 .PHONY: fuzz-build fuzz fuzz-quick
-fuzz-build: $(FUZZ_BIN)
+fuzz-build: $(FUZZ_BIN) $(FUZZ_VIRTQ_BIN)
 
 $(FUZZ_DIR)/obj/%.o: %.c $(AUTOCONF)
 	@mkdir -p $(dir $@)
@@ -42,6 +47,10 @@ $(FUZZ_BIN): $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_SANITIZE) -o $@ $^ $(LDLIBS_FUZZ)
 
+$(FUZZ_VIRTQ_BIN): $(FUZZ_VIRTQ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_SANITIZE) -o $@ $^
+
 # The first directory receives new inputs; the seeds and the regressions
 # are only read.
 fuzz_run = mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts && \
@@ -50,10 +59,18 @@ fuzz_run = mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts && \
 	  -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_FLAGS) \
 	  $(FUZZ_DIR)/corpus $(FUZZ_SEEDS) $(FUZZ_REGRESSIONS)
 
+# The virtqueue target starts from nothing: its inputs are small.
+fuzz_virtq_run = mkdir -p $(FUZZ_DIR)/corpus-virtq && \
+	$(FUZZ_VIRTQ_BIN) -max_total_time=$(1) -max_len=8192 \
+	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ \
+	  $(FUZZ_FLAGS) $(FUZZ_DIR)/corpus-virtq
+
 fuzz: fuzz-build
 	$(call fuzz_run,$(FUZZ_SECONDS))
+	$(call fuzz_virtq_run,$(FUZZ_SECONDS))
 
 fuzz-quick: fuzz-build
 	$(call fuzz_run,30)
+	$(call fuzz_virtq_run,30)
 
 -include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
