@@ -124,7 +124,6 @@ static int tap_open(struct net *n, char *err, size_t errlen)
 		goto fail;
 	}
 	n->tap = fd;
-	n->dev.backend_fd_carried = fd;
 	return 0;
 fail:
 	close(fd);
@@ -442,5 +441,7 @@ struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
 		virtio_free(&n->dev);
 		return NULL;
 	}
+	/* After virtio_init(), which starts it at -1. */
+	n->dev.backend_fd_carried = n->tap;
 	return &n->dev;
 }
