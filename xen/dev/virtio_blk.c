@@ -319,7 +319,7 @@ static int blk_process(struct virtio_dev *d, unsigned q, char *err,
 		written = 0;
 		status = do_request(b, &h, &written);
 		virtq_write(e, e->wr_len - 1, &status, 1);
-		virtq_push(vq, &d->dom->mem, e->head, written + 1);
+		virtq_push(vq, &d->dom->mem, e, written + 1);
 		used = true;
 	}
 	if (used)

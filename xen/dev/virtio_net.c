@@ -207,7 +207,7 @@ static int receive(struct net *n, char *err, size_t errlen)
 		}
 		/* One buffer per frame (no MRG_RXBUF): num_buffers is 1. */
 		virtq_write(e, 10, &one, sizeof(one));
-		virtq_push(&d->vq[RXQ], &d->dom->mem, e->head, len);
+		virtq_push(&d->vq[RXQ], &d->dom->mem, e, len);
 		used = true;
 	}
 	if (used)
@@ -241,7 +241,7 @@ static int transmit(struct net *n, char *err, size_t errlen)
 			break;
 		}
 		/* Other errors drop the frame, as a wire would. */
-		virtq_push(&d->vq[TXQ], &d->dom->mem, e->head, 0);
+		virtq_push(&d->vq[TXQ], &d->dom->mem, e, 0);
 		used = true;
 	}
 	if (used)
