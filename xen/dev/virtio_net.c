@@ -346,6 +346,7 @@ static int net_load(struct virtio_dev *d, const struct rec_dev_virtio *r,
 		    char *err, size_t errlen)
 {
 	struct net *n = net_of(d);
+	struct ifreq ifr;
 	int fd;
 
 	if (d->dom->inherit_fds && r->backend_fd >= 0) {
@@ -354,6 +355,15 @@ static int net_load(struct virtio_dev *d, const struct rec_dev_virtio *r,
 			snprintf(err, errlen, "vif %s: the inherited tap fd "
 				 "%d: %s", n->ifname, r->backend_fd,
 				 strerror(errno));
+			return -1;
+		}
+		/* That number may hold anything if the fd was not kept. */
+		memset(&ifr, 0, sizeof(ifr));
+		if (ioctl(fd, TUNGETIFF, &ifr) < 0 ||
+		    strncmp(ifr.ifr_name, n->ifname, sizeof(ifr.ifr_name))) {
+			snprintf(err, errlen, "vif %s: the inherited fd %d is "
+				 "not its tap", n->ifname, r->backend_fd);
+			close(fd);
 			return -1;
 		}
 		/* Kept open until the update commits: a rollback needs it. */
