@@ -417,6 +417,7 @@ static struct {
     u64 n, writes, errors, error_lines, print_every, next_print;
     u64 verified, stamped;
     u64 rng;
+    u64 kick_delay;                 /* TSC ticks from publish to notify */
     u16 added;                      /* chains not yet published */
 } lp;
 
@@ -545,16 +546,23 @@ static void loop_issue(struct loop_slot *s, int op, u32 idx, u32 gen)
     lp.inflight++;
 }
 
-/* Every chain added before one notify. */
+/*
+ * Every chain added before one notify; loop-kick-delay keeps them
+ * available but unnotified for a while (a host that stops the guest
+ * then finds requests the device has not seen).
+ */
 static void loop_publish(void)
 {
     struct vq *q = &blk.q;
+    u64 until;
 
     if (!lp.added)
         return;
     mb();
     q->avail->idx = q->avail_idx;
     mb();
+    for (until = rdtsc() + lp.kick_delay; rdtsc() < until;)
+        cpu_relax();
     vq_kick(q);
     lp.added = 0;
 }
@@ -757,6 +765,7 @@ static int loop_setup(void)
     lp.sectors = (u32)cmdline_num("loop-sectors", 256);
     lp.depth = (u32)cmdline_num("loop-depth", 8);
     lp.print_every = cmdline_num("loop-print", 200);
+    lp.kick_delay = cmdline_num("loop-kick-delay", 0) * tsc_khz / 1000;
     if (!lp.sectors || lp.sectors > LOOP_MAX_SECTORS) {
         gprintf("virtio guest: bad value loop-sectors=%u, using 256\n",
                 lp.sectors);
@@ -805,8 +814,9 @@ int test_blk_loop(void)
         check_failed("blk-loop region");
         return EXIT_OK;
     }
-    gprintf("BLKLOOP: base=%lu sectors=%u depth=%u\n", (unsigned long)lp.base,
-            lp.sectors, lp.depth);
+    gprintf("BLKLOOP: base=%lu sectors=%u depth=%u kick_delay_us=%lu\n",
+            (unsigned long)lp.base, lp.sectors, lp.depth,
+            (unsigned long)(lp.kick_delay * 1000 / tsc_khz));
     region_pass(OP_SCAN, scan_done);
     gprintf("BLKLOOP: scanned stamped=%lu\n", (unsigned long)lp.stamped);
     lp.next_print = lp.print_every;
