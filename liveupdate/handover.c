@@ -245,9 +245,15 @@ static int dry_run(const struct lu_image *img, int hfd, struct ctl_reply *r)
 		return ctl_fail(r, CTL_EINTERNAL, "pipe: %s", strerror(errno));
 	pid = fork();
 	if (pid == 0) {
+		bool keep = true;
+		struct domain *d;
+
 		dup2(pipefd[1], 1);
 		dup2(pipefd[1], 2);
 		set_cloexec(hfd, false);
+		/* The check adopts the disks and taps as the update would. */
+		for (d = domain_first(); d; d = d->next)
+			devices_for_each_fd(d, keep_device_fd, &keep);
 		exec_image(img, hfd, -1, "--handover-check", 0);
 		_exit(127);
 	}

@@ -372,6 +372,12 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 		domain_discard(dom);
 		return code;
 	}
+	/*
+	 * Its device threads wait for domain_commit(): the requests a
+	 * loaded queue holds must not reach a disk or a tap from a restore
+	 * that is refused later, or from a live-update image that rolls back.
+	 */
+	devices_pause(dom);
 	*out = dom;
 	return 0;
 }
@@ -381,6 +387,9 @@ int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen)
 	if (domain_start(dom, paused, err, errlen) < 0)
 		return -ENOMEM;
 	domain_link(dom);
+	/* A paused domain's devices go on at unpause (domain_resume()). */
+	if (!paused)
+		devices_resume(dom);
 	return 0;
 }
 

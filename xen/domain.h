@@ -110,8 +110,9 @@ int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 void domain_destroy(struct domain *dom);
 /*
  * Restore path: domain_prepare() makes a domain with its VM, RAM, devices
- * and vCPUs but no kernel and no running threads, not yet listed;
- * domain_commit() starts and lists it, domain_discard() throws it away.
+ * (their threads parked) and vCPUs but no kernel and no running threads,
+ * not yet listed; domain_commit() starts and lists it (and lets the
+ * devices work unless paused), domain_discard() throws it away.
  */
 int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 		   bool inherit_fds, unsigned domid, struct domain **out, char *err,

@@ -211,6 +211,8 @@ static int run_test(const char *t)
         return test_blk(0);
     if (!strcmp(t, "blk-msix"))
         return test_blk(1);
+    if (!strcmp(t, "blk-loop"))
+        return test_blk_loop();
     if (!strcmp(t, "rng"))
         return test_rng();
     if (!strcmp(t, "net"))

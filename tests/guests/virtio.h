@@ -216,6 +216,7 @@ int msix_enable(struct vdev *d, u16 entry);
  * check_failed()), EXIT_NODEV when the device is missing or unusable.
  */
 int test_blk(int msix);
+int test_blk_loop(void);
 int test_rng(void);
 int test_net(void);
 int test_bad(const char *kind);

@@ -2,7 +2,9 @@
  * Virtio guest: virtio-blk (device id 2).  Config, GET_ID, reads with a
  * CRC32 each, write + read back, FLUSH, DISCARD, WRITE_ZEROES; on a
  * read-only disk the write must fail with IOERR.  test=blk-msix does the
- * same with the queue's interrupts delivered through MSI-X.
+ * same with the queue's interrupts delivered through MSI-X.  test=blk-loop
+ * keeps a region of the disk busy with several requests in flight until
+ * a byte arrives on COM1, then verifies it (README.md, "blk-loop").
  */
 #include "virtio.h"
 
@@ -313,7 +315,8 @@ static void writes(void)
     }
 }
 
-int test_blk(int msix)
+/* Finds the disk and sets it up (queue 0, polled or on MSI-X vector 0). */
+static int blk_setup(int msix)
 {
     u64 want = 1ull << BLK_F_SIZE_MAX | 1ull << BLK_F_SEG_MAX |
                1ull << BLK_F_GEOMETRY | 1ull << BLK_F_RO |
@@ -343,6 +346,15 @@ int test_blk(int msix)
         irq_enable();
     blk.requests = 0;
     read_config();
+    return EXIT_OK;
+}
+
+int test_blk(int msix)
+{
+    int rc = blk_setup(msix);
+
+    if (rc != EXIT_OK)
+        return rc;
     get_id();
     reads();
     writes();
@@ -356,5 +368,489 @@ int test_blk(int msix)
         if (!guest_msi_count)
             check_failed("no MSI-X interrupt");
     }
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------ blk-loop */
+
+/*
+ * test=blk-loop: writes, reads back and re-checks the sectors of a region
+ * with several requests in flight, until a byte arrives on COM1; then it
+ * drains, reads the whole region back and verifies it.  Every request
+ * must complete exactly once (the used ring's ids are checked), whatever
+ * the host does meanwhile (save, restore, live update, migration): the
+ * guest does not know.  See README.md, "blk-loop".
+ */
+#define LOOP_MAGIC          0x31504f4f4c4b4c42ull   /* "BLKLOOP1" */
+#define LOOP_MAX_SECTORS    16384
+#define LOOP_MAX_DEPTH      32
+#define LOOP_MAX_ERROR_LINES 20
+#define LOOP_WORDS          (512 / 8)
+#define LOOP_CRC_BYTES      (512 - 8)
+#define LOOP_JUMP_MS        50      /* a longer gap: the guest was stopped */
+
+enum { OP_NONE, OP_WRITE, OP_READBACK, OP_CHECK, OP_SCAN, OP_FINAL };
+
+static const char *const op_names[] = {
+    [OP_NONE] = "none", [OP_WRITE] = "write", [OP_READBACK] = "readback",
+    [OP_CHECK] = "check", [OP_SCAN] = "scan", [OP_FINAL] = "final",
+};
+
+struct loop_slot {
+    int op;                 /* in flight, or OP_NONE */
+    int next;               /* what the slot does next in the loop */
+    int dead;               /* never completed: not used again */
+    u32 idx;                /* sector - base */
+    u32 gen;                /* written or expected generation */
+    struct blk_hdr *hdr;
+    u8 *data, *status;
+};
+
+static struct {
+    u64 base;
+    u32 sectors, depth;
+    u32 gen[LOOP_MAX_SECTORS];      /* last generation; 0: not stamped */
+    u8 claimed[LOOP_MAX_SECTORS];   /* a slot works on the sector */
+    struct loop_slot slot[LOOP_MAX_DEPTH];
+    u32 inflight, live;
+    u32 cursor;                     /* next sector to write */
+    u64 n, writes, errors, error_lines, print_every, next_print;
+    u64 verified, stamped;
+    u64 rng;
+    u64 kick_delay;                 /* TSC ticks from publish to notify */
+    u16 added;                      /* chains not yet published */
+} lp;
+
+static u64 loop_rand(void)
+{
+    lp.rng ^= lp.rng << 13;
+    lp.rng ^= lp.rng >> 7;
+    lp.rng ^= lp.rng << 17;
+    return lp.rng;
+}
+
+/* An error line (the first LOOP_MAX_ERROR_LINES of them) and the count. */
+static int loop_error_line(void)
+{
+    lp.errors++;
+    if (lp.error_lines >= LOOP_MAX_ERROR_LINES)
+        return 0;
+    if (++lp.error_lines == LOOP_MAX_ERROR_LINES) {
+        gprintf("BLKLOOP: further errors are not printed\n");
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * The stamp of `sector` at `gen`: u64 words magic, sector, gen, then
+ * ((sector << 32) | gen) ^ (i * 0x9E3779B97F4A7C15) for words 3..62, and
+ * word 63 the CRC-32 of bytes 0..503.
+ */
+static void stamp(u8 *buf, u64 sector, u32 gen)
+{
+    u64 *w = (u64 *)buf;
+
+    w[0] = LOOP_MAGIC;
+    w[1] = sector;
+    w[2] = gen;
+    for (u64 i = 3; i < LOOP_WORDS - 1; i++)
+        w[i] = (sector << 32 | gen) ^ (i * 0x9E3779B97F4A7C15ull);
+    w[LOOP_WORDS - 1] = crc32(buf, LOOP_CRC_BYTES);
+}
+
+enum { ST_OK, ST_NONE, ST_SECTOR, ST_CRC, ST_PATTERN };
+
+/* What a sector holds: ST_OK and its generation if it is a stamp of it. */
+static int stamp_check(const u8 *buf, u64 sector, u32 *gen, u64 *other)
+{
+    const u64 *w = (const u64 *)buf;
+
+    *gen = (u32)w[2];
+    *other = w[1];
+    if (w[0] != LOOP_MAGIC)
+        return ST_NONE;
+    if (w[1] != sector)
+        return ST_SECTOR;
+    if (w[2] >> 32 || w[LOOP_WORDS - 1] != crc32(buf, LOOP_CRC_BYTES))
+        return ST_CRC;
+    for (u64 i = 3; i < LOOP_WORDS - 1; i++)
+        if (w[i] != ((sector << 32 | *gen) ^ (i * 0x9E3779B97F4A7C15ull)))
+            return ST_PATTERN;
+    return ST_OK;
+}
+
+/* The sector must hold generation `want` (0: no stamp of it at all). */
+static int verify(struct loop_slot *s, u32 want)
+{
+    u64 sector = lp.base + s->idx, other;
+    u32 got;
+    int st = stamp_check(s->data, sector, &got, &other);
+
+    if (want ? st == ST_OK && got == want : st != ST_OK)
+        return 1;
+    if (!loop_error_line())
+        return 0;
+    gprintf("BLKLOOP: error sector=%lu want_gen=%u got=", (unsigned long)sector,
+            want);
+    switch (st) {
+    case ST_OK:
+        gprintf("gen:%u", got);
+        break;
+    case ST_NONE:
+        gprintf("unstamped");
+        break;
+    case ST_SECTOR:
+        gprintf("sector:%lu,gen:%u", (unsigned long)other, got);
+        break;
+    default:
+        gprintf("%s,gen:%u", st == ST_CRC ? "bad-crc" : "bad-pattern", got);
+    }
+    gprintf(" op=%s\n", op_names[s->op]);
+    return 0;
+}
+
+/* Puts the slot's request in the avail ring; loop_publish() shows it. */
+static void loop_issue(struct loop_slot *s, int op, u32 idx, u32 gen)
+{
+    struct vq *q = &blk.q;
+    u16 head = (u16)((s - lp.slot) * 3);
+    int is_write = op == OP_WRITE;
+    struct vbuf b[3] = {
+        { (u64)(uintptr_t)s->hdr, sizeof(*s->hdr), 0 },
+        { (u64)(uintptr_t)s->data, 512, !is_write },
+        { (u64)(uintptr_t)s->status, 1, 1 },
+    };
+
+    s->op = op;
+    s->idx = idx;
+    s->gen = gen;
+    s->hdr->type = is_write ? BLK_T_OUT : BLK_T_IN;
+    s->hdr->reserved = 0;
+    s->hdr->sector = lp.base + idx;
+    *s->status = 0xee;
+    if (is_write)
+        stamp(s->data, lp.base + idx, gen);
+    else
+        memset(s->data, 0xa5, 512);
+    for (int i = 0; i < 3; i++) {
+        q->desc[head + i].addr = b[i].addr;
+        q->desc[head + i].len = b[i].len;
+        q->desc[head + i].flags = (b[i].write ? VRING_DESC_F_WRITE : 0) |
+                                  (i < 2 ? VRING_DESC_F_NEXT : 0);
+        q->desc[head + i].next = (u16)(head + i + 1);
+    }
+    q->avail->ring[q->avail_idx % q->size] = head;
+    q->avail_idx++;
+    lp.added++;
+    lp.inflight++;
+}
+
+/*
+ * Every chain added before one notify; loop-kick-delay keeps them
+ * available but unnotified for a while (a host that stops the guest
+ * then finds requests the device has not seen).
+ */
+static void loop_publish(void)
+{
+    struct vq *q = &blk.q;
+    u64 until;
+
+    if (!lp.added)
+        return;
+    mb();
+    q->avail->idx = q->avail_idx;
+    mb();
+    for (until = rdtsc() + lp.kick_delay; rdtsc() < until;)
+        cpu_relax();
+    vq_kick(q);
+    lp.added = 0;
+}
+
+/*
+ * Waits for completions and hands each to done(); returns how many.  A
+ * request still in flight after `timeout` of the guest's own running
+ * time without any completion is lost: an error, its slot is not used
+ * again.  (Time the guest did not run, e.g. while the host had it saved,
+ * shows as one long gap between two polls and is not counted.)
+ */
+static u32 loop_reap(void (*done)(struct loop_slot *s, u32 len))
+{
+    struct vq *q = &blk.q;
+    u64 last = rdtsc(), quiet = 0, jump = ms_to_tsc(LOOP_JUMP_MS);
+    u16 used;
+    u32 got = 0;
+
+    while ((used = q->used->idx) == q->last_used) {
+        u64 now = rdtsc();
+
+        if (now - last < jump)
+            quiet += now - last;
+        last = now;
+        if (quiet > ms_to_tsc(timeout_ms)) {
+            for (u32 i = 0; i < lp.depth; i++) {
+                struct loop_slot *s = &lp.slot[i];
+
+                if (s->op == OP_NONE)
+                    continue;
+                if (loop_error_line())
+                    gprintf("BLKLOOP: error missing completion id=%u "
+                            "op=%s sector=%lu\n", i * 3, op_names[s->op],
+                            (unsigned long)(lp.base + s->idx));
+                s->op = OP_NONE;
+                s->dead = 1;
+                lp.inflight--;
+                lp.live--;
+            }
+            return 0;
+        }
+        cpu_relax();
+    }
+    if ((u16)(used - q->last_used) > lp.inflight && loop_error_line())
+        gprintf("BLKLOOP: error used idx=%u is %u ahead of %u with %u in "
+                "flight\n", used, (u16)(used - q->last_used), q->last_used,
+                lp.inflight);
+    mb();
+    while (q->last_used != used) {
+        volatile struct vring_used_elem *e =
+            &q->used->ring[q->last_used % q->size];
+        u32 id = e->id, len = e->len;
+        struct loop_slot *s = &lp.slot[id / 3 < lp.depth ? id / 3 : 0];
+
+        q->last_used++;
+        if (id % 3 || id / 3 >= lp.depth || s->op == OP_NONE) {
+            if (loop_error_line())
+                gprintf("BLKLOOP: error used id=%u len=%u is not in "
+                        "flight (used idx %u)\n", id, len,
+                        (u16)(q->last_used - 1));
+            continue;
+        }
+        lp.inflight--;
+        got++;
+        if (*s->status != 0 || len != (s->op == OP_WRITE ? 1u : 513u)) {
+            if (loop_error_line())
+                gprintf("BLKLOOP: error status=%u len=%u op=%s "
+                        "sector=%lu\n", *s->status, len, op_names[s->op],
+                        (unsigned long)(lp.base + s->idx));
+            lp.claimed[s->idx] = 0;
+            s->op = OP_NONE;
+            s->next = OP_WRITE;
+            continue;
+        }
+        done(s, len);
+        s->op = OP_NONE;
+    }
+    return got;
+}
+
+/* ---- the loop: write, read back, check an earlier sector, again */
+
+static int pick_write(u32 *idx)
+{
+    for (u32 tries = 0; tries < lp.sectors; tries++) {
+        u32 i = lp.cursor;
+
+        lp.cursor = (lp.cursor + 1) % lp.sectors;
+        if (!lp.claimed[i]) {
+            *idx = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int pick_check(u32 *idx)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        u32 i = (u32)(loop_rand() % lp.sectors);
+
+        if (lp.gen[i] && !lp.claimed[i]) {
+            *idx = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void loop_done(struct loop_slot *s, u32 len)
+{
+    (void)len;
+    lp.n++;
+    switch (s->op) {
+    case OP_WRITE:
+        lp.gen[s->idx] = s->gen;
+        lp.writes++;
+        s->next = OP_READBACK;
+        return;
+    case OP_READBACK:
+    case OP_CHECK:
+        verify(s, lp.gen[s->idx]);
+        lp.claimed[s->idx] = 0;
+        s->next = s->op == OP_READBACK ? OP_CHECK : OP_WRITE;
+        return;
+    }
+}
+
+static void loop_fill(void)
+{
+    for (u32 i = 0; i < lp.depth; i++) {
+        struct loop_slot *s = &lp.slot[i];
+        u32 idx;
+
+        if (s->dead || s->op != OP_NONE)
+            continue;
+        if (s->next == OP_READBACK) {
+            loop_issue(s, OP_READBACK, s->idx, s->gen);
+            continue;
+        }
+        if (s->next == OP_CHECK && pick_check(&idx)) {
+            lp.claimed[idx] = 1;
+            loop_issue(s, OP_CHECK, idx, lp.gen[idx]);
+            continue;
+        }
+        if (pick_write(&idx)) {
+            lp.claimed[idx] = 1;
+            loop_issue(s, OP_WRITE, idx, lp.gen[idx] + 1);
+        }
+    }
+    loop_publish();
+}
+
+/* ---- whole-region passes: the scan at the start, the final check */
+
+static void scan_done(struct loop_slot *s, u32 len)
+{
+    u64 other;
+    u32 g;
+
+    (void)len;
+    if (stamp_check(s->data, lp.base + s->idx, &g, &other) == ST_OK) {
+        lp.gen[s->idx] = g;
+        lp.stamped++;
+    }
+}
+
+static void final_done(struct loop_slot *s, u32 len)
+{
+    (void)len;
+    lp.verified += verify(s, lp.gen[s->idx]);
+}
+
+static void region_pass(int op, void (*done)(struct loop_slot *s, u32 len))
+{
+    u32 next = 0;
+
+    while (next < lp.sectors || lp.inflight) {
+        for (u32 i = 0; i < lp.depth && next < lp.sectors; i++)
+            if (!lp.slot[i].dead && lp.slot[i].op == OP_NONE)
+                loop_issue(&lp.slot[i], op, next++, 0);
+        loop_publish();
+        loop_reap(done);
+        if (!lp.live)
+            return;
+    }
+}
+
+static void loop_status(void)
+{
+    gprintf("BLKLOOP: n=%lu errors=%lu\n", (unsigned long)lp.n,
+            (unsigned long)lp.errors);
+}
+
+static int loop_setup(void)
+{
+    u8 *pg;
+
+    lp.base = cmdline_num("loop-base", 1024);
+    lp.sectors = (u32)cmdline_num("loop-sectors", 256);
+    lp.depth = (u32)cmdline_num("loop-depth", 8);
+    lp.print_every = cmdline_num("loop-print", 200);
+    lp.kick_delay = cmdline_num("loop-kick-delay", 0) * tsc_khz / 1000;
+    if (!lp.sectors || lp.sectors > LOOP_MAX_SECTORS) {
+        gprintf("virtio guest: bad value loop-sectors=%u, using 256\n",
+                lp.sectors);
+        lp.sectors = 256;
+    }
+    if (!lp.depth || lp.depth > LOOP_MAX_DEPTH || lp.depth * 3 > blk.q.size) {
+        gprintf("virtio guest: bad value loop-depth=%u, using %u\n",
+                lp.depth, blk.q.size / 3 < 8 ? blk.q.size / 3 : 8);
+        lp.depth = blk.q.size / 3 < 8 ? blk.q.size / 3 : 8;
+    }
+    if (!lp.print_every)
+        lp.print_every = 200;
+    if (!lp.depth || lp.base + lp.sectors > blk.capacity ||
+        offered(BLK_F_RO)) {
+        gprintf("BLKLOOP: sectors %lu..%lu do not fit a writable disk of "
+                "%lu sectors (or the queue is too small)\n",
+                (unsigned long)lp.base,
+                (unsigned long)(lp.base + lp.sectors - 1),
+                (unsigned long)blk.capacity);
+        return -1;
+    }
+    /* Headers and status bytes in one page, the data in the next ones. */
+    pg = dma_alloc(LOOP_MAX_DEPTH * (sizeof(struct blk_hdr) + 1));
+    lp.slot[0].data = dma_alloc(512 * lp.depth);
+    for (u32 i = 0; i < lp.depth; i++) {
+        struct loop_slot *s = &lp.slot[i];
+
+        s->hdr = (struct blk_hdr *)(pg + i * sizeof(struct blk_hdr));
+        s->status = pg + LOOP_MAX_DEPTH * sizeof(struct blk_hdr) + i;
+        s->data = lp.slot[0].data + 512 * i;
+        s->next = OP_WRITE;
+    }
+    lp.live = lp.depth;
+    lp.rng = rdtsc() | 1;
+    return 0;
+}
+
+int test_blk_loop(void)
+{
+    int rc = blk_setup(0);
+    int stop = 0;
+
+    if (rc != EXIT_OK)
+        return rc;
+    if (loop_setup() < 0) {
+        check_failed("blk-loop region");
+        return EXIT_OK;
+    }
+    gprintf("BLKLOOP: base=%lu sectors=%u depth=%u kick_delay_us=%lu\n",
+            (unsigned long)lp.base, lp.sectors, lp.depth,
+            (unsigned long)(lp.kick_delay * 1000 / tsc_khz));
+    region_pass(OP_SCAN, scan_done);
+    gprintf("BLKLOOP: scanned stamped=%lu\n", (unsigned long)lp.stamped);
+    lp.next_print = lp.print_every;
+    gprintf("BLKLOOP: running\n");
+    while (lp.live) {
+        if (!stop && (inb(COM1_LSR) & LSR_DR)) {
+            inb(COM1);
+            stop = 1;
+            gprintf("BLKLOOP: stopping n=%lu inflight=%u\n",
+                    (unsigned long)lp.n, lp.inflight);
+        }
+        if (!stop)
+            loop_fill();
+        else if (!lp.inflight)
+            break;
+        loop_reap(loop_done);
+        if (lp.n >= lp.next_print) {
+            loop_status();
+            lp.next_print = lp.n + lp.print_every;
+        }
+    }
+    if (!lp.live) {
+        gprintf("BLKLOOP: error no request slot left\n");
+        check_failed("blk-loop: requests lost");
+        return EXIT_OK;
+    }
+    region_pass(OP_FINAL, final_done);
+    gprintf("BLKLOOP: final n=%lu errors=%lu verified=%lu writes=%lu "
+            "gencrc=0x%08x\n", (unsigned long)lp.n, (unsigned long)lp.errors,
+            (unsigned long)lp.verified, (unsigned long)lp.writes,
+            crc32(lp.gen, 4 * lp.sectors));
+    if (lp.errors)
+        check_failed("blk-loop errors");
+    if (lp.verified != lp.sectors)
+        check_failed("blk-loop final verification");
     return EXIT_OK;
 }

@@ -116,16 +116,26 @@ static void add_bodies(json_t *s)
 		FIELD(rec_dev_fw_cfg, reserved))));
 	json_object_set_new(s, "rec_dev_virtio", layout(
 		sizeof(struct rec_dev_virtio), json_pack(
-		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-		FIELD(rec_dev_virtio, slot), FIELD(rec_dev_virtio, device_id),
-		FIELD(rec_dev_virtio, index), FIELD(rec_dev_virtio, status),
-		FIELD(rec_dev_virtio, config_generation), FIELD(rec_dev_virtio, isr),
-		FIELD(rec_dev_virtio, broken), FIELD(rec_dev_virtio, reserved0),
-		FIELD(rec_dev_virtio, nr_queues), FIELD(rec_dev_virtio, msix_entries),
-		FIELD(rec_dev_virtio, queue_select), FIELD(rec_dev_virtio, config_msix_vector),
-		FIELD(rec_dev_virtio, device_feature_select), FIELD(rec_dev_virtio, driver_feature_select),
-		FIELD(rec_dev_virtio, driver_features), FIELD(rec_dev_virtio, backend_fd),
-		FIELD(rec_dev_virtio, reserved1), FIELD(rec_dev_virtio, backend_size),
+		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+		" s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		FIELD(rec_dev_virtio, slot),
+		FIELD(rec_dev_virtio, device_id),
+		FIELD(rec_dev_virtio, index),
+		FIELD(rec_dev_virtio, status),
+		FIELD(rec_dev_virtio, config_generation),
+		FIELD(rec_dev_virtio, isr),
+		FIELD(rec_dev_virtio, broken),
+		FIELD(rec_dev_virtio, reserved0),
+		FIELD(rec_dev_virtio, nr_queues),
+		FIELD(rec_dev_virtio, msix_entries),
+		FIELD(rec_dev_virtio, queue_select),
+		FIELD(rec_dev_virtio, config_msix_vector),
+		FIELD(rec_dev_virtio, device_feature_select),
+		FIELD(rec_dev_virtio, driver_feature_select),
+		FIELD(rec_dev_virtio, driver_features),
+		FIELD(rec_dev_virtio, backend_fd),
+		FIELD(rec_dev_virtio, reserved1),
+		FIELD(rec_dev_virtio, backend_size),
 		FIELD(rec_dev_virtio, pci_config))));
 	json_object_set_new(s, "rec_virtq", layout(
 		sizeof(struct rec_virtq), json_pack(

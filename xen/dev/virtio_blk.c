@@ -112,7 +112,6 @@ static int blk_open(struct blk *b, char *err, size_t errlen)
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	b->fd = fd;
-	b->dev.backend_fd_carried = fd;
 	return 0;
 }
 
@@ -320,7 +319,7 @@ static int blk_process(struct virtio_dev *d, unsigned q, char *err,
 		written = 0;
 		status = do_request(b, &h, &written);
 		virtq_write(e, e->wr_len - 1, &status, 1);
-		virtq_push(vq, &d->dom->mem, e->head, written + 1);
+		virtq_push(vq, &d->dom->mem, e, written + 1);
 		used = true;
 	}
 	if (used)
@@ -464,5 +463,7 @@ struct virtio_dev *virtio_blk_new(struct domain *dom, unsigned slot,
 		virtio_free(&b->dev);
 		return NULL;
 	}
+	/* After virtio_init(), which starts it at -1. */
+	b->dev.backend_fd_carried = b->fd;
 	return &b->dev;
 }

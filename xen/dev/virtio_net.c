@@ -124,7 +124,6 @@ static int tap_open(struct net *n, char *err, size_t errlen)
 		goto fail;
 	}
 	n->tap = fd;
-	n->dev.backend_fd_carried = fd;
 	return 0;
 fail:
 	close(fd);
@@ -208,7 +207,7 @@ static int receive(struct net *n, char *err, size_t errlen)
 		}
 		/* One buffer per frame (no MRG_RXBUF): num_buffers is 1. */
 		virtq_write(e, 10, &one, sizeof(one));
-		virtq_push(&d->vq[RXQ], &d->dom->mem, e->head, len);
+		virtq_push(&d->vq[RXQ], &d->dom->mem, e, len);
 		used = true;
 	}
 	if (used)
@@ -242,7 +241,7 @@ static int transmit(struct net *n, char *err, size_t errlen)
 			break;
 		}
 		/* Other errors drop the frame, as a wire would. */
-		virtq_push(&d->vq[TXQ], &d->dom->mem, e->head, 0);
+		virtq_push(&d->vq[TXQ], &d->dom->mem, e, 0);
 		used = true;
 	}
 	if (used)
@@ -347,6 +346,7 @@ static int net_load(struct virtio_dev *d, const struct rec_dev_virtio *r,
 		    char *err, size_t errlen)
 {
 	struct net *n = net_of(d);
+	struct ifreq ifr;
 	int fd;
 
 	if (d->dom->inherit_fds && r->backend_fd >= 0) {
@@ -355,6 +355,15 @@ static int net_load(struct virtio_dev *d, const struct rec_dev_virtio *r,
 			snprintf(err, errlen, "vif %s: the inherited tap fd "
 				 "%d: %s", n->ifname, r->backend_fd,
 				 strerror(errno));
+			return -1;
+		}
+		/* That number may hold anything if the fd was not kept. */
+		memset(&ifr, 0, sizeof(ifr));
+		if (ioctl(fd, TUNGETIFF, &ifr) < 0 ||
+		    strncmp(ifr.ifr_name, n->ifname, sizeof(ifr.ifr_name))) {
+			snprintf(err, errlen, "vif %s: the inherited fd %d is "
+				 "not its tap", n->ifname, r->backend_fd);
+			close(fd);
 			return -1;
 		}
 		/* Kept open until the update commits: a rollback needs it. */
@@ -442,5 +451,7 @@ struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
 		virtio_free(&n->dev);
 		return NULL;
 	}
+	/* After virtio_init(), which starts it at -1. */
+	n->dev.backend_fd_carried = n->tap;
 	return &n->dev;
 }

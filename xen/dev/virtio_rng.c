@@ -44,7 +44,7 @@ static int rng_process(struct virtio_dev *d, unsigned q, char *err,
 	while ((ret = virtq_pop(vq, &d->dom->mem,
 				virtio_has_feature(d, VIRTIO_F_RING_INDIRECT_DESC),
 				e, err, errlen)) > 0) {
-		virtq_push(vq, &d->dom->mem, e->head, fill(e, err, errlen));
+		virtq_push(vq, &d->dom->mem, e, fill(e, err, errlen));
 		used = true;
 	}
 	if (used)

@@ -74,7 +74,6 @@ static int add_buffer(struct walk *w, const struct virtq_desc *d)
 	if (is_wr) {
 		e->nr_wr++;
 		e->wr_len += d->len;
-		guest_mem_mark_dirty(w->mem, d->addr, d->len);
 	} else {
 		e->nr_rd++;
 		e->rd_len += d->len;
@@ -160,14 +159,22 @@ void virtq_unpop(struct virtq *q)
 	q->last_avail--;
 }
 
-void virtq_push(struct virtq *q, struct guest_mem *mem, uint16_t head,
-		uint32_t len)
+void virtq_push(struct virtq *q, struct guest_mem *mem,
+		const struct virtq_elem *e, uint32_t len)
 {
 	uint8_t *used = ring(mem, q->used, 4 + 8 * q->size);
-	uint32_t elem[2] = { head, len };
+	uint32_t elem[2] = { e->head, len };
+	unsigned i;
 
 	if (!used)
 		return;
+	/*
+	 * What the device wrote is dirty from now on, not from the pop: a
+	 * migration round that fetched the log in between would otherwise
+	 * send the buffer before the data and never again.
+	 */
+	for (i = e->nr_rd; i < e->nr_rd + e->nr_wr; i++)
+		guest_mem_mark_dirty(mem, e->gpa[i], e->iov[i].iov_len);
 	memcpy(used + 4 + 8 * (q->used_idx % q->size), elem, sizeof(elem));
 	q->used_idx++;
 	/* The element before the index that publishes it. */

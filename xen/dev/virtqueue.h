@@ -47,9 +47,9 @@ int virtq_pop(struct virtq *q, struct guest_mem *mem, bool indirect,
 	      struct virtq_elem *e, char *err, size_t errlen);
 /* Give the last popped chain back, unused (the backend cannot take it). */
 void virtq_unpop(struct virtq *q);
-/* Return chain `head` with `len` bytes written into it. */
-void virtq_push(struct virtq *q, struct guest_mem *mem, uint16_t head,
-		uint32_t len);
+/* Return chain e->head with `len` bytes written into it. */
+void virtq_push(struct virtq *q, struct guest_mem *mem,
+		const struct virtq_elem *e, uint32_t len);
 /* Whether the driver wants an interrupt for what was pushed. */
 bool virtq_wants_interrupt(struct virtq *q, struct guest_mem *mem);
 /* Copy from/to the chain's readable/writable part; bytes copied. */
