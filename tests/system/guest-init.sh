@@ -41,7 +41,8 @@ load_modules() {
 		if err=$(insmod "/lib/modules/$ko" 2>&1); then
 			loaded="$loaded ${ko%.ko}"
 		elif [ "$opt" = optional ]; then
-			echo "SYSTEST: module ${ko%.ko} optional, not loaded: $err"
+			echo "SYSTEST: module ${ko%.ko} optional," \
+				"not loaded: $err"
 		else
 			failed="$failed ${ko%.ko}"
 			echo "SYSTEST: module ${ko%.ko} failed: $err"
@@ -49,8 +50,8 @@ load_modules() {
 	done </lib/modules/order
 	echo "SYSTEST: modules loaded=$(echo $loaded | tr ' ' ,)" \
 		"failed=$(echo $failed | tr ' ' ,)" \
-		"builtin=$(echo $(cat /lib/modules/builtin) | tr ' ' ,)" \
-		"missing=$(echo $(cat /lib/modules/missing) | tr ' ' ,)"
+		"builtin=$(paste -sd, /lib/modules/builtin)" \
+		"missing=$(paste -sd, /lib/modules/missing)"
 }
 
 # Mount the root disk on /newroot, move /proc, /sys and /dev there; 0 when
@@ -96,6 +97,7 @@ else
 	cmdline_args
 	# What is mounted on /: "SYSTEST: root dev=/dev/vda fstype=ext4
 	# opts=rw,relatime" (the tests check it is the virtio disk, rw).
+	# shellcheck disable=SC2046 # its fields
 	set -- $(grep -E '^/dev/[^ ]+ / ' /proc/mounts)
 	echo "SYSTEST: root dev=$1 fstype=$3 opts=$4 pid=$$" \
 		"uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -177,7 +179,7 @@ echo "SYSTEST: disks $n"
 for r in /sys/class/misc/hw_random /sys/devices/virtual/misc/hw_random; do
 	[ -e $r/rng_current ] || continue
 	echo "SYSTEST: rng current=$(cat $r/rng_current)" \
-		"available=$(echo $(cat $r/rng_available) | tr ' ' ,)"
+		"available=$(sed 's/ *$//; s/ /,/g' $r/rng_available)"
 	break
 done
 # Network interfaces other than lo: name, MAC, driver.

@@ -124,8 +124,9 @@ net_up() {
 ping_host() {
 	host=$1 count=${2:-3}
 	out=$(ping -c "$count" -W 5 "$host" 2>&1)
-	set -- $(echo "$out" | sed -n \
-		's/^\([0-9]*\) packets transmitted, \([0-9]*\) .*received.*/\1 \2/p')
+	# "3 packets transmitted, 3 packets received, 0% packet loss"
+	# shellcheck disable=SC2046 # its fields
+	set -- $(echo "$out" | awk '/packets transmitted/ { print $1, $4 }')
 	echo "SYSTEST: ping $host sent=${1:-0} received=${2:-0}" \
 		"$(echo "$out" | sed -n 's/^round-trip.*= /rtt=/p' | tr ' ' _)"
 }
@@ -153,5 +154,8 @@ shutdown)
 	fi
 	poweroff -f
 	;;
-*) fail "usage: systest disk-write|disk-verify|ro-check|net-up|ping|seq-recv|rng-read|shutdown" ;;
+*)
+	fail "usage: systest disk-write|disk-verify|ro-check|net-up|ping|" \
+		"seq-recv|rng-read|shutdown"
+	;;
 esac

@@ -169,15 +169,17 @@ class TestVirtioBlk(BlkChecks):
     @pytest.fixture(scope="class")
     def guest(self, system_host):
         disk = guest_disk(system_host, "vblk")
-        g = boot_guest(
-            system_host, "vblk", "bzimage", memory=256, cmdline=ROOT_CMDLINE,
-            extra=f"disk = [ 'format=raw, vdev=xvda, access=rw, "
-            f"target={disk}', 'format=raw, vdev=xvdb, access=ro, "
-            f"target={GUEST_ROOTFS}' ]\nrng = 1\n")
-        g.disk = disk
-        yield g
-        g.destroy()
-        system_host.run(f"rm -f {disk}", check=False)
+        try:
+            g = boot_guest(
+                system_host, "vblk", "bzimage", memory=256,
+                cmdline=ROOT_CMDLINE,
+                extra=f"disk = [ 'format=raw, vdev=xvda, access=rw, "
+                f"target={disk}', 'format=raw, vdev=xvdb, access=ro, "
+                f"target={GUEST_ROOTFS}' ]\nrng = 1\n")
+            g.disk = disk
+            yield g
+        finally:
+            system_host.run(f"xl destroy vblk; rm -f {disk}", check=False)
 
     def interrupt(self, host, guest):
         blackout = live_update(host)
@@ -201,16 +203,14 @@ class TestQemuVirtioBlk(BlkChecks):
                       + qemu_drive(1, GUEST_ROOTFS, "xvdb", readonly=True)
                       + QEMU_RNG)
         g.disk = disk
-        g.start()
         try:
-            wait_ready(g, "QEMU -accel kvm in the host VM, bzimage, root "
-                       "on virtio-blk: QEMU started to init ready")
-        except BaseException:
+            g.start()
+            yield wait_ready(g, "QEMU -accel kvm in the host VM, bzimage, "
+                             "root on virtio-blk: QEMU started to init "
+                             "ready")
+        finally:
             g.destroy()
-            raise
-        yield g
-        g.destroy()
-        system_host.run(f"rm -f {disk}", check=False)
+            system_host.run(f"rm -f {disk}", check=False)
 
     def interrupt(self, host, guest):
         guest.monitor("stop")
@@ -274,12 +274,13 @@ class TestVirtioNetTap(NetChecks):
     @pytest.fixture(scope="class")
     def guest(self, system_host):
         host_tap(system_host, "tap0")
-        g = boot_guest(system_host, "vnet", "bzimage", memory=256,
-                       cmdline=SHELL_CMDLINE,
-                       extra=f"vif = [ 'mac={MAC}, vifname=tap0' ]\n")
-        yield g
-        g.destroy()
-        host_link_del(system_host, "tap0")
+        try:
+            yield boot_guest(system_host, "vnet", "bzimage", memory=256,
+                             cmdline=SHELL_CMDLINE,
+                             extra=f"vif = [ 'mac={MAC}, vifname=tap0' ]\n")
+        finally:
+            system_host.run("xl destroy vnet", check=False)
+            host_link_del(system_host, "tap0")
 
     def interrupt(self, host, guest):
         blackout = live_update(host)
@@ -296,12 +297,14 @@ class TestVirtioNetBridge:
     @pytest.fixture(scope="class")
     def guest(self, system_host):
         host_bridge(system_host, "br0")
-        g = boot_guest(system_host, "vbr", "bzimage", memory=256,
-                       cmdline=SHELL_CMDLINE,
-                       extra=f"vif = [ 'mac={BRIDGE_MAC}, bridge=br0' ]\n")
-        yield g
-        g.destroy()
-        host_link_del(system_host, "br0")
+        try:
+            yield boot_guest(
+                system_host, "vbr", "bzimage", memory=256,
+                cmdline=SHELL_CMDLINE,
+                extra=f"vif = [ 'mac={BRIDGE_MAC}, bridge=br0' ]\n")
+        finally:
+            system_host.run("xl destroy vbr", check=False)
+            host_link_del(system_host, "br0")
 
     def test_ping_both_ways(self, guest, system_host):
         rep = wl.init_report(guest)
@@ -326,16 +329,13 @@ class TestQemuVirtioNetTap(NetChecks):
         g = QemuGuest(system_host, "qnet", GUEST_KERNEL["bzimage"],
                       GUEST_INITRD, SHELL_CMDLINE, memory=256,
                       devices=qemu_nic("tapq0", MAC))
-        g.start()
         try:
-            wait_ready(g, "QEMU -accel kvm in the host VM, bzimage, "
-                       "virtio-net: QEMU started to init ready")
-        except BaseException:
+            g.start()
+            yield wait_ready(g, "QEMU -accel kvm in the host VM, bzimage, "
+                             "virtio-net: QEMU started to init ready")
+        finally:
             g.destroy()
-            raise
-        yield g
-        g.destroy()
-        host_link_del(system_host, "tapq0")
+            host_link_del(system_host, "tapq0")
 
     def interrupt(self, host, guest):
         guest.monitor("stop")
@@ -359,16 +359,14 @@ class TestQemuVirtioNetBridge:
         g = QemuGuest(system_host, "qbr", GUEST_KERNEL["bzimage"],
                       GUEST_INITRD, SHELL_CMDLINE, memory=256,
                       devices=qemu_nic("tapq1", BRIDGE_MAC))
-        g.start()
         try:
-            wait_ready(g, "QEMU -accel kvm in the host VM, bzimage, "
-                       "virtio-net on a bridge: QEMU started to init ready")
-        except BaseException:
+            g.start()
+            yield wait_ready(g, "QEMU -accel kvm in the host VM, bzimage, "
+                             "virtio-net on a bridge: QEMU started to "
+                             "init ready")
+        finally:
             g.destroy()
-            raise
-        yield g
-        g.destroy()
-        host_link_del(system_host, "tapq1", "br0")
+            host_link_del(system_host, "tapq1", "br0")
 
     def test_ping_both_ways(self, guest, system_host):
         rep = wl.init_report(guest)
