@@ -41,8 +41,11 @@ ROOT_CMDLINE = f"{GUEST_CMDLINE} systest=shell systest_root=/dev/vda"
 SHELL_CMDLINE = f"{GUEST_CMDLINE} systest=shell"
 MAC = "00:16:3e:12:34:56"
 BRIDGE_MAC = "00:16:3e:12:34:57"
-# Modern-only virtio PCI device IDs (virtio 1.x: 0x1040 + the type).
-PCI_NET, PCI_BLK, PCI_RNG = "0x1041", "0x1042", "0x1044"
+# Virtio PCI device IDs: modern-only (virtio 1.x: 0x1040 + the type, what
+# QEMU's disable-legacy=on shows) or transitional (0x1000..).  Either will
+# do: what counts is that Linux's drivers bind.
+PCI_NET, PCI_BLK, PCI_RNG = ("0x1041", "0x1000"), ("0x1042", "0x1001"), \
+    ("0x1044", "0x1005")
 PAUSE_S = 1     # the QEMU twin's stop/cont
 
 
@@ -112,7 +115,7 @@ class BlkChecks:
             assert disks[name]["ro"] == ro, disks
             if self.SERIALS:
                 assert disks[name]["serial"] == self.SERIALS[name], disks
-        blk = [p for p in rep["pci"] if p[1] == PCI_BLK]
+        blk = [p for p in rep["pci"] if p[1] in PCI_BLK]
         assert len(blk) == 2 and all(p[2] == "virtio-pci" for p in blk), \
             rep["pci"]
         print(f"{self.WHAT}: disks {disks}")
@@ -129,7 +132,7 @@ class BlkChecks:
         assert rep["rng"] and \
             re.fullmatch(r"virtio_rng\.\d+", rep["rng"]["current"]), \
             f"rng: {rep['rng']}"
-        assert [p for p in rep["pci"] if p[1] == PCI_RNG], rep["pci"]
+        assert [p for p in rep["pci"] if p[1] in PCI_RNG], rep["pci"]
         m = guest.do("systest rng-read", r"SYSTEST: rng read bytes=(\d+)")
         assert m.group(1) == "64", m.group(0)
 
@@ -235,7 +238,7 @@ class NetChecks:
         wl.check_modules(guest, rep)
         assert rep["nets"].get("eth0", {}).get("mac") == MAC, rep["nets"]
         assert rep["nets"]["eth0"]["driver"] == "virtio_net", rep["nets"]
-        assert [p for p in rep["pci"] if p[1] == PCI_NET], rep["pci"]
+        assert [p for p in rep["pci"] if p[1] in PCI_NET], rep["pci"]
 
     def test_ping_both_ways(self, guest, system_host):
         mac = wl.net_up(guest)
@@ -287,6 +290,13 @@ class TestVirtioNetTap(NetChecks):
         record_measure("xl live-update under a virtio-net guest: blackout",
                        f"{blackout} ms")
         return "xl live-update"
+
+    def test_rng_on_by_default(self, guest):
+        """No `rng` key in this config: virtio-rng is there anyway."""
+        rep = wl.init_report(guest)
+        assert rep["rng"] and \
+            re.fullmatch(r"virtio_rng\.\d+", rep["rng"]["current"]), \
+            f"rng: {rep['rng']}"
 
 
 @VIRTIO
