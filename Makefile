@@ -33,8 +33,9 @@ AUTOCONF   := $(BUILD)/include/generated/autoconf.h
 AUTOCONF_MK := $(BUILD)/include/config/auto.conf
 
 .PHONY: all defconfig menuconfig olddefconfig savedefconfig demo test \
-        test-quick sanitize bench clean setup guests unit
-all: $(BUILD)/bin/xen $(BUILD)/bin/xl $(BUILD)/bin/counter-watch guests unit
+        test-quick sanitize bench clean setup guests unit systest-progs
+all: $(BUILD)/bin/xen $(BUILD)/bin/xl $(BUILD)/bin/counter-watch guests unit \
+     systest-progs
 
 # ---------------------------------------------------------------- Kconfig
 $(KCONFIG_CONFIG):
@@ -140,6 +141,7 @@ $(BUILD)/obj/%.o: %.c $(AUTOCONF)
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 include tests/guests/guests.mk
+include tests/system/system.mk
 include tests/unit/unit.mk
 include tools/stream/stream.mk
 include tests/fuzz/fuzz.mk

@@ -48,7 +48,8 @@ def parse_args():
 def start_host(args):
     work = os.path.join(BUILD, "system")
     # The same image as the system tier's, so that neither rebuilds it.
-    images = sysimages.build_images(work, [XEN, XL], guest_path("exit"))
+    images = sysimages.build_images(work, [XEN, XL], guest_path("exit"),
+                                    sysimages.workload_progs(BUILD))
     host = HostVM(work, images["vmlinuz"], images["host_initrd"],
                   smp=args.host_cpus)
     if args.tcg_thread:

@@ -27,6 +27,8 @@ import syshost  # noqa: E402
 from syshost import HostError, HostVM  # noqa: E402
 
 WORK = os.path.join(BUILD, "system")
+# The static programs of the workloads (tests/system/system.mk).
+PROGS = sysimages.workload_progs(BUILD)
 LOG_ROOT = os.path.join(BUILD, "test-logs", "system")
 
 
@@ -37,12 +39,15 @@ def pytest_configure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not syshost.BOOTS:
-        return
     tr = terminalreporter
-    tr.write_sep("-", "system tier: boot times")
-    for what, secs in syshost.BOOTS:
-        tr.write_line(f"{secs:7.1f} s  {what}")
+    if syshost.BOOTS:
+        tr.write_sep("-", "system tier: boot times")
+        for what, secs in syshost.BOOTS:
+            tr.write_line(f"{secs:7.1f} s  {what}")
+    if syshost.MEASURES:
+        tr.write_sep("-", "system tier: measurements")
+        for what, value in syshost.MEASURES:
+            tr.write_line(f"{what}: {value}")
 
 
 _collected = set()     # failures whose logs are kept already
@@ -85,11 +90,12 @@ def system_images():
     if missing:
         pytest.skip("system tier needs " + ", ".join(missing) +
                     ": run scripts/setup.sh")
-    for b in (XEN, XL):
+    for b in [XEN, XL] + PROGS:
         if not os.path.exists(b):
             raise RuntimeError(f"{b} is missing: run `make` first")
     t0 = time.monotonic()
-    images = sysimages.build_images(WORK, [XEN, XL], guest_path("exit"))
+    images = sysimages.build_images(WORK, [XEN, XL], guest_path("exit"),
+                                    PROGS)
     print(f"system images built in {time.monotonic() - t0:.1f} s")
     return images
 

@@ -1,9 +1,9 @@
 #!/bin/sh
 # /init of the host VM of the system tier (busybox sh).
 #
-# Loads kvm and kvm-amd, starts the hypervisor daemon, then serves the
-# harness on the virtio-serial port named "systest.0" with a line
-# protocol:
+# Loads kvm and kvm-amd, tun and bridge (the guests' taps), brings lo up,
+# starts the hypervisor daemon, then serves the harness on the
+# virtio-serial port named "systest.0" with a line protocol:
 #   harness -> host:  @@CMD <id> <timeout_s> <base64 of a shell command>
 #   host -> harness:  @@OUT <id>
 #                     <the command's stdout+stderr, base64, several lines>
@@ -31,6 +31,15 @@ hwclock -s -u 2>/dev/null
 if [ ! -c /dev/kvm ]; then
 	status="@@FAIL /dev/kvm did not appear (svm: $(grep -c svm /proc/cpuinfo))"
 fi
+# Taps (the daemon opens /dev/net/tun with a vif's name; the harness makes
+# persistent ones with tunctl): devtmpfs makes the node when tun loads,
+# mknod is the fallback.  Anything on 127.0.0.1 needs lo up.
+if [ ! -c /dev/net/tun ]; then
+	mkdir -p /dev/net
+	mknod /dev/net/tun c 10 200
+fi
+[ -c /dev/net/tun ] || status="@@FAIL no /dev/net/tun"
+ip link set lo up
 
 xen --socket "$XL_SOCKET" --state-dir /var/lib/xen --foreground \
 	--log /var/log/xen.log </dev/null >/var/log/xen.stderr 2>&1 &

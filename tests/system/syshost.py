@@ -24,7 +24,7 @@ import threading
 import time
 
 # Where the guests are inside the host VM (sysimages puts them there).
-from sysimages import GUEST_INITRD, GUEST_KERNEL
+from sysimages import GUEST_INITRD, GUEST_KERNEL, HOST_QEMU_FIRMWARE
 
 # loglevel=5: quiet enough to keep console exits few (each byte is a
 # nested exit), loud enough that WARNING/BUG/Oops/panic (levels 0-4) reach
@@ -35,6 +35,7 @@ from sysimages import GUEST_INITRD, GUEST_KERNEL
 # which is why cloud images boot their VMs with it too.
 GUEST_CMDLINE = "console=ttyS0 loglevel=5 no_timer_check"
 BOOTS = []      # (what, seconds): printed at the end of the run
+MEASURES = []   # (what, value): printed at the end of the run too
 CURRENT_HOST = None     # the session's HostVM, for the failure hook
 
 # The host kernel in trouble: nothing it runs will answer in time.
@@ -382,6 +383,31 @@ class Guest:
         b64 = base64.b64encode(text.encode()).decode()
         self.host.sh(f"echo {b64} | base64 -d > {self.fifo}")
 
+    def do(self, command, pattern, timeout=180):
+        """Type `command` (a line) and wait for `pattern` in what the
+        console shows after it; returns the match."""
+        mark = len(self.console())
+        self.type(command + "\n")
+        return self.wait(pattern, start=mark, timeout=timeout)
+
+    def attach_console(self, history=True):
+        """Another `xl console` appending to the console file, its stdin
+        the FIFO (which start()'s `sleep` still holds open)."""
+        self.host.sh(f"(xl console {'' if history else '-n '}{self.name} "
+                     f"<{self.fifo} >>{self.console_file} 2>&1 &)")
+
+    def save(self, path, timeout=600):
+        """`xl save` (the domain ends; its console session with it)."""
+        return self.host.sh(f"xl save {self.name} {path}", timeout=timeout)
+
+    def restore(self, path, timeout=600):
+        """`xl restore -p`, a new `xl console -n` appending to the same
+        file (the offsets the tests hold stay valid), then unpause."""
+        out = self.host.sh(f"xl restore -p {path}", timeout=timeout)
+        self.attach_console(history=False)
+        self.host.sh(f"xl unpause {self.name}")
+        return out
+
     def check_clean(self, start=0):
         """No WARNING:/BUG:/Oops/Call Trace/panic on the console."""
         text = self.console()[start:]
@@ -443,9 +469,175 @@ class Guest:
         self.host.run(f"xl destroy {self.name}", check=False)
 
 
+class QemuGuest(Guest):
+    """The same Debian guest under QEMU (`-accel kvm`) inside the host VM,
+    with QEMU's own virtio devices: the twin tests' reference.  Its serial
+    port and its HMP monitor are QEMU `pipe` chardevs (FIFOs NAME.con.in /
+    .out and NAME.mon.in / .out, which QEMU opens read-write, so neither
+    side ever sees EOF); a `cat` appends each .out to a file the harness
+    polls, and typing writes to .in, as for our guests."""
+
+    def __init__(self, host, name, kernel, ramdisk, cmdline, memory=256,
+                 vcpus=1, devices=()):
+        super().__init__(host, name, kernel, ramdisk, cmdline, memory,
+                         vcpus)
+        self.ramdisk = ramdisk
+        self.devices = list(devices)
+        self.con = f"{self.DIR}/{name}.con"
+        self.mon = f"{self.DIR}/{name}.mon"
+        self.fifo = self.con + ".in"
+        self.mon_log = f"{self.DIR}/{name}.monitor"
+        self.pidfile = f"{self.DIR}/{name}.pid"
+        self.qemu_log = f"{self.DIR}/{name}.qemu.log"
+        self.mon_raw = 0
+
+    def argv(self, incoming=None):
+        a = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host",
+             "-machine", "pc", "-m", str(self.memory),
+             "-smp", str(self.vcpus), "-nodefaults", "-no-user-config",
+             "-display", "none", "-no-reboot", "-L", HOST_QEMU_FIRMWARE,
+             "-kernel", self.kernel, "-append", self.cmdline,
+             "-chardev", f"pipe,id=con,path={self.con}",
+             "-serial", "chardev:con",
+             "-chardev", f"pipe,id=mon,path={self.mon}",
+             "-mon", "chardev=mon,mode=readline",
+             "-pidfile", self.pidfile] + self.devices
+        if self.ramdisk:
+            a += ["-initrd", self.ramdisk]
+        if incoming:
+            a += ["-incoming", incoming]
+        return " ".join(shlex.quote(x) for x in a)
+
+    def start(self, incoming=None):
+        """Start QEMU in the background (a new one reading `incoming`, a
+        QEMU migration URI, when restoring)."""
+        h, d = self.host, self.DIR
+        h.sh(f"mkdir -p {d} && rm -f {self.pidfile} && "
+             f"for f in {self.con}.in {self.con}.out {self.mon}.in "
+             f"{self.mon}.out; do [ -p $f ] || mkfifo $f; done && "
+             f"touch {self.console_file} {self.mon_log} && "
+             f"(cat {self.con}.out >>{self.console_file} &) && "
+             f"(cat {self.mon}.out >>{self.mon_log} &) && "
+             f"({self.argv(incoming)} >>{self.qemu_log} 2>&1 &) && "
+             f"i=0; while [ ! -s {self.pidfile} ] && [ $i -lt 300 ]; do "
+             f"sleep 0.1; i=$((i + 1)); done; "
+             f"[ -s {self.pidfile} ] || {{ cat {self.qemu_log}; exit 1; }}")
+        self.started = time.monotonic()
+        return self
+
+    def monitor(self, command, timeout=300):
+        """An HMP command; its output (up to the next "(qemu)" prompt)."""
+        h = self.host
+        before = h.read_file(self.mon_log)
+        h.sh(f"echo {shlex.quote(command)} >{self.mon}.in")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = h.read_file(self.mon_log)[len(before):]
+            # The echo of the command, its output, the next prompt.
+            i = text.find(command)
+            if i >= 0 and "(qemu)" in text[i + len(command):]:
+                out = text[i + len(command):]
+                return out[:out.index("(qemu)")].strip()
+            if self.record() is None:
+                break
+            time.sleep(0.5)
+        self.fail(f"QEMU monitor: no answer to {command!r}:\n"
+                  f"{h.read_file(self.mon_log)[-2000:]}\n"
+                  f"{h.read_file(self.qemu_log)[-2000:]}")
+
+    def pid(self):
+        return self.host.run(f"cat {self.pidfile} 2>/dev/null",
+                             check=False)[1].strip()
+
+    def record(self):
+        """{"state": "running"} while QEMU runs, else None."""
+        pid = self.pid()
+        if pid and self.host.run(f"kill -0 {pid}", check=False)[0] == 0:
+            return {"name": self.name, "state": "running"}
+        return None
+
+    def save(self, path, timeout=900):
+        """QEMU's save: migrate to a file, then quit."""
+        self.monitor(f'migrate "exec:cat > {path}"', timeout)
+        info = self.monitor("info migrate", 60)
+        if not re.search(r"Migration status:\s*completed", info):
+            self.fail(f"QEMU's migration to {path} did not complete:\n"
+                      f"{info}")
+        self.host.sh(f"echo quit >{self.mon}.in")    # no prompt follows
+        self.wait_gone(60)
+        return info
+
+    def restore(self, path, timeout=900):
+        """A new QEMU, same devices, reading the state from `path`; the
+        guest runs on once the state is in."""
+        self.start(incoming=f"exec:cat {path}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.monitor("info status", 60)
+            if "running" in info:
+                return info
+            time.sleep(1)
+        self.fail(f"QEMU did not run after loading {path}: {info}")
+
+    def destroy(self):
+        pid = self.pid()
+        if pid:
+            self.host.run(f"kill {pid}", check=False)
+
+
+# ------------------------------------------------------------ host network
+def host_tap(host, name, addr="10.0.2.2/24"):
+    """A persistent tap `name` (busybox tunctl) with `addr` on the host's
+    side, up.  The daemon (or QEMU) opening /dev/net/tun with this name
+    attaches to it.  Any old one of that name goes first."""
+    host.sh(f"tunctl -d {name} >/dev/null 2>&1; "
+            f"tunctl -t {name} >/dev/null && ip addr add {addr} dev {name} "
+            f"&& ip link set {name} up")
+
+
+def host_bridge(host, name="br0", addr="10.0.2.2/24"):
+    """A bridge `name` with `addr`, up, forwarding at once (no STP, no
+    forward delay, set through sysfs: busybox's brctl has no stp/setfd):
+    the guests' taps join it."""
+    b = f"/sys/class/net/{name}/bridge"
+    host.sh(f"ip link del {name} >/dev/null 2>&1; brctl addbr {name} && "
+            f"echo 0 >{b}/stp_state && echo 0 >{b}/forward_delay && "
+            f"ip addr add {addr} dev {name} && ip link set {name} up")
+
+
+def host_bridge_port(host, bridge, tap):
+    """A persistent tap, no address, in `bridge`."""
+    host.sh(f"tunctl -d {tap} >/dev/null 2>&1; tunctl -t {tap} >/dev/null "
+            f"&& brctl addif {bridge} {tap} && ip link set {tap} up")
+
+
+def host_link_del(host, *names):
+    """Remove taps (tunctl -d) or other links (ip link del)."""
+    for n in names:
+        host.run(f"ip link set {n} down 2>/dev/null; tunctl -d {n} "
+                 f">/dev/null 2>&1 || ip link del {n} 2>/dev/null",
+                 check=False)
+
+
+# ------------------------------------------------------------ host disks
+def guest_disk(host, name, src="/guest/rootfs.ext4"):
+    """A private copy of the root disk for one guest (guests write to
+    theirs), in the host's tmpfs; its path."""
+    path = f"/tmp/disks/{name}.img"
+    host.sh(f"mkdir -p /tmp/disks && cp {src} {path}")
+    return path
+
+
 def record_boot(what, secs):
     BOOTS.append((what, secs))
     print(f"boot: {what}: {secs:.1f} s")
+
+
+def record_measure(what, value):
+    """A figure worth seeing at the end of the run (a stream's longest
+    pause, a save's duration): printed with the boot times."""
+    MEASURES.append((what, value))
+    print(f"measure: {what}: {value}")
 
 
 def boot_guest(host, name, protocol="bzimage", vcpus=1, memory=256,

@@ -14,6 +14,7 @@ import pytest
 
 from harness import build_has
 from syshost import BAD_CONSOLE, GUEST_CMDLINE, boot_guest, record_boot
+import sysworkloads as wl
 
 pytestmark = pytest.mark.system
 MIB = 1 << 20
@@ -141,6 +142,21 @@ class TestBzImageOneVcpu:
         m = guest.wait(r"after-update-42 (\d+)\.\d+", start=mark,
                        timeout=180)
         assert int(m.group(1)) > 0, m.group(0)
+
+    def test_survives_save_restore(self, guest, system_host):
+        """`xl save` + `xl restore -p`: files written in the guest's tmpfs
+        before are intact and its shell answers on a new `xl console -n`
+        session appending to the same file (the harness's path for the
+        virtio disk tests, run here on a guest without devices)."""
+        guest.wait(r"guest# ")
+        files = wl.DiskWorkload(guest, n=8, directory="/tmp/data")
+        files.write()
+        path = "/tmp/guests/bz1.state"
+        guest.save(path)
+        guest.restore(path)
+        system_host.run(f"rm -f {path}", check=False)
+        files.verify("after xl save and xl restore")
+        guest.do("echo after-restore-$((6 * 7))", r"after-restore-42")
 
     def test_no_kernel_warnings(self, guest):
         check_clean(guest)
