@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			    b + e.iov[i].iov_len > mem.base + RAM)
 				abort();
 		}
-		virtq_push(&q, &mem, e.head, e.wr_len);
+		virtq_push(&q, &mem, &e, e.wr_len);
 	}
 	free(mem.base);
 	return 0;

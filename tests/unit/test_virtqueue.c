@@ -97,7 +97,7 @@ static void test_chain_taken_and_returned(void)
 	CHECK(virtq_write(&e, 510, "abc", 3) == 3);
 	CHECK(!memcmp(mem.base + 0x11000 + 510, "ab", 2) &&
 	      mem.base[0x12000] == 'c');
-	virtq_push(&q, &mem, e.head, 513);
+	virtq_push(&q, &mem, &e, 513);
 	memcpy(&used_idx, mem.base + USED + 2, 2);
 	memcpy(elem, mem.base + USED + 4, 8);
 	CHECK(used_idx == 1 && elem[0] == 0 && elem[1] == 513);
