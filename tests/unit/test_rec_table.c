@@ -66,6 +66,21 @@ static void add_vcpu(struct recs *s, const struct rec_desc *d)
 	}
 }
 
+/* A DEV_VIRTIO record of a virtio-rng at `slot` with one queue of `qsize`. */
+static struct rec *add_virtio(struct recs *s, unsigned slot, unsigned qsize)
+{
+	struct rec_dev_virtio v = {
+		.slot = slot, .device_id = 4, .nr_queues = 1,
+		.msix_entries = 2, .backend_fd = -1,
+	};
+	struct rec_virtq q = { .size = qsize, .enabled = 1 };
+	struct rec *r = add(s, REC_DEV_VIRTIO, NULL, rec_virtio_size(1, 2));
+
+	memcpy(r->body, &v, sizeof(v));
+	memcpy(r->body + sizeof(v), &q, sizeof(q));
+	return r;
+}
+
 static void add_fixed(struct recs *s, const struct rec_desc *d)
 {
 	struct rec_memory_layout l = {
@@ -78,6 +93,8 @@ static void add_fixed(struct recs *s, const struct rec_desc *d)
 		add(s, d->type, &l, sizeof(l));
 	else if (d->type == REC_VM_IRQCHIP)
 		add(s, d->type, &chip, sizeof(chip));
+	else if (d->type == REC_DEV_VIRTIO)
+		add_virtio(s, 25, 1);
 	else
 		add(s, d->type, NULL, d->size);
 }
@@ -269,6 +286,77 @@ static void test_table(void)
 	CHECK(rec_desc(0x7777) == NULL && rec_type_name(0x7777) == NULL);
 }
 
+/* The stream with its DEV_VIRTIO record replaced by the last one added. */
+static struct rec *virtio_rec(struct recs *s)
+{
+	unsigned i;
+
+	valid_stream(s);
+	for (i = 0; s->r[i].type != REC_DEV_VIRTIO; i++)
+		;
+	return &s->r[i];
+}
+
+static void expect_refused(struct recs *s, const char *why)
+{
+	struct stream_check c;
+
+	CHECK(check_all(&c, s) < 0);
+	CHECK_HAS(c.err, why);
+}
+
+static void test_virtio_records(void)
+{
+	struct stream_check c;
+	struct recs s;
+	struct rec *r;
+	struct rec_dev_virtio v;
+
+	/* A second device in another slot is fine, in the same one not. */
+	r = virtio_rec(&s);
+	memmove(r + 1, r, (&s.r[s.n] - r) * sizeof(*r));
+	s.n++;
+	memcpy(&v, r->body, sizeof(v));
+	v.slot = 3;
+	memcpy(r->body, &v, sizeof(v));
+	CHECK(check_all(&c, &s) == 0);
+	v.slot = 25;
+	memcpy(r->body, &v, sizeof(v));
+	expect_refused(&s, "a second DEV_VIRTIO record for slot 25");
+
+	r = virtio_rec(&s);
+	memcpy(&v, r->body, sizeof(v));
+	v.slot = 0;
+	memcpy(r->body, &v, sizeof(v));
+	expect_refused(&s, "DEV_VIRTIO: PCI slot 0");
+
+	r = virtio_rec(&s);
+	v.slot = 25;
+	v.device_id = 3;
+	memcpy(r->body, &v, sizeof(v));
+	expect_refused(&s, "device type 3");
+
+	r = virtio_rec(&s);
+	r->len -= 8;
+	expect_refused(&s, "bytes for 1 queues and 2 MSI-X entries");
+
+	r = virtio_rec(&s);
+	v.device_id = 4;
+	v.nr_queues = 17;
+	memcpy(r->body, &v, sizeof(v));
+	expect_refused(&s, "17 queues");
+
+	virtio_rec(&s);
+	for (r = s.r; r->type != REC_DEV_VIRTIO; r++)
+		;
+	{
+		struct rec_virtq q = { .size = 48, .enabled = 1 };
+
+		memcpy(r->body + sizeof(v), &q, sizeof(q));
+	}
+	expect_refused(&s, "queue 0 has size 48");
+}
+
 int main(void)
 {
 	test_table();
@@ -276,5 +364,6 @@ int main(void)
 	test_wrong_sizes();
 	test_refused_records();
 	test_place_and_completeness();
+	test_virtio_records();
 	return unit_done();
 }
