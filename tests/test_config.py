@@ -297,20 +297,23 @@ def test_relative_kernel_that_does_not_exist(daemon, tmp_path):
 MAC_RX = r"00:16:3e:[0-7][0-9a-f]:[0-9a-f]{2}:[0-9a-f]{2}"
 
 
-def test_disk_vif_rng_reach_the_daemon(daemon, tmp_path):
+def test_disk_vif_rng_reach_the_daemon(daemon, tmp_path, feature):
     """The keys as the domain's config: a relative target made absolute
     from the config's directory, a MAC picked in Xen's OUI by the daemon
     for a vif without one (xl sends none) and kept by save and restore."""
+    feature("DEV_VIRTIO")
     cfgdir = tmp_path / "cfgs"
-    cfgdir.mkdir()
+    (cfgdir / "images").mkdir(parents=True)
+    (cfgdir / "images" / "root.raw").write_bytes(bytes(1 << 20))
+    data = tmp_path / "data,1.raw"
+    data.write_bytes(bytes(1 << 20))
     path = cfgdir / "dev.cfg"
     path.write_text(
         daemon.cfg_text("dev", cmdline="interval=200") +
         "disk = [ 'images/root.raw,raw,xvda,rw',\n"
         "         'vdev=xvdb, access=ro, cache=none, serial=DATA-1, "
-        "target=/srv/data,1.raw' ]\n"
-        "vif = [ 'bridge=xenbr0', 'mac=00:16:3E:12:34:56,vifname=web0,"
-        "vhost=1' ]\n"
+        f"target={data}' ]\n"
+        "vif = [ '', 'mac=00:16:3E:12:34:56,vifname=xtweb0' ]\n"
         "rng = 0\n")
     r = subprocess.run([XL, "create", "-n", str(path)],
                        env=xl_env(daemon.sock), capture_output=True,
@@ -325,14 +328,16 @@ def test_disk_vif_rng_reach_the_daemon(daemon, tmp_path):
             for x in d["disk"]] == [
         (str(cfgdir / "images" / "root.raw"), "xvda", "rw", "writeback",
          "xvda"),
-        ("/srv/data,1.raw", "xvdb", "ro", "none", "DATA-1")]
+        (str(data), "xvdb", "ro", "none", "DATA-1")]
     assert d["disk"][0]["origin"] == f"{path}:6"
     vifs = d["vif"]
     assert re.fullmatch(MAC_RX, vifs[0]["mac"]), vifs
-    assert vifs[0]["bridge"] == "xenbr0" and not vifs[0]["vhost"]
     assert vifs[1]["mac"] == "00:16:3e:12:34:56"
-    assert vifs[1]["vifname"] == "web0" and vifs[1]["vhost"]
+    assert vifs[1]["vifname"] == "xtweb0" and not vifs[1]["vhost"]
     assert d["rng"] is False
+    # The taps exist, under the default name and the given one.
+    assert os.path.exists(f"/sys/class/net/vif{d['id']}.0")
+    assert os.path.exists("/sys/class/net/xtweb0")
 
     saved = str(tmp_path / "dev.xkvm")
     daemon.xl("save", "dev", saved)
@@ -340,6 +345,16 @@ def test_disk_vif_rng_reach_the_daemon(daemon, tmp_path):
     back = daemon.domain("dev")
     assert back["vif"] == vifs and back["disk"] == d["disk"]
     CounterWatch(daemon, "dev").assert_counting()
+
+
+def test_vhost_is_refused_with_the_reason(daemon, feature):
+    feature("DEV_VIRTIO")
+    cfg = daemon.write_cfg(daemon.cfg_text("vh") +
+                           "vif = [ 'vhost=1, vifname=xtvh0' ]\n")
+    r = daemon.xl("create", cfg, check=False)
+    assert r.returncode != 0
+    assert "vif xtvh0: vhost=1: vhost-net is not available" in r.err, r.err
+    assert "vh" not in daemon.domains()
 
 
 def test_daemon_refuses_what_xl_would(daemon):
