@@ -24,6 +24,9 @@ const char *const build_features[] = {
 #ifdef CONFIG_DEV_FW_CFG
 	"DEV_FW_CFG",
 #endif
+#ifdef CONFIG_DEV_VIRTIO
+	"DEV_VIRTIO",
+#endif
 	NULL
 };
 
