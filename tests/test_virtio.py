@@ -254,3 +254,43 @@ def test_network_frames_cross_the_tap(daemon, tmp_path):
                      r" src=02:00:00:00:be:ef ethertype=0x88b5", text), text
     daemon.xl("destroy", "net")
     assert not os.path.exists(f"/sys/class/net/{tap}")
+
+
+def test_restore_announces_the_mac(daemon, tmp_path):
+    """After a restore (as after a migration) the device sends a RARP
+    from the guest's MAC into the tap, so switches learn where it is.
+    A persistent tap made beforehand lets the test listen before the
+    daemon attaches to it."""
+    import subprocess
+    mac = "00:16:3e:5a:00:02"
+    tap = "xtann0"
+    subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"],
+                   check=True)
+    try:
+        daemon.create("ann", kernel="virtio", cmdline="test=rng",
+                      extra=f"vif = [ 'mac={mac}, vifname={tap}' ]\n"
+                            'on_poweroff = "preserve"\n', paused=True)
+        saved = str(tmp_path / "ann.xkvm")
+        daemon.xl("save", "ann", saved)
+        subprocess.run(["ip", "link", "set", tap, "up"], check=True)
+        s = tap_socket(tap)
+        daemon.xl("restore", "-p", saved)
+        frames = []
+        deadline = time.monotonic() + scaled(5)
+        while time.monotonic() < deadline and not frames:
+            try:
+                f = s.recv(2048)
+            except OSError:
+                continue
+            if f[12:14] == b"\x80\x35":
+                frames.append(f)
+        s.close()
+        assert frames, "no RARP seen on the tap"
+        f = frames[0]
+        want = bytes.fromhex(mac.replace(":", ""))
+        assert f[0:6] == b"\xff" * 6 and f[6:12] == want
+        assert f[20:22] == b"\x00\x03"          # reverse request
+        assert f[22:28] == want and f[32:38] == want
+        daemon.xl("destroy", "ann")
+    finally:
+        subprocess.run(["ip", "tuntap", "del", "dev", tap, "mode", "tap"])

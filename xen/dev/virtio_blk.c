@@ -304,9 +304,7 @@ static int blk_process(struct virtio_dev *d, unsigned q, char *err,
 	bool used = false;
 	int ret;
 
-	while ((ret = virtq_pop(vq, &d->dom->mem,
-				virtio_has_feature(d, VIRTIO_F_RING_INDIRECT_DESC),
-				e, err, errlen)) > 0) {
+	while ((ret = virtio_pop(d, q, e, err, errlen)) > 0) {
 		if (e->rd_len < sizeof(h) || e->wr_len < 1) {
 			snprintf(err, errlen, "a request without its header "
 				 "or status byte (%llu readable, %llu writable "

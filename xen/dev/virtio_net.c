@@ -165,14 +165,6 @@ static bool queue_live(struct virtio_dev *d, unsigned q)
 	       d->vq[q].enabled;
 }
 
-static int pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e,
-	       char *err, size_t errlen)
-{
-	return virtq_pop(&d->vq[q], &d->dom->mem,
-			 virtio_has_feature(d, VIRTIO_F_RING_INDIRECT_DESC),
-			 e, err, errlen);
-}
-
 /* Frames from the tap into the guest's receive buffers. */
 static int receive(struct net *n, char *err, size_t errlen)
 {
@@ -188,7 +180,7 @@ static int receive(struct net *n, char *err, size_t errlen)
 			n->rx_wait = true;
 			break;
 		}
-		ret = pop(d, RXQ, e, err, errlen);
+		ret = virtio_pop(d, RXQ, e, err, errlen);
 		if (ret <= 0) {
 			n->rx_wait = ret == 0;
 			break;
@@ -225,7 +217,7 @@ static int transmit(struct net *n, char *err, size_t errlen)
 	int ret = 0;
 
 	while (!n->tx_wait && queue_live(d, TXQ)) {
-		ret = pop(d, TXQ, e, err, errlen);
+		ret = virtio_pop(d, TXQ, e, err, errlen);
 		if (ret <= 0)
 			break;
 		if (e->nr_wr || e->rd_len < NET_HDR_LEN) {

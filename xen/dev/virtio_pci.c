@@ -63,6 +63,14 @@ bool virtio_has_feature(const struct virtio_dev *d, unsigned bit)
 	return d->driver_features & (1ULL << bit);
 }
 
+int virtio_pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e,
+	       char *err, size_t errlen)
+{
+	return virtq_pop(&d->vq[q], &d->dom->mem,
+			 virtio_has_feature(d, VIRTIO_F_RING_INDIRECT_DESC),
+			 e, err, errlen);
+}
+
 static struct virtq *selected(struct virtio_dev *d)
 {
 	return d->queue_select < d->nr_queues ? &d->vq[d->queue_select]

@@ -129,6 +129,9 @@ void virtio_resume(struct virtio_dev *d);
 int virtio_watch_backend(struct virtio_dev *d, int fd, uint32_t events);
 
 bool virtio_has_feature(const struct virtio_dev *d, unsigned bit);
+/* virtq_pop() on queue q with the features the driver accepted. */
+int virtio_pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e,
+	       char *err, size_t errlen);
 /* Tell the driver about used chains of queue q (with dev->lock held). */
 void virtio_notify(struct virtio_dev *d, unsigned q);
 /* The device configuration changed. */

@@ -41,9 +41,7 @@ static int rng_process(struct virtio_dev *d, unsigned q, char *err,
 	bool used = false;
 	int ret;
 
-	while ((ret = virtq_pop(vq, &d->dom->mem,
-				virtio_has_feature(d, VIRTIO_F_RING_INDIRECT_DESC),
-				e, err, errlen)) > 0) {
+	while ((ret = virtio_pop(d, q, e, err, errlen)) > 0) {
 		virtq_push(vq, &d->dom->mem, e, fill(e, err, errlen));
 		used = true;
 	}
