@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buildinfo.h"
+#include "dev/devices.h"
 #include "domain.h"
 #include "log.h"
 #include "memory.h"
@@ -223,6 +224,7 @@ static int setup_dirty_log(struct sender *s)
 	}
 	if (guest_mem_log_dirty(s->dom, true) < 0)
 		SFAIL(s, "cannot turn on dirty logging: %s", strerror(errno));
+	devices_log_changed(s->dom);
 	s->logging = true;
 	return 0;
 }
@@ -435,8 +437,10 @@ static void finish(struct sender *s, int ret, double t_stop)
 	enum mig_state st = ret ? (m->cancel ? MIG_CANCELLED : MIG_FAILED)
 				: MIG_DONE;
 
-	if (s->logging && ret)
+	if (s->logging && ret) {
 		guest_mem_log_dirty(s->dom, false);
+		devices_log_changed(s->dom);
+	}
 	if (s->parked) {
 		if (ret && !m->uncertain)
 			quiesce_resume(&s->q);

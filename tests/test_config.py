@@ -347,16 +347,6 @@ def test_disk_vif_rng_reach_the_daemon(daemon, tmp_path, feature):
     CounterWatch(daemon, "dev").assert_counting()
 
 
-def test_vhost_is_refused_with_the_reason(daemon, feature):
-    feature("DEV_VIRTIO")
-    cfg = daemon.write_cfg(daemon.cfg_text("vh") +
-                           "vif = [ 'vhost=1, vifname=xtvh0' ]\n")
-    r = daemon.xl("create", cfg, check=False)
-    assert r.returncode != 0
-    assert "vif xtvh0: vhost=1: vhost-net is not available" in r.err, r.err
-    assert "vh" not in daemon.domains()
-
-
 def test_daemon_refuses_what_xl_would(daemon):
     """The JSON path obeys the same rules, naming the item: a relative
     target (xl would have made it absolute), a bad MAC."""

@@ -202,6 +202,17 @@ void devices_resume(struct domain *dom)
 			t->resume(dom, device_state(dom, t));
 }
 
+void devices_log_changed(struct domain *dom)
+{
+	const struct device_type *t;
+
+	if (!dom->devices)
+		return;
+	for (t = types; t; t = t->next)
+		if (t->log_changed && device_state(dom, t))
+			t->log_changed(dom, device_state(dom, t));
+}
+
 void devices_takeover_done(struct domain *dom)
 {
 	const struct device_type *t;

@@ -68,6 +68,12 @@ struct device_type {
 	/* Optional: call fn on each fd a live update must carry over. */
 	void (*for_each_fd)(struct domain *dom, void *state,
 			    void (*fn)(int fd, void *arg), void *arg);
+	/*
+	 * Optional, any thread: migration turned dirty logging of guest RAM
+	 * on or off (dom->mem.dev_log); a device whose writes bypass the log
+	 * (vhost) changes path.
+	 */
+	void (*log_changed)(struct domain *dom, void *state);
 	/* Optional: the live update that restored it committed. */
 	void (*takeover_done)(struct domain *dom, void *state);
 	/* The record may appear more than once (one per instance). */
@@ -98,6 +104,7 @@ void devices_destroy(struct domain *dom);
 void devices_pause(struct domain *dom);
 void devices_resume(struct domain *dom);
 void devices_takeover_done(struct domain *dom);
+void devices_log_changed(struct domain *dom);
 void devices_for_each_fd(struct domain *dom, void (*fn)(int fd, void *arg),
 			 void *arg);
 int devices_save(struct domain *dom, struct stream_writer *w);

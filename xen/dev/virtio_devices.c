@@ -137,6 +137,15 @@ static void set_for_each_fd(struct domain *dom, void *state,
 			fn(set->dev[i]->backend_fd_carried, arg);
 }
 
+static void set_log_changed(struct domain *dom, void *state)
+{
+	struct virtio_set *set = state;
+	unsigned i;
+
+	for (i = 0; i < set->nr; i++)
+		virtio_log_changed(set->dev[i]);
+}
+
 static void set_takeover_done(struct domain *dom, void *state)
 {
 	struct virtio_set *set = state;
@@ -161,5 +170,6 @@ static struct device_type virtio_device = {
 	.resume = set_resume,
 	.for_each_fd = set_for_each_fd,
 	.takeover_done = set_takeover_done,
+	.log_changed = set_log_changed,
 };
 DEVICE_REGISTER(virtio_device);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "dev/virtio_devices.h"
+#include "dev/virtio_vhost.h"
 #include "domain.h"
 #include "log.h"
 
@@ -46,6 +47,7 @@ struct net {
 	char ifname[IFNAMSIZ];
 	bool rx_wait;			/* no receive buffers: tap not read */
 	bool tx_wait;			/* tap full: waiting to write */
+	struct vhost *vhost;		/* vhost=1: the kernel's data path */
 };
 
 static struct net *net_of(struct virtio_dev *d)
@@ -152,6 +154,8 @@ static void watch(struct net *n)
 {
 	uint32_t ev = (n->rx_wait ? 0 : EPOLLIN) | (n->tx_wait ? EPOLLOUT : 0);
 
+	if (vhost_running(n->vhost))
+		ev = 0;		/* the kernel reads and writes the tap */
 	if (n->tap >= 0 && virtio_watch_backend(&n->dev, n->tap, ev) < 0)
 		log_warn("%s: cannot watch the tap: %s", n->dev.label,
 			 strerror(errno));
@@ -271,6 +275,26 @@ static int net_backend_event(struct virtio_dev *d, uint32_t events,
 	return 0;
 }
 
+/*
+ * Hand the queues to vhost, unless the device is parked (its state may
+ * still be loading, or be another image's) or migration is logging dirty
+ * pages:
+ * vhost's writes would not be in the log, so the userspace path, whose
+ * writes are, carries the device until logging stops.
+ */
+static void vhost_go(struct net *n)
+{
+	char err[160];
+
+	if (!n->vhost || n->tap < 0 || n->dev.broken || n->dev.park ||
+	    !(n->dev.status & VIRTIO_STATUS_DRIVER_OK) ||
+	    __atomic_load_n(&n->dev.dom->mem.dev_log, __ATOMIC_ACQUIRE))
+		return;
+	if (vhost_start(n->vhost, n->tap, err, sizeof(err)) < 0)
+		log_warn("%s: %s; frames go through the daemon instead",
+			 n->dev.label, err);
+}
+
 static void net_driver_ok(struct virtio_dev *d)
 {
 	struct net *n = net_of(d);
@@ -279,13 +303,59 @@ static void net_driver_ok(struct virtio_dev *d)
 		return;
 	set_offloads(n);
 	n->rx_wait = n->tx_wait = false;
+	vhost_go(n);
 	watch(n);
+}
+
+static void net_pause(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+
+	if (vhost_running(n->vhost))
+		vhost_stop(n->vhost);
+}
+
+static void net_resume(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+
+	/* Also a device restored parked (its driver_ok ran meanwhile). */
+	vhost_go(n);
+	n->rx_wait = n->tx_wait = false;
+	watch(n);
+	/* What arrived in the rings meanwhile, if userspace carries them. */
+	if (!vhost_running(n->vhost) && (d->status & VIRTIO_STATUS_DRIVER_OK))
+		virtio_kick_all(d);
+}
+
+/* Migration logs dirty pages: the userspace path, whose writes are
+ * logged, takes over from vhost until logging stops, then gives back. */
+static void net_log_changed(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+
+	if (!n->vhost)
+		return;
+	if (vhost_running(n->vhost))
+		vhost_stop(n->vhost);
+	vhost_go(n);
+	n->rx_wait = n->tx_wait = false;
+	watch(n);
+	if (!vhost_running(n->vhost) && (d->status & VIRTIO_STATUS_DRIVER_OK))
+		virtio_kick_all(d);
+}
+
+static void net_extra_event(struct virtio_dev *d, uint32_t tag)
+{
+	vhost_call(net_of(d)->vhost, tag);
 }
 
 static void net_reset(struct virtio_dev *d)
 {
 	struct net *n = net_of(d);
 
+	if (vhost_running(n->vhost))
+		vhost_stop(n->vhost);
 	n->rx_wait = true;
 	n->tx_wait = false;
 	watch(n);
@@ -377,6 +447,8 @@ static void net_destroy(struct virtio_dev *d)
 	struct net *n = net_of(d);
 
 	virtio_watch_backend(d, -1, 0);
+	vhost_close(n->vhost);
+	n->vhost = NULL;
 	if (n->tap >= 0)
 		close(n->tap);
 	n->tap = -1;
@@ -395,6 +467,10 @@ static const struct virtio_backend_ops net_ops = {
 	.save = net_save,
 	.load = net_load,
 	.destroy = net_destroy,
+	.pause = net_pause,
+	.resume = net_resume,
+	.extra_event = net_extra_event,
+	.log_changed = net_log_changed,
 };
 
 struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
@@ -419,13 +495,6 @@ struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
 	else
 		snprintf(n->ifname, sizeof(n->ifname), "vif%u.%u", dom->id,
 			 index);
-	if (c->vhost) {
-		snprintf(err, errlen, "vif %s: vhost=1: vhost-net is not "
-			 "available in this build; leave vhost out to use the "
-			 "userspace device", n->ifname);
-		free(n);
-		return NULL;
-	}
 	if (!c->mac_set) {
 		snprintf(err, errlen, "vif %s: no MAC address", n->ifname);
 		free(n);
@@ -445,5 +514,15 @@ struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
 	}
 	/* After virtio_init(), which starts it at -1. */
 	n->dev.backend_fd_carried = n->tap;
+	if (c->vhost) {
+		char why[128];
+
+		n->vhost = vhost_open(&n->dev, why, sizeof(why));
+		if (!n->vhost) {
+			snprintf(err, errlen, "vif %s: %s", n->ifname, why);
+			virtio_free(&n->dev);
+			return NULL;
+		}
+	}
 	return &n->dev;
 }

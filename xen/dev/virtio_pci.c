@@ -57,6 +57,7 @@ enum {
 
 #define EV_CTL		0xffffffffu
 #define EV_BACKEND	0xfffffffeu
+#define EV_EXTRA	0x10000u	/* + the backend's own tag */
 
 bool virtio_has_feature(const struct virtio_dev *d, unsigned bit)
 {
@@ -113,7 +114,7 @@ static void kick(struct virtio_dev *d, unsigned q)
 		log_warn("%s: queue %u: %s", d->label, q, strerror(errno));
 }
 
-static void kick_all(struct virtio_dev *d)
+void virtio_kick_all(struct virtio_dev *d)
 {
 	unsigned q;
 
@@ -144,7 +145,7 @@ static void write_status(struct virtio_dev *d, uint8_t v)
 		d->status = v;
 		if (d->ops->driver_ok)
 			d->ops->driver_ok(d);
-		kick_all(d);
+		virtio_kick_all(d);
 		return;
 	}
 	d->status = v;
@@ -505,6 +506,11 @@ static void handle_event(struct virtio_dev *d, const struct epoll_event *ev)
 			n = 0;
 		return;
 	}
+	if (q >= EV_EXTRA && q < EV_BACKEND) {
+		if (d->ops->extra_event)
+			d->ops->extra_event(d, q - EV_EXTRA);
+		return;
+	}
 	if (q == EV_BACKEND) {
 		if (d->ops->backend_event && !d->broken)
 			ret = d->ops->backend_event(d, ev->events, err,
@@ -570,6 +576,9 @@ void virtio_pause(struct virtio_dev *d)
 		while (!d->parked)
 			pthread_cond_wait(&d->cond, &d->lock);
 	}
+	/* I/O the kernel does for the device (vhost) stops too. */
+	if (d->ops->pause)
+		d->ops->pause(d);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -577,8 +586,39 @@ void virtio_resume(struct virtio_dev *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->park = false;
+	if (d->ops->resume)
+		d->ops->resume(d);
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_log_changed(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->ops->log_changed)
+		d->ops->log_changed(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int virtio_watch_fd(struct virtio_dev *d, int fd, uint32_t tag, bool on)
+{
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u32 = EV_EXTRA + tag };
+
+	return epoll_ctl(d->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd,
+			 &ev);
+}
+
+void virtio_poll_kicks(struct virtio_dev *d, bool on)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	unsigned q;
+
+	for (q = 0; q < d->nr_queues; q++) {
+		ev.data.u32 = q;
+		epoll_ctl(d->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+			  d->vq[q].kick_fd, &ev);
+	}
 }
 
 static int epoll_watch(struct virtio_dev *d, int fd, uint32_t events,
@@ -818,7 +858,7 @@ int virtio_load(struct virtio_dev *d, const struct rec_dev_virtio *r,
 		d->ops->driver_ok(d);
 	msix_load(&d->msix, table, &pba);
 	/* What the guest made available before the save is done now. */
-	kick_all(d);
+	virtio_kick_all(d);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }

@@ -72,6 +72,17 @@ struct virtio_backend_ops {
 	void (*save)(struct virtio_dev *d, struct rec_dev_virtio *r,
 		     bool handover);
 	void (*destroy)(struct virtio_dev *d);
+	/*
+	 * Optional, dev->lock held: the device is being parked (quiesce)
+	 * with its thread; I/O done elsewhere (vhost) must stop and its
+	 * state come back into d->vq.  resume() undoes it.
+	 */
+	void (*pause)(struct virtio_dev *d);
+	void (*resume)(struct virtio_dev *d);
+	/* Optional, dev->lock held: dirty logging went on or off. */
+	void (*log_changed)(struct virtio_dev *d);
+	/* Optional: an fd watched with virtio_watch_fd() is readable. */
+	void (*extra_event)(struct virtio_dev *d, uint32_t tag);
 };
 
 struct virtio_dev {
@@ -125,6 +136,10 @@ void virtio_drop_inherited(struct virtio_dev *d);
 /* Park / unpark the device's thread (quiesce). */
 void virtio_pause(struct virtio_dev *d);
 void virtio_resume(struct virtio_dev *d);
+/* Watch an fd of the backend's (readable: ops->extra_event(tag)). */
+int virtio_watch_fd(struct virtio_dev *d, int fd, uint32_t tag, bool on);
+/* Whether the thread reads the queues' kick eventfds (not under vhost). */
+void virtio_poll_kicks(struct virtio_dev *d, bool on);
 /* Watch (or stop watching: fd -1) the backend's fd for events. */
 int virtio_watch_backend(struct virtio_dev *d, int fd, uint32_t events);
 
@@ -132,6 +147,10 @@ bool virtio_has_feature(const struct virtio_dev *d, unsigned bit);
 /* virtq_pop() on queue q with the features the driver accepted. */
 int virtio_pop(struct virtio_dev *d, unsigned q, struct virtq_elem *e,
 	       char *err, size_t errlen);
+/* Dirty logging of guest RAM went on or off (migration). */
+void virtio_log_changed(struct virtio_dev *d);
+/* Look at every enabled queue again (as if the guest had notified). */
+void virtio_kick_all(struct virtio_dev *d);
 /* Tell the driver about used chains of queue q (with dev->lock held). */
 void virtio_notify(struct virtio_dev *d, unsigned q);
 /* The device configuration changed. */
