@@ -42,7 +42,8 @@ FULL = {
     "lu": {"runs": 7, "qemu_runs": 3},
     "state_runs": 3,
     "lp": {"runs": 7},
-    "virtio": {"runs": 3, "blk_mib": 64, "rand_count": 1000, "net_mib": 64},
+    "virtio": {"runs": 3, "blk_mib": 256, "rand_count": 1000,
+               "net_mib": 128},
 }
 QUICK = {
     "boot_runs": 3,
@@ -54,7 +55,7 @@ QUICK = {
     "lu": {"runs": 2, "qemu_runs": 1},
     "state_runs": 1,
     "lp": {"runs": 2},
-    "virtio": {"runs": 1, "blk_mib": 32, "rand_count": 500, "net_mib": 32},
+    "virtio": {"runs": 1, "blk_mib": 64, "rand_count": 500, "net_mib": 32},
 }
 
 T_START = time.monotonic()
@@ -306,7 +307,9 @@ def main():
         f.write("\n")
 
     print()
-    print(f"xen-kvm {results.get('ours', {}).get('build_id', '?')} vs "
+    build_id = results.get("ours", {}).get("build_id") or \
+        (results.get("virtio") or {}).get("build_id", "?")
+    print(f"xen-kvm {build_id} vs "
           f"{results['host']['qemu']} on {results['host']['cpu_model']} "
           f"({results['host']['kernel']}), loadavg "
           f"{results['host']['loadavg_at_start']} -> "

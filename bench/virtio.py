@@ -328,6 +328,11 @@ def run(plan, qemu_ok, log):
                           "argv": host.argv(), "cpu": host.cpu,
                           "smp": host.smp, "memory_mib": host.memory_mib}
         log(f"  host VM up in {secs:.1f} s (Debian {host.release})")
+        info = host.run("xl info", check=False)[1]
+        out["xl_info"] = info
+        m = re.search(r"build.id\s*:\s*(\S+)", info)
+        if m:
+            out["build_id"] = m.group(1)
         out["host_vm"]["qemu_in_host"] = host.run(
             "qemu-system-x86_64 --version | head -1", check=False)[1].strip()
         sides = ["ours"] + (["qemu"] if qemu_ok else [])
