@@ -34,8 +34,32 @@
  *       once and in order, and the receiver's line arrived.  A peer that
  *       stops acknowledging fails the stream after 60 s (TCP_USER_TIMEOUT)
  *       instead of hanging.
+ *
+ * Throughput, for the benchmarks (bench/virtio.py):
+ *
+ *   seqstream sink PORT
+ *       Accepts one connection on PORT and reads (and drops) everything
+ *       until the peer's FIN, then prints and sends back one line
+ *         SYSTEST: pump recv bytes=.. seconds=.. mibps=..
+ *       timed on its own clock from the first byte to the FIN.
+ *
+ *   seqstream source HOST PORT MIB [-w CONNECT_S]
+ *       Connects to HOST:PORT and writes MIB MiB (zeros, 256 KiB writes)
+ *       as fast as the connection takes them, half-closes, then waits for
+ *       the sink's line and its close.  Prints that line and one of its own
+ *         seqstream source: bytes=.. seconds=.. mibps=.. result=ok|<error>
+ *       timed on its own clock from the connection to the sink's line (so
+ *       every byte has arrived at the sink).
+ *
+ *   seqstream randread DEV COUNT [-b BLOCK]
+ *       COUNT reads of BLOCK bytes (4096) with O_DIRECT at block-aligned
+ *       offsets spread over DEV (a fixed xorshift sequence, the same every
+ *       run), one at a time (queue depth 1), then
+ *         SYSTEST: randread count=.. block=.. seconds=.. iops=.. mibps=..
  */
+#define _GNU_SOURCE		/* O_DIRECT */
 #include <errno.h>
+#include <fcntl.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -84,7 +108,10 @@ static void usage(void)
 {
 	die("usage: seqstream recv PORT [-t IDLE_S] [-p PROGRESS_S]\n"
 	    "       seqstream send HOST PORT [-i INTERVAL_MS] [-t SECONDS] "
-	    "[-w CONNECT_S]");
+	    "[-w CONNECT_S]\n"
+	    "       seqstream sink PORT\n"
+	    "       seqstream source HOST PORT MIB [-w CONNECT_S]\n"
+	    "       seqstream randread DEV COUNT [-b BLOCK]");
 }
 
 static long num_arg(const char *s)
@@ -439,6 +466,173 @@ static int cmd_send(int argc, char **argv)
 	return strcmp(result, "ok") ? 1 : 0;
 }
 
+/* ------------------------------------------------------------ throughput */
+
+#define PUMP_CHUNK (256 * 1024)
+
+static int cmd_sink(int argc, char **argv)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	static char buf[PUMP_CHUNK];
+	char report[256];
+	uint64_t bytes = 0;
+	double first = 0, last;
+	int ls, fd, one = 1;
+
+	if (argc != 2)
+		usage();
+	sa.sin_port = htons((uint16_t)num_arg(argv[1]));
+	signal(SIGPIPE, SIG_IGN);
+	ls = socket(AF_INET, SOCK_STREAM, 0);
+	if (ls < 0 ||
+	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 1))
+		die("listen on port %u: %s", ntohs(sa.sin_port),
+		    strerror(errno));
+	printf("seqstream sink: listening on %u\n", ntohs(sa.sin_port));
+	fd = accept(ls, NULL, NULL);
+	if (fd < 0)
+		die("accept: %s", strerror(errno));
+	close(ls);
+	last = now_ms();
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("read: %s", strerror(errno));
+		if (n == 0)
+			break;
+		if (!bytes)
+			first = now_ms();
+		bytes += (uint64_t)n;
+	}
+	last = now_ms();
+	if (!bytes)
+		first = last;
+	snprintf(report, sizeof(report),
+		 "SYSTEST: pump recv bytes=%llu seconds=%.3f mibps=%.2f\n",
+		 (unsigned long long)bytes, (last - first) / 1e3,
+		 last > first ? bytes / 1048576.0 / ((last - first) / 1e3) : 0);
+	fputs(report, stdout);
+	(void)write_all(fd, report, strlen(report));
+	close(fd);
+	return 0;
+}
+
+static int cmd_source(int argc, char **argv)
+{
+	static char buf[PUMP_CHUNK];
+	long port, mib, wait_s = 30;
+	uint64_t bytes = 0, total;
+	const char *result = "ok";
+	char reply[256];
+	size_t rlen = 0;
+	double t0, t1;
+	int fd, opt;
+
+	if (argc < 4)
+		usage();
+	port = num_arg(argv[2]);
+	mib = num_arg(argv[3]);
+	optind = 4;
+	while ((opt = getopt(argc, argv, "w:")) != -1) {
+		if (opt == 'w')
+			wait_s = num_arg(optarg);
+		else
+			usage();
+	}
+	signal(SIGPIPE, SIG_IGN);
+	total = (uint64_t)mib << 20;
+	fd = connect_retry(argv[1], port, wait_s);
+	t0 = now_ms();
+	while (bytes < total) {
+		size_t len = total - bytes < sizeof(buf) ?
+			     (size_t)(total - bytes) : sizeof(buf);
+
+		if (write_all(fd, buf, len)) {
+			result = sock_error(errno);
+			break;
+		}
+		bytes += len;
+	}
+	shutdown(fd, SHUT_WR);
+	for (;;) {
+		ssize_t n = read(fd, reply + rlen, sizeof(reply) - 1 - rlen);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		rlen += (size_t)n;
+		if (rlen == sizeof(reply) - 1)
+			break;
+	}
+	t1 = now_ms();
+	reply[rlen] = 0;
+	if (!strcmp(result, "ok") && !strstr(reply, "SYSTEST: pump recv"))
+		result = "no-report";
+	fputs(reply, stdout);
+	printf("seqstream source: bytes=%llu seconds=%.3f mibps=%.2f "
+	       "result=%s\n", (unsigned long long)bytes, (t1 - t0) / 1e3,
+	       t1 > t0 ? bytes / 1048576.0 / ((t1 - t0) / 1e3) : 0, result);
+	close(fd);
+	return strcmp(result, "ok") ? 1 : 0;
+}
+
+static int cmd_randread(int argc, char **argv)
+{
+	long count, block = 4096, i;
+	uint64_t x = 0x9e3779b97f4a7c15ull, blocks;
+	off_t size;
+	void *buf;
+	double t0, t1;
+	int fd, opt;
+
+	if (argc < 3)
+		usage();
+	count = num_arg(argv[2]);
+	optind = 3;
+	while ((opt = getopt(argc, argv, "b:")) != -1) {
+		if (opt == 'b')
+			block = num_arg(optarg);
+		else
+			usage();
+	}
+	if (block < 512 || block % 512)
+		die("block must be a multiple of 512");
+	fd = open(argv[1], O_RDONLY | O_DIRECT);
+	if (fd < 0)
+		die("open %s with O_DIRECT: %s", argv[1], strerror(errno));
+	size = lseek(fd, 0, SEEK_END);
+	if (size < block)
+		die("%s: size %lld", argv[1], (long long)size);
+	blocks = (uint64_t)size / (uint64_t)block;
+	if (posix_memalign(&buf, 4096, (size_t)block))
+		die("no memory");
+	t0 = now_ms();
+	for (i = 0; i < count; i++) {
+		ssize_t n;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		n = pread(fd, buf, (size_t)block,
+			  (off_t)((x % blocks) * (uint64_t)block));
+		if (n != block)
+			die("pread: %s", n < 0 ? strerror(errno) : "short");
+	}
+	t1 = now_ms();
+	printf("SYSTEST: randread count=%ld block=%ld seconds=%.3f "
+	       "iops=%.1f mibps=%.2f\n", count, block, (t1 - t0) / 1e3,
+	       t1 > t0 ? count / ((t1 - t0) / 1e3) : 0,
+	       t1 > t0 ? count * (double)block / 1048576.0 /
+			 ((t1 - t0) / 1e3) : 0);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -446,6 +640,12 @@ int main(int argc, char **argv)
 		return cmd_recv(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "send"))
 		return cmd_send(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "sink"))
+		return cmd_sink(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "source"))
+		return cmd_source(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "randread"))
+		return cmd_randread(argc - 1, argv + 1);
 	usage();
 	return 2;
 }
