@@ -275,7 +275,9 @@ def test_network_frames_cross_the_tap(daemon, tmp_path, vhost):
     assert re.search(r"NET: rx len=\d+ dst=" + mac +
                      r" src=02:00:00:00:be:ef ethertype=0x88b5", text), text
     if vhost:
-        assert "frames go through the daemon instead" not in daemon.log()
+        log = daemon.log()
+        assert "frames go through the daemon instead" not in log
+        assert f"virtio-net {tap}: vhost-net carries its queues" in log
     daemon.xl("destroy", "net")
     assert not os.path.exists(f"/sys/class/net/{tap}")
 

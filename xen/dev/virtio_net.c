@@ -293,6 +293,8 @@ static void vhost_go(struct net *n)
 	if (vhost_start(n->vhost, n->tap, err, sizeof(err)) < 0)
 		log_warn("%s: %s; frames go through the daemon instead",
 			 n->dev.label, err);
+	else if (vhost_running(n->vhost))
+		log_info("%s: vhost-net carries its queues", n->dev.label);
 }
 
 static void net_driver_ok(struct virtio_dev *d)
