@@ -299,6 +299,43 @@ class TestVirtioNetTap(NetChecks):
             f"rng: {rep['rng']}"
 
 
+
+@VIRTIO
+class TestVirtioNetVhost(NetChecks):
+    """The same on vhost-net (`vhost=1`): the host VM's kernel carries the
+    rings; the live update stops it in the old image and the new image
+    starts its own from the saved ring positions."""
+    WHAT = "virtio-net on a tap with vhost-net (ours)"
+
+    @pytest.fixture(scope="class")
+    def guest(self, system_host):
+        host_tap(system_host, "tap2")
+        try:
+            yield boot_guest(system_host, "vhnet", "bzimage", memory=256,
+                             cmdline=SHELL_CMDLINE,
+                             extra=f"vif = [ 'mac={MAC}, vifname=tap2, "
+                                   "vhost=1' ]\n")
+        finally:
+            system_host.run("xl destroy vhnet", check=False)
+            host_link_del(system_host, "tap2")
+
+    def vhost_starts(self, host):
+        _, out = host.run("grep -c 'virtio-net tap2: vhost-net carries "
+                          "its queues' /var/log/xen.log", check=False)
+        return out.strip()
+
+    def interrupt(self, host, guest):
+        before = int(self.vhost_starts(host) or 0)
+        assert before >= 1, "vhost-net did not take the queues"
+        blackout = live_update(host)
+        record_measure("xl live-update under a vhost-net guest: blackout",
+                       f"{blackout} ms")
+        # The new image started vhost again (its log line adds to the
+        # same log file).
+        assert int(self.vhost_starts(host) or 0) > before
+        return "xl live-update"
+
+
 @VIRTIO
 class TestVirtioNetBridge:
     """Our hypervisor: `vif = [ 'mac=..., bridge=br0' ]`: the daemon makes
