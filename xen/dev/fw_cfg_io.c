@@ -31,17 +31,48 @@
 #define OFF_DATA	1
 #define OFF_DMA		4	/* 8 bytes: high half, then low half */
 
+#define DMA_MAPS_MAX	8
+
 struct fw_cfg_dev {
 	pthread_mutex_t lock;
 	struct fw_cfg cfg;
 	struct domain *dom;
+	/* The guest RAM one DMA operation mapped, marked dirty after it. */
+	unsigned nr_maps;
+	uint64_t map_gpa[DMA_MAPS_MAX];
+	size_t map_len[DMA_MAPS_MAX];
 };
 
 static void *dma_map(void *opaque, uint64_t gpa, size_t len)
 {
-	struct domain *dom = opaque;
+	struct fw_cfg_dev *d = opaque;
+	void *hva = gpa_to_hva(&d->dom->mem, gpa, len);
 
-	return gpa_to_hva(&dom->mem, gpa, len);
+	if (!hva)
+		return NULL;
+	if (d->nr_maps < DMA_MAPS_MAX) {
+		d->map_gpa[d->nr_maps] = gpa;
+		d->map_len[d->nr_maps++] = len;
+	} else {
+		guest_mem_mark_dirty(&d->dom->mem, gpa, len);
+	}
+	return hva;
+}
+
+/*
+ * A DMA operation may write guest RAM, which KVM's dirty log does not see:
+ * migration must send those pages again.  Marked after the writes, so a
+ * pre-copy round cannot take the mark and the old contents together.
+ */
+static void dma_write(struct fw_cfg_dev *d, bool low, uint32_t val)
+{
+	unsigned i;
+
+	d->nr_maps = 0;
+	fw_cfg_dma_write(&d->cfg, low, val, dma_map, d);
+	for (i = 0; i < d->nr_maps; i++)
+		guest_mem_mark_dirty(&d->dom->mem, d->map_gpa[i],
+				     d->map_len[i]);
 }
 
 static uint32_t data_read(struct fw_cfg *f, unsigned size)
@@ -60,8 +91,7 @@ static void fw_cfg_port_write(struct fw_cfg_dev *d, unsigned off,
 	if (off == OFF_SELECTOR && size == 2)
 		fw_cfg_select(&d->cfg, val);
 	else if ((off == OFF_DMA || off == OFF_DMA + 4) && size == 4)
-		fw_cfg_dma_write(&d->cfg, off != OFF_DMA,
-				 __builtin_bswap32(val), dma_map, d->dom);
+		dma_write(d, off != OFF_DMA, __builtin_bswap32(val));
 	/* Anything else, data writes included, is ignored. */
 }
 
