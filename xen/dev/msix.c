@@ -62,6 +62,10 @@ int msix_attach(struct msix *m, struct domain *dom)
 	return 0;
 }
 
+/*
+ * Devices go only with their VM, whose closing drops its irqfds: no
+ * KVM_IRQFD_FLAG_DEASSIGN each (an SRCU grace period apiece).
+ */
 void msix_destroy(struct msix *m, struct domain *dom)
 {
 	unsigned i;
@@ -69,8 +73,6 @@ void msix_destroy(struct msix *m, struct domain *dom)
 	for (i = 0; i < MSIX_MAX; i++) {
 		if (m->efd[i] < 0)
 			continue;
-		if (m->gsi[i] >= 0 && dom->vm_fd >= 0)
-			irq_irqfd(dom, m->gsi[i], m->efd[i], false);
 		close(m->efd[i]);
 		m->efd[i] = -1;
 	}

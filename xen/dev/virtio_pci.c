@@ -741,9 +741,8 @@ void virtio_destroy(struct virtio_dev *d)
 		d->thread_started = false;
 	}
 	pci_unplug(&d->pci);
+	/* The VM goes next and takes its ioeventfds with it (msix.c). */
 	for (q = 0; q < VIRTIO_QUEUES_MAX; q++) {
-		if (d->vq[q].ioeventfd_addr && d->dom->vm_fd >= 0)
-			ioeventfd(d, q, d->vq[q].ioeventfd_addr, false);
 		if (d->vq[q].kick_fd >= 0)
 			close(d->vq[q].kick_fd);
 		d->vq[q].kick_fd = -1;
