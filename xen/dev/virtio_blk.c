@@ -93,6 +93,12 @@ static int blk_open(struct blk *b, char *err, size_t errlen)
 		    O_NONBLOCK | O_NOCTTY | (c->direct ? O_DIRECT : 0);
 	int fd = open(c->target, flags);
 
+	if (fd < 0 && errno == EINVAL && c->direct) {
+		snprintf(err, errlen, "disk %s: cache=none: the file system of "
+			 "%s does not support O_DIRECT (tmpfs does not); use "
+			 "cache=writeback there", c->vdev, c->target);
+		return -1;
+	}
 	if (fd < 0) {
 		snprintf(err, errlen, "disk %s: cannot open %s: %s", c->vdev,
 			 c->target, strerror(errno));
