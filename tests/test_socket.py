@@ -696,7 +696,10 @@ def test_out_of_file_descriptors_is_logged_once_and_recovers(daemon):
                 assert r["error"]["code"] == 7, r
                 assert "file descriptors" in r["error"]["message"], r
                 refused += 1
-        assert served and refused >= 6, (served, refused)
+        # One fd either way: what the daemon holds at the count can differ
+        # by one from what it holds when the limit bites.
+        assert served and refused >= 5 and served + refused == spare + 6, \
+            (served, refused)
         cpu0 = _cpu_s(daemon)
         time.sleep(2)
         assert _cpu_s(daemon) - cpu0 < 1.0, "the daemon spins"
