@@ -223,11 +223,31 @@ static void feed(struct checker *c, const char *buf, size_t len)
 
 /* ------------------------------------------------------------ receiver */
 
+/* Listen on sa's port, take one connection and stop listening. */
+static int accept_one(const struct sockaddr_in *sa, const char *mode)
+{
+	int ls, fd, one = 1;
+
+	ls = socket(AF_INET, SOCK_STREAM, 0);
+	if (ls < 0 ||
+	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(ls, (const struct sockaddr *)sa, sizeof(*sa)) ||
+	    listen(ls, 1))
+		die("listen on port %u: %s", ntohs(sa->sin_port),
+		    strerror(errno));
+	printf("seqstream %s: listening on %u\n", mode, ntohs(sa->sin_port));
+	fd = accept(ls, NULL, NULL);
+	if (fd < 0)
+		die("accept: %s", strerror(errno));
+	close(ls);
+	return fd;
+}
+
 static int cmd_recv(int argc, char **argv)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	long idle_s = 120, progress_s = 0;
-	int ls, fd, one = 1, opt;
+	int fd, one = 1, opt;
 	double started, next_progress = 0;
 	const char *end = "eof";
 	char buf[4096], report[512];
@@ -246,17 +266,7 @@ static int cmd_recv(int argc, char **argv)
 			usage();
 	}
 	signal(SIGPIPE, SIG_IGN);
-	ls = socket(AF_INET, SOCK_STREAM, 0);
-	if (ls < 0 ||
-	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 1))
-		die("listen on port %u: %s", ntohs(sa.sin_port),
-		    strerror(errno));
-	printf("seqstream recv: listening on %u\n", ntohs(sa.sin_port));
-	fd = accept(ls, NULL, NULL);
-	if (fd < 0)
-		die("accept: %s", strerror(errno));
-	close(ls);
+	fd = accept_one(&sa, "recv");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	checker_init(&c);
 	started = c.last_data;
@@ -477,23 +487,13 @@ static int cmd_sink(int argc, char **argv)
 	char report[256];
 	uint64_t bytes = 0;
 	double first = 0, last;
-	int ls, fd, one = 1;
+	int fd;
 
 	if (argc != 2)
 		usage();
 	sa.sin_port = htons((uint16_t)num_arg(argv[1]));
 	signal(SIGPIPE, SIG_IGN);
-	ls = socket(AF_INET, SOCK_STREAM, 0);
-	if (ls < 0 ||
-	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 1))
-		die("listen on port %u: %s", ntohs(sa.sin_port),
-		    strerror(errno));
-	printf("seqstream sink: listening on %u\n", ntohs(sa.sin_port));
-	fd = accept(ls, NULL, NULL);
-	if (fd < 0)
-		die("accept: %s", strerror(errno));
-	close(ls);
+	fd = accept_one(&sa, "sink");
 	last = now_ms();
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
