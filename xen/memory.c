@@ -136,7 +136,11 @@ void guest_mem_mark_dirty(struct guest_mem *mem, uint64_t gpa,
 				  __ATOMIC_RELAXED);
 }
 
-/* OR the device-written pages of a slot into bitmap, clearing them. */
+/*
+ * OR the device-written pages of a slot into bitmap, clearing them, a
+ * word at a time: a slot starts on a 64-page boundary (slot 1 at 3 GiB),
+ * and no bit past the last page of RAM is ever set.
+ */
 static void take_dev_dirty(struct guest_mem *mem, unsigned slot,
 			   uint64_t *bitmap)
 {
@@ -144,19 +148,14 @@ static void take_dev_dirty(struct guest_mem *mem, unsigned slot,
 	uint64_t first = slot ? mem->low_size >> PAGE_SHIFT : 0;
 	uint64_t n = slot ? (mem->size - mem->low_size) >> PAGE_SHIFT
 			  : mem->low_size >> PAGE_SHIFT;
-	uint64_t i, p;
+	uint64_t w;
 
 	if (!bits)
 		return;
-	for (i = 0; i < n; i++) {
-		p = first + i;
-		if (!(__atomic_load_n(&bits[p / 64], __ATOMIC_RELAXED) &
-		      (1ULL << (p % 64))))
-			continue;
-		__atomic_fetch_and(&bits[p / 64], ~(1ULL << (p % 64)),
-				   __ATOMIC_RELAXED);
-		bitmap[i / 64] |= 1ULL << (i % 64);
-	}
+	for (w = 0; w < (n + 63) / 64; w++)
+		if (__atomic_load_n(&bits[first / 64 + w], __ATOMIC_RELAXED))
+			bitmap[w] |= __atomic_exchange_n(&bits[first / 64 + w],
+							 0, __ATOMIC_RELAXED);
 }
 
 int guest_mem_get_dirty(struct domain *dom, unsigned slot, void *bitmap)
