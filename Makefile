@@ -93,6 +93,10 @@ XEN_SRC-$(if $(CONFIG_LIVE_UPDATE),,y) += liveupdate/not_built.c
 XEN_SRC-$(CONFIG_LIVEPATCH) += $(filter-out livepatch/not_built.c,$(wildcard livepatch/*.c))
 XEN_SRC-$(if $(CONFIG_LIVEPATCH),,y) += livepatch/not_built.c
 XEN_SRC-$(CONFIG_MIGRATION) += $(wildcard migration/*.c)
+# After live update in link order: its start-up hooks come first.
+XEN_SRC-$(CONFIG_SIGNATURE) += trust/enforce.c
+XEN_SRC-$(if $(CONFIG_SIGNATURE),,y) += trust/not_built.c
+LDLIBS_XEN += $(if $(CONFIG_SIGNATURE),-lcrypto)
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c
@@ -144,8 +148,9 @@ include tests/guests/guests.mk
 include tests/system/system.mk
 include tests/unit/unit.mk
 include tools/stream/stream.mk
+include tools/sign/sign.mk
 include tests/fuzz/fuzz.mk
-all: $(STREAM_TOOLS)
+all: $(STREAM_TOOLS) $(SIGN_TOOL)
 
 # ---------------------------------------------------------------- jobs
 PYTEST := /usr/bin/python3 -m pytest

@@ -37,6 +37,10 @@ json_t *livepatch_handover_json(void)
 			"{s:s, s:s, s:s, s:s, s:o}", "name", p->name, "path",
 			p->path, "build_id", id, "depends", dep, "params",
 			lp_params_values(p)));
+		if (p->sig_path[0])	/* checked again by the new image */
+			json_object_set_new(json_array_get(arr, i),
+					    "signature",
+					    json_string(p->sig_path));
 	}
 	return arr;
 }
@@ -81,6 +85,9 @@ static const char *carry_one(json_t *prev, char *why, size_t len)
 	/* With the values it had, checked against its declarations. */
 	if (json_object_size(params))
 		json_object_set(args, "params", params);
+	if (json_object_get(prev, "signature"))
+		json_object_set(args, "signature",
+				json_object_get(prev, "signature"));
 	if (cmd_lp_upload(NULL, args, &r)) {
 		snprintf(why, len, "cannot load it again: %s", r.msg);
 		ret = why;

@@ -98,6 +98,7 @@ struct lp_span {
 struct payload {
 	char name[LP_NAME_MAX];
 	char path[256];
+	char sig_path[256];	/* given with upload; "": path + ".sig" */
 	uint8_t *mem;
 	size_t mem_size, text_size;
 	struct lp_func *funcs;

@@ -18,6 +18,7 @@
 #include "livepatch/internal.h"
 #include "log.h"
 #include "openfile.h"
+#include "trust/trust.h"
 
 /* ------------------------------------------------------------ commands */
 
@@ -67,7 +68,7 @@ static int reply_err(struct ctl_reply *r, const struct lp_err *e)
 
 static int do_upload(json_t *args, struct ctl_reply *r, struct payload **out)
 {
-	const char *name, *path;
+	const char *name, *path, *sig;
 	struct lp_err e = { 0 };
 	struct payload *p;
 	off_t size;
@@ -82,6 +83,8 @@ static int do_upload(json_t *args, struct ctl_reply *r, struct payload **out)
 	if (!path || path[0] != '/')
 		return ctl_fail(r, CTL_EINVAL, "%s", "'path' must be an "
 				"absolute path to a payload");
+	if (trust_sig_arg(args, &sig, r))
+		return CTL_EINVAL;
 	if (lp_find_payload(name))
 		return ctl_fail(r, CTL_EEXIST, "livepatch payload '%s' is "
 				"already loaded", name);
@@ -100,6 +103,13 @@ static int do_upload(json_t *args, struct ctl_reply *r, struct payload **out)
 	while (got < (size_t)size && (n = read(fd, buf + got, size - got)) > 0)
 		got += n;
 	close(fd);
+	/* These very bytes are loaded: verified before any ELF parsing. */
+	code = trust_check(SIG_PURPOSE_LIVEPATCH, buf, got, path, sig, r->msg,
+			   sizeof(r->msg));
+	if (code) {
+		free(buf);
+		return code;
+	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		free(buf);
@@ -107,6 +117,7 @@ static int do_upload(json_t *args, struct ctl_reply *r, struct payload **out)
 	}
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	snprintf(p->path, sizeof(p->path), "%s", path);
+	snprintf(p->sig_path, sizeof(p->sig_path), "%s", sig ? sig : "");
 	p->meta = json_object();
 	if (lp_payload_load(p, buf, got, &e)) {
 		free(buf);

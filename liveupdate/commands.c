@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "liveupdate/lu.h"
+#include "trust/trust.h"
 
 static bool known_phase(const char *p)
 {
@@ -19,14 +20,19 @@ static bool known_phase(const char *p)
 int cmd_lu_load(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	const char *path = json_string_value(json_object_get(args, "image"));
+	const char *sig;
+	int code;
 
 	if (!path || path[0] != '/')
 		return ctl_fail(r, CTL_EINVAL, "%s",
 				"'image' must be an absolute file name");
+	if (trust_sig_arg(args, &sig, r))
+		return CTL_EINVAL;
 	if (lu_others_busy(r->msg, sizeof(r->msg)))
 		return CTL_EBUSY;
-	if (lu_stage(path, r->msg, sizeof(r->msg)) < 0)
-		return CTL_EKERNEL;
+	code = lu_stage(path, sig, r->msg, sizeof(r->msg));
+	if (code)
+		return code;
 	r->result = lu_status();
 	return CTL_OK;
 }

@@ -34,9 +34,13 @@ struct lu_image {
 /* The largest image `load` stages (the daemon is ~1 MiB, ~3 with ASan). */
 #define LU_IMAGE_MAX		(128 << 20)
 
-/* Staging: the checks that run before anything pauses (stage.c). */
-int lu_check_image(const char *path, struct lu_image *img, char *err,
-		   size_t errlen);
+/*
+ * Staging: the checks that run before anything pauses (stage.c), the
+ * signature first (sig_path NULL: PATH.sig).  CTL_OK, or a control API
+ * error code (CTL_EKERNEL, CTL_ESIG) with the reason in err.
+ */
+int lu_check_image(const char *path, const char *sig_path,
+		   struct lu_image *img, char *err, size_t errlen);
 /* The stream version to hand over in, or -1 if the image cannot read ours. */
 int lu_handover_version(const struct lu_image *img, char *err,
 			size_t errlen);
@@ -84,7 +88,9 @@ bool lu_others_busy(char *why, size_t len);
 json_t *lu_status(void);
 void lu_set_last_result(json_t *result);
 const struct lu_image *lu_staged(void);
-int lu_stage(const char *path, char *err, size_t errlen);
+/* lu_check_image(), then the image is staged; its result. */
+int lu_stage(const char *path, const char *sig_path, char *err,
+	     size_t errlen);
 void lu_unstage(void);
 
 /* Control API commands (commands.c). */

@@ -17,6 +17,7 @@
 #include "openfile.h"
 #include "liveupdate/lu.h"
 #include "stream.h"
+#include "trust/trust.h"
 
 struct notes {
 	bool have_build_id, have_xkvm;
@@ -195,23 +196,28 @@ out:
 	return out;
 }
 
-int lu_check_image(const char *path, struct lu_image *img, char *err,
-		   size_t errlen)
+int lu_check_image(const char *path, const char *sig_path,
+		   struct lu_image *img, char *err, size_t errlen)
 {
-	int fd = sealed_copy(path, err, errlen);
+	int code, fd = sealed_copy(path, err, errlen);
 
 	if (fd < 0)
-		return -1;
+		return CTL_EKERNEL;
+	/* The bytes that will run, verified before libelf reads them. */
+	code = trust_check_image(fd, path, sig_path, err, errlen);
+	if (code)
+		goto fail;
+	code = CTL_EKERNEL;
 	if (check_elf(fd, path, img, err, errlen) < 0)
 		goto fail;
 	if (lu_handover_version(img, err, errlen) < 0)
 		goto fail;
 	snprintf(img->path, sizeof(img->path), "%s", path);
 	img->fd = fd;
-	return 0;
+	return CTL_OK;
 fail:
 	close(fd);
-	return -1;
+	return code;
 }
 
 int lu_handover_version(const struct lu_image *img, char *err,

@@ -14,12 +14,14 @@ const struct lu_image *lu_staged(void)
 	return have_staged ? &staged : NULL;
 }
 
-int lu_stage(const char *path, char *err, size_t errlen)
+int lu_stage(const char *path, const char *sig_path, char *err,
+	     size_t errlen)
 {
 	struct lu_image img;
+	int code = lu_check_image(path, sig_path, &img, err, errlen);
 
-	if (lu_check_image(path, &img, err, errlen) < 0)
-		return -1;
+	if (code)
+		return code;
 	lu_unstage();
 	staged = img;
 	have_staged = true;

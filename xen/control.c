@@ -76,11 +76,12 @@ static const char *const error_names[] = {
 	[CTL_EINTERNAL] = "internal",
 	[CTL_EBUSY] = "busy",
 	[CTL_EROLLEDBACK] = "rolled-back",
+	[CTL_ESIG] = "bad-signature",
 };
 
 const char *ctl_error_name(int code)
 {
-	if (code < 0 || code > CTL_EROLLEDBACK)
+	if (code < 0 || code > CTL_ESIG)
 		return "internal";
 	return error_names[code];
 }

@@ -25,6 +25,7 @@ enum ctl_error {
 	CTL_EINTERNAL = 11,
 	CTL_EBUSY = 12,
 	CTL_EROLLEDBACK = 13,
+	CTL_ESIG = 14,		/* no good signature by a trusted key */
 };
 
 struct domain;

@@ -128,6 +128,17 @@ bool feature_busy(const struct feature *self, char *why, size_t len)
 	return false;
 }
 
+unsigned feature_carry_options(char **argv, unsigned max)
+{
+	const struct feature *f;
+	unsigned n = 0;
+
+	for (f = features; f; f = f->next)
+		if (f->carry_options)
+			n += f->carry_options(argv + n, max - n);
+	return n;
+}
+
 void feature_domain_gone(struct domain *dom)
 {
 	const struct feature *f;

@@ -75,6 +75,14 @@ struct feature {
 	bool (*busy)(char *why, size_t len);
 
 	/*
+	 * The feature's options that a new image must be started with too
+	 * (a live update execs it, or the old one again on a rollback, with
+	 * the daemon's own options and these): stores at most max argv
+	 * entries ("--name", "value", ...) and returns how many.  NULL: none.
+	 */
+	unsigned (*carry_options)(char **argv, unsigned max);
+
+	/*
 	 * The domain is about to be destroyed (xl destroy, the guest's own
 	 * poweroff or crash, a restart): let go of it, on the main thread,
 	 * before it is freed.  NULL: the feature holds no domain.
@@ -112,6 +120,8 @@ void feature_start_failed(const char *why);
 int feature_started(void);
 /* Whether a feature other than `self` is busy (why said); see busy. */
 bool feature_busy(const struct feature *self, char *why, size_t len);
+/* Every feature's carry_options, into argv (at most max); how many. */
+unsigned feature_carry_options(char **argv, unsigned max);
 /* Every feature's domain_gone hook. */
 void feature_domain_gone(struct domain *dom);
 
