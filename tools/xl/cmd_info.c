@@ -2,6 +2,8 @@
 /*
  * xl info: the daemon's and the host's vital statistics.
  */
+#include <string.h>
+
 #include "client.h"
 #include "xl.h"
 
@@ -26,6 +28,23 @@ static const struct info_line lines[] = {
 	{ "daemon_pid",		"pid", NULL },
 };
 
+/* "on (3 keys)", "off", "off (not built)" (docs/live-update.md). */
+static void print_signatures(json_t *sig)
+{
+	size_t n = json_array_size(json_object_get(sig, "keys"));
+
+	if (!json_is_object(sig))
+		return;
+	if (json_is_true(json_object_get(sig, "enforcement")))
+		xl_print_kv("signature_enforcement", "on (%zu key%s)%s", n,
+			    n == 1 ? "" : "s", json_object_get(sig, "error") ?
+			    ", keys unreadable: everything is refused" : "");
+	else if (json_is_false(json_object_get(sig, "supported")))
+		xl_print_kv("signature_enforcement", "off (not built)");
+	else
+		xl_print_kv("signature_enforcement", "off");
+}
+
 static void print_info(json_t *info)
 {
 	const struct info_line *l;
@@ -36,6 +55,8 @@ static void print_info(json_t *info)
 		if (l->sub)
 			val = json_object_get(val, l->sub);
 		xl_print_field(l->key, val);
+		if (!strcmp(l->member, "livepatches"))
+			print_signatures(json_object_get(info, "signatures"));
 	}
 }
 

@@ -2,6 +2,7 @@
 /*
  * xl livepatch: hot-fix functions of the running daemon (docs/livepatch.md)
  *   xl livepatch upload NAME FILE [K=V...]  load and check a payload
+ *                                   (--sig SIG: its signature file)
  *   xl livepatch apply NAME         redirect its functions, write ranges
  *   xl livepatch revert NAME        undo (top of the stack only)
  *   xl livepatch replace NAME       revert all applied, apply NAME
@@ -125,7 +126,7 @@ static void print_done(const char *name, const char *sub, json_t *res)
 
 /* The request of every subcommand but list; rest[0] is NAME. */
 static int make_args(const char *cmd, const char *sub, int nargs,
-		     char **rest, json_t **out)
+		     char **rest, const char *sig, json_t **out)
 {
 	json_t *args;
 	char *abs;
@@ -140,7 +141,18 @@ static int make_args(const char *cmd, const char *sub, int nargs,
 			return xl_usage_error(cmd, "bad FILE");
 		args = json_pack("{s:s, s:s}", "name", rest[0], "path", abs);
 		free(abs);
+		abs = sig ? xl_abspath(sig) : NULL;
+		if (sig && !abs) {
+			json_decref(args);
+			return xl_usage_error(cmd, "bad SIG");
+		}
+		if (abs)	/* else the daemon reads FILE.sig */
+			json_object_set_new(args, "signature",
+					    json_string(abs));
+		free(abs);
 		ret = parse_params(cmd, nargs - 2, rest + 2, args);
+	} else if (sig) {
+		return xl_usage_error(cmd, "--sig goes with upload or load");
 	} else if (!strcmp(sub, "set")) {
 		if (nargs < 2)
 			return xl_usage_error(cmd, "set needs NAME K=V...");
@@ -166,10 +178,11 @@ int cmd_livepatch(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "sig", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool json = false;
-	const char *sub;
+	const char *sub, *sig = NULL;
 	json_t *res = NULL, *args = NULL;
 	char command[64];
 	int c, ret, nargs;
@@ -177,6 +190,7 @@ int cmd_livepatch(int argc, char **argv)
 	while ((c = xl_getopt(argc, argv, "hj", opts)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
+		case 'S': sig = optarg; break;
 		case 'h': return xl_help(argv[0]);
 		default: return XL_EXIT_USAGE;
 		}
@@ -194,7 +208,7 @@ int cmd_livepatch(int argc, char **argv)
 		json_decref(res);
 		return ret;
 	}
-	ret = make_args(argv[0], sub, nargs, argv + optind + 1, &args);
+	ret = make_args(argv[0], sub, nargs, argv + optind + 1, sig, &args);
 	if (ret)
 		return ret;
 	snprintf(command, sizeof(command), "livepatch-%s", sub);

@@ -3,6 +3,7 @@
  * xl live-update: replace the running hypervisor image, modelled on
  * kexec-tools (load / exec / unload):
  *   xl live-update load IMAGE        stage and check a new image
+ *                                    (--sig SIG: its signature file)
  *   xl live-update exec [--dry-run]  perform the staged update
  *   xl live-update IMAGE             load, then exec
  *   xl live-update unload            drop the staged image
@@ -76,17 +77,27 @@ static void print_status(json_t *st)
 		xl_print_kv("last_update", "(none)");
 }
 
-static int do_load(const char *image, bool quiet)
+static int do_load(const char *image, const char *sig, bool quiet)
 {
-	char *abs = xl_abspath(image);
-	json_t *res = NULL;
+	char *abs = xl_abspath(image), *sig_abs = NULL;
+	json_t *res = NULL, *args;
 	int ret;
 
 	if (!abs)
 		return xl_usage_error("live-update", "bad IMAGE '%s'", image);
-	ret = xl_call("live-update-load", json_pack("{s:s}", "image", abs),
-		      &res);
+	args = json_pack("{s:s}", "image", abs);
 	free(abs);
+	if (sig) {	/* else the daemon reads IMAGE.sig */
+		sig_abs = xl_abspath(sig);
+		if (!sig_abs) {
+			json_decref(args);
+			return xl_usage_error("live-update", "bad SIG '%s'",
+					      sig);
+		}
+		json_object_set_new(args, "signature", json_string(sig_abs));
+		free(sig_abs);
+	}
+	ret = xl_call("live-update-load", args, &res);
 	if (!ret && !quiet)
 		print_status(res);
 	json_decref(res);
@@ -130,10 +141,11 @@ int cmd_live_update(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "dry-run", no_argument, NULL, 'd' },
 		{ "fail-phase", required_argument, NULL, 'F' },
+		{ "sig", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fail_phase = NULL, *sub;
+	const char *fail_phase = NULL, *sig = NULL, *sub;
 	bool dry_run = false, json = false;
 	int c, ret;
 
@@ -141,6 +153,7 @@ int cmd_live_update(int argc, char **argv)
 		switch (c) {
 		case 'd': dry_run = true; break;
 		case 'F': fail_phase = optarg; break;
+		case 'S': sig = optarg; break;
 		case 'j': json = true; break;
 		case 'h': return xl_help(argv[0]);
 		default: return XL_EXIT_USAGE;
@@ -159,7 +172,7 @@ int cmd_live_update(int argc, char **argv)
 		return xl_usage_error(argv[0], "too many arguments");
 	}
 	if (!strcmp(sub, "load"))
-		return do_load(argv[optind + 1], false);
+		return do_load(argv[optind + 1], sig, false);
 	if (!strcmp(sub, "exec"))
 		return do_exec(dry_run, fail_phase, json);
 	if (!strcmp(sub, "unload"))
@@ -173,6 +186,6 @@ int cmd_live_update(int argc, char **argv)
 		json_decref(res);
 		return ret;
 	}
-	ret = do_load(sub, true);
+	ret = do_load(sub, sig, true);
 	return ret ? ret : do_exec(dry_run, fail_phase, json);
 }

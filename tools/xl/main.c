@@ -81,6 +81,9 @@ static const struct xl_command commands[] = {
 	  "  --dry-run         with exec: the staged image parses the current\n"
 	  "                    state in a separate process and reports\n"
 	  "  --json            print the result as JSON\n"
+	  "  --sig SIG         with load or IMAGE: IMAGE's signature file\n"
+	  "                    (default IMAGE.sig; checked when the daemon\n"
+	  "                    runs with --trusted-keys)\n"
 	  "  --fail-phase P    debugging: fail phase P on purpose (quiesce,\n"
 	  "                    save, exec, verify, restore, kvm, crash)\n" },
 	{ "livepatch", cmd_livepatch,
@@ -102,7 +105,10 @@ static const struct xl_command commands[] = {
 	  "                    applied\n"
 	  "  list              payloads, states, build-ids, functions,\n"
 	  "                    ranges, parameters\n"
-	  "  --json            with list: the daemon's answer as JSON\n" },
+	  "  --json            with list: the daemon's answer as JSON\n"
+	  "  --sig SIG         with upload or load: FILE's signature file\n"
+	  "                    (default FILE.sig; checked when the daemon\n"
+	  "                    runs with --trusted-keys)\n" },
 	{ "dmesg", cmd_dmesg, "[-c]", "Print the daemon's log.",
 	  "  -c, --clear     clear the log after printing it\n" },
 	{ "version", cmd_version, "", "Show the xl and daemon versions.",
