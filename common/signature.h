@@ -13,13 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIG_MAGIC		"XKVMSIG"	/* 8 bytes with its NUL */
+#define SIG_MAGIC		"XKVMSIG"	/* 8 bytes, NUL included */
 #define SIG_VERSION		1
-#define SIG_KEY_ID_LEN		8		/* SHA-256(raw key)[0..8) */
+#define SIG_KEY_ID_LEN		8	/* SHA-256 of the raw key, first 8 */
 #define SIG_KEY_ID_HEX		(2 * SIG_KEY_ID_LEN + 1)
 #define SIG_ED25519_LEN		64
-#define SIG_KEYS_MAX		64		/* keys in one directory */
-#define SIG_SUFFIX		".sig"		/* FILE.sig beside FILE */
+#define SIG_KEYS_MAX		64	/* keys in one directory */
+#define SIG_SUFFIX		".sig"	/* FILE.sig beside FILE */
 
 /* What a signature is for: an image cannot pass for a payload. */
 enum sig_purpose {
@@ -53,7 +53,7 @@ _Static_assert(offsetof(struct sig_file, signature) == 32,
 /* One trusted public key. */
 struct sig_key {
 	uint8_t id[SIG_KEY_ID_LEN];
-	char file[256];			/* its file name in the directory */
+	char file[256];			/* its name in the directory */
 	void *pkey;			/* EVP_PKEY */
 };
 

@@ -788,9 +788,9 @@ def test_build_tool_refuses_function_inlined_away(lab):
             "const char *ctl_error_name(int code);\n", "")),
         ("xen/control.c", lambda t: t.replace(
             "const char *ctl_error_name(int code)\n{\n"
-            "\tif (code < 0 || code > CTL_EROLLEDBACK)",
+            "\tif (code < 0 || code > CTL_ESIG)",
             "static const char *ctl_error_name(int code)\n{\n"
-            "\tif (code < 0 || code > CTL_EROLLEDBACK || !error_names[code])")))
+            "\tif (code < 0 || code > CTL_ESIG || !error_names[code])")))
     assert re.search(r"refused: \S*xen/control\.o: ctl_error_name is no longer "
                      r"emitted by the patched build", err), err
 

@@ -44,8 +44,10 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: xen-sign keygen [--force] NAME\n"
-		"       xen-sign sign --key NAME.key [--purpose image|livepatch] [--sig OUT] FILE\n"
-		"       xen-sign verify (--keys DIR | --pubkey PEM) [--purpose P] [--sig SIG] FILE\n"
+		"       xen-sign sign --key NAME.key [--purpose image|livepatch]\n"
+		"                     [--sig OUT] FILE\n"
+		"       xen-sign verify (--keys DIR | --pubkey PEM) [--purpose P]\n"
+		"                       [--sig SIG] FILE\n"
 		"       xen-sign id PEM\n");
 	return EXIT_USAGE;
 }
