@@ -221,6 +221,8 @@ static int exec_image(const struct lu_image *img, int hfd, int old_fd,
 	} else {
 		argv[i++] = "--foreground";	/* keep logging to stderr */
 	}
+	if (dopts.no_sandbox)
+		argv[i++] = "--no-sandbox";
 	argv[i++] = (char *)mode;
 	argv[i++] = fdbuf;
 	argv[i++] = "--lu-old-image-fd";

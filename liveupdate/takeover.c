@@ -94,6 +94,8 @@ static void prepare_rollback(const struct daemon_opts *d, int hfd,
 	} else {
 		rb_argv[i++] = "--foreground";
 	}
+	if (d->no_sandbox)
+		rb_argv[i++] = "--no-sandbox";
 	rb_argv[i++] = "--handover";
 	rb_argv[i++] = rb_hfd;
 	rb_argv[i++] = "--lu-old-image-fd";

@@ -22,6 +22,7 @@
 #include "memory.h"
 #include "migration/mig.h"
 #include "quiesce.h"
+#include "sandbox.h"
 #include "state.h"
 
 #define PAGE		STREAM_PAGE_SIZE
@@ -476,6 +477,7 @@ void *mig_send_thread(void *arg)
 	double t_stop = 0;
 	int ret;
 
+	sandbox_thread_enter(SANDBOX_MIGRATION, m->domid, "migration");
 	s.t0 = now_s();
 	ret = connect_and_agree(&s);
 	if (!ret)
@@ -491,6 +493,7 @@ void *mig_send_thread(void *arg)
 	    !strncmp(s.err, "sending", 7))
 		peer_reason(&s, 1000);
 	finish(&s, ret, t_stop);
+	sandbox_thread_leave();
 	mig_finished(m);
 	return NULL;
 }
