@@ -475,9 +475,11 @@ void *mig_send_thread(void *arg)
 	struct migration *m = arg;
 	struct sender s = { .m = m, .dom = m->dom };
 	double t_stop = 0;
+	char name[32];
 	int ret;
 
-	sandbox_thread_enter(SANDBOX_MIGRATION, m->domid, "migration");
+	snprintf(name, sizeof(name), "d%u migration", m->domid);
+	sandbox_thread_enter(SANDBOX_MIGRATION, m->domid, name);
 	s.t0 = now_s();
 	ret = connect_and_agree(&s);
 	if (!ret)

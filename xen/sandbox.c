@@ -173,16 +173,14 @@ static bool first_time(int role, int nr)
 static void log_refusal(const struct refusal *r)
 {
 	char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, r->nr);
-	char dom[24] = "";
 
-	if (r->domid >= 0)
-		snprintf(dom, sizeof(dom), "d%d ", r->domid);
-	log_warn("sandbox: refused %s (syscall %d) on a %s thread (%s%s, "
+	/* Every thread's name says its domain: d1v0, "d1 virtio-blk xvda". */
+	log_warn("sandbox: refused %s (syscall %d) on a %s thread (%s, "
 		 "tid %d): it failed with EPERM; further refusals of it on "
 		 "%s threads are counted, not logged",
 		 name ? name : "?", r->nr,
 		 r->role >= 0 ? sandbox_role_names[r->role] : "inherited",
-		 dom, r->name, (int)r->tid,
+		 r->name, (int)r->tid,
 		 r->role >= 0 ? sandbox_role_names[r->role] : "such");
 	free(name);
 }
@@ -223,6 +221,7 @@ unsigned long sandbox_refused_count(void)
 
 static struct sock_fprog progs[SANDBOX_NR_ROLES];
 static bool prepared;
+static pid_t prepared_pid;	/* the programs name it (tgkill) */
 
 /* libseccomp 2.5 exports a program to an fd only: through a memfd. */
 static int export_program(scmp_filter_ctx ctx, struct sock_fprog *p)
@@ -276,13 +275,21 @@ int sandbox_prepare(void)
 {
 	unsigned r;
 
-	report_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (prepared && prepared_pid == getpid())
+		return 0;
+	if (report_fd < 0)
+		report_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (report_fd < 0)
 		return -1;
-	for (r = 0; r < SANDBOX_NR_ROLES; r++)
+	prepared = false;
+	for (r = 0; r < SANDBOX_NR_ROLES; r++) {
+		free(progs[r].filter);
+		progs[r].filter = NULL;
 		if (build_program(r) < 0)
 			return -1;
+	}
 	prepared = true;
+	prepared_pid = getpid();
 	return 0;
 }
 

@@ -52,7 +52,9 @@ static int sandbox_started(void)
 			 "capabilities kept");
 		return 0;
 	}
-	if (loop_add(sandbox_report_fd(), POLLIN, sandbox_report, NULL) < 0 ||
+	/* Again if the daemon forked to detach since: a new pid. */
+	if (sandbox_prepare() < 0 ||
+	    loop_add(sandbox_report_fd(), POLLIN, sandbox_report, NULL) < 0 ||
 	    sandbox_start_main() < 0)
 		return -1;
 	log_info("sandbox: seccomp filters on (main, vcpu, device and "

@@ -88,7 +88,7 @@ static const struct rule plain[] = {
 	{ "fchmod", M }, { "chmod", M }, { "fchmodat", M }, { "umask", M },
 	{ "getcwd", M }, { "sysinfo", M }, { "getppid", M },
 	{ "getrlimit", M }, { "prlimit64", M }, { "wait4", M },
-	{ "waitid", M }, { "kill", M }, { "tgkill", M }, { "tkill", M },
+	{ "waitid", M }, { "kill", M },
 	{ "execve", M }, { "execveat", M }, { "membarrier", M },
 	{ "arch_prctl", M }, { "set_tid_address", M }, { "prctl", M },
 	{ "capget", M }, { "capset", M }, { "seccomp", M },
@@ -217,6 +217,18 @@ static int add_memory(scmp_filter_ctx ctx, enum sandbox_role role)
 }
 
 /*
+ * Signals to our own threads only: a vCPU kicks the others of its domain
+ * out of KVM_RUN (pause, reboot), abort() raises SIGABRT.  The filters
+ * are built again if the pid changes (the daemon forks to detach).
+ */
+static int add_signals(scmp_filter_ctx ctx)
+{
+	struct scmp_arg_cmp ours = SCMP_A0_64(SCMP_CMP_EQ, getpid());
+
+	return add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &ours);
+}
+
+/*
  * Threads (CLONE_THREAD) and, on the main thread only, the children live
  * update forks (a dry run).  clone3 passes its flags in memory, where a
  * filter cannot look: ENOSYS makes glibc use clone.
@@ -250,5 +262,7 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_role role)
 		ret = add_memory(ctx, role);
 	if (ret == 0)
 		ret = add_clone(ctx, role);
+	if (ret == 0)
+		ret = add_signals(ctx);
 	return ret;
 }
