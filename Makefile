@@ -76,8 +76,9 @@ COMMON_SRC := $(wildcard common/*.c)
 # with.  A feature left out links its not_built.c instead, which answers
 # its commands (and options) with "not supported".
 LU_ALWAYS  := liveupdate/note.c liveupdate/options.c
-XEN_SRC    := $(wildcard xen/*.c) xen/boot/boot.c xen/boot/elf.c \
-              $(LU_ALWAYS)
+SANDBOX_SRC := $(wildcard xen/sandbox*.c)
+XEN_SRC    := $(filter-out $(SANDBOX_SRC),$(wildcard xen/*.c)) \
+              xen/boot/boot.c xen/boot/elf.c $(LU_ALWAYS)
 # Devices: one file each, registering itself (xen/dev/devices.h).
 DEV_VIRTIO_SRC := xen/dev/msix.c xen/dev/virtqueue.c \
 		  $(filter-out xen/dev/virtio_not_built.c,$(wildcard xen/dev/virtio_*.c))
@@ -97,6 +98,8 @@ XEN_SRC-$(CONFIG_MIGRATION) += $(wildcard migration/*.c)
 XEN_SRC-$(CONFIG_SIGNATURE) += trust/enforce.c
 XEN_SRC-$(if $(CONFIG_SIGNATURE),,y) += trust/not_built.c
 LDLIBS_XEN += $(if $(CONFIG_SIGNATURE),-lcrypto)
+XEN_SRC-$(CONFIG_SANDBOX) += $(SANDBOX_SRC)
+LDLIBS_XEN-$(CONFIG_SANDBOX) += -lseccomp -lcap
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c
@@ -127,7 +130,8 @@ $(COMMON_LIB): $(COMMON_OBJ)
 
 $(BUILD)/bin/xen: $(XEN_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -Wl,--build-id=sha1 -o $@ $^ $(LDLIBS_XEN)
+	$(CC) $(LDFLAGS) -Wl,--build-id=sha1 -o $@ $^ $(LDLIBS_XEN) \
+	  $(LDLIBS_XEN-y)
 
 $(BUILD)/bin/xl: $(XL_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)

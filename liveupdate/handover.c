@@ -204,7 +204,7 @@ static int exec_image(const struct lu_image *img, int hfd, int old_fd,
 		      const char *mode, long long t_exec)
 {
 	char fdbuf[16], tbuf[32], oldbuf[16];
-	char *argv[32];
+	char *argv[48];
 	unsigned i = 0;
 
 	snprintf(fdbuf, sizeof(fdbuf), "%d", hfd);
@@ -222,6 +222,8 @@ static int exec_image(const struct lu_image *img, int hfd, int old_fd,
 		argv[i++] = "--foreground";	/* keep logging to stderr */
 	}
 	i += feature_carry_options(argv + i, 16);	/* --trusted-keys */
+	if (dopts.no_sandbox)
+		argv[i++] = "--no-sandbox";
 	argv[i++] = (char *)mode;
 	argv[i++] = fdbuf;
 	argv[i++] = "--lu-old-image-fd";

@@ -54,7 +54,7 @@ struct takeover {
 
 /* Prebuilt so the crash handler only calls async-signal-safe things. */
 static char rb_fd[16], rb_hfd[16];
-static char *rb_argv[32];
+static char *rb_argv[48];
 static int rb_image_fd = -1;
 static bool is_rollback;
 static unsigned rb_reason_slot;
@@ -95,6 +95,8 @@ static void prepare_rollback(const struct daemon_opts *d, int hfd,
 		rb_argv[i++] = "--foreground";
 	}
 	i += feature_carry_options(rb_argv + i, 16);	/* --trusted-keys */
+	if (d->no_sandbox)
+		rb_argv[i++] = "--no-sandbox";
 	rb_argv[i++] = "--handover";
 	rb_argv[i++] = rb_hfd;
 	rb_argv[i++] = "--lu-old-image-fd";

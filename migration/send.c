@@ -22,6 +22,7 @@
 #include "memory.h"
 #include "migration/mig.h"
 #include "quiesce.h"
+#include "sandbox.h"
 #include "state.h"
 
 #define PAGE		STREAM_PAGE_SIZE
@@ -474,8 +475,11 @@ void *mig_send_thread(void *arg)
 	struct migration *m = arg;
 	struct sender s = { .m = m, .dom = m->dom };
 	double t_stop = 0;
+	char name[32];
 	int ret;
 
+	snprintf(name, sizeof(name), "d%u migration", m->domid);
+	sandbox_thread_enter(SANDBOX_MIGRATION, m->domid, name);
 	s.t0 = now_s();
 	ret = connect_and_agree(&s);
 	if (!ret)
@@ -491,6 +495,7 @@ void *mig_send_thread(void *arg)
 	    !strncmp(s.err, "sending", 7))
 		peer_reason(&s, 1000);
 	finish(&s, ret, t_stop);
+	sandbox_thread_leave();
 	mig_finished(m);
 	return NULL;
 }

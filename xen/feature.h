@@ -27,6 +27,7 @@ struct daemon_opts {
 	const char *socket;
 	const char *state_dir;
 	const char *log;			/* NULL: stderr (--foreground) */
+	bool no_sandbox;			/* --no-sandbox */
 };
 
 struct feature {

@@ -41,7 +41,9 @@ static void usage(FILE *f)
 		"  --socket PATH     control socket (created mode 0600)\n"
 		"  --state-dir DIR   daemon state: pid file, default log\n"
 		"  --foreground      stay attached; log to stderr unless --log\n"
-		"  --log FILE        append the log to FILE\n");
+		"  --log FILE        append the log to FILE\n"
+		"  --no-sandbox      no seccomp filters, keep every capability\n"
+		"                    (for debugging; docs/sandbox.md)\n");
 }
 
 /* The core's options, then the features' (xen/feature.h). */
@@ -52,6 +54,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "no-sandbox", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -68,6 +71,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'd': o->d.state_dir = optarg; break;
 		case 'l': o->d.log = optarg; break;
 		case 'f': o->foreground = 1; break;
+		case 'S': o->d.no_sandbox = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("xen %s\n", XEN_VERSION); exit(0);
 		default:

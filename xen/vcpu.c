@@ -12,6 +12,7 @@
 #include "exits.h"
 #include "kvm.h"
 #include "log.h"
+#include "sandbox.h"
 #include "vcpu.h"
 
 /* Sent to a vCPU thread to kick it out of KVM_RUN. */
@@ -161,6 +162,7 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "d%uv%u", v->dom->id, v->id);
 	pthread_setname_np(pthread_self(), name);
+	sandbox_thread_enter(SANDBOX_VCPU, v->dom->id, name);
 	for (;;) {
 		if (vcpu_wait_runnable(v))
 			break;
@@ -177,6 +179,7 @@ static void *vcpu_thread(void *arg)
 		}
 		vcpu_handle_exit(v);
 	}
+	sandbox_thread_leave();
 	return NULL;
 }
 

@@ -19,6 +19,7 @@ static const struct info_line lines[] = {
 	{ "protocol",		"protocol", NULL },
 	{ "features",		"features", NULL },
 	{ "livepatches",	"livepatches", NULL },
+	{ "sandbox",		"sandbox", "mode" },
 	{ "uptime",		"uptime_s", NULL },
 	{ "nr_domains",		"domains", NULL },
 	{ "nr_cpus",		"host", "nr_cpus" },

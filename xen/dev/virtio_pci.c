@@ -12,6 +12,7 @@
 #include "domain.h"
 #include "log.h"
 #include "rec_table.h"
+#include "sandbox.h"
 #include "stream.h"
 
 /* BAR 4 (64-bit memory): the four configuration structures. */
@@ -536,6 +537,7 @@ static void *thread_main(void *arg)
 	struct epoll_event ev[8];
 	int n, i;
 
+	sandbox_thread_enter(SANDBOX_DEVICE, d->dom->id, d->label);
 	for (;;) {
 		n = epoll_wait(d->epfd, ev, 8, -1);
 		if (n < 0 && errno != EINTR)
@@ -555,6 +557,7 @@ static void *thread_main(void *arg)
 			handle_event(d, &ev[i]);
 		pthread_mutex_unlock(&d->lock);
 	}
+	sandbox_thread_leave();
 	return NULL;
 }
 
