@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from harness import BUILD, scaled
+from harness import BUILD, XEN, build_has, copy_image, scaled
 import streamlib as sl
 
 XEN_STREAM = os.path.join(BUILD, "bin", "xen-stream")
@@ -175,6 +175,56 @@ def test_button_pressed_before_a_save_survives_restore(daemon, tmp_path):
     assert d["shutdown_reason"] == "poweroff"
     text = daemon.console("saved")
     assert "ACPI power button pressed\r\nACPI orderly poweroff" in text, text
+
+
+def test_button_pressed_before_a_live_update_survives_it(daemon, tmp_path):
+    if not build_has("LIVE_UPDATE"):
+        pytest.skip("LIVE_UPDATE is not in this build's Kconfig")
+    start(daemon, "lu")
+    daemon.xl("pause", "lu")
+    daemon.xl("shutdown", "lu")             # pressed while paused
+    image = str(tmp_path / "xen")
+    copy_image(XEN, image)
+    daemon.xl("live-update", image, timeout=120)
+    assert daemon.domain("lu")["state"] == "paused"
+    assert "ACPI power button" not in daemon.console("lu")
+    daemon.xl("unpause", "lu")
+    d = daemon.wait_state("lu", "shutdown", timeout=60)
+    assert d["shutdown_reason"] == "poweroff"
+    text = daemon.console("lu")
+    assert "ACPI power button pressed\r\nACPI orderly poweroff" in text, text
+
+
+def test_restore_checks_the_record(daemon, tmp_path):
+    """A DEV_ACPI_PM record with undefined bits is refused, naming it; a
+    stream without one (an older writer) restores with the block reset:
+    the guest's enabled button is gone, so the button does nothing."""
+    start(daemon, "chk", button="ignore")
+    path = str(tmp_path / "chk.xkvm")
+    daemon.xl("save", "-c", "chk", path)
+    s = sl.Stream.load(path)
+    rec = s.first(sl.DEV_ACPI_PM)
+    body = bytearray(rec.body)
+    body[0] |= 0x02                         # PM1 status bit 1: undefined
+    rec.body = bytes(body)
+    bad = str(tmp_path / "bad.xkvm")
+    s.save(bad)
+    r = daemon.xl("restore", "--name", "chk2", bad, check=False)
+    assert_xl_error(r, 3, "DEV_ACPI_PM: undefined bits")
+    assert "chk2" not in daemon.domains()
+    assert daemon.domain("chk")["state"] == "running"
+
+    s = sl.Stream.load(path)
+    s.remove(sl.DEV_ACPI_PM)
+    old = str(tmp_path / "old.xkvm")
+    s.save(old)
+    daemon.xl("restore", "--name", "chk3", old)
+    mark = daemon.console_mark("chk3")
+    daemon.xl("shutdown", "chk3")
+    daemon.xl("trigger", "chk3", "nmi")     # a line after the button's
+    daemon.wait_console_since("chk3", r"ACPI nmi count=1\r\n", mark)
+    assert "power button" not in daemon.console_since("chk3", mark)
+    assert "(the guest has not enabled it)" in daemon.log()
 
 
 def test_pm_timer_goes_on_from_its_saved_count(daemon, tmp_path):
