@@ -195,6 +195,30 @@ def test_button_pressed_before_a_live_update_survives_it(daemon, tmp_path):
     assert "ACPI power button pressed\r\nACPI orderly poweroff" in text, text
 
 
+def test_timer_carry_raises_the_sci_with_tmr_en(daemon, tmp_path):
+    """TMR_STS at the carry out of bit 31, and the SCI with TMR_EN: a
+    stream edited to hold a timer 0.2 s short of the carry, TMR_EN set,
+    restores into a guest that takes an SCI with TMR_STS (and the timer
+    went on from the edited count)."""
+    start(daemon, "carry", button="ignore")
+    path = str(tmp_path / "carry.xkvm")
+    daemon.xl("save", "carry", path)
+    s = sl.Stream.load(path)
+    rec = s.first(sl.DEV_ACPI_PM)
+    sts, en, cnt, res, _ = struct.unpack(sl.ACPI_PM_FMT, rec.body)
+    rec.body = struct.pack(sl.ACPI_PM_FMT, sts, en | 0x1, cnt, res,
+                           (1 << 31) - 3579545 // 5)
+    s.save(path)
+    daemon.xl("restore", path)
+    daemon.wait_console("carry", r"ACPI sci count=\d+ pm1_sts=1\r\n")
+    assert "ACPI power button" not in daemon.console("carry")
+    daemon.xl("save", "carry", path)
+    ticks = struct.unpack(sl.ACPI_PM_FMT,
+                          sl.Stream.load(path).first(sl.DEV_ACPI_PM)
+                          .body)[4]
+    assert (1 << 31) <= ticks < (1 << 31) + 3579545 * scaled(600), ticks
+
+
 def test_restore_checks_the_record(daemon, tmp_path):
     """A DEV_ACPI_PM record with undefined bits is refused, naming it; a
     stream without one (an older writer) restores with the block reset:
