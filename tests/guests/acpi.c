@@ -2,7 +2,7 @@
  * ACPI guest: finds the RSDP the way a guest without a boot protocol's
  * pointer does (scanning 0xE0000-0xFFFFF), reads the FADT, the DSDT's
  * \_S5 and the MADT's SCI override, checks the PM timer's rate against
- * the TSC (calibrated on the PIT), routes the SCI (IOAPIC pin, vector
+ * the RTC (one second of it), routes the SCI (IOAPIC pin, vector
  * SCI_VECTOR), enables the power button event and then reports what
  * comes: each NMI (vector 2) and each SCI with the PM1 status it found.
  * On the power button it powers itself off through SLP_TYP/SLP_EN, or
@@ -172,26 +172,42 @@ static int read_tables(void)
 
 /* ------------------------------------------------------------ PM timer */
 
+static u8 rtc_seconds(void)
+{
+    outb(0x70, 0x00);
+    return inb(0x71);
+}
+
+/* PM timer ticks, accumulated from `*last`, until the RTC's seconds change. */
+static u64 ticks_to_next_second(u32 mask, u32 *last)
+{
+    u8 sec = rtc_seconds();
+    u64 ticks = 0;
+
+    do {
+        u32 now = inl(acpi.pm_tmr) & mask;
+
+        ticks += (now - *last) & mask;
+        *last = now;
+    } while (rtc_seconds() == sec);
+    return ticks;
+}
+
 /*
- * Ticks of the PM timer over about 100 ms of TSC time, as a rate.  Loose
- * by design: the point is a timer at about 3.58 MHz, not its precision.
+ * Ticks of the PM timer over one second of the RTC (from one change of
+ * its seconds to the next), the host's clock on both sides: the guest's
+ * TSC is no reference on a loaded host.  Loose by design: the point is
+ * a timer at about 3.58 MHz, not its precision.
  */
 static void pm_timer_rate(void)
 {
-    u64 khz = tsc_calibrate(), t0, t1, ticks = 0, hz;
     u32 mask = acpi.flags & FADT_TMR_VAL_EXT ? 0xffffffffu : 0xffffffu;
-    u32 last = inl(acpi.pm_tmr) & mask, now;
+    u32 last = inl(acpi.pm_tmr) & mask;
+    u64 hz;
 
-    t0 = rdtsc();
-    do {
-        now = inl(acpi.pm_tmr) & mask;
-        ticks += (now - last) & mask;
-        last = now;
-        t1 = rdtsc();
-    } while (t1 - t0 < khz * 100);
-    hz = ticks * khz * 1000 / (t1 - t0);
-    gprintf("ACPI pmtimer hz=%llu tsc_khz=%llu ok=%d\n",
-            (unsigned long long)hz, (unsigned long long)khz,
+    ticks_to_next_second(mask, &last);
+    hz = ticks_to_next_second(mask, &last);
+    gprintf("ACPI pmtimer hz=%llu ok=%d\n", (unsigned long long)hz,
             hz > PM_TMR_HZ * 3 / 4 && hz < PM_TMR_HZ * 5 / 4);
 }
 
