@@ -27,6 +27,8 @@ static int check_console(struct stream_check *c, const struct rec_desc *d,
 			 uint64_t offset, const uint8_t *body, uint32_t len);
 static int check_virtio(struct stream_check *c, const struct rec_desc *d,
 			uint64_t offset, const uint8_t *body, uint32_t len);
+static int check_acpi_pm(struct stream_check *c, const struct rec_desc *d,
+			 uint64_t offset, const uint8_t *body, uint32_t len);
 
 #define REC(t, ph, rule, sz, fl, fn) \
 	{ REC_##t, #t, PH_##ph, RS_##rule, sz, fl, fn }
@@ -75,6 +77,9 @@ static const struct rec_desc table[] = {
 	/* One per virtio-pci function; written OPTIONAL. */
 	REC(DEV_VIRTIO, DEVICES, AT_LEAST, sizeof(struct rec_dev_virtio), 0,
 	    check_virtio),
+	/* Written OPTIONAL. */
+	REC(DEV_ACPI_PM, DEVICES, EXACT, sizeof(struct rec_dev_acpi_pm),
+	    REC_ONCE, check_acpi_pm),
 	REC(CONSOLE_HISTORY, CONSOLE, AT_LEAST,
 	    sizeof(struct rec_console_head), REC_ONCE, check_console),
 	REC(DOMAIN_STATUS, UNUSED, ANY, 0, 0, NULL),
@@ -399,6 +404,20 @@ static int check_virtio(struct stream_check *c, const struct rec_desc *d,
 		if (check_virtq(c, offset, &v, i, &q) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+static int check_acpi_pm(struct stream_check *c, const struct rec_desc *d,
+			 uint64_t offset, const uint8_t *body, uint32_t len)
+{
+	struct rec_dev_acpi_pm p;
+
+	memcpy(&p, body, sizeof(p));
+	if ((p.pm1_sts & ~REC_ACPI_PM1_STS_BITS) ||
+	    (p.pm1_en & ~REC_ACPI_PM1_EN_BITS) ||
+	    (p.pm1_cnt & ~REC_ACPI_PM1_CNT_BITS) || p.reserved)
+		return fail(c, offset, "DEV_ACPI_PM: undefined bits in PM1 status %#x, enable %#x, control %#x or reserved %#x",
+			    p.pm1_sts, p.pm1_en, p.pm1_cnt, p.reserved);
 	return 0;
 }
 

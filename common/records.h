@@ -36,6 +36,7 @@ enum rec_type {
 	REC_DEV_BOARD		= 0x32,
 	REC_DEV_FW_CFG		= 0x33,	/* written OPTIONAL */
 	REC_DEV_VIRTIO		= 0x34,	/* written OPTIONAL, one per device */
+	REC_DEV_ACPI_PM		= 0x35,	/* written OPTIONAL */
 	REC_CONSOLE_HISTORY	= 0x40,
 	REC_DOMAIN_STATUS	= 0x41,
 	/* Only in live-update handover streams (docs/live-update.md). */
@@ -125,6 +126,27 @@ struct rec_dev_fw_cfg {
 	uint32_t offset;
 	uint32_t dma_high;
 	uint32_t reserved;
+};
+
+/*
+ * DEV_ACPI_PM (optional; a stream without it leaves the PM block as
+ * reset): the PM1 status, enable and control registers as the guest
+ * reads them, and the PM timer's count (3.579545 MHz ticks; its low 32
+ * bits are the PM_TMR register) when saved.  The reader makes the timer
+ * go on from that count, as the TSC and kvmclock do.
+ */
+#define REC_ACPI_PM1_STS_BITS	0x8731u	/* WAK, RTC, SLPBTN, PWRBTN, GBL,
+					 * BM, TMR */
+#define REC_ACPI_PM1_EN_BITS	0x0721u	/* RTC, SLPBTN, PWRBTN, GBL, TMR */
+#define REC_ACPI_PM1_CNT_BITS	0x1c07u	/* SLP_TYP, GBL_RLS, BM_RLS,
+					 * SCI_EN */
+
+struct rec_dev_acpi_pm {
+	uint16_t pm1_sts;
+	uint16_t pm1_en;
+	uint16_t pm1_cnt;
+	uint16_t reserved;
+	uint64_t pm_tmr_ticks;
 };
 
 /*
@@ -234,6 +256,8 @@ REC_ASSERT_SIZE(rec_dev_board, 8);
 REC_ASSERT_SIZE(rec_dev_fw_cfg, 16);
 REC_ASSERT_FIELD(rec_dev_fw_cfg, offset, 4);
 REC_ASSERT_FIELD(rec_dev_fw_cfg, dma_high, 8);
+REC_ASSERT_SIZE(rec_dev_acpi_pm, 16);
+REC_ASSERT_FIELD(rec_dev_acpi_pm, pm_tmr_ticks, 8);
 REC_ASSERT_SIZE(rec_dev_virtio, 304);
 REC_ASSERT_FIELD(rec_dev_virtio, driver_features, 24);
 REC_ASSERT_FIELD(rec_dev_virtio, backend_fd, 32);

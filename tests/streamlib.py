@@ -99,6 +99,8 @@ VCPU_HEAD_FMT = check_format("rec_vcpu_head", "<II")     # vcpu, size
 UART_FMT = check_format("rec_dev_uart", "<BBBBBBBBII")
 RTC_FMT = check_format("rec_dev_rtc", "<B7sq128s")
 BOARD_FMT = check_format("rec_dev_board", "<II")
+# pm1_sts, pm1_en, pm1_cnt, reserved, pm_tmr_ticks
+ACPI_PM_FMT = check_format("rec_dev_acpi_pm", "<HHHHQ")
 # slot, device_id, index, status, config_generation, isr, broken,
 # reserved0, nr_queues, msix_entries, queue_select, config_msix_vector,
 # device/driver_feature_select, driver_features, backend_fd, reserved1,

@@ -262,7 +262,7 @@ def test_cancel_leaves_the_guest_on_the_source(pair):
 @pytest.mark.parametrize("end", ["destroy", "poweroff"])
 def test_domain_ended_while_migrating(pair, end):
     """The source domain is destroyed (xl destroy) or powered off by the
-    guest's own request path (xl shutdown) mid-migration: the migration
+    guest's own request path (xl shutdown -F, a power cut) mid-migration: the migration
     ends as cancelled, the source daemon keeps serving and its other
     guest keeps counting, and the destination drops its half-built copy."""
     a, b = pair
@@ -273,7 +273,7 @@ def test_domain_ended_while_migrating(pair, end):
     if end == "destroy":
         a.d.xl("destroy", "g")
     else:
-        a.d.xl("shutdown", "g")
+        a.d.xl("shutdown", "-F", "-t", "0", "g")
     assert wait_exit(p) != 0
     assert a.d.alive(), a.d.read_file("xen.stderr")
     wait_until(lambda: "g" not in a.d.domains() or None, scaled(30),

@@ -162,7 +162,7 @@ def test_list_table_and_json(daemon):
                   extra='on_crash = "preserve"\n')
     daemon.wait_console("run1", r"COUNTER READY")
     daemon.wait_console("shut3", r"ECHO READY")
-    daemon.xl("shutdown", "shut3")
+    daemon.xl("shutdown", "-F", "-t", "0", "shut3")
     daemon.wait_state("shut3", "shutdown")
     daemon.wait_state("crash4", "crashed")
 
@@ -306,10 +306,14 @@ def test_pause_unpause(daemon):
 
 
 # ---------------------------------------------------------------- shutdown
+# The counter guest ignores the ACPI power button (tests/test_acpi.py has
+# guests that do not): `xl shutdown -F -t 0` stops it at once, as a
+# power cut.
 
 def test_shutdown_on_poweroff_destroy(daemon):
     daemon.start_counter("s1", extra='on_poweroff = "destroy"\n')
-    daemon.xl("shutdown", "s1")
+    r = daemon.xl("shutdown", "-F", "-t", "0", "s1")
+    assert "did not power off within 0 s: stopping it" in r.err, r.err
     daemon.wait_domain_gone("s1")
     log = daemon.log()
     assert "shutdown requested by the toolstack" in log
@@ -318,7 +322,7 @@ def test_shutdown_on_poweroff_destroy(daemon):
 
 def test_shutdown_on_poweroff_preserve(daemon):
     w = daemon.start_counter("s2", extra='on_poweroff = "preserve"\n')
-    daemon.xl("shutdown", "s2")
+    daemon.xl("shutdown", "-F", "-t", "0", "s2")
     d = daemon.wait_state("s2", "shutdown")
     assert d["shutdown_reason"] == "poweroff"
     assert d["exit_code"] is None
@@ -337,7 +341,7 @@ def test_shutdown_on_poweroff_preserve(daemon):
 
 def test_shutdown_paused_domain(daemon):
     daemon.create("s3", paused=True, extra='on_poweroff = "preserve"\n')
-    daemon.xl("shutdown", "s3")
+    daemon.xl("shutdown", "-F", "-t", "0", "s3")
     d = daemon.wait_state("s3", "shutdown")
     assert d["shutdown_reason"] == "poweroff"
 

@@ -257,11 +257,6 @@ static int end_domain(json_t *args, struct ctl_reply *r, enum dom_event ev)
 	return CTL_OK;
 }
 
-static int cmd_shutdown(struct client *c, json_t *args, struct ctl_reply *r)
-{
-	return end_domain(args, r, DOM_EV_POWEROFF);
-}
-
 static int cmd_reboot(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	return end_domain(args, r, DOM_EV_REBOOT);
@@ -363,6 +358,7 @@ static const struct {
 	{ "unpause", cmd_unpause },
 	{ "shutdown", cmd_shutdown },
 	{ "reboot", cmd_reboot },
+	{ "trigger", cmd_trigger },
 	{ "console", cmd_console },
 	{ "console-read", cmd_console_read },
 	{ "dmesg", cmd_dmesg },

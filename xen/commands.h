@@ -1,4 +1,4 @@
-/* Shared by the command handlers (commands.c, cmd_state.c). */
+/* Shared by the command handlers (commands.c, cmd_state.c, cmd_power.c). */
 #ifndef XEN_COMMANDS_H
 #define XEN_COMMANDS_H
 
@@ -22,5 +22,7 @@ int ctl_arg_bool(json_t *args, const char *key, bool dflt, bool *out,
 
 int cmd_save(struct client *c, json_t *args, struct ctl_reply *r);
 int cmd_restore(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_shutdown(struct client *c, json_t *args, struct ctl_reply *r);
+int cmd_trigger(struct client *c, json_t *args, struct ctl_reply *r);
 
 #endif

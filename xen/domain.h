@@ -39,6 +39,7 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	bool parked;		/* waiting in vcpu_park(), not in KVM_RUN */
+	bool nmi_pending;	/* vcpu_nmi(): KVM_NMI before the next run */
 };
 
 struct guest_mem {

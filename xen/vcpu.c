@@ -155,6 +155,25 @@ static bool vcpu_wait_runnable(struct vcpu *v)
 	return stop;
 }
 
+/*
+ * KVM_NMI is a vCPU ioctl: only this thread may issue it.  Queued before
+ * the thread parks too, so that a save finds the NMI in VCPU_EVENTS.
+ */
+static void vcpu_take_nmi(struct vcpu *v)
+{
+	if (!__atomic_exchange_n(&v->nmi_pending, false, __ATOMIC_ACQ_REL))
+		return;
+	if (ioctl(v->fd, KVM_NMI) < 0)
+		log_err("d%uv%u: KVM_NMI: %s", v->dom->id, v->id,
+			strerror(errno));
+}
+
+void vcpu_nmi(struct vcpu *v)
+{
+	__atomic_store_n(&v->nmi_pending, true, __ATOMIC_RELEASE);
+	vcpu_kick(v);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -164,8 +183,10 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	sandbox_thread_enter(SANDBOX_VCPU, v->dom->id, name);
 	for (;;) {
+		vcpu_take_nmi(v);
 		if (vcpu_wait_runnable(v))
 			break;
+		vcpu_take_nmi(v);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;

@@ -13,7 +13,8 @@
  * (IRQ4 = vector 0x24 after the PIC is remapped to 0x20, spurious IRQ7 =
  * vector 0x27, and the DPL3 int3 gate, vector 3, that returns to CPL3 with
  * IF=1) and the two the virtio guest's MSI-X test uses (MSI_VECTOR 0x40,
- * the local APIC's spurious vector 0xff).  Every other vector is empty, so
+ * the local APIC's spurious vector 0xff) and the acpi guest's (the NMI,
+ * vector 2, and the SCI, SCI_VECTOR).  Every other vector is empty, so
  * any exception escalates to a triple fault, as it would with no IDT.
  *
  * Port I/O at CPL3 is granted twice: IOPL=3 in RFLAGS, and an all-zero
@@ -70,6 +71,34 @@ guest_msi_entry:
         movl    $LAPIC_EOI_ADDR, %eax
         movl    $0, (%rax)
         popq    %rax
+        iretq
+
+/*
+ * The ACPI SCI (the acpi guest: IOAPIC pin 9, level, vector SCI_VECTOR):
+ * read PM1 status at the port the guest found in the FADT
+ * (guest_pm1_evt), keep its bits in guest_sci_sts, write them back to
+ * clear them (so the level drops before the EOI), count, EOI the local
+ * APIC.
+ */
+        .globl  guest_sci_entry
+guest_sci_entry:
+        pushq   %rax
+        pushq   %rdx
+        movzwl  guest_pm1_evt(%rip), %edx
+        inw     %dx, %ax
+        orw     %ax, guest_sci_sts(%rip)
+        outw    %ax, %dx
+        incq    guest_sci_count(%rip)
+        movl    $LAPIC_EOI_ADDR, %eax
+        movl    $0, (%rax)
+        popq    %rdx
+        popq    %rax
+        iretq
+
+/* NMI (vector 2, the acpi guest's `xl trigger nmi`): count it. */
+        .globl  guest_nmi_entry
+guest_nmi_entry:
+        incq    guest_nmi_count(%rip)
         iretq
 
 /* Spurious IRQ7 from the master 8259, or the local APIC's: no EOI. */
@@ -217,10 +246,12 @@ guest_tss_end:
 
         .balign 16
 guest_idt:                                      /* unlisted vectors: zero */
+        GATE    NMI_VECTOR, guest_nmi_lo, guest_nmi_hi, 0x8E   /* 2: NMI */
         GATE    STI_VECTOR, guest_sti_lo, guest_sti_hi, 0xEE   /* 3: DPL3 */
         GATE    0x24, guest_irq4_lo, guest_irq4_hi, 0x8E       /* IRQ4 */
         GATE    0x27, guest_spur_lo, guest_spur_hi, 0x8E       /* IRQ7 */
         GATE    MSI_VECTOR, guest_msi_lo, guest_msi_hi, 0x8E
+        GATE    SCI_VECTOR, guest_sci_lo, guest_sci_hi, 0x8E
         GATE    APIC_SPURIOUS_VECTOR, guest_spur_lo, guest_spur_hi, 0x8E
 guest_idt_end:
 
@@ -251,5 +282,15 @@ guest_irq_count:
         .skip   8
 guest_msi_count:
         .skip   8
+        .globl  guest_sci_count, guest_sci_sts, guest_nmi_count
+        .globl  guest_pm1_evt
+guest_sci_count:
+        .skip   8
+guest_nmi_count:
+        .skip   8
+guest_sci_sts:
+        .skip   2
+guest_pm1_evt:
+        .skip   2
 
         .section .note.GNU-stack, "", @progbits

@@ -1,5 +1,5 @@
 # Test guests: freestanding kernels (see tests/guests/README.md): the
-# multiboot1 counter, exit, fw_cfg and virtio guests, and the boot reporter built three
+# multiboot1 counter, exit, fw_cfg, virtio and ACPI guests, and the boot reporter built three
 # ways (multiboot1 ELF, PVH ELF, Linux bzImage).
 #
 # Included by the top-level Makefile; also usable on its own:
@@ -32,7 +32,7 @@ GUEST_LDFLAGS := $(GUEST_LDBASE) -Wl,-T,$(GUEST_SRCDIR)/link.ld
 GUEST_CPU_OBJ    := $(GUEST_OBJDIR)/cpu.o $(GUEST_OBJDIR)/lib.o
 # The multiboot guests: their entry (boot.S) first.
 GUEST_COMMON_OBJ := $(GUEST_OBJDIR)/boot.o $(GUEST_CPU_OBJ)
-GUEST_NAMES      := counter exit fwcfg virtio
+GUEST_NAMES      := counter exit fwcfg virtio acpi
 GUEST_ELFS       := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_NAMES))
 
 # The virtio guest: virtio.c (main) and its pieces.

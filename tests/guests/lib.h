@@ -11,6 +11,10 @@
 #define STI_VECTOR 3
 /* MSI/MSI-X vector (counted in guest_msi_count, EOI to the local APIC). */
 #define MSI_VECTOR 0x40
+/* NMI: counted in guest_nmi_count. */
+#define NMI_VECTOR 2
+/* The ACPI SCI through the IOAPIC (the acpi guest; cpu.S guest_sci_entry). */
+#define SCI_VECTOR 0x49
 /* Local APIC spurious vector (SVR): a gate that only returns. */
 #define APIC_SPURIOUS_VECTOR 0xff
 #define LAPIC_EOI_ADDR 0xfee000b0
@@ -158,6 +162,13 @@ extern volatile u32 guest_ring_head;
 extern volatile u64 guest_irq_count;
 /* MSI interrupts taken (vector MSI_VECTOR, cpu.S guest_msi_entry). */
 extern volatile u64 guest_msi_count;
+/* SCIs taken, the PM1 status bits they found (and cleared), the PM1
+ * event block's port the handler reads (set before enabling the SCI),
+ * NMIs taken. */
+extern volatile u64 guest_sci_count;
+extern volatile u16 guest_sci_sts;
+extern volatile u16 guest_pm1_evt;
+extern volatile u64 guest_nmi_count;
 /* Where the int3 gate jumps at CPL0 instead of returning, if not 0. */
 extern volatile u64 guest_cpl0_jump;
 

@@ -9,7 +9,8 @@
 # disk's /init as "/init root", which goes on from here.  Then either of
 # them prints a small workload (files written and checked in tmpfs,
 # /proc/uptime), the facts the tests check (fw_cfg's sysfs files, the
-# virtio disks, rng and network interfaces among them), and acts on
+# virtio disks, rng and network interfaces among them), starts busybox's
+# acpid (the power button powers the guest off in order), and acts on
 # "systest=" from the kernel command line:
 #   poweroff  poweroff -f            reboot  reboot -f
 #   shell     an interactive shell on the console (the default)
@@ -189,6 +190,36 @@ for i in /sys/class/net/*; do
 	echo "SYSTEST: net ${i##*/} mac=$(cat $i/address)" \
 		"driver=${drv##*/} mtu=$(cat $i/mtu)"
 done
+
+# The ACPI power button (`xl shutdown`): Linux's button driver (the
+# `button` module) reports the fixed-feature button as an input device,
+# evdev makes it /dev/input/eventN, and busybox's acpid, reading those,
+# runs PWRF/00000080 of its config directory on KEY_POWER: an orderly
+# poweroff, which the guest logs as its own.
+start_acpid() {
+	mkdir -p /tmp/acpi/PWRF
+	cat >/tmp/acpi/PWRF/00000080 <<-'EOF'
+	#!/bin/sh
+	export PATH=/bin
+	exec >/dev/console 2>&1
+	echo "SYSTEST: acpid power button"
+	sync
+	if mount -o remount,ro / 2>/dev/null; then ro=ok; else ro=no; fi
+	echo "SYSTEST: orderly poweroff remount-ro=$ro"
+	poweroff -f
+	EOF
+	chmod 755 /tmp/acpi/PWRF/00000080
+	inputs=$(sed -n 's/^N: Name="\(.*\)"/\1/p' /proc/bus/input/devices |
+		tr ' ' _ | paste -sd, -)
+	if acpid -c /tmp/acpi -l /tmp/acpid.log -p /tmp/acpid.pid; then
+		echo "SYSTEST: acpid started inputs=$inputs" \
+			"events=$(ls /dev/input 2>/dev/null | grep -c event)"
+	else
+		echo "SYSTEST: acpid failed inputs=$inputs"
+	fi
+}
+start_acpid
+
 dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace' | sed 's/^/SYSTEST: dmesg-bad /'
 echo "SYSTEST: ready action=$action"
 

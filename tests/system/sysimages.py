@@ -38,7 +38,7 @@ HOST_MODULES = ("kvm-amd", "virtio_pci", "virtio_console", "tun", "bridge",
 # crypto-crc32c, comes with it).  Those the kernel has built in are
 # listed, not loaded.
 GUEST_MODULES = ("qemu_fw_cfg", "virtio_pci", "virtio_blk", "virtio_net",
-                 "virtio_rng", "ext4")
+                 "virtio_rng", "ext4", "button", "evdev")
 
 
 class Cpio:
@@ -339,7 +339,8 @@ def pvh_vmlinux(vmlinuz, dest):
 GUEST_MODULE_CONFIG = {
     "qemu_fw_cfg": "CONFIG_FW_CFG_SYSFS", "virtio_pci": "CONFIG_VIRTIO_PCI",
     "virtio_blk": "CONFIG_VIRTIO_BLK", "virtio_net": "CONFIG_VIRTIO_NET",
-    "virtio_rng": "CONFIG_HW_RANDOM_VIRTIO", "ext4": "CONFIG_EXT4_FS"}
+    "virtio_rng": "CONFIG_HW_RANDOM_VIRTIO", "ext4": "CONFIG_EXT4_FS",
+    "button": "CONFIG_ACPI_BUTTON", "evdev": "CONFIG_INPUT_EVDEV"}
 
 
 def kernel_config(moddir):

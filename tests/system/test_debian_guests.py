@@ -257,6 +257,48 @@ class TestPvhTwoVcpus:
         check_clean(guest)
 
 
+class TestAcpiPowerButton:
+    """`xl shutdown` presses the ACPI power button: Linux's button driver
+    reports it, busybox's acpid (started by the guest's init) runs the
+    guest's own orderly poweroff, which ends in ACPI S5; `xl shutdown -w`
+    returns once the domain is off."""
+    MEMORY = 192
+
+    @pytest.fixture(scope="class")
+    def guest(self, system_host):
+        protocol = "bzimage" if "BOOT_LINUX" in _features() else "pvh"
+        g = boot_guest(system_host, "acpi", protocol, memory=self.MEMORY,
+                       on_poweroff="preserve")
+        yield g
+        g.destroy()
+
+    def test_button_is_an_input_device(self, guest):
+        text = guest.console()
+        m = re.search(r"SYSTEST: acpid started inputs=(\S*) events=(\d+)",
+                      text)
+        assert m, text[-3000:]
+        assert "Power_Button" in m.group(1).split(","), m.group(0)
+        assert int(m.group(2)) >= 1, m.group(0)
+
+    def test_xl_shutdown_powers_off_in_order(self, guest, system_host):
+        t0 = time.monotonic()
+        system_host.run(f"xl shutdown -w {guest.name}", timeout=300)
+        record_boot("xl shutdown -w of a Debian guest: button to domain "
+                    "off", time.monotonic() - t0)
+        d = guest.record()
+        assert d["state"] == "shutdown", d
+        assert d["shutdown_reason"] == "poweroff", d
+        text = guest.console()
+        i = text.find("SYSTEST: acpid power button")
+        assert i >= 0, text[-3000:]
+        assert re.search(r"SYSTEST: orderly poweroff remount-ro=\w+\n",
+                         text[i:]), text[-3000:]
+        assert "reboot: Power down" in text[i:], text[-3000:]
+        log = system_host.daemon_log()
+        assert "power button pressed (SCI raised)" in log, log[-3000:]
+        assert "guest powered off (ACPI S5)" in log, log[-3000:]
+
+
 def test_failure_reports_guest_console(system_host):
     """The harness itself: a guest broken on purpose (its initramfs init
     does not exist, so the kernel panics and panic=-1 reboots it) makes

@@ -481,6 +481,7 @@ static void dump_device(struct dump *d, uint32_t type, const uint8_t *body,
 	struct rec_dev_rtc t;
 	struct rec_dev_board b;
 	struct rec_dev_fw_cfg f;
+	struct rec_dev_acpi_pm a;
 
 	switch (type) {
 	case REC_DEV_UART:
@@ -516,6 +517,14 @@ static void dump_device(struct dump *d, uint32_t type, const uint8_t *body,
 		return;
 	case REC_DEV_VIRTIO:
 		dump_virtio(d, body, len);
+		return;
+	case REC_DEV_ACPI_PM:
+		if (len != sizeof(a))
+			break;
+		memcpy(&a, body, sizeof(a));
+		fprintf(d->out, "  pm1_sts %#x pm1_en %#x pm1_cnt %#x pm_tmr_ticks %llu\n",
+			a.pm1_sts, a.pm1_en, a.pm1_cnt,
+			(unsigned long long)a.pm_tmr_ticks);
 		return;
 	}
 	fprintf(d->out, "  (%u bytes: not decoded)\n", len);

@@ -114,6 +114,14 @@ static void add_bodies(json_t *s)
 		FIELD(rec_dev_fw_cfg, offset),
 		FIELD(rec_dev_fw_cfg, dma_high),
 		FIELD(rec_dev_fw_cfg, reserved))));
+	json_object_set_new(s, "rec_dev_acpi_pm", layout(
+		sizeof(struct rec_dev_acpi_pm), json_pack(
+		"{s:o, s:o, s:o, s:o, s:o}",
+		FIELD(rec_dev_acpi_pm, pm1_sts),
+		FIELD(rec_dev_acpi_pm, pm1_en),
+		FIELD(rec_dev_acpi_pm, pm1_cnt),
+		FIELD(rec_dev_acpi_pm, reserved),
+		FIELD(rec_dev_acpi_pm, pm_tmr_ticks))));
 	json_object_set_new(s, "rec_dev_virtio", layout(
 		sizeof(struct rec_dev_virtio), json_pack(
 		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Commands that act on one domain and return nothing: destroy, pause,
- * unpause, shutdown, reboot.
+ * unpause, reboot (shutdown and trigger: cmd_power.c).
  */
 #include "client.h"
 #include "xl.h"
@@ -43,11 +43,6 @@ int cmd_pause(int argc, char **argv)
 int cmd_unpause(int argc, char **argv)
 {
 	return domain_op(argc, argv, "unpause");
-}
-
-int cmd_shutdown(int argc, char **argv)
-{
-	return domain_op(argc, argv, "shutdown");
 }
 
 int cmd_reboot(int argc, char **argv)

@@ -29,10 +29,24 @@ static const struct xl_command commands[] = {
 	  "Terminate a domain immediately.", NULL },
 	{ "pause", cmd_pause, "DOM", "Pause a domain.", NULL },
 	{ "unpause", cmd_unpause, "DOM", "Unpause a paused domain.", NULL },
-	{ "shutdown", cmd_shutdown, "DOM",
-	  "Shut a domain down; it then follows on_poweroff.", NULL },
+	{ "shutdown", cmd_shutdown, "[-w] [-F] [-t SECS] DOM",
+	  "Press the domain's ACPI power button; it then follows on_poweroff.",
+	  "  -w, --wait         wait until the domain has shut down\n"
+	  "  -F, --force        wait, and stop the domain (as a power cut)\n"
+	  "                     if the guest has not powered off within the\n"
+	  "                     timeout\n"
+	  "  -t, --timeout SECS the timeout of -F (default 60)\n"
+	  "\nThe guest decides what the button does (an ACPI-aware OS powers\n"
+	  "off); without -F a guest that ignores it keeps running.  A domain\n"
+	  "restarted by on_poweroff = \"restart\" counts as shut down.\n" },
 	{ "reboot", cmd_reboot, "DOM",
 	  "Reboot a domain; it then follows on_reboot.", NULL },
+	{ "trigger", cmd_trigger, "DOM power|reset|nmi [VCPU]",
+	  "Send a trigger to a domain, as Xen's xl trigger.",
+	  "  power   press the ACPI power button (as xl shutdown)\n"
+	  "  reset   reset the machine, as the reset port 0xcf9 does; the\n"
+	  "          domain then follows on_reboot\n"
+	  "  nmi     an NMI to VCPU (default 0)\n" },
 	{ "console", cmd_console, "[-d] [-n] DOM",
 	  "Attach to a domain's console; Ctrl-] detaches.",
 	  "  -d, --dump        print the console history and exit\n"

@@ -1,9 +1,15 @@
 /*
  * ACPI tables: RSDP, RSDT, XSDT, FADT, FACS, DSDT and MADT.
  *
+ * The RSDP is at BOOT_ACPI, inside the BIOS area 0xE0000-0xFFFFF that
+ * guests without a boot protocol's pointer scan (16-byte aligned), and
+ * the Linux and PVH loaders pass the same address.
+ *
  * The FADT describes a PC with a fixed PM block (the board emulates it at
- * ACPI_PM_BASE: PM1 event and control registers and the PM timer), a reset
- * register at 0xcf9 and no i8042 or VGA; the DSDT says how to enter S5,
+ * ACPI_PM_BASE, dev/acpi_pm.c: PM1 event and control registers, the
+ * fixed-feature power button and the 32-bit PM timer), the SCI on IRQ 9,
+ * a reset register at 0xcf9 and no i8042 or VGA; the DSDT says how to
+ * enter S5,
  * so that a guest's poweroff writes SLP_TYP/SLP_EN and ends the domain as
  * a poweroff, and holds the AML devices register (ACPI_DSDT_AML).  The
  * MADT lists the vCPUs' local APICs and KVM's in-kernel IOAPIC.  ISA IRQs
@@ -128,8 +134,8 @@ _Static_assert(sizeof(struct acpi_facs) == 64, "FACS layout");
 #define FADT_REVISION		6
 #define FADT_WBINVD		(1u << 0)
 #define FADT_C1_SUPPORTED	(1u << 2)
-#define FADT_POWER_BUTTON	(1u << 4)	/* no fixed power button */
 #define FADT_SLEEP_BUTTON	(1u << 5)	/* no fixed sleep button */
+#define FADT_TMR_VAL_EXT	(1u << 8)	/* the PM timer has 32 bits */
 #define FADT_RESET_REGISTER	(1u << 10)
 #define BOOT_ARCH_LEGACY	(1u << 0)	/* ISA devices (COM1, RTC) */
 #define BOOT_ARCH_NO_VGA	(1u << 2)	/* and no 8042: bit 1 clear */
@@ -269,8 +275,9 @@ static int write_fadt(struct acpi_builder *b, uint64_t *fadt_gpa)
 	f->p_lvl3_lat = 0x0fff;		/* no C3 */
 	f->century = RTC_CENTURY_INDEX;
 	f->iapc_boot_arch = BOOT_ARCH_LEGACY | BOOT_ARCH_NO_VGA;
-	f->flags = FADT_WBINVD | FADT_C1_SUPPORTED | FADT_POWER_BUTTON |
-		   FADT_SLEEP_BUTTON | FADT_RESET_REGISTER;
+	/* PWR_BUTTON clear: the power button is the fixed-feature one. */
+	f->flags = FADT_WBINVD | FADT_C1_SUPPORTED | FADT_SLEEP_BUTTON |
+		   FADT_TMR_VAL_EXT | FADT_RESET_REGISTER;
 	f->reset_reg = (struct acpi_gas){ .space_id = GAS_SYSTEM_IO,
 					  .bit_width = 8,
 					  .access_size = GAS_ACCESS_BYTE,
