@@ -17,6 +17,8 @@ static int check_config(struct stream_check *c, const struct rec_desc *d,
 			uint64_t offset, const uint8_t *body, uint32_t len);
 static int check_layout(struct stream_check *c, const struct rec_desc *d,
 			uint64_t offset, const uint8_t *body, uint32_t len);
+static int check_cpuid(struct stream_check *c, const struct rec_desc *d,
+		       uint64_t offset, const uint8_t *body, uint32_t len);
 static int check_vcpu(struct stream_check *c, const struct rec_desc *d,
 		      uint64_t offset, const uint8_t *body, uint32_t len);
 static int check_irqchip(struct stream_check *c, const struct rec_desc *d,
@@ -39,6 +41,10 @@ static const struct rec_desc table[] = {
 	REC(DOMAIN_CONFIG, PROLOGUE, ANY, 0, ONE_REQUIRED, check_config),
 	REC(MEMORY_LAYOUT, PROLOGUE, EXACT, sizeof(struct rec_memory_layout),
 	    ONE_REQUIRED, check_layout),
+	/* Newer than the format: written OPTIONAL, so not required.  Before
+	 * the vCPUs: KVM checks their MSRs and XSAVE against it. */
+	REC(CPUID, CPUID, AT_LEAST, sizeof(struct rec_cpuid), REC_ONCE,
+	    check_cpuid),
 	/* Its framing and pages: stream_decode_pages(), check_pages(). */
 	REC(PAGE_BATCH, PAGES, ANY, 0, 0, NULL),
 	/* The order restore applies them in: SREGS (APIC base) before
@@ -156,7 +162,8 @@ static const char *name_of(uint32_t type)
 }
 
 static const char *const phase_names[] = {
-	[PH_PROLOGUE] = "the prologue", [PH_PAGES] = "the pages",
+	[PH_PROLOGUE] = "the prologue", [PH_CPUID] = "the CPUID",
+	[PH_PAGES] = "the pages",
 	[PH_VCPUS] = "the vCPU records", [PH_VM] = "the VM records",
 	[PH_DEVICES] = "the device records",
 	[PH_CONSOLE] = "the console history",
@@ -235,6 +242,71 @@ static int check_layout(struct stream_check *c, const struct rec_desc *d,
 	c->high_pages = (l->ram_bytes - l->low_bytes) / STREAM_PAGE_SIZE;
 	c->have_layout = true;
 	return 0;
+}
+
+size_t rec_cpuid_size(unsigned nent)
+{
+	return sizeof(struct rec_cpuid) + nent * sizeof(struct rec_cpuid_entry);
+}
+
+static int check_cpuid_entry(struct stream_check *c, uint64_t offset,
+			     unsigned i, const struct rec_cpuid_entry *e)
+{
+	uint32_t eax = e->eax, ebx = e->ebx, edx = e->edx;
+
+	if (e->flags & ~REC_CPUID_F_INDEX ||
+	    (!(e->flags & REC_CPUID_F_INDEX) && e->index))
+		return fail(c, offset, "CPUID entry %u (leaf %#x): flags %#x with subleaf %u",
+			    i, e->function, e->flags, e->index);
+	if (e->reserved[0] || e->reserved[1] || e->reserved[2])
+		return fail(c, offset, "CPUID entry %u (leaf %#x): reserved bytes are not zero",
+			    i, e->function);
+	rec_cpuid_put_apic_id(e->function, &eax, &ebx, &edx, 0);
+	if (eax != e->eax || ebx != e->ebx || edx != e->edx)
+		return fail(c, offset, "CPUID leaf %#x subleaf %u: an APIC id field is not zero (each vCPU gets its own)",
+			    e->function, e->index);
+	return 0;
+}
+
+/* A leaf appears once per subleaf, and leaf 0 (the vendor) is there. */
+static int check_cpuid_unique(struct stream_check *c, uint64_t offset,
+			      const struct rec_cpuid_entry *e, unsigned n)
+{
+	bool leaf0 = false;
+	unsigned i, j;
+
+	for (i = 0; i < n; i++) {
+		leaf0 |= e[i].function == 0 && e[i].index == 0;
+		for (j = 0; j < i; j++)
+			if (e[j].function == e[i].function &&
+			    e[j].index == e[i].index)
+				return fail(c, offset, "CPUID leaf %#x subleaf %u twice",
+					    e[i].function, e[i].index);
+	}
+	if (!leaf0)
+		return fail(c, offset, "CPUID without leaf 0");
+	return 0;
+}
+
+static int check_cpuid(struct stream_check *c, const struct rec_desc *d,
+		       uint64_t offset, const uint8_t *body, uint32_t len)
+{
+	struct rec_cpuid_entry e[REC_CPUID_ENTRIES_MAX];
+	struct rec_cpuid h;
+	unsigned i;
+
+	memcpy(&h, body, sizeof(h));
+	if (!h.nent || h.nent > REC_CPUID_ENTRIES_MAX || h.reserved)
+		return fail(c, offset, "CPUID: %u entries (1 to %u), reserved %#x",
+			    h.nent, REC_CPUID_ENTRIES_MAX, h.reserved);
+	if (len != rec_cpuid_size(h.nent))
+		return fail(c, offset, "CPUID: %u bytes for %u entries",
+			    len, h.nent);
+	memcpy(e, body + sizeof(h), h.nent * sizeof(e[0]));
+	for (i = 0; i < h.nent; i++)
+		if (check_cpuid_entry(c, offset, i, &e[i]) < 0)
+			return -1;
+	return check_cpuid_unique(c, offset, e, h.nent);
 }
 
 /*

@@ -22,6 +22,7 @@
 /* The parts of a domain's stream, in their order. */
 enum rec_phase {
 	PH_PROLOGUE,		/* DOMAIN_CONFIG, MEMORY_LAYOUT */
+	PH_CPUID,		/* CPUID, before anything of a vCPU */
 	PH_PAGES,
 	PH_VCPUS,		/* per vCPU, in table order */
 	PH_VM,
@@ -59,6 +60,8 @@ struct rec_desc {
 		     uint64_t offset, const uint8_t *body, uint32_t len);
 };
 
+/* Bytes of a CPUID record with nent entries (common/records.h). */
+size_t rec_cpuid_size(unsigned nent);
 /* Bytes of a DEV_VIRTIO record with these counts (common/records.h). */
 size_t rec_virtio_size(unsigned nr_queues, unsigned msix_entries);
 

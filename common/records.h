@@ -19,6 +19,7 @@ enum rec_type {
 	REC_DOMAIN_CONFIG	= 0x01,
 	REC_MEMORY_LAYOUT	= 0x02,
 	REC_PAGE_BATCH		= 0x03,
+	REC_CPUID		= 0x04,	/* written OPTIONAL */
 	REC_VCPU_REGS		= 0x10,
 	REC_VCPU_SREGS		= 0x11,
 	REC_VCPU_XSAVE		= 0x12,
@@ -68,6 +69,48 @@ struct rec_memory_layout {
 	uint32_t page_size;
 	uint32_t reserved;
 };
+
+/*
+ * CPUID (optional; a stream without it leaves the domain the CPUID this
+ * host gives a new domain, xen/cpuid.c): the domain's CPUID, the same for
+ * every vCPU but for the APIC ids, which are zero here and each vCPU's own
+ * when set (rec_cpuid_put_apic_id()).  nent rec_cpuid_entry follow, laid
+ * out as KVM's struct kvm_cpuid_entry2.
+ */
+#define REC_CPUID_ENTRIES_MAX	256
+#define REC_CPUID_F_INDEX	0x1u	/* KVM_CPUID_FLAG_SIGNIFCANT_INDEX */
+
+struct rec_cpuid {
+	uint32_t nent;
+	uint32_t reserved;
+};
+
+struct rec_cpuid_entry {
+	uint32_t function;		/* EAX in */
+	uint32_t index;			/* ECX in, if REC_CPUID_F_INDEX */
+	uint32_t flags;
+	uint32_t eax, ebx, ecx, edx;
+	uint32_t reserved[3];
+};
+
+/*
+ * The per-vCPU fields of a CPUID leaf, set to APIC id `id`: leaf 1
+ * EBX[31:24], the x2APIC id in EDX of leaves 0xB and 0x1F, and AMD's
+ * extended APIC id (leaf 0x8000001E EAX) with the core id in EBX[7:0].
+ */
+static inline void rec_cpuid_put_apic_id(uint32_t function, uint32_t *eax,
+					 uint32_t *ebx, uint32_t *edx,
+					 uint32_t id)
+{
+	if (function == 1) {
+		*ebx = (*ebx & 0x00ffffffu) | (id << 24);
+	} else if (function == 0xb || function == 0x1f) {
+		*edx = id;
+	} else if (function == 0x8000001e) {
+		*eax = id;
+		*ebx = (*ebx & ~0xffu) | (id & 0xffu);
+	}
+}
 
 /* PAGE_BATCH body head; then u64 pfn[nr_pages], then the data. */
 struct rec_page_batch {
@@ -243,6 +286,10 @@ struct rec_client {
 REC_ASSERT_SIZE(rec_memory_layout, 32);
 REC_ASSERT_FIELD(rec_memory_layout, hole_start, 16);
 REC_ASSERT_FIELD(rec_memory_layout, page_size, 24);
+REC_ASSERT_SIZE(rec_cpuid, 8);
+REC_ASSERT_SIZE(rec_cpuid_entry, 40);
+REC_ASSERT_FIELD(rec_cpuid_entry, eax, 12);
+REC_ASSERT_FIELD(rec_cpuid_entry, edx, 24);
 REC_ASSERT_SIZE(rec_page_batch, 16);
 REC_ASSERT_FIELD(rec_page_batch, data_len, 8);
 REC_ASSERT_SIZE(rec_vcpu_head, 8);

@@ -95,6 +95,10 @@ BATCH_HEAD_LEN = struct.calcsize(BATCH_HEAD_FMT)
 # ram_bytes, low_bytes, hole_start, page_size, reserved
 LAYOUT_FMT = check_format("rec_memory_layout", "<QQQII")
 VCPU_HEAD_FMT = check_format("rec_vcpu_head", "<II")     # vcpu, size
+CPUID_HEAD_FMT = check_format("rec_cpuid", "<II")        # nent, reserved
+# function, index, flags, eax, ebx, ecx, edx, reserved
+CPUID_ENTRY_FMT = check_format("rec_cpuid_entry", "<IIIIIII12s")
+CPUID_ENTRY_LEN = struct.calcsize(CPUID_ENTRY_FMT)
 # ier, lcr, mcr, scr, dll, dlm, fcr, thr_ipending, in_len, reserved
 UART_FMT = check_format("rec_dev_uart", "<BBBBBBBBII")
 RTC_FMT = check_format("rec_dev_rtc", "<B7sq128s")
@@ -290,6 +294,25 @@ class Stream:
         self.first(MEMORY_LAYOUT).body = struct.pack(
             LAYOUT_FMT, lay["ram_bytes"], lay["low_bytes"],
             lay["hole_start"], lay["page_size"], 0)
+
+    def cpuid(self):
+        """The CPUID record's entries: dicts of function, index, flags,
+        eax, ebx, ecx, edx, in the record's order."""
+        b = self.first(CPUID).body
+        nent, _ = struct.unpack_from(CPUID_HEAD_FMT, b)
+        keys = ("function", "index", "flags", "eax", "ebx", "ecx", "edx")
+        head = struct.calcsize(CPUID_HEAD_FMT)
+        return [dict(zip(keys, struct.unpack_from(
+                    CPUID_ENTRY_FMT, b, head + i * CPUID_ENTRY_LEN)[:7]))
+                for i in range(nent)]
+
+    def set_cpuid(self, entries):
+        body = struct.pack(CPUID_HEAD_FMT, len(entries), 0)
+        for e in entries:
+            body += struct.pack(CPUID_ENTRY_FMT, e["function"], e["index"],
+                                e["flags"], e["eax"], e["ebx"], e["ecx"],
+                                e["edx"], b"")
+        self.first(CPUID).body = body
 
     # -- pages
     def batches(self):

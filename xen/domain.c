@@ -10,6 +10,7 @@
 
 #include "boot/boot.h"
 #include "control.h"
+#include "cpuid.h"
 #include "dev/devices.h"
 #include "domain.h"
 #include "feature.h"
@@ -141,6 +142,10 @@ static int domain_build_vm(struct domain *dom, char *err, size_t errlen,
 	if (*code < 0)
 		return -1;
 	*code = -ENOMEM;
+	if (cpuid_domain_init(dom) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (i = 0; i < dom->nr_vcpus; i++) {
 		if (vcpu_create(dom, i) < 0) {
 			snprintf(err, errlen, "KVM refused vCPU %u: %s", i,
@@ -253,6 +258,7 @@ static struct domain *domain_alloc(const struct domcfg *cfg)
 
 static void domain_free(struct domain *dom)
 {
+	free(dom->cpuid);
 	ring_free(&dom->console);
 	domcfg_free(&dom->cfg);
 	pthread_mutex_destroy(&dom->lock);

@@ -70,6 +70,8 @@ struct domain {
 	int adopt_ram_fd;		/* restore RAM from this memfd, or -1 */
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
+	/* Every vCPU's CPUID but the APIC ids (cpuid.h); kept by reboots. */
+	struct kvm_cpuid2 *cpuid;
 
 	/* Quiesce: vCPU threads park while run_ok is false. */
 	pthread_mutex_t lock;

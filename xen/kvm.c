@@ -94,6 +94,8 @@ int kvm_host_open(bool probe_tsc, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM setup failed: %s", strerror(errno));
 		return -1;
 	}
+	kvm_host.tsc_deadline = ioctl(kvm_host.fd, KVM_CHECK_EXTENSION,
+				      KVM_CAP_TSC_DEADLINE_TIMER) > 0;
 	kvm_host.init_on_shutdown = kvm_amd_loaded();
 	if (probe_tsc)
 		kvm_probe_tsc_khz();

@@ -12,6 +12,7 @@ struct kvm_host {
 	int vcpu_mmap_size;
 	int tsc_khz;
 	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
+	bool tsc_deadline;		/* KVM_CAP_TSC_DEADLINE_TIMER */
 	/* kvm-amd: a vCPU's registers after a triple fault are INIT's. */
 	bool init_on_shutdown;
 };

@@ -29,7 +29,7 @@ int state_save(struct domain *dom, int fd, const struct save_opts *o,
 	       struct save_stats *st, char *err, size_t errlen);
 /*
  * The parts of a domain's records, for a writer that sends RAM itself
- * (migration's pre-copy rounds): DOMAIN_CONFIG and MEMORY_LAYOUT; then
+ * (migration's pre-copy rounds): DOMAIN_CONFIG, MEMORY_LAYOUT and CPUID; then
  * everything after the pages (vCPUs, VM, devices, console).
  */
 int state_save_prologue(struct domain *dom, struct stream_writer *w);

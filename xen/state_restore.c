@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpuid.h"
 #include "dev/devices.h"
 #include "domain.h"
 #include "log.h"
@@ -70,6 +71,17 @@ static int read_prologue(struct restore *x, const struct restore_opts *o)
 	return domain_prepare(&x->check.cfg, name, o->ram_fd, o->inherit_fds,
 			      o->domid,
 			      &x->dom, x->err, x->errlen);
+}
+
+/* Refused here when this host cannot offer it: nothing has run yet. */
+static int load_cpuid(struct restore *x, const struct rec_desc *d)
+{
+	char why[256], at[40];
+
+	if (cpuid_load(x->dom, x->r.body, x->r.rec.length, why,
+		       sizeof(why)) < 0)
+		RFAIL(x, "%s: %s", offset_of(x, at, sizeof(at)), why);
+	return 0;
 }
 
 static int load_pages(struct restore *x, const struct rec_desc *d)
@@ -150,6 +162,7 @@ static int load_console(struct restore *x, const struct rec_desc *d)
 
 /* What loads each part of a domain's stream into the domain. */
 static int (*const loaders[])(struct restore *x, const struct rec_desc *d) = {
+	[PH_CPUID] = load_cpuid,
 	[PH_PAGES] = load_pages,
 	[PH_VCPUS] = load_vcpu,
 	[PH_VM] = load_vm,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "buildinfo.h"
+#include "cpuid.h"
 #include "dev/devices.h"
 #include "domain.h"
 #include "memory.h"
@@ -88,7 +89,8 @@ static int save_console(struct domain *dom, struct stream_writer *w)
 
 int state_save_prologue(struct domain *dom, struct stream_writer *w)
 {
-	return save_config(dom, w) < 0 || save_layout(dom, w) < 0 ? -1 : 0;
+	return save_config(dom, w) < 0 || save_layout(dom, w) < 0 ||
+	       cpuid_save(dom, w) < 0 ? -1 : 0;
 }
 
 int state_save_epilogue(struct domain *dom, struct stream_writer *w)

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cpuid.h"
 #include "domain.h"
 #include "exits.h"
 #include "kvm.h"
@@ -33,35 +34,6 @@ void vcpu_signals_init(void)
 	sigaction(SIG_KICK, &sa, NULL);
 }
 
-static int set_cpuid(struct vcpu *v)
-{
-	struct kvm_cpuid2 *src = kvm_host.cpuid, *c;
-	size_t sz = sizeof(*c) + src->nent * sizeof(src->entries[0]);
-	unsigned i;
-	int ret;
-
-	c = malloc(sz);
-	if (!c)
-		return -1;
-	memcpy(c, src, sz);
-	for (i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-
-		if (e->function == 1) {
-			/* Initial APIC id, logical CPU count, HTT. */
-			e->ebx = (e->ebx & 0x0000ffff) | (v->id << 24) |
-				 (v->dom->nr_vcpus << 16);
-			if (v->dom->nr_vcpus > 1)
-				e->edx |= 1u << 28;
-		} else if (e->function == 0xb || e->function == 0x1f) {
-			e->edx = v->id;		/* x2APIC id */
-		}
-	}
-	ret = ioctl(v->fd, KVM_SET_CPUID2, c);
-	free(c);
-	return ret;
-}
-
 int vcpu_create(struct domain *dom, unsigned id)
 {
 	struct vcpu *v = &dom->vcpus[id];
@@ -77,7 +49,7 @@ int vcpu_create(struct domain *dom, unsigned id)
 		v->run = NULL;
 		return -1;
 	}
-	return set_cpuid(v);
+	return cpuid_vcpu_set(v);
 }
 
 int vcpu_set_boot_state(struct vcpu *v, const struct boot_cpu_state *st)

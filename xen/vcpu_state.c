@@ -81,9 +81,11 @@ static bool msr_is_hyperv(uint32_t index)
 }
 
 /*
- * MSRs that describe the CPU rather than hold guest state: like CPUID,
- * which the domain takes from the host it runs on (the stream does not
- * carry it yet), they follow this host when it refuses the saved value.
+ * MSRs that describe the CPU rather than hold guest state: they follow
+ * this host when it refuses the saved value, as the CPUID of a stream
+ * without a CPUID record does.  (A CPUID record is checked bit by bit
+ * against this host before anything loads, docs/cpuid.md; these MSRs'
+ * bits are not part of it.)
  */
 static bool msr_follows_host(uint32_t index)
 {

@@ -81,6 +81,25 @@ static struct rec *add_virtio(struct recs *s, unsigned slot, unsigned qsize)
 	return r;
 }
 
+/* A CPUID record: leaf 0, leaf 1 and two subleaves of leaf 0xb. */
+static struct rec *add_cpuid(struct recs *s)
+{
+	const struct rec_cpuid_entry e[] = {
+		{ .function = 0, .eax = 0xb, .ebx = 0x68747541 },
+		{ .function = 1, .ebx = 0x00010800, .ecx = 1u << 31 },
+		{ .function = 0xb, .index = 0, .flags = REC_CPUID_F_INDEX,
+		  .ebx = 1, .ecx = 0x100 },
+		{ .function = 0xb, .index = 1, .flags = REC_CPUID_F_INDEX,
+		  .ebx = 1, .ecx = 0x201 },
+	};
+	struct rec_cpuid h = { .nent = 4 };
+	struct rec *r = add(s, REC_CPUID, NULL, rec_cpuid_size(4));
+
+	memcpy(r->body, &h, sizeof(h));
+	memcpy(r->body + sizeof(h), e, sizeof(e));
+	return r;
+}
+
 static void add_fixed(struct recs *s, const struct rec_desc *d)
 {
 	struct rec_memory_layout l = {
@@ -95,6 +114,8 @@ static void add_fixed(struct recs *s, const struct rec_desc *d)
 		add(s, d->type, &chip, sizeof(chip));
 	else if (d->type == REC_DEV_VIRTIO)
 		add_virtio(s, 25, 1);
+	else if (d->type == REC_CPUID)
+		add_cpuid(s);
 	else
 		add(s, d->type, NULL, d->size);
 }
@@ -242,7 +263,9 @@ static void test_place_and_completeness(void)
 
 	/* A vCPU record after the device records. */
 	valid_stream(&s);
-	s.r[s.n] = s.r[2];
+	for (i = 0; s.r[i].type != REC_VCPU_REGS; i++)
+		;
+	s.r[s.n] = s.r[i];
 	s.n++;
 	CHECK(check_all(&c, &s) < 0);
 	CHECK_HAS(c.err, "VCPU_REGS record after the");
@@ -357,6 +380,88 @@ static void test_virtio_records(void)
 	expect_refused(&s, "queue 0 has size 48");
 }
 
+/* The stream's CPUID record, and its entry i. */
+static struct rec *cpuid_rec(struct recs *s)
+{
+	unsigned i;
+
+	valid_stream(s);
+	for (i = 0; s->r[i].type != REC_CPUID; i++)
+		;
+	return &s->r[i];
+}
+
+static struct rec_cpuid_entry *cpuid_entry(struct rec *r, unsigned i)
+{
+	return (struct rec_cpuid_entry *)(r->body + sizeof(struct rec_cpuid) +
+					  i * sizeof(struct rec_cpuid_entry));
+}
+
+static void test_cpuid_records(void)
+{
+	struct stream_check c;
+	struct recs s;
+	struct rec *r;
+	struct rec_cpuid h;
+
+	/* Optional: a stream without one is complete. */
+	r = cpuid_rec(&s);
+	memmove(r, r + 1, (&s.r[s.n - 1] - r) * sizeof(*r));
+	s.n--;
+	CHECK(check_all(&c, &s) == 0);
+
+	/* Right after MEMORY_LAYOUT, before the pages and the vCPUs. */
+	r = cpuid_rec(&s);
+	CHECK(r == &s.r[2]);
+	s.r[s.n++] = *r;
+	expect_refused(&s, "CPUID record after the console history");
+	r = cpuid_rec(&s);
+	memmove(r + 1, r, (&s.r[s.n] - r) * sizeof(*r));
+	s.n++;
+	expect_refused(&s, "a second CPUID record");
+
+	r = cpuid_rec(&s);
+	r->len -= 4;
+	expect_refused(&s, "CPUID: 164 bytes for 4 entries");
+
+	r = cpuid_rec(&s);
+	h = (struct rec_cpuid){ .nent = 0 };
+	memcpy(r->body, &h, sizeof(h));
+	r->len = sizeof(h);
+	expect_refused(&s, "CPUID: 0 entries");
+
+	r = cpuid_rec(&s);
+	h = (struct rec_cpuid){ .nent = REC_CPUID_ENTRIES_MAX + 1 };
+	memcpy(r->body, &h, sizeof(h));
+	expect_refused(&s, "CPUID: 257 entries");
+
+	/* The APIC ids are each vCPU's: zero in the record. */
+	r = cpuid_rec(&s);
+	cpuid_entry(r, 1)->ebx |= 1u << 24;
+	expect_refused(&s, "CPUID leaf 0x1 subleaf 0: an APIC id field");
+	r = cpuid_rec(&s);
+	cpuid_entry(r, 3)->edx = 2;
+	expect_refused(&s, "CPUID leaf 0xb subleaf 1: an APIC id field");
+
+	r = cpuid_rec(&s);
+	cpuid_entry(r, 3)->index = 0;
+	expect_refused(&s, "CPUID leaf 0xb subleaf 0 twice");
+
+	r = cpuid_rec(&s);
+	cpuid_entry(r, 1)->index = 3;
+	expect_refused(&s, "CPUID entry 1 (leaf 0x1): flags 0 with subleaf 3");
+	r = cpuid_rec(&s);
+	cpuid_entry(r, 1)->flags = 4;
+	expect_refused(&s, "flags 0x4");
+	r = cpuid_rec(&s);
+	cpuid_entry(r, 2)->reserved[1] = 1;
+	expect_refused(&s, "reserved bytes are not zero");
+
+	r = cpuid_rec(&s);
+	cpuid_entry(r, 0)->function = 2;
+	expect_refused(&s, "CPUID without leaf 0");
+}
+
 int main(void)
 {
 	test_table();
@@ -365,5 +470,6 @@ int main(void)
 	test_refused_records();
 	test_place_and_completeness();
 	test_virtio_records();
+	test_cpuid_records();
 	return unit_done();
 }

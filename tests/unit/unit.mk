@@ -17,10 +17,12 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(COMMON_LIB)
 
 # Hypervisor code a test runs in userspace (as Xen's tools/tests/vpci
 # builds vpci.c): the device register models, and rtc.c against the
-# stubs in its test; the fw_cfg model; the virtqueue walker.
+# stubs in its test; the fw_cfg model; the virtqueue walker; the CPUID
+# builder.
 $(BUILD)/tests/unit/test_uart: $(call obj,xen/dev/ns16550.c)
 $(BUILD)/tests/unit/test_rtc: $(call obj,xen/dev/mc146818.c xen/dev/rtc.c)
 $(BUILD)/tests/unit/test_fw_cfg: $(call obj,xen/dev/fw_cfg.c)
+$(BUILD)/tests/unit/test_cpuid: $(call obj,xen/cpuid.c)
 $(BUILD)/tests/unit/test_virtqueue: $(call obj,xen/dev/virtqueue.c xen/memory.c)
 
 # Keep the objects: they are not throw-away intermediates.

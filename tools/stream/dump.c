@@ -119,6 +119,25 @@ static void dump_layout(struct dump *d, const uint8_t *body, uint32_t len)
 		(unsigned long long)l.hole_start, l.page_size);
 }
 
+/* One line per leaf: "leaf 0x00000001.0 eax ... ebx ... ecx ... edx ...". */
+static void dump_cpuid(struct dump *d, const uint8_t *body, uint32_t len)
+{
+	struct rec_cpuid_entry e;
+	struct rec_cpuid h;
+	unsigned i;
+
+	if (len < sizeof(h))
+		return;
+	memcpy(&h, body, sizeof(h));
+	fprintf(d->out, "  %u entries\n", h.nent);
+	for (i = 0; i < h.nent &&
+	     sizeof(h) + (i + 1) * sizeof(e) <= len; i++) {
+		memcpy(&e, body + sizeof(h) + i * sizeof(e), sizeof(e));
+		fprintf(d->out, "  leaf 0x%08x.%u eax 0x%08x ebx 0x%08x ecx 0x%08x edx 0x%08x\n",
+			e.function, e.index, e.eax, e.ebx, e.ecx, e.edx);
+	}
+}
+
 /* ------------------------------------------------------------ pages */
 
 static void print_pfns(struct dump *d, const uint8_t *list, unsigned n)
@@ -592,6 +611,9 @@ static void dump_body(struct dump *d, const struct rec_desc *rd,
 			dump_config(d, body, len);
 		else
 			dump_layout(d, body, len);
+		break;
+	case PH_CPUID:
+		dump_cpuid(d, body, len);
 		break;
 	case PH_PAGES:
 		dump_pages(d, body, len);

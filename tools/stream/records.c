@@ -14,7 +14,8 @@
 #include "stream_tool.h"
 
 static const char *const phase_names[] = {
-	[PH_PROLOGUE] = "prologue", [PH_PAGES] = "pages",
+	[PH_PROLOGUE] = "prologue", [PH_CPUID] = "cpuid",
+	[PH_PAGES] = "pages",
 	[PH_VCPUS] = "vcpus", [PH_VM] = "vm", [PH_DEVICES] = "devices",
 	[PH_CONSOLE] = "console", [PH_UNUSED] = "unused",
 	[PH_HANDOVER] = "handover", [PH_END] = "end",
@@ -81,6 +82,18 @@ static void add_bodies(json_t *s)
 		FIELD(rec_memory_layout, hole_start),
 		FIELD(rec_memory_layout, page_size),
 		FIELD(rec_memory_layout, reserved))));
+	json_object_set_new(s, "rec_cpuid", layout(
+		sizeof(struct rec_cpuid), json_pack("{s:o, s:o}",
+		FIELD(rec_cpuid, nent), FIELD(rec_cpuid, reserved))));
+	json_object_set_new(s, "rec_cpuid_entry", layout(
+		sizeof(struct rec_cpuid_entry), json_pack(
+		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		FIELD(rec_cpuid_entry, function),
+		FIELD(rec_cpuid_entry, index),
+		FIELD(rec_cpuid_entry, flags),
+		FIELD(rec_cpuid_entry, eax), FIELD(rec_cpuid_entry, ebx),
+		FIELD(rec_cpuid_entry, ecx), FIELD(rec_cpuid_entry, edx),
+		FIELD(rec_cpuid_entry, reserved))));
 	json_object_set_new(s, "rec_page_batch", layout(
 		sizeof(struct rec_page_batch), json_pack(
 		"{s:o, s:o, s:o, s:o}", FIELD(rec_page_batch, nr_pages),
@@ -166,7 +179,7 @@ static void add_bodies(json_t *s)
 static json_t *constants(void)
 {
 	return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I,"
-			 " s:i, s:i}",
+			 " s:i, s:i, s:i}",
 			 "magic", STREAM_MAGIC,
 			 "byte_order", (int)STREAM_BYTE_ORDER,
 			 "version", STREAM_VERSION,
@@ -178,6 +191,7 @@ static json_t *constants(void)
 			 "ram_hole_start", (json_int_t)REC_RAM_HOLE_START,
 			 "ram_high_start", (json_int_t)REC_RAM_HIGH_START,
 			 "uart_input_max", REC_DEV_UART_INPUT_MAX,
+			 "cpuid_entries_max", REC_CPUID_ENTRIES_MAX,
 			 "kvm_msr_entry", (int)sizeof(struct kvm_msr_entry));
 }
 
