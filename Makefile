@@ -93,7 +93,8 @@ XEN_SRC-$(if $(CONFIG_LIVE_UPDATE),,y) += liveupdate/not_built.c
 XEN_SRC-$(CONFIG_LIVEPATCH) += $(filter-out livepatch/not_built.c,$(wildcard livepatch/*.c))
 XEN_SRC-$(if $(CONFIG_LIVEPATCH),,y) += livepatch/not_built.c
 XEN_SRC-$(CONFIG_MIGRATION) += $(wildcard migration/*.c)
-XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
+XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c \
+                                   xen/boot/multiboot_mbi.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c
 XEN_SRC    += xen/boot/mptable.c xen/boot/acpi.c

@@ -50,6 +50,9 @@ int boot_load(struct domain *dom, struct boot_cpu_state *st, char *err,
 /* Helpers shared by the loaders (boot.c). */
 int boot_read_file(const char *path, struct boot_image *img, char *err,
 		   size_t errlen);
+/* The same, an empty file allowed (a multiboot module may be empty). */
+int boot_read_module(const char *path, struct boot_image *img, char *err,
+		     size_t errlen);
 void boot_free_image(struct boot_image *img);
 int boot_copy(struct domain *dom, uint64_t gpa, const void *src, size_t len,
 	      char *err, size_t errlen);
