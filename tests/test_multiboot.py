@@ -228,3 +228,141 @@ def test_report_matches_config(daemon, witness, tmp_path, kernel):
     if build_has("DEV_DEBUG_EXIT"):
         assert daemon.wait_state("mb", "shutdown")["exit_code"] == 1
     still_fine(daemon, witness)
+
+
+def test_four_vcpus_come_up_through_init_sipi(daemon):
+    """4 vCPUs: the APs wait (KVM_MP_STATE_UNINITIALIZED) until the
+    guest's INIT-SIPI-SIPI, run its real-mode trampoline, and nothing
+    else: only the BSP entered the kernel's entry point."""
+    r, text = run(daemon, "smp4", ELF, vcpus=4, memory=32)
+    assert (r["nb_cpus"], r["entries"]) == (4, 1), text
+    check_smp(r, text, 4)
+
+
+def ap_mp_states(path, vcpus):
+    s = sl.Stream.load(path)
+    states = {}
+    for rec in s.find(sl.VCPU_MP_STATE):
+        vcpu, _, state = struct.unpack_from("<III", rec.body)
+        states[vcpu] = state
+    assert sorted(states) == list(range(vcpus)), states
+    return states
+
+
+def test_waiting_aps_keep_waiting_across_save_restore_and_update(
+        daemon, tmp_path):
+    """APs still waiting for their SIPI are saved as such
+    (VCPU_MP_STATE), restored waiting and handed over waiting by a live
+    update: none runs before the guest sends INIT-SIPI-SIPI, then all
+    do."""
+    daemon.create("wait", kernel=ELF, memory=32, cmdline="wait=1",
+                  extra='vcpus = 4\non_poweroff = "preserve"\n')
+    daemon.wait_console("wait", r"MBINFO smp WAITING\r\n", timeout=60)
+    path = str(tmp_path / "wait.xkvm")
+    daemon.xl("save", "wait", path)
+    states = ap_mp_states(path, 4)
+    assert all(states[v] == KVM_MP_STATE_UNINITIALIZED
+               for v in (1, 2, 3)), states
+    daemon.xl("restore", path)
+    if build_has("LIVE_UPDATE"):
+        daemon.xl("live-update", XEN, timeout=120)
+    con = ConsoleStream(daemon.sock, "wait")
+    con.send(b"g")
+    con.close()
+    daemon.wait_console("wait", r"MBINFO DONE\r\n", timeout=60)
+    r = parse(daemon.console("wait"))
+    check_smp(r, daemon.console("wait"), 4)
+
+
+def test_modules_reach_the_guest_in_order(daemon, tmp_path):
+    """Without a ramdisk the `modules` are modules 0.. in config order;
+    a relative path is taken from the config file's directory."""
+    a, b = os.urandom(777), os.urandom(PAGE)
+    (tmp_path / "a.bin").write_bytes(a)
+    (tmp_path / "b.bin").write_bytes(b)
+    extra = modules_key(["a.bin", f"{tmp_path}/b.bin  x\ty  z"])
+    r, text = run(daemon, "mods", ELF, memory=32, extra=extra)
+    assert r["mods"][0][3] == f"{tmp_path}/a.bin", text
+    assert r["mods"][1][3] == f"{tmp_path}/b.bin x\\x09y  z", text
+    assert [m[1] - m[0] for m in r["mods"]] == [len(a), len(b)], text
+    assert [m[2] for m in r["mods"]] == [checksum(a), checksum(b)], text
+
+
+def test_bad_modules_are_config_errors(daemon, witness, tmp_path):
+    """A missing file and a directory are xl's FILE:LINE errors; a
+    module that does not fit in RAM is the daemon's error naming it; the
+    running guests keep running."""
+    (tmp_path / "big.bin").write_bytes(b"\x01" * (20 * MIB))
+    (tmp_path / "dir").mkdir()
+    for item, why in (
+            (f"{tmp_path}/missing x",
+             f"modules[0]: cannot read {tmp_path}/missing: No such file "
+             f"or directory"),
+            (f"{tmp_path}/dir", f"modules[0]: {tmp_path}/dir is not a "
+                                f"regular file"),
+            ("", "modules[0]: '' does not start with a path")):
+        cfg = daemon.write_cfg(daemon.cfg_text(
+            "bad", kernel=ELF, extra=modules_key([item])))
+        r = daemon.xl("create", cfg, check=False)
+        assert r.returncode == 65, r.err
+        assert f"xl: {cfg}:6: {why}" in r.err, r.err
+    cfg = daemon.write_cfg(daemon.cfg_text(
+        "bad", kernel=ELF, memory=16,
+        extra=modules_key([f"{tmp_path}/big.bin"])))
+    r = daemon.xl("create", cfg, check=False)
+    assert r.returncode == 8, r.err
+    assert f"{tmp_path}/big.bin: {20 * MIB} bytes do not fit in guest RAM" \
+        in r.err, r.err
+    assert set(daemon.domains()) == {"witness"}
+    still_fine(daemon, witness)
+
+
+def test_modules_for_a_pvh_kernel_are_refused(daemon, feature, tmp_path):
+    feature("BOOT_PVH")
+    (tmp_path / "m").write_bytes(b"m")
+    cfg = daemon.write_cfg(daemon.cfg_text(
+        "pm", kernel=image("pvh.elf"), extra=modules_key([f"{tmp_path}/m"])))
+    r = daemon.xl("create", cfg, check=False)
+    assert r.returncode == 8, r.err
+    assert "a PVH kernel takes no modules" in r.err, r.err
+
+
+# ------------------------------------------------------------ QEMU
+
+QEMU = shutil.which("qemu-system-x86_64")
+
+
+def qemu_report(kernel, vcpus, memory, append, initrd):
+    args = [QEMU, "-accel", "tcg", "-m", str(memory), "-smp", str(vcpus),
+            "-display", "none", "-serial", "stdio", "-monitor", "none",
+            "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=1",
+            "-kernel", kernel, "-append", append, "-initrd", initrd]
+    r = subprocess.run(args, capture_output=True, timeout=scaled(120))
+    text = r.stdout.decode(errors="replace")
+    assert r.returncode == 1, (r.returncode, text, r.stderr[-2000:])
+    return parse(text), text
+
+
+@pytest.mark.skipif(not QEMU, reason="qemu-system-x86_64 is not installed")
+@pytest.mark.parametrize("kernel", [ELF, AOUT], ids=["elf", "aout"])
+def test_same_report_as_under_qemu(daemon, tmp_path, kernel):
+    """The same guest under QEMU's -kernel (modules as -initrd items):
+    the same registers, MBI fields, module strings and contents, fw_cfg
+    and SMP report.  The memory map differs (SeaBIOS reserves more), and
+    so do mem_upper (hence the high half of EDX in general; not at
+    128 MiB), the loader's name and where the module list lies."""
+    mods = module_files(tmp_path)
+    ours, text = run(daemon, "q", kernel, vcpus=4, memory=128,
+                     extra=f'ramdisk = "{mods[0][0]}"\n' +
+                     modules_key([m[0] for m in mods[1:]]))
+    theirs, qtext = qemu_report(kernel, 4, 128, "a b=c",
+                                ",".join(m[0] for m in mods))
+    for k in ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp",
+              "cs", "ds", "es", "fs", "gs", "ss", "cr0", "gdt_limit",
+              "idt_base", "idt_limit", "entries", "mbi", "flags",
+              "mem_lower", "boot_device", "cmdline", "mods_count",
+              "mmap_addr", "nb_cpus", "ram_size", "before", "smp"):
+        assert ours[k] == theirs[k], (k, text, qtext)
+    assert [(e - s, c, st) for s, e, c, st in ours["mods"]] == \
+        [(e - s, c, st) for s, e, c, st in theirs["mods"]], (text, qtext)
+    assert theirs["loader"] == "qemu"
