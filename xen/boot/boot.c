@@ -255,6 +255,7 @@ static int boot_tables(struct domain *dom, char *err, size_t errlen)
 	return 0;
 }
 
+#if defined(CONFIG_BOOT_PVH) || defined(CONFIG_BOOT_LINUX)
 /* The `modules` key is for multiboot kernels: refuse it for the others. */
 static int no_modules(struct domain *dom, const struct boot_image *img,
 		      const char *what, char *err, size_t errlen)
@@ -265,6 +266,7 @@ static int no_modules(struct domain *dom, const struct boot_image *img,
 		 "key is for multiboot kernels; use ramdisk)", img->path, what);
 	return -1;
 }
+#endif
 
 int boot_load(struct domain *dom, struct boot_cpu_state *st, char *err,
 	      size_t errlen)
