@@ -375,3 +375,33 @@ def test_same_report_as_under_qemu(daemon, tmp_path, kernel):
     assert [(e - s, c, st) for s, e, c, st in ours["mods"]] == \
         [(e - s, c, st) for s, e, c, st in theirs["mods"]], (text, qtext)
     assert theirs["loader"] == "qemu"
+
+
+def low_elf(addr):
+    """An ELF32 multiboot kernel of one segment at `addr` (below 1 MiB,
+    as kvm-unit-tests' realmode test): it checks the MBI's flags at EBX
+    and leaves through the debug-exit port with EBX >> 8 (0xee if the
+    flags are wrong)."""
+    code = bytes.fromhex("813b4f020000" "7507" "89d8" "c1e808" "e6f4"
+                         "b0ee" "e6f4" "f4")
+    hdr = struct.pack("<III", 0x1BADB002, 0, -0x1BADB002 & 0xffffffff)
+    body = hdr + code
+    entry = addr + len(hdr)
+    eh = struct.pack("<4sBBBB8xHHIIIIIHHHHHH", b"\x7fELF", 1, 1, 1, 0, 2,
+                     3, 1, entry, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+    ph = struct.pack("<8I", 1, 0x1000, addr, addr, len(body), len(body),
+                     5, 0x1000)
+    return (eh + ph).ljust(0x1000, b"\0") + body
+
+
+def test_kernel_below_1mib_over_the_mbi_place(daemon, feature, tmp_path):
+    """A kernel where QEMU puts the MBI (0x9000) is loaded there; its
+    MBI moves after it (QEMU would overwrite it with the kernel)."""
+    feature("DEV_DEBUG_EXIT")
+    path = tmp_path / "low.elf"
+    path.write_bytes(low_elf(0x9000))
+    daemon.create("low", kernel=str(path),
+                  extra='on_poweroff = "preserve"\n')
+    d = daemon.wait_state("low", "shutdown")
+    # Image [0x9000, 0x9021): map at 0xa000, MBI at 0xa500.
+    assert d["exit_code"] == (0xa5 << 1) | 1, d

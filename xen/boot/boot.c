@@ -135,6 +135,14 @@ int boot_load_ramdisk(struct domain *dom, uint64_t lo, uint64_t top,
 	return ret;
 }
 
+bool boot_range_ok(struct domain *dom, uint64_t lowest, uint64_t gpa,
+		   uint64_t len)
+{
+	if (gpa < lowest || !gpa_to_hva(&dom->mem, gpa, len))
+		return false;
+	return gpa + len <= BOOT_EBDA || gpa >= BOOT_KERNEL_ADDR;
+}
+
 uint64_t boot_place_high(uint64_t top, uint64_t len)
 {
 	if (len > top)

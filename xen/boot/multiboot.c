@@ -52,7 +52,8 @@ int multiboot_probe(const struct boot_image *img)
  */
 static int load_kludge(struct domain *dom, const struct boot_image *img,
 		       size_t off, const struct mb_header *h, uint64_t *entry,
-		       uint64_t *end, char *err, size_t errlen)
+		       uint64_t *start, uint64_t *end, char *err,
+		       size_t errlen)
 {
 	uint64_t file_off, load_size, mem_size;
 	uint8_t *dst;
@@ -91,23 +92,24 @@ static int load_kludge(struct domain *dom, const struct boot_image *img,
 		}
 		mem_size = h->bss_end_addr - h->load_addr;
 	}
-	dst = gpa_to_hva(&dom->mem, h->load_addr, mem_size);
-	if (!dst || h->load_addr < BOOT_KERNEL_ADDR) {
+	if (!boot_range_ok(dom, MB_LOWEST, h->load_addr, mem_size)) {
 		snprintf(err, errlen, "%s: image at %#x+%#llx is outside guest "
-			 "RAM above 1 MiB", img->path, h->load_addr,
-			 (unsigned long long)mem_size);
+			 "RAM outside page 0 and the firmware area", img->path,
+			 h->load_addr, (unsigned long long)mem_size);
 		return -1;
 	}
+	dst = gpa_to_hva(&dom->mem, h->load_addr, mem_size);
 	memcpy(dst, img->data + file_off, load_size);
 	memset(dst + load_size, 0, mem_size - load_size);
 	*entry = h->entry_addr;
+	*start = h->load_addr;
 	*end = h->load_addr + mem_size;
 	return 0;
 }
 
 static int load_image(struct domain *dom, const struct boot_image *img,
-		      size_t off, uint64_t *entry, uint64_t *end, char *err,
-		      size_t errlen)
+		      size_t off, uint64_t *entry, uint64_t *start,
+		      uint64_t *end, char *err, size_t errlen)
 {
 	struct mb_header h;
 	size_t n = img->size - off < sizeof(h) ? img->size - off : sizeof(h);
@@ -122,14 +124,15 @@ static int load_image(struct domain *dom, const struct boot_image *img,
 		return -1;
 	}
 	if (h.flags & MB_FLAG_AOUT_KLUDGE)
-		return load_kludge(dom, img, off, &h, entry, end, err, errlen);
+		return load_kludge(dom, img, off, &h, entry, start, end, err,
+				   errlen);
 	if (elf_class(img) == ELFCLASSNONE) {
 		snprintf(err, errlen, "%s: multiboot image is neither ELF nor "
 			 "has the a.out-kludge addresses (header flag 16)",
 			 img->path);
 		return -1;
 	}
-	return elf_load(dom, img, entry, end, err, errlen);
+	return elf_load(dom, img, MB_LOWEST, entry, start, end, err, errlen);
 }
 
 /* QEMU's option ROM GDT: null, code32, data32, code16, data16. */
@@ -158,17 +161,18 @@ int multiboot_load(struct domain *dom, const struct boot_image *img,
 		   struct boot_cpu_state *st, char *err, size_t errlen)
 {
 	long off = find_header(img);
-	uint64_t entry, end;
-	uint32_t mem_upper;
+	uint64_t entry, start, end;
+	uint32_t mbi, mem_upper;
 
-	if (load_image(dom, img, off, &entry, &end, err, errlen) < 0)
+	if (load_image(dom, img, off, &entry, &start, &end, err, errlen) < 0)
 		return -1;
-	if (mb_write_info(dom, img->path, end, &mem_upper, err, errlen) < 0)
+	if (mb_write_info(dom, img->path, start, end, &mbi, &mem_upper, err,
+			  errlen) < 0)
 		return -1;
 	mb_gdt(dom, st);
 	st->regs.rip = (uint32_t)entry;
 	st->regs.rax = MB_BOOT_MAGIC;
-	st->regs.rbx = MB_MBI_ADDR;
+	st->regs.rbx = mbi;
 	/* Undefined by the specification: what QEMU leaves (docs/boot.md). */
 	st->regs.rcx = (uint32_t)entry;
 	st->regs.rdx = (mem_upper & 0xffff0000u) | MB_QEMU_EDX_LOW;

@@ -1,10 +1,11 @@
 /*
  * The multiboot information a multiboot 1 kernel gets, laid out as QEMU
  * lays it out (docs/boot.md): the memory map at MB_MMAP_ADDR and the MBI
- * at MB_MBI_ADDR below 1 MiB; right after the image (page-aligned) the
- * module list and the strings (each module's, the command line, the boot
- * loader's name); then each module, page-aligned.  Module 0 is the
- * `ramdisk`, the others are the `modules` of the config.
+ * at MB_MBI_ADDR below 1 MiB (or, when the image lies there, at the start
+ * of what follows); right after the image (page-aligned) the module list
+ * and the strings (each module's, the command line, the boot loader's
+ * name); then each module, page-aligned, from 1 MiB up at least.  Module 0
+ * is the `ramdisk`, the others are the `modules` of the config.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ struct mb_mod_src {
 
 /* The area after the image: module list, then strings, built in RAM. */
 struct mb_area {
+	uint64_t mmap;		/* map and MBI here, not at MB_MMAP_ADDR */
 	uint64_t base;		/* guest-physical */
 	uint8_t *buf;
 	size_t len, cap;
@@ -112,6 +114,8 @@ static int load_modules(struct domain *dom, const struct mb_mod_src *src,
 		if (boot_read_module(src[i].path, &f, err, errlen) < 0)
 			return -1;
 		*next = PAGE_UP(*next);
+		if (*next < BOOT_KERNEL_ADDR)	/* a kernel below 1 MiB */
+			*next = BOOT_KERNEL_ADDR;
 		if (*next + f.size > dom->mem.low_size) {
 			snprintf(err, errlen, "%s: %zu bytes do not fit in "
 				 "guest RAM below %#llx after the kernel and "
@@ -130,17 +134,17 @@ static int load_modules(struct domain *dom, const struct mb_mod_src *src,
 	return ret;
 }
 
-static void fill_mmap(struct domain *dom, struct mb_info *mbi)
+static void fill_mmap(struct domain *dom, uint64_t at, struct mb_info *mbi)
 {
 	struct e820_entry map[E820_MAX];
-	struct mb_mmap *mm = gpa_to_hva(&dom->mem, MB_MMAP_ADDR,
+	struct mb_mmap *mm = gpa_to_hva(&dom->mem, at,
 					MB_MMAP_MAX * sizeof(*mm));
 	unsigned i, n = boot_e820(dom, map);
 
 	for (i = 0; i < n; i++)
 		mm[i] = (struct mb_mmap){ 20, map[i].addr, map[i].size,
 					  map[i].type };
-	mbi->mmap_addr = MB_MMAP_ADDR;
+	mbi->mmap_addr = at;
 	mbi->mmap_length = n * sizeof(*mm);
 	/* Contiguous RAM from 1 MiB, as QEMU's option ROM computes it. */
 	mbi->mem_lower = BOOT_EBDA >> 10;
@@ -154,12 +158,13 @@ static int build(struct domain *dom, const char *kernel,
 	struct mb_module mods[DOMCFG_MODULES_MAX + 1];
 	const char *c = dom->cfg.cmdline ? dom->cfg.cmdline : "";
 	uint64_t next = a->base + a->cap;
+	uint64_t lo = a->mmap ? a->mmap : a->base;
 	unsigned i;
 
 	memset(mods, 0, sizeof(mods));
-	if (next > dom->mem.low_size) {
+	if (!boot_range_ok(dom, MB_LOWEST, lo, next - lo)) {
 		snprintf(err, errlen, "no room in guest RAM for the multiboot "
-			 "module list and strings after the kernel");
+			 "information after the kernel");
 		return -1;
 	}
 	if (load_modules(dom, src, n, &next, mods, err, errlen) < 0)
@@ -179,8 +184,9 @@ static int build(struct domain *dom, const char *kernel,
 	return boot_copy(dom, a->base, a->buf, a->len, err, errlen);
 }
 
-int mb_write_info(struct domain *dom, const char *kernel, uint64_t end,
-		  uint32_t *mem_upper, char *err, size_t errlen)
+int mb_write_info(struct domain *dom, const char *kernel, uint64_t start,
+		  uint64_t end, uint32_t *mbi_addr, uint32_t *mem_upper,
+		  char *err, size_t errlen)
 {
 	struct mb_mod_src src[DOMCFG_MODULES_MAX + 1];
 	struct mb_info mbi;
@@ -196,7 +202,12 @@ int mb_write_info(struct domain *dom, const char *kernel, uint64_t end,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	a.mmap = 0;
 	a.base = PAGE_UP(end);
+	if (start < MB_INFO_END && MB_MMAP_ADDR < end) {
+		a.mmap = a.base;
+		a.base += MB_INFO_END - MB_MMAP_ADDR;
+	}
 	a.cap = n * sizeof(struct mb_module) + strings;
 	a.len = 0;
 	a.buf = calloc(1, a.cap);
@@ -206,12 +217,14 @@ int mb_write_info(struct domain *dom, const char *kernel, uint64_t end,
 	}
 	if (build(dom, kernel, src, n, &a, &mbi, err, errlen) < 0)
 		goto out;
-	fill_mmap(dom, &mbi);
+	fill_mmap(dom, a.mmap ? a.mmap : MB_MMAP_ADDR, &mbi);
 	mbi.flags = MBI_MEM | MBI_BOOTDEV | MBI_CMDLINE | MBI_MODS | MBI_MMAP |
 		    MBI_LOADER;
 	mbi.boot_device = MB_BOOT_DEVICE;
 	*mem_upper = mbi.mem_upper;
-	ret = boot_copy(dom, MB_MBI_ADDR, &mbi, sizeof(mbi), err, errlen);
+	*mbi_addr = (a.mmap ? a.mmap : MB_MMAP_ADDR) + MB_MBI_ADDR -
+		    MB_MMAP_ADDR;
+	ret = boot_copy(dom, *mbi_addr, &mbi, sizeof(mbi), err, errlen);
 out:
 	for (i = 0; i < n; i++)
 		free(src[i].string);
