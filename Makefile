@@ -100,7 +100,8 @@ XEN_SRC-$(if $(CONFIG_SIGNATURE),,y) += trust/not_built.c
 LDLIBS_XEN += $(if $(CONFIG_SIGNATURE),-lcrypto)
 XEN_SRC-$(CONFIG_SANDBOX) += $(SANDBOX_SRC)
 LDLIBS_XEN-$(CONFIG_SANDBOX) += -lseccomp -lcap
-XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
+XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c \
+                                   xen/boot/multiboot_mbi.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c
 XEN_SRC    += xen/boot/mptable.c xen/boot/acpi.c

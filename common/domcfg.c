@@ -54,6 +54,7 @@ void domcfg_free(struct domcfg *cfg)
 	free(cfg->kernel);
 	free(cfg->ramdisk);
 	free(cfg->cmdline);
+	domcfg_module_list_free(cfg->modules, cfg->nr_modules);
 	free_fw_cfg(cfg->fw_cfg, cfg->nr_fw_cfg);
 	domcfg_disk_list_free(cfg->disks, cfg->nr_disks);
 	domcfg_vif_list_free(cfg->vifs, cfg->nr_vifs);
@@ -84,6 +85,10 @@ static int copy_lists(struct domcfg *dst, const struct domcfg *src)
 	if (domcfg_vif_list_copy(&dst->vifs, src->vifs, src->nr_vifs))
 		return -1;
 	dst->nr_vifs = src->nr_vifs;
+	if (domcfg_module_list_copy(&dst->modules, src->modules,
+				    src->nr_modules))
+		return -1;
+	dst->nr_modules = src->nr_modules;
 	return 0;
 }
 
@@ -107,6 +112,8 @@ int domcfg_copy(struct domcfg *dst, const struct domcfg *src)
 	dst->nr_disks = 0;
 	dst->vifs = NULL;
 	dst->nr_vifs = 0;
+	dst->modules = NULL;
+	dst->nr_modules = 0;
 	if (domcfg_dup_opt(&dst->kernel, src->kernel) ||
 	    domcfg_dup_opt(&dst->ramdisk, src->ramdisk) ||
 	    domcfg_dup_opt(&dst->cmdline, src->cmdline) ||
@@ -431,12 +438,27 @@ static int set_vif(struct domcfg *cfg, enum domcfg_field field,
 	return 0;
 }
 
+static int set_modules(struct domcfg *cfg, enum domcfg_field field,
+		       json_t *val, char *why, size_t whylen)
+{
+	struct domcfg_module *mods;
+	unsigned int n;
+
+	if (domcfg_module_list_from_json(val, &mods, &n, why, whylen) < 0)
+		return -1;
+	domcfg_module_list_free(cfg->modules, cfg->nr_modules);
+	cfg->modules = mods;
+	cfg->nr_modules = n;
+	return 0;
+}
+
 static const struct field_desc fields[DOMCFG_NR_FIELDS] = {
 	[DOMCFG_F_NAME]		= { "name", true, set_name },
 	[DOMCFG_F_MEMORY]	= { "memory", false, set_memory },
 	[DOMCFG_F_VCPUS]	= { "vcpus", false, set_vcpus },
 	[DOMCFG_F_KERNEL]	= { "kernel", true, set_path },
 	[DOMCFG_F_RAMDISK]	= { "ramdisk", false, set_path },
+	[DOMCFG_F_MODULES]	= { "modules", false, set_modules },
 	[DOMCFG_F_CMDLINE]	= { "cmdline", false, set_cmdline },
 	[DOMCFG_F_ON_POWEROFF]	= { "on_poweroff", false, set_action },
 	[DOMCFG_F_ON_REBOOT]	= { "on_reboot", false, set_action },
@@ -576,6 +598,9 @@ json_t *domcfg_to_json(const struct domcfg *cfg)
 	rc |= set_new(obj, DOMCFG_F_VCPUS, json_integer(cfg->vcpus));
 	rc |= set_opt_string(obj, DOMCFG_F_KERNEL, cfg->kernel);
 	rc |= set_opt_string(obj, DOMCFG_F_RAMDISK, cfg->ramdisk);
+	rc |= set_new(obj, DOMCFG_F_MODULES,
+		      domcfg_module_list_to_json(cfg->modules,
+						 cfg->nr_modules));
 	rc |= set_opt_string(obj, DOMCFG_F_CMDLINE, cfg->cmdline);
 	rc |= set_new(obj, DOMCFG_F_ON_POWEROFF,
 		      json_string(domcfg_action_name(cfg->on_poweroff)));

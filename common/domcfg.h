@@ -16,6 +16,7 @@
 
 #include "domcfg_disk.h"
 #include "domcfg_fwcfg.h"
+#include "domcfg_module.h"
 #include "domcfg_vif.h"
 
 #define DOMCFG_NAME_MAX		63
@@ -51,6 +52,8 @@ struct domcfg {
 	unsigned int vcpus;
 	char *kernel;			/* absolute path, NULL until set */
 	char *ramdisk;			/* absolute path or NULL */
+	unsigned int nr_modules;
+	struct domcfg_module *modules;	/* multiboot modules after it */
 	char *cmdline;			/* NULL when not given */
 	enum domcfg_action on_poweroff;
 	enum domcfg_action on_reboot;
@@ -72,6 +75,7 @@ enum domcfg_field {
 	DOMCFG_F_VCPUS,
 	DOMCFG_F_KERNEL,
 	DOMCFG_F_RAMDISK,
+	DOMCFG_F_MODULES,
 	DOMCFG_F_CMDLINE,
 	DOMCFG_F_ON_POWEROFF,
 	DOMCFG_F_ON_REBOOT,

@@ -397,7 +397,8 @@ static int join_list(struct parser *ps, unsigned int line, json_t **val)
 
 /*
  * The keys whose list items are device specs: fw_cfg = [ QEMU -fw_cfg
- * strings ], disk = [ Xen disk specs ], vif = [ Xen vif specs ].  Each
+ * strings ], disk = [ Xen disk specs ], vif = [ Xen vif specs ],
+ * modules = [ 'PATH ARGS' ].  Each
  * item goes to the daemon as an object, its path (if it has one)
  * resolved against the config's directory, with where it was written.
  */
@@ -405,14 +406,18 @@ struct spec_key {
 	enum domcfg_field field;
 	json_t *(*to_json)(const char *spec, char *why, size_t whylen);
 	const char *path;	/* member holding a path, or NULL */
-	bool read_now;		/* fw_cfg: the file is read now */
+	/* fw_cfg, modules: the file is checked now (FILE:LINE errors) */
+	int (*check)(const char *path, char *why, size_t whylen);
 	bool indexed;		/* messages name the item: disk[1]: ... */
 };
 
 static const struct spec_key spec_keys[] = {
-	{ DOMCFG_F_FW_CFG, fwcfg_spec_to_json, "file", true, false },
-	{ DOMCFG_F_DISK, domcfg_disk_spec_to_json, "target", false, true },
-	{ DOMCFG_F_VIF, domcfg_vif_spec_to_json, NULL, false, true },
+	{ DOMCFG_F_FW_CFG, fwcfg_spec_to_json, "file", fwcfg_file_check,
+	  false },
+	{ DOMCFG_F_DISK, domcfg_disk_spec_to_json, "target", NULL, true },
+	{ DOMCFG_F_VIF, domcfg_vif_spec_to_json, NULL, NULL, true },
+	{ DOMCFG_F_MODULES, module_spec_to_json, "path", module_file_check,
+	  true },
 };
 
 static const struct spec_key *spec_key(enum domcfg_field field)
@@ -452,8 +457,8 @@ static int spec_item(struct parser *ps, const struct spec_key *k,
 	rc = path ? resolve_path(ps, line, &path) : 0;
 	if (!rc && path && json_object_set(obj, k->path, path))
 		rc = perr(ps, line, "out of memory");
-	if (!rc && path && k->read_now &&
-	    fwcfg_file_check(json_string_value(path), why, sizeof(why)))
+	if (!rc && path && k->check &&
+	    k->check(json_string_value(path), why, sizeof(why)))
 		rc = spec_err(ps, k, line, i, why);
 	json_decref(path);
 	snprintf(origin, sizeof(origin), "%s:%u", ps->name, line);

@@ -156,6 +156,28 @@ static int domain_build_vm(struct domain *dom, char *err, size_t errlen,
 	return 0;
 }
 
+/*
+ * Every protocol we boot starts the APs itself with INIT-SIPI-SIPI, as on
+ * a PC: they wait in KVM_MP_STATE_UNINITIALIZED for the in-kernel local
+ * APIC to deliver them.  KVM creates non-BSP vCPUs so with an in-kernel
+ * irqchip; saying it here keeps it true whatever made the vCPU.
+ */
+static int domain_aps_wait_for_sipi(struct domain *dom, char *err,
+				    size_t errlen)
+{
+	struct kvm_mp_state mp = { KVM_MP_STATE_UNINITIALIZED };
+	unsigned i;
+
+	for (i = 1; i < dom->nr_vcpus; i++) {
+		if (ioctl(dom->vcpus[i].fd, KVM_SET_MP_STATE, &mp) < 0) {
+			snprintf(err, errlen, "vCPU %u: cannot make it wait "
+				 "for INIT-SIPI: %s", i, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Load the kernel and give vCPU 0 its entry state. */
 static int domain_boot(struct domain *dom, char *err, size_t errlen,
 		       int *code)
@@ -172,7 +194,7 @@ static int domain_boot(struct domain *dom, char *err, size_t errlen,
 			 strerror(errno));
 		return -1;
 	}
-	return 0;
+	return domain_aps_wait_for_sipi(dom, err, errlen);
 }
 
 /* Start the vCPU threads, parked if paused. */

@@ -68,6 +68,8 @@ int vcpu_set_boot_state(struct vcpu *v, const struct boot_cpu_state *st)
 	sregs.ss = st->sregs.ss;
 	sregs.tr = st->sregs.tr;
 	sregs.gdt = st->sregs.gdt;
+	if (st->sregs.idt.limit)	/* else KVM's reset IDTR */
+		sregs.idt = st->sregs.idt;
 	sregs.cr0 = st->sregs.cr0;
 	sregs.cr3 = st->sregs.cr3;
 	sregs.cr4 = st->sregs.cr4;

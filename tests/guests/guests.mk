@@ -44,8 +44,13 @@ GUEST_REPORT_OBJ := $(GUEST_CPU_OBJ) $(GUEST_OBJDIR)/reporter.o
 GUEST_BOOT_IMAGES := $(GUEST_OUT)/mbreport.elf $(GUEST_OUT)/pvh.elf \
                      $(GUEST_OUT)/bzimage
 
+# The multiboot info guest (mbinfo.c) behind an ELF and an a.out-kludge
+# entry (mbentry.S).
+GUEST_MBINFO_OBJ := $(GUEST_CPU_OBJ) $(GUEST_OBJDIR)/mbinfo.o
+GUEST_MBINFO_IMAGES := $(GUEST_OUT)/mbinfo.elf $(GUEST_OUT)/mbaout.bin
+
 .PHONY: guests
-guests: $(GUEST_ELFS) $(GUEST_BOOT_IMAGES)
+guests: $(GUEST_ELFS) $(GUEST_BOOT_IMAGES) $(GUEST_MBINFO_IMAGES)
 
 $(GUEST_OBJDIR)/%.o: $(GUEST_SRCDIR)/%.c $(GUEST_SRCDIR)/guests.mk
 	@mkdir -p $(dir $@)
@@ -122,6 +127,34 @@ $(GUEST_OUT)/bzimage: $(GUEST_OBJDIR)/bzimage.elf64
 	         "magic=$$4 size=$$size want=$$want)" >&2; rm -f $@; exit 1; }
 	@! od -An -v -tx4 -N8192 $@ | grep -qw 1badb002 || \
 	  { echo "$@: has a multiboot header" >&2; rm -f $@; exit 1; }
+
+# --- multiboot info guest: ELF (converted by the %.elf rule above) ...
+$(GUEST_OBJDIR)/mbinfo.elf64: $(GUEST_OBJDIR)/mbentry.o $(GUEST_MBINFO_OBJ) \
+                              $(GUEST_SRCDIR)/link.ld \
+                              $(GUEST_SRCDIR)/guestsyms.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
+
+# ... and a.out kludge: the same code as a flat binary loaded at 1 MiB,
+# the header (with the addresses) first in the file, no ELF header.
+$(GUEST_OBJDIR)/mbentry_aout.o: $(GUEST_SRCDIR)/mbentry.S \
+                                $(GUEST_SRCDIR)/guests.mk
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_ASFLAGS) -DMBINFO_AOUT -c -o $@ $<
+
+$(GUEST_OBJDIR)/mbaout.elf64: $(GUEST_OBJDIR)/mbentry_aout.o \
+                              $(GUEST_MBINFO_OBJ) $(GUEST_SRCDIR)/link.ld \
+                              $(GUEST_SRCDIR)/guestsyms.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
+
+$(GUEST_OUT)/mbaout.bin: $(GUEST_OBJDIR)/mbaout.elf64
+	@mkdir -p $(dir $@)
+	$(GUEST_OBJCOPY) -O binary -R .status $< $@
+	@od -An -v -tx4 -N12 $@ | grep -qw 1badb002 || \
+	  { echo "$@: no multiboot header at offset 0" >&2; rm -f $@; exit 1; }
+	@set -- $$(od -An -v -j 16 -N 12 -tu4 $@); \
+	 [ $$(stat -c %s $@) -eq $$(($$2 - $$1)) ] || \
+	  { echo "$@: size is not load_end_addr - load_addr" >&2; \
+	    rm -f $@; exit 1; }
 
 .PRECIOUS: $(GUEST_OBJDIR)/%.elf64 $(GUEST_OBJDIR)/%.o
 

@@ -32,8 +32,8 @@
 #define IS_ENABLED_LINUX 0
 #endif
 
-int boot_read_file(const char *path, struct boot_image *img, char *err,
-		   size_t errlen)
+static int read_file(const char *path, struct boot_image *img,
+		     size_t min_size, char *err, size_t errlen)
 {
 	off_t size;
 	ssize_t n;
@@ -47,12 +47,12 @@ int boot_read_file(const char *path, struct boot_image *img, char *err,
 		goto refuse;
 	if (fd < 0)
 		return -1;
-	if (size == 0) {
+	if ((size_t)size < min_size) {
 		close(fd);
 		goto refuse;
 	}
 	img->size = size;
-	img->data = malloc(img->size);
+	img->data = malloc(img->size ? img->size : 1);
 	if (!img->data)
 		goto fail;
 	while (done < img->size) {
@@ -72,9 +72,22 @@ fail:
 	img->data = NULL;
 	return -1;
 refuse:
-	snprintf(err, errlen, "%s: not a regular file of 1 byte to %u MiB",
-		 path, KERNEL_MAX_SIZE >> 20);
+	snprintf(err, errlen, "%s: not a regular file of %zu byte%s to %u MiB",
+		 path, min_size, min_size == 1 ? "" : "s",
+		 KERNEL_MAX_SIZE >> 20);
 	return -1;
+}
+
+int boot_read_file(const char *path, struct boot_image *img, char *err,
+		   size_t errlen)
+{
+	return read_file(path, img, 1, err, errlen);
+}
+
+int boot_read_module(const char *path, struct boot_image *img, char *err,
+		     size_t errlen)
+{
+	return read_file(path, img, 0, err, errlen);
 }
 
 void boot_free_image(struct boot_image *img)
@@ -120,6 +133,14 @@ int boot_load_ramdisk(struct domain *dom, uint64_t lo, uint64_t top,
 	}
 	boot_free_image(&rd);
 	return ret;
+}
+
+bool boot_range_ok(struct domain *dom, uint64_t lowest, uint64_t gpa,
+		   uint64_t len)
+{
+	if (gpa < lowest || !gpa_to_hva(&dom->mem, gpa, len))
+		return false;
+	return gpa + len <= BOOT_EBDA || gpa >= BOOT_KERNEL_ADDR;
 }
 
 uint64_t boot_place_high(uint64_t top, uint64_t len)
@@ -242,6 +263,19 @@ static int boot_tables(struct domain *dom, char *err, size_t errlen)
 	return 0;
 }
 
+#if defined(CONFIG_BOOT_PVH) || defined(CONFIG_BOOT_LINUX)
+/* The `modules` key is for multiboot kernels: refuse it for the others. */
+static int no_modules(struct domain *dom, const struct boot_image *img,
+		      const char *what, char *err, size_t errlen)
+{
+	if (!dom->cfg.nr_modules)
+		return 0;
+	snprintf(err, errlen, "%s: a %s kernel takes no modules (the modules "
+		 "key is for multiboot kernels; use ramdisk)", img->path, what);
+	return -1;
+}
+#endif
+
 int boot_load(struct domain *dom, struct boot_cpu_state *st, char *err,
 	      size_t errlen)
 {
@@ -255,7 +289,8 @@ int boot_load(struct domain *dom, struct boot_cpu_state *st, char *err,
 	boot_setup_gdt(dom);
 #ifdef CONFIG_BOOT_PVH
 	if (pvh_probe(&img)) {
-		ret = pvh_load(dom, &img, st, err, errlen);
+		ret = no_modules(dom, &img, "PVH", err, errlen) ?:
+		      pvh_load(dom, &img, st, err, errlen);
 		goto out;
 	}
 #endif
@@ -267,14 +302,15 @@ int boot_load(struct domain *dom, struct boot_cpu_state *st, char *err,
 #endif
 #ifdef CONFIG_BOOT_LINUX
 	if (linux_probe(&img)) {
-		ret = linux_load(dom, &img, st, err, errlen);
+		ret = no_modules(dom, &img, "Linux", err, errlen) ?:
+		      linux_load(dom, &img, st, err, errlen);
 		goto out;
 	}
 #endif
 	snprintf(err, errlen,
 		 "%s: not a kernel this build boots (supported:%s%s%s)",
 		 img.path,
-		 IS_ENABLED_MB ? " multiboot1 ELF" : "",
+		 IS_ENABLED_MB ? " multiboot1 ELF or a.out kludge" : "",
 		 IS_ENABLED_PVH ? " PVH ELF" : "",
 		 IS_ENABLED_LINUX ? " Linux bzImage" : "");
 out:

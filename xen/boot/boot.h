@@ -2,6 +2,7 @@
 #ifndef XEN_BOOT_H
 #define XEN_BOOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,9 @@ int boot_load(struct domain *dom, struct boot_cpu_state *st, char *err,
 /* Helpers shared by the loaders (boot.c). */
 int boot_read_file(const char *path, struct boot_image *img, char *err,
 		   size_t errlen);
+/* The same, an empty file allowed (a multiboot module may be empty). */
+int boot_read_module(const char *path, struct boot_image *img, char *err,
+		     size_t errlen);
 void boot_free_image(struct boot_image *img);
 int boot_copy(struct domain *dom, uint64_t gpa, const void *src, size_t len,
 	      char *err, size_t errlen);
@@ -65,8 +69,17 @@ int boot_load_ramdisk(struct domain *dom, uint64_t lo, uint64_t top,
 uint64_t boot_place_high(uint64_t top, uint64_t len);
 
 /* ELF (boot/elf.c, libelf). */
+/*
+ * Load the PT_LOAD segments; each must lie in RAM at or above @lowest and
+ * outside the firmware area [BOOT_EBDA, 1 MiB).  *start and *end bound
+ * them all.
+ */
 int elf_load(struct domain *dom, const struct boot_image *img,
-	     uint64_t *entry, uint64_t *end, char *err, size_t errlen);
+	     uint64_t lowest, uint64_t *entry, uint64_t *start,
+	     uint64_t *end, char *err, size_t errlen);
+/* Whether [gpa, gpa + len) is RAM >= @lowest outside the firmware area. */
+bool boot_range_ok(struct domain *dom, uint64_t lowest, uint64_t gpa,
+		   uint64_t len);
 int elf_find_xen_note(const struct boot_image *img, uint32_t type,
 		      uint64_t *value);
 int elf_class(const struct boot_image *img);

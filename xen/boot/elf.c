@@ -1,6 +1,7 @@
 /* ELF kernels read with libelf: PT_LOAD segments and Xen notes. */
 #include <gelf.h>
 #include <libelf.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +25,8 @@ int elf_class(const struct boot_image *img)
 }
 
 int elf_load(struct domain *dom, const struct boot_image *img,
-	     uint64_t *entry, uint64_t *end, char *err, size_t errlen)
+	     uint64_t lowest, uint64_t *entry, uint64_t *start,
+	     uint64_t *end, char *err, size_t errlen)
 {
 	GElf_Ehdr eh;
 	GElf_Phdr ph;
@@ -34,6 +36,7 @@ int elf_load(struct domain *dom, const struct boot_image *img,
 	int ret = -1;
 
 	*end = 0;
+	*start = UINT64_MAX;
 	if (!e || !gelf_getehdr(e, &eh) || elf_getphdrnum(e, &nph)) {
 		snprintf(err, errlen, "%s: bad ELF header: %s", img->path,
 			 elf_errmsg(-1));
@@ -56,17 +59,21 @@ int elf_load(struct domain *dom, const struct boot_image *img,
 			goto out;
 		}
 		dst = gpa_to_hva(&dom->mem, ph.p_paddr, ph.p_memsz);
-		if (!dst || ph.p_paddr < 0x100000) {
+		if (!boot_range_ok(dom, lowest, ph.p_paddr, ph.p_memsz)) {
 			snprintf(err, errlen,
-				 "%s: segment %zu at %#llx+%#llx is outside guest RAM above 1 MiB",
+				 "%s: segment %zu at %#llx+%#llx is outside guest RAM %s",
 				 img->path, i, (unsigned long long)ph.p_paddr,
-				 (unsigned long long)ph.p_memsz);
+				 (unsigned long long)ph.p_memsz,
+				 lowest >= BOOT_KERNEL_ADDR ? "above 1 MiB" :
+				 "outside page 0 and the firmware area");
 			goto out;
 		}
 		memcpy(dst, img->data + ph.p_offset, ph.p_filesz);
 		memset((char *)dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 		if (ph.p_paddr + ph.p_memsz > *end)
 			*end = ph.p_paddr + ph.p_memsz;
+		if (ph.p_paddr < *start)
+			*start = ph.p_paddr;
 		loaded++;
 	}
 	if (!loaded) {

@@ -1,42 +1,33 @@
-/* Multiboot1 ELF kernels (the test guests; QEMU -kernel boots them too). */
+/*
+ * Multiboot 1 kernels: ELF through their program headers, or any image
+ * through the a.out kludge (header flag 16), entered as QEMU's -kernel
+ * enters them (docs/boot.md).
+ */
+#include <elf.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "boot/boot.h"
+#include "boot/multiboot.h"
 #include "domain.h"
 #include "memory.h"
 
-#define MB_MAGIC		0x1BADB002
-#define MB_BOOT_MAGIC		0x2BADB002
 #define MB_SEARCH		8192
 #define MB_FLAG_AOUT_KLUDGE	(1u << 16)
 /* Required-feature bits other than page alignment (0) and memory info (1). */
 #define MB_FLAG_REQUIRED_UNSUPPORTED	0xfffcu
 
-#define MBI_MEM		(1u << 0)
-#define MBI_CMDLINE	(1u << 2)
-#define MBI_MODS	(1u << 3)
-#define MBI_MMAP	(1u << 6)
-#define MBI_LOADER	(1u << 9)
+/* The GDT QEMU's multiboot option ROM leaves loaded: its selectors. */
+#define MB_SEL_CODE32		0x08
+#define MB_SEL_DATA32		0x10
+#define MB_GDT_ENTRIES		5
 
-struct mb_info {
-	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
-	uint32_t mods_count, mods_addr, syms[4];
-	uint32_t mmap_length, mmap_addr;
-	uint32_t drives_length, drives_addr, config_table, boot_loader_name;
-} __attribute__((packed));
+/* Registers QEMU 7.2's loader (multiboot_dma.bin) leaves undefined-by-spec. */
+#define MB_QEMU_EDX_LOW		0x0511	/* fw_cfg data port, in DX */
+#define MB_QEMU_EDI		0x1000
+#define MB_QEMU_ESP		0x6f08	/* SeaBIOS' boot stack */
 
-struct mb_module {
-	uint32_t start, end, string, reserved;
-};
-
-struct mb_mmap {
-	uint32_t size;
-	uint64_t addr, len;
-	uint32_t type;
-} __attribute__((packed));
-
-static const uint32_t *find_header(const struct boot_image *img)
+static long find_header(const struct boot_image *img)
 {
 	size_t off, lim = img->size < MB_SEARCH ? img->size : MB_SEARCH;
 
@@ -44,84 +35,148 @@ static const uint32_t *find_header(const struct boot_image *img)
 		const uint32_t *h = (const uint32_t *)(img->data + off);
 
 		if (h[0] == MB_MAGIC && h[0] + h[1] + h[2] == 0)
-			return h;
+			return off;
 	}
-	return NULL;
+	return -1;
 }
 
 int multiboot_probe(const struct boot_image *img)
 {
-	return find_header(img) != NULL;
+	return find_header(img) >= 0;
 }
 
-static const char loader_name[] = "xen-kvm";
+/*
+ * The a.out kludge: the file from the header's offset minus
+ * (header_addr - load_addr) is loaded at load_addr up to load_end_addr
+ * (0: the end of the file), zeroed up to bss_end_addr (0: no bss).
+ */
+static int load_kludge(struct domain *dom, const struct boot_image *img,
+		       size_t off, const struct mb_header *h, uint64_t *entry,
+		       uint64_t *start, uint64_t *end, char *err,
+		       size_t errlen)
+{
+	uint64_t file_off, load_size, mem_size;
+	uint8_t *dst;
 
-/* Boot information below 1 MiB at BOOT_MBI, in this order. */
-struct mb_area {
-	struct mb_info info;
-	struct mb_mmap mmap[E820_MAX];
-	struct mb_module mod;
-	char name[sizeof(loader_name)];
-	char modname[8];
-} __attribute__((packed));
+	if (img->size < off + sizeof(*h)) {
+		snprintf(err, errlen, "%s: multiboot a.out-kludge header is "
+			 "cut off by the end of the file", img->path);
+		return -1;
+	}
+	if (h->header_addr < h->load_addr ||
+	    h->header_addr - h->load_addr > off) {
+		snprintf(err, errlen, "%s: multiboot header_addr %#x does not "
+			 "lie in the image loaded at %#x", img->path,
+			 h->header_addr, h->load_addr);
+		return -1;
+	}
+	file_off = off - (h->header_addr - h->load_addr);
+	load_size = img->size - file_off;
+	if (h->load_end_addr) {
+		if (h->load_end_addr < h->load_addr ||
+		    h->load_end_addr - h->load_addr > load_size) {
+			snprintf(err, errlen, "%s: multiboot load_end_addr "
+				 "%#x lies outside the file", img->path,
+				 h->load_end_addr);
+			return -1;
+		}
+		load_size = h->load_end_addr - h->load_addr;
+	}
+	mem_size = load_size;
+	if (h->bss_end_addr) {
+		if (h->bss_end_addr < h->load_addr + load_size) {
+			snprintf(err, errlen, "%s: multiboot bss_end_addr %#x "
+				 "lies below load_end_addr", img->path,
+				 h->bss_end_addr);
+			return -1;
+		}
+		mem_size = h->bss_end_addr - h->load_addr;
+	}
+	if (!boot_range_ok(dom, MB_LOWEST, h->load_addr, mem_size)) {
+		snprintf(err, errlen, "%s: image at %#x+%#llx is outside guest "
+			 "RAM outside page 0 and the firmware area", img->path,
+			 h->load_addr, (unsigned long long)mem_size);
+		return -1;
+	}
+	dst = gpa_to_hva(&dom->mem, h->load_addr, mem_size);
+	memcpy(dst, img->data + file_off, load_size);
+	memset(dst + load_size, 0, mem_size - load_size);
+	*entry = h->entry_addr;
+	*start = h->load_addr;
+	*end = h->load_addr + mem_size;
+	return 0;
+}
+
+static int load_image(struct domain *dom, const struct boot_image *img,
+		      size_t off, uint64_t *entry, uint64_t *start,
+		      uint64_t *end, char *err, size_t errlen)
+{
+	struct mb_header h;
+	size_t n = img->size - off < sizeof(h) ? img->size - off : sizeof(h);
+
+	memset(&h, 0, sizeof(h));
+	memcpy(&h, img->data + off, n);
+	/* Bits 0-15 are requirements: refuse what we cannot provide. */
+	if (h.flags & MB_FLAG_REQUIRED_UNSUPPORTED) {
+		snprintf(err, errlen,
+			 "%s: multiboot header requires features %#x this loader does not provide (video mode or unknown)",
+			 img->path, h.flags & MB_FLAG_REQUIRED_UNSUPPORTED);
+		return -1;
+	}
+	if (h.flags & MB_FLAG_AOUT_KLUDGE)
+		return load_kludge(dom, img, off, &h, entry, start, end, err,
+				   errlen);
+	if (elf_class(img) == ELFCLASSNONE) {
+		snprintf(err, errlen, "%s: multiboot image is neither ELF nor "
+			 "has the a.out-kludge addresses (header flag 16)",
+			 img->path);
+		return -1;
+	}
+	return elf_load(dom, img, MB_LOWEST, entry, start, end, err, errlen);
+}
+
+/* QEMU's option ROM GDT: null, code32, data32, code16, data16. */
+static void mb_gdt(struct domain *dom, struct boot_cpu_state *st)
+{
+	uint64_t *gdt = gpa_to_hva(&dom->mem, BOOT_GDT, MB_GDT_ENTRIES * 8);
+
+	gdt[0] = 0;
+	gdt[1] = 0x00cf9b000000ffffULL;	/* code32, base 0, 4 GiB */
+	gdt[2] = 0x00cf93000000ffffULL;	/* data32, base 0, 4 GiB */
+	gdt[3] = 0x00009f000000ffffULL;	/* code16, conforming, 64 KiB */
+	gdt[4] = 0x000093000000ffffULL;	/* data16, 64 KiB */
+	boot_flat32(st);
+	st->sregs.cs.selector = MB_SEL_CODE32;
+	st->sregs.ds.selector = st->sregs.es.selector = MB_SEL_DATA32;
+	st->sregs.fs.selector = st->sregs.gs.selector = MB_SEL_DATA32;
+	st->sregs.ss.selector = MB_SEL_DATA32;
+	st->sregs.gdt.limit = MB_GDT_ENTRIES * 8 - 1;
+	/* The real-mode IVT and a TR never loaded, as after the BIOS. */
+	st->sregs.idt = (struct kvm_dtable){ .base = 0, .limit = 0x3ff };
+	st->sregs.tr = (struct kvm_segment){ .base = 0, .limit = 0xffff,
+					     .type = 11, .present = 1 };
+}
 
 int multiboot_load(struct domain *dom, const struct boot_image *img,
 		   struct boot_cpu_state *st, char *err, size_t errlen)
 {
-	const uint32_t *hdr = find_header(img);
-	struct e820_entry map[E820_MAX];
-	struct mb_area a;
-	uint64_t entry, end, rd, rd_size;
-	unsigned i, n;
+	long off = find_header(img);
+	uint64_t entry, start, end;
+	uint32_t mbi, mem_upper;
 
-	/* Bits 0-15 are requirements: refuse what we cannot provide. */
-	if (hdr[1] & MB_FLAG_REQUIRED_UNSUPPORTED) {
-		snprintf(err, errlen,
-			 "%s: multiboot header requires features %#x this loader does not provide (video mode or unknown)",
-			 img->path, hdr[1] & MB_FLAG_REQUIRED_UNSUPPORTED);
+	if (load_image(dom, img, off, &entry, &start, &end, err, errlen) < 0)
 		return -1;
-	}
-	if (hdr[1] & MB_FLAG_AOUT_KLUDGE && elf_class(img) == 0) {
-		snprintf(err, errlen,
-			 "%s: multiboot a.out-kludge images are not supported, only ELF",
-			 img->path);
+	if (mb_write_info(dom, img->path, start, end, &mbi, &mem_upper, err,
+			  errlen) < 0)
 		return -1;
-	}
-	if (elf_load(dom, img, &entry, &end, err, errlen) < 0)
-		return -1;
-	if (boot_cmdline(dom, err, errlen) < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.info.flags = MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_LOADER;
-	a.info.mem_lower = BOOT_EBDA / 1024;
-	a.info.mem_upper = (dom->mem.low_size - 0x100000) / 1024;
-	a.info.cmdline = BOOT_CMDLINE;
-	n = boot_e820(dom, map);
-	for (i = 0; i < n; i++)
-		a.mmap[i] = (struct mb_mmap){ 20, map[i].addr, map[i].size,
-					      map[i].type };
-	a.info.mmap_addr = BOOT_MBI + offsetof(struct mb_area, mmap);
-	a.info.mmap_length = n * sizeof(struct mb_mmap);
-	memcpy(a.name, loader_name, sizeof(loader_name));
-	a.info.boot_loader_name = BOOT_MBI + offsetof(struct mb_area, name);
-	if (boot_load_ramdisk(dom, (end + 0xfff) & ~0xfffULL,
-			      dom->mem.low_size, &rd, &rd_size, err,
-			      errlen) < 0)
-		return -1;
-	if (rd_size) {
-		a.info.flags |= MBI_MODS;
-		a.info.mods_count = 1;
-		a.info.mods_addr = BOOT_MBI + offsetof(struct mb_area, mod);
-		memcpy(a.modname, "initrd", 7);
-		a.mod = (struct mb_module){
-			rd, rd + rd_size,
-			BOOT_MBI + offsetof(struct mb_area, modname), 0 };
-	}
-	if (boot_copy(dom, BOOT_MBI, &a, sizeof(a), err, errlen) < 0)
-		return -1;
-	boot_flat32(st);
+	mb_gdt(dom, st);
 	st->regs.rip = (uint32_t)entry;
 	st->regs.rax = MB_BOOT_MAGIC;
-	st->regs.rbx = BOOT_MBI;
+	st->regs.rbx = mbi;
+	/* Undefined by the specification: what QEMU leaves (docs/boot.md). */
+	st->regs.rcx = (uint32_t)entry;
+	st->regs.rdx = (mem_upper & 0xffff0000u) | MB_QEMU_EDX_LOW;
+	st->regs.rdi = MB_QEMU_EDI;
+	st->regs.rsp = MB_QEMU_ESP;
 	return 0;
 }

@@ -49,12 +49,13 @@ int pvh_load(struct domain *dom, const struct boot_image *img,
 {
 	struct e820_entry map[E820_MAX];
 	struct pvh_area a;
-	uint64_t entry, elf_entry, end, rd, rd_size;
+	uint64_t entry, elf_entry, start, end, rd, rd_size;
 	unsigned i, n;
 
 	elf_find_xen_note(img, XEN_ELFNOTE_PHYS32_ENTRY, &entry);
 	entry &= 0xffffffff;
-	if (elf_load(dom, img, &elf_entry, &end, err, errlen) < 0 ||
+	if (elf_load(dom, img, BOOT_KERNEL_ADDR, &elf_entry, &start, &end, err,
+		     errlen) < 0 ||
 	    boot_cmdline(dom, err, errlen) < 0)
 		return -1;
 	if (boot_load_ramdisk(dom, (end + 0xfff) & ~0xfffULL,
