@@ -24,7 +24,7 @@ static const char *const level_names[] = {
 };
 
 /* A log the daemon creates is this mode, whatever the umask. */
-#define LOG_FILE_MODE	0640
+#define LOG_FILE_MODE	0600
 
 /* Append to @path; made LOG_FILE_MODE if it is not there yet. */
 static int open_log_file(const char *path)
