@@ -1,9 +1,11 @@
 #include <errno.h>
+#include <poll.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <generated/autoconf.h>
@@ -19,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "memory.h"
+#include "monotime.h"
 #include "quiesce.h"
 #include "vcpu.h"
 
@@ -538,15 +541,113 @@ static void domain_preserve(struct domain *dom, enum dom_event ev)
 		 dom_state_name(dom->state));
 }
 
+/* Restarts put off (crash_restart.h): one timer for all domains. */
+static int restart_tfd = -1;
+
+static void restart_timer_arm(void)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+	long long due = 0, now = now_ns();
+	struct domain *dom;
+
+	for (dom = domains; dom; dom = dom->next)
+		if (dom->restart_at_ns && (!due || dom->restart_at_ns < due))
+			due = dom->restart_at_ns;
+	if (due) {
+		due = due > now ? due - now : 1;
+		its.it_value.tv_sec = due / 1000000000LL;
+		its.it_value.tv_nsec = due % 1000000000LL;
+	}
+	if (timerfd_settime(restart_tfd, 0, &its, NULL) < 0)
+		log_err("restart timer: %s", strerror(errno));
+}
+
+static void on_restart_timer(int fd, short revents, void *opaque)
+{
+	struct domain *dom, *next;
+	long long now = now_ns();
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("restart timer: %s", strerror(errno));
+	for (dom = domains; dom; dom = next) {
+		next = dom->next;
+		if (!dom->restart_at_ns || dom->restart_at_ns > now)
+			continue;
+		dom->restart_at_ns = 0;
+		if (dom->state == DOM_CRASHED)
+			domain_restart(dom);
+	}
+	restart_timer_arm();
+}
+
+/* Kept crashed until @ms have passed, then restarted. */
+static int domain_restart_later(struct domain *dom, long long ms)
+{
+	if (restart_tfd < 0) {
+		restart_tfd = timerfd_create(CLOCK_MONOTONIC,
+					     TFD_NONBLOCK | TFD_CLOEXEC);
+		if (restart_tfd < 0 ||
+		    loop_add(restart_tfd, POLLIN, on_restart_timer, NULL) < 0) {
+			log_err("restart timer: %s", strerror(errno));
+			if (restart_tfd >= 0)
+				close(restart_tfd);
+			restart_tfd = -1;
+			return -1;
+		}
+	}
+	domain_preserve(dom, DOM_EV_CRASH);
+	dom->restart_at_ns = now_ns() + ms * 1000000LL;
+	restart_timer_arm();
+	return 0;
+}
+
+/*
+ * on_crash = "restart": at once the first time, later each time it
+ * crashes again within the window, not at all past the limit.
+ */
+static void domain_crash_restart(struct domain *dom)
+{
+	unsigned recent;
+	long long ms = crash_restart_delay(&dom->crashes, now_ns(), &recent);
+
+	if (ms < 0) {
+		log_warn("d%u: crashed %u times within %d s: not restarted "
+			 "again (on_crash = restart gives up after %d); kept "
+			 "crashed", dom->id, recent, CRASH_RESTART_WINDOW_S,
+			 CRASH_RESTART_MAX);
+		domain_preserve(dom, DOM_EV_CRASH);
+		return;
+	}
+	if (!ms) {
+		domain_restart(dom);
+		return;
+	}
+	log_info("d%u: crash %u within %d s: restart in %lld ms", dom->id,
+		 recent, CRASH_RESTART_WINDOW_S, ms);
+	if (domain_restart_later(dom, ms) < 0)
+		domain_restart(dom);
+}
+
 /* Keep the ended domain under a new name and start a fresh one. */
 static void domain_rename_restart(struct domain *dom, enum dom_event ev)
 {
 	struct domain *fresh;
 	char err[256];
-	unsigned n = 0;
+	unsigned n = 0, recent;
 	int ret;
 
 	domain_preserve(dom, ev);
+	/* Each crash leaves a domain behind: the same limit as restart, the
+	 * history going on to the fresh domain (no delay: nothing spins). */
+	if (ev == DOM_EV_CRASH &&
+	    crash_restart_delay(&dom->crashes, now_ns(), &recent) < 0) {
+		log_warn("d%u: crashed %u times within %d s: not restarted "
+			 "again (on_crash = rename-restart gives up after %d)",
+			 dom->id, recent, CRASH_RESTART_WINDOW_S,
+			 CRASH_RESTART_MAX);
+		return;
+	}
 	/* NAME-ID, made unique if a domain already has that name. */
 	snprintf(dom->name, sizeof(dom->name), "%.40s-%u", dom->cfg.name,
 		 dom->id);
@@ -556,6 +657,8 @@ static void domain_rename_restart(struct domain *dom, enum dom_event ev)
 	ret = domain_create(&dom->cfg, false, &fresh, err, sizeof(err));
 	if (ret)
 		log_err("d%u: rename-restart failed: %s", dom->id, err);
+	else
+		fresh->crashes = dom->crashes;
 }
 
 static void domain_act(struct domain *dom, enum dom_event ev)
@@ -567,7 +670,10 @@ static void domain_act(struct domain *dom, enum dom_event ev)
 		 domcfg_action_name(act));
 	switch (act) {
 	case DOMCFG_ACTION_RESTART:
-		domain_restart(dom);
+		if (ev == DOM_EV_CRASH)
+			domain_crash_restart(dom);
+		else
+			domain_restart(dom);
 		break;
 	case DOMCFG_ACTION_PRESERVE:
 		domain_preserve(dom, ev);

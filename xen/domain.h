@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "crash_restart.h"
 #include "domcfg.h"
 #include "ioport.h"
 #include "mmio.h"
@@ -97,6 +98,11 @@ struct domain {
 	/* Console history; console_lock guards it. */
 	pthread_mutex_t console_lock;
 	struct ring console;
+
+	/* on_crash = "restart" (crash_restart.h): recent crashes, and when
+	 * a restart put off is due (0: none waits). */
+	struct crash_history crashes;
+	long long restart_at_ns;
 };
 
 /* The domain table (owned by the main thread). */
