@@ -73,6 +73,8 @@ def write_cfg(path, name, **kw):
     ["--socket", "/tmp/x.sock", "--state-dir", "/tmp/y", "extra"],
     ["--bogus"],
     ["--socket"],
+    ["--socket", "/tmp/x.sock", "--state-dir", "/tmp/y",
+     "--client-idle-timeout", "soon"],
 ])
 def test_usage_errors_exit_64(tmp_path, args):
     require_binaries()

@@ -1,9 +1,12 @@
 """Bounded everything (docs/control-api.md and README.md, "Limits"): a
 guest crashing in a loop, clients that hold a connection and do nothing,
 a guest flooding the daemon's log."""
+import json
 import re
+import socket
 
-from harness import wait_until
+from harness import Daemon, require_binaries, require_kvm, scaled, \
+    unix_connect, wait_until
 
 CRASH_RESTART_MAX = 5           # xen/crash_restart.h
 CRASH_RESTART_WINDOW_S = 60
@@ -56,3 +59,65 @@ def test_destroy_while_a_restart_waits(daemon):
     d.wait_console("after", "COUNTER READY")
     assert f"d{dom}: restarted" not in d.log().split(
         f"d{dom}: crash 5 within")[1]
+
+
+def _closed_with(sock, timeout):
+    """The line the daemon sends before it closes the connection."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(1 << 16)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return json.loads(data.split(b"\n", 1)[0]) if data else None
+
+
+def test_idle_connection_is_closed_console_streams_are_not(tmp_path,
+                                                          guest):
+    """With --client-idle-timeout 2 a connection that sent nothing is
+    told so (busy, 12) and closed, and so is one once its request was
+    answered; a console stream attached at the same time stays."""
+    require_binaries()
+    require_kvm()
+    t = max(2, int(scaled(2)))
+    d = Daemon(str(tmp_path), extra_args=["--client-idle-timeout", str(t)])
+    d.start()
+    try:
+        d.create("c", kernel="counter")
+        con = unix_connect(d.sock)
+        con.sendall(b'{"id": 1, "command": "console", "args": '
+                    b'{"domain": "c", "history": false}}\n')
+        con.settimeout(30)
+        assert json.loads(con.makefile("rb").readline())["ok"]
+        idle = unix_connect(d.sock)
+        asked = unix_connect(d.sock)
+        asked.sendall(b'{"id": 7, "command": "version"}\n')
+        r = _closed_with(idle, scaled(t + 60))
+        assert r and r["error"]["code"] == 12, r
+        assert r["error"]["message"] == \
+            f"connection idle for {t} s: closed", r
+        asked.settimeout(scaled(t + 60))
+        data = b""
+        while data.count(b"\n") < 2:
+            chunk = asked.recv(4096)
+            assert chunk, data
+            data += chunk
+        first, r = [json.loads(x) for x in data.split(b"\n")[:2]]
+        assert first["id"] == 7 and first["ok"], first
+        assert r["id"] is None and r["error"]["code"] == 12, r
+        assert asked.recv(4096) == b""
+        # The console stream outlived both and still carries output.
+        got = b""
+        con.settimeout(30)
+        while b"COUNTER" not in got:
+            chunk = con.recv(4096)
+            assert chunk, "the console stream was closed"
+            got += chunk
+        con.close()
+        assert d.call("version")["protocol"] == 1
+    finally:
+        d.stop()

@@ -64,6 +64,8 @@ static int tick_fd = -1;	/* every second: idle lines, the listener */
 static int reserve_fd = -1;	/* given up to refuse a client at EMFILE */
 static bool accept_failing;	/* logged once until an accept works */
 static bool listen_paused;
+/* A connection that sent nothing for this long is closed (0: never). */
+static unsigned idle_timeout_s = CTL_CLIENT_IDLE_S;
 
 static const char *const error_names[] = {
 	[CTL_OK] = "ok",
@@ -407,6 +409,7 @@ static struct client *client_add(int cfd)
 		return NULL;
 	}
 	c->fd = cfd;
+	c->in_last_ns = now_ns();
 	/* Who connected (also for a connection adopted in a live update:
 	 * the credentials are the socket's, taken at connect()). */
 	c->peer_known = !getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->peer,
@@ -487,19 +490,40 @@ static void on_listen(int fd, short revents, void *opaque)
 	client_add(cfd);
 }
 
-/* Unfinished request lines nothing was added to for PARTIAL_IDLE_S. */
-static void drop_idle_lines(void)
+void control_set_idle_timeout(unsigned seconds)
 {
-	long long limit = now_ns() - PARTIAL_IDLE_S * 1000000000LL;
+	idle_timeout_s = seconds;
+}
+
+/*
+ * Unfinished request lines nothing was added to for PARTIAL_IDLE_S, and
+ * connections that sent nothing for idle_timeout_s (each holds one of
+ * CLIENTS_MAX; a console stream is not idle).
+ */
+static void drop_idle_clients(void)
+{
+	long long now = now_ns();
+	long long partial = now - PARTIAL_IDLE_S * 1000000000LL;
+	long long idle = now - idle_timeout_s * 1000000000LL;
 	struct client *c, *next;
+	char why[96];
 
 	for (c = clients; c; c = next) {
 		next = c->next;
-		if (c->console || c->closing || !c->in_len ||
-		    c->in_last_ns > limit)
+		if (c->console || c->closing)
 			continue;
-		client_drop_input(c, CTL_EBADREQ, "request line left "
-				  "unfinished for " STR(PARTIAL_IDLE_S) " s");
+		if (c->in_len && c->in_last_ns <= partial) {
+			client_drop_input(c, CTL_EBADREQ, "request line left "
+					  "unfinished for " STR(PARTIAL_IDLE_S)
+					  " s");
+		} else if (!c->in_len && idle_timeout_s &&
+			   c->in_last_ns <= idle) {
+			snprintf(why, sizeof(why), "connection idle for %u s: "
+				 "closed", idle_timeout_s);
+			client_drop_input(c, CTL_EBUSY, why);
+		} else {
+			continue;
+		}
 		if (!client_flush(c))
 			client_free(c);
 	}
@@ -517,7 +541,7 @@ static void on_tick(int fd, short revents, void *opaque)
 		loop_set_events(listen_fd, POLLIN);
 		listen_paused = false;
 	}
-	drop_idle_lines();
+	drop_idle_clients();
 }
 
 /* What serving a listener needs besides it: the tick, the reserve fd. */

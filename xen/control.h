@@ -42,6 +42,11 @@ struct ctl_reply {
 typedef int (*ctl_handler)(struct client *c, json_t *args,
 			   struct ctl_reply *r);
 
+/* Close a connection that sent nothing for this many seconds (0: never);
+ * --client-idle-timeout, default: */
+#define CTL_CLIENT_IDLE_S	600
+void control_set_idle_timeout(unsigned seconds);
+
 /*
  * Listen on @path, a socket made mode 0600, or 0660 with group @group
  * (a name or a number; NULL: none).
