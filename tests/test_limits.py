@@ -2,6 +2,7 @@
 guest crashing in a loop, clients that hold a connection and do nothing,
 a guest flooding the daemon's log."""
 import json
+import time
 import re
 import socket
 
@@ -121,3 +122,41 @@ def test_idle_connection_is_closed_console_streams_are_not(tmp_path,
         assert d.call("version")["protocol"] == 1
     finally:
         d.stop()
+
+
+LOG_LIMIT_BURST = 50            # xen/log_limit.h
+LOG_LIMIT_PER_S = 1
+DROPPED_RX = r"d{dom}: (\d+) log lines not logged \(a guest's lines are " \
+    r"limited to 50 at once, then 1 a second\)"
+
+
+def test_guest_rebooting_in_a_loop_is_limited_in_the_log(daemon, witness):
+    """A guest that resets itself at once, on_reboot = "restart", makes
+    the daemon log a few lines per reboot, many times a second: its lines
+    are limited to 50 at once then 1 a second, what is left out is
+    counted; the guest keeps rebooting (its console says so), another
+    guest's lines and the toolstack's are logged as before."""
+    d = daemon
+    t0 = time.monotonic()
+    d.create("loop", kernel="exit", cmdline="mode=reboot-cf9",
+             extra='on_reboot = "restart"\n')
+    dom = d.domid("loop")
+    rx = re.compile(DROPPED_RX.format(dom=dom))
+    wait_until(lambda: sum(int(n) for n in rx.findall(d.log())) >= 200,
+               timeout=120, what="200 lines left out")
+    mark = d.console_mark(dom)
+    d.wait_console_since(dom, "REBOOT CF9 NOW", mark=mark)
+    d.create("other", kernel="counter")
+    other = d.domid("other")
+    d.wait_console("other", "COUNTER READY")
+    d.call("destroy", domain=dom)
+    elapsed = time.monotonic() - t0
+    log = d.log()
+    own = [ln for ln in log.splitlines()
+           if re.search(rf"info: d{dom}: (guest reset|reboot ->|"
+                        rf"restarted)", ln)]
+    assert len(own) <= LOG_LIMIT_BURST + LOG_LIMIT_PER_S * (elapsed + 1), \
+        (len(own), elapsed)
+    assert f"d{other}: created 'other'" in log
+    assert f"d{dom}: destroying 'loop'" in log
+    witness.assert_counting()

@@ -281,8 +281,16 @@ static struct domain *domain_alloc(const struct domcfg *cfg)
 	return dom;
 }
 
+/* The guest's log budget (log_limit.h) is named after its id. */
+static void domain_name_log(struct domain *dom)
+{
+	snprintf(dom->log_limit.who, sizeof(dom->log_limit.who), "d%u",
+		 dom->id);
+}
+
 static void domain_free(struct domain *dom)
 {
+	log_limit_flush(&dom->log_limit);
 	free(dom->cpuid);
 	ring_free(&dom->console);
 	domcfg_free(&dom->cfg);
@@ -360,6 +368,7 @@ int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 		return -ENOMEM;
 	}
 	dom->id = next_domid++;
+	domain_name_log(dom);
 	if (domain_build(dom, paused, err, errlen, &code) < 0) {
 		log_err("d%u: create '%s' failed: %s", dom->id, dom->name, err);
 		domain_teardown(dom);
@@ -395,6 +404,7 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 		return -EEXIST;
 	}
 	dom->id = domid ? domid : next_domid++;
+	domain_name_log(dom);
 	if (dom->id >= next_domid)
 		next_domid = dom->id + 1;
 	dom->adopt_ram_fd = ram_fd;
@@ -499,7 +509,8 @@ void domain_raise(struct domain *dom, enum dom_event ev, const char *why)
 	pthread_mutex_unlock(&dom->lock);
 	if (!first)
 		return;
-	log_info("d%u: %s (%s)", dom->id, why, dom_event_name(ev));
+	dom_log(dom, LOG_INFO, "d%u: %s (%s)", dom->id, why,
+		dom_event_name(ev));
 	for (i = 0; i < dom->nr_vcpus; i++)
 		vcpu_kick(&dom->vcpus[i]);
 	loop_wake();
@@ -530,15 +541,15 @@ static void domain_restart(struct domain *dom)
 		domain_destroy(dom);
 		return;
 	}
-	log_info("d%u: restarted", dom->id);
+	dom_log(dom, LOG_INFO, "d%u: restarted", dom->id);
 }
 
 static void domain_preserve(struct domain *dom, enum dom_event ev)
 {
 	domain_quiesce(dom);
 	dom->state = ev == DOM_EV_CRASH ? DOM_CRASHED : DOM_SHUTDOWN;
-	log_info("d%u: preserved in state %s", dom->id,
-		 dom_state_name(dom->state));
+	dom_log(dom, LOG_INFO, "d%u: preserved in state %s", dom->id,
+		dom_state_name(dom->state));
 }
 
 /* Restarts put off (crash_restart.h): one timer for all domains. */
@@ -623,8 +634,8 @@ static void domain_crash_restart(struct domain *dom)
 		domain_restart(dom);
 		return;
 	}
-	log_info("d%u: crash %u within %d s: restart in %lld ms", dom->id,
-		 recent, CRASH_RESTART_WINDOW_S, ms);
+	dom_log(dom, LOG_INFO, "d%u: crash %u within %d s: restart in %lld ms",
+		dom->id, recent, CRASH_RESTART_WINDOW_S, ms);
 	if (domain_restart_later(dom, ms) < 0)
 		domain_restart(dom);
 }
@@ -666,8 +677,8 @@ static void domain_act(struct domain *dom, enum dom_event ev)
 	enum domcfg_action act = action_for(dom, ev);
 
 	dom->shutdown_reason = ev;
-	log_info("d%u: %s -> %s", dom->id, dom_event_name(ev),
-		 domcfg_action_name(act));
+	dom_log(dom, LOG_INFO, "d%u: %s -> %s", dom->id, dom_event_name(ev),
+		domcfg_action_name(act));
 	switch (act) {
 	case DOMCFG_ACTION_RESTART:
 		if (ev == DOM_EV_CRASH)
