@@ -15,8 +15,8 @@ import tempfile
 
 import pytest
 
-from harness import (ApiError, Daemon, guest_path, require_binaries,
-                     require_kvm, wait_until)
+from harness import (XEN, ApiError, Daemon, build_has, copy_image,
+                     guest_path, require_binaries, require_kvm, wait_until)
 
 AUDIT_RX = re.compile(r"audit: uid=(\d+) pid=(\d+) cmd=(\S+)(.*) "
                       r"result=(\S+)$")
@@ -94,6 +94,27 @@ def test_a_name_cannot_forge_audit_fields(daemon):
     assert m and m.group(5) == "no-such-domain", lines
     assert m.group(4).strip() == \
         'dom="x result=ok\\n(XEN) audit: uid=0 \\""', lines
+
+
+def test_live_update_is_audited_by_the_image_that_answers(daemon,
+                                                         tmp_path):
+    """xl live-update IMAGE: the load is audited by the old image, the
+    exec by the new one (the old one does not come back from it), both
+    with xl's uid and pid."""
+    if not build_has("LIVE_UPDATE"):
+        pytest.skip("LIVE_UPDATE is not in this build's Kconfig")
+    d = daemon
+    img = str(tmp_path / "img" / "xen")
+    os.makedirs(os.path.dirname(img))
+    copy_image(XEN, img)
+    r = d.xl("live-update", img, timeout=120)
+    assert r.returncode == 0, r.err
+    a = [x for x in audit_lines(d) if x[2].startswith("live-update")]
+    assert [(x[2], x[4]) for x in a] == \
+        [("live-update-load", "ok"), ("live-update-exec", "ok")], a
+    assert a[0][:2] == a[1][:2] and a[0][0] == os.getuid() and \
+        a[0][1] != os.getpid(), a
+    assert a[0][3] == f"image={img}" and a[1][3] == "", a
 
 
 # ------------------------------------------------------------ socket group

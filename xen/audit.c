@@ -58,6 +58,8 @@ void audit_request(const struct ucred *peer, const char *cmd, json_t *args,
 		  json_object_get(args, "name"));
 	add_field(fields, sizeof(fields), "path",
 		  json_object_get(args, "path"));
+	add_field(fields, sizeof(fields), "image",
+		  json_object_get(args, "image"));	/* live-update-load */
 	if (peer)
 		log_info("audit: uid=%u pid=%d cmd=%s%s result=%s",
 			 (unsigned)peer->uid, (int)peer->pid, cmd, fields,

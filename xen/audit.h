@@ -11,7 +11,8 @@
 #include <sys/socket.h>
 
 /*
- * Log "audit: uid=U pid=P cmd=CMD [dom=D] [name=N] [path=F] result=R" for
+ * Log "audit: uid=U pid=P cmd=CMD [dom=D] [name=N] [path=F] [image=F]
+ * result=R" for
  * the request @cmd with @args, answered @code (@result: its result, for a
  * domain made by it).  @peer is NULL when the credentials are unknown.
  */
