@@ -197,6 +197,62 @@ def test_socket_group_lets_its_members_in_and_no_one_else(accounts):
         shutil.rmtree(root, ignore_errors=True)
 
 
+HOLDER = r"""
+import json, socket, sys
+held, refused = [], []
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(sys.argv[1])
+    try:
+        s.sendall(b'{"id": 1, "command": "version"}\n')
+    except OSError:
+        pass                    # refused and closed: the line is there
+    r = json.loads(s.makefile().readline())
+    if r["ok"]:
+        held.append(s)
+    else:
+        refused.append(r["error"]["message"])
+print(json.dumps({"held": len(held), "refused": refused}), flush=True)
+sys.stdin.readline()
+"""
+
+CLIENTS_MAX, CLIENTS_RESERVED = 256, 16     # xen/control.c
+
+
+def test_group_members_cannot_take_the_last_connections(accounts):
+    """A member of the socket group gets at most 256 - 16 connections;
+    root still gets one while it holds them."""
+    require_binaries()
+    require_kvm()
+    group, inside, _ = accounts
+    root = tempfile.mkdtemp(prefix="h15sock")
+    os.chmod(root, 0o711)
+    d = Daemon(root, extra_args=["--socket-group", group])
+    p = None
+    try:
+        d.start()
+        p = subprocess.Popen(["setpriv", f"--reuid={inside.pw_uid}",
+                              f"--regid={inside.pw_gid}", "--init-groups",
+                              sys.executable, "-c", HOLDER, d.sock,
+                              str(CLIENTS_MAX)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+        r = json.loads(p.stdout.readline())
+        assert r["held"] == CLIENTS_MAX - CLIENTS_RESERVED, r
+        assert len(r["refused"]) == CLIENTS_RESERVED, r
+        assert set(r["refused"]) == {
+            "too many connections to the daemon (the last 16 of 256 are "
+            "kept for root)"}, r
+        assert d.call("list")["domains"] == []
+    finally:
+        if p:
+            p.stdin.close()
+            p.wait(timeout=60)
+        d.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_unknown_socket_group_is_refused(tmp_path):
     require_binaries()
     require_kvm()

@@ -31,6 +31,9 @@
  * unfinished line nothing was added to for PARTIAL_IDLE_S is dropped.
  */
 #define CLIENTS_MAX	256
+/* The last of them are kept for root and the daemon's own user, so that
+ * the members of a --socket-group cannot lock the operator out. */
+#define CLIENTS_RESERVED	16
 #define IN_SMALL	(64u << 10)
 #define IN_TOTAL_MAX	(32u << 20)
 #define PARTIAL_IDLE_S	30
@@ -471,6 +474,17 @@ static void accept_failed(int fd, int err)
 	listen_paused = true;
 }
 
+/* The peer is root or the daemon's own user. */
+static bool privileged(int cfd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	return cr.uid == 0 || cr.uid == geteuid();
+}
+
 static void on_listen(int fd, short revents, void *opaque)
 {
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -485,6 +499,12 @@ static void on_listen(int fd, short revents, void *opaque)
 	if (nr_clients >= CLIENTS_MAX) {
 		refuse_connection(cfd, "too many connections to the daemon "
 				  "(at most " STR(CLIENTS_MAX) ")");
+		return;
+	}
+	if (nr_clients >= CLIENTS_MAX - CLIENTS_RESERVED && !privileged(cfd)) {
+		refuse_connection(cfd, "too many connections to the daemon "
+				  "(the last " STR(CLIENTS_RESERVED) " of "
+				  STR(CLIENTS_MAX) " are kept for root)");
 		return;
 	}
 	client_add(cfd);
