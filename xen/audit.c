@@ -46,7 +46,7 @@ static void add_field(char *buf, size_t len, const char *key, json_t *v)
 }
 
 void audit_request(const struct ucred *peer, const char *cmd, json_t *args,
-		   json_t *result, int code)
+		   json_t *result, int code, const char *code_name)
 {
 	char fields[1024] = "";
 	json_t *dom = json_object_get(args, "domain");
@@ -63,8 +63,8 @@ void audit_request(const struct ucred *peer, const char *cmd, json_t *args,
 	if (peer)
 		log_info("audit: uid=%u pid=%d cmd=%s%s result=%s",
 			 (unsigned)peer->uid, (int)peer->pid, cmd, fields,
-			 ctl_error_name(code));
+			 code_name);
 	else
 		log_info("audit: uid=? pid=? cmd=%s%s result=%s", cmd, fields,
-			 ctl_error_name(code));
+			 code_name);
 }

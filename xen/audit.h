@@ -13,10 +13,11 @@
 /*
  * Log "audit: uid=U pid=P cmd=CMD [dom=D] [name=N] [path=F] [image=F]
  * result=R" for
- * the request @cmd with @args, answered @code (@result: its result, for a
- * domain made by it).  @peer is NULL when the credentials are unknown.
+ * the request @cmd with @args, answered with @code named @code_name
+ * (@result: its result, for a domain made by it).  @peer is NULL when the
+ * credentials are unknown.
  */
 void audit_request(const struct ucred *peer, const char *cmd, json_t *args,
-		   json_t *result, int code);
+		   json_t *result, int code, const char *code_name);
 
 #endif

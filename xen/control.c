@@ -199,7 +199,7 @@ void control_audit(const struct client *c, const char *cmd, json_t *args,
 		   int code, json_t *result)
 {
 	audit_request(c->peer_known ? &c->peer : NULL, cmd, args, result,
-		      code);
+		      code, ctl_error_name(code));
 }
 
 static void handle_request(struct client *c, const char *line, size_t len)
