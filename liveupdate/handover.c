@@ -224,6 +224,11 @@ static int exec_image(const struct lu_image *img, int hfd, int old_fd,
 	i += feature_carry_options(argv + i, 16);	/* --trusted-keys */
 	if (dopts.no_sandbox)
 		argv[i++] = "--no-sandbox";
+	/* Only when given: an image without the option can still take over. */
+	if (dopts.client_idle_s) {
+		argv[i++] = "--client-idle-timeout";
+		argv[i++] = (char *)dopts.client_idle_s;
+	}
 	argv[i++] = (char *)mode;
 	argv[i++] = fdbuf;
 	argv[i++] = "--lu-old-image-fd";

@@ -66,6 +66,7 @@ static struct feature migration = {
 	.name = "migration",
 	.flag = "MIGRATION",
 	.commands = mig_commands,
+	.queries = (const char *const[]){ "migrate-status", NULL },
 	.info = mig_info,
 	.options = mig_options,
 	.parse_option = mig_parse_option,
