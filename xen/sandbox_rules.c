@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "sandbox_rules.h"
@@ -244,6 +245,19 @@ static int add_signals(scmp_filter_ctx ctx, enum sandbox_role role)
 }
 
 /*
+ * A thread takes its name (prctl PR_SET_NAME) once confined, so that a
+ * name in /proc means the filter is on; the main thread may use prctl.
+ */
+static int add_thread_name(scmp_filter_ctx ctx, enum sandbox_role role)
+{
+	struct scmp_arg_cmp set_name = SCMP_A0_64(SCMP_CMP_EQ, PR_SET_NAME);
+
+	if (role == SANDBOX_MAIN)
+		return 0;
+	return add(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name);
+}
+
+/*
  * Threads (CLONE_THREAD) and, on the main thread only, the children live
  * update forks (a dry run).  clone3 passes its flags in memory, where a
  * filter cannot look: ENOSYS makes glibc use clone.
@@ -279,5 +293,7 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_role role)
 		ret = add_clone(ctx, role);
 	if (ret == 0)
 		ret = add_signals(ctx, role);
+	if (ret == 0)
+		ret = add_thread_name(ctx, role);
 	return ret;
 }
