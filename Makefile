@@ -93,6 +93,7 @@ XEN_SRC-$(if $(CONFIG_LIVE_UPDATE),,y) += liveupdate/not_built.c
 XEN_SRC-$(CONFIG_LIVEPATCH) += $(filter-out livepatch/not_built.c,$(wildcard livepatch/*.c))
 XEN_SRC-$(if $(CONFIG_LIVEPATCH),,y) += livepatch/not_built.c
 XEN_SRC-$(CONFIG_MIGRATION) += $(wildcard migration/*.c)
+LDLIBS_XEN += $(if $(CONFIG_MIGRATION),-lgnutls)
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c
 XEN_SRC-$(CONFIG_BOOT_LINUX) += xen/boot/linux.c
 XEN_SRC-$(CONFIG_BOOT_PVH) += xen/boot/pvh.c
