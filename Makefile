@@ -223,7 +223,7 @@ sanitize: setup
 
 bench: setup
 	$(MAKE) all
-	XEN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py
+	XEN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) build-*
