@@ -74,7 +74,7 @@ const char *mig_tls_dir(void);
  */
 int mig_tls_client(struct mig_conn *c, int fd, const char *host);
 int mig_tls_server(struct mig_conn *c, int fd);
-/* The subject DN of the peer's certificate ("?" if none). */
+/* "<suite>, certificate '<the peer certificate's subject>'". */
 void mig_tls_peer(struct mig_conn *c, char *buf, size_t len);
 
 #endif

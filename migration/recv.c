@@ -141,16 +141,15 @@ static void drain(int fd)
  */
 static int open_transport(struct incoming *x, int fd)
 {
-	char dn[256];
+	char what[400];
 
 	mig_set_timeouts(fd, MIG_IO_TIMEOUT_S);
 	if (!mig_tls_loaded())
 		return mig_conn_plain(&x->c, fd);
 	if (mig_tls_server(&x->c, fd) < 0)
 		return -1;
-	mig_tls_peer(&x->c, dn, sizeof(dn));
-	log_info("incoming migration from %s: TLS, certificate '%s'",
-		 x->peer, dn);
+	mig_tls_peer(&x->c, what, sizeof(what));
+	log_info("incoming migration from %s: %s", x->peer, what);
 	return 0;
 }
 

@@ -308,21 +308,25 @@ fail:
 	return -1;
 }
 
-/* The peer certificate's subject, for the log. */
+/* The peer certificate's subject and the session's suite, for the log. */
 void mig_tls_peer(struct mig_conn *c, char *buf, size_t len)
 {
 	const gnutls_datum_t *certs;
 	gnutls_datum_t dn = { NULL, 0 };
 	gnutls_x509_crt_t crt;
+	char *desc = c->tls ? gnutls_session_get_desc(sess(c)) : NULL;
 	unsigned n = 0;
 
-	snprintf(buf, len, "?");
+	snprintf(buf, len, "%s, certificate '?'", desc ? desc : "?");
+	gnutls_free(desc);
 	certs = c->tls ? gnutls_certificate_get_peers(sess(c), &n) : NULL;
 	if (!n || gnutls_x509_crt_init(&crt) < 0)
 		return;
 	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
 	    gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
-		snprintf(buf, len, "%s", (char *)dn.data);
+		size_t at = strlen(buf) - 2;	/* over "?'" */
+
+		snprintf(buf + at, len - at, "%s'", (char *)dn.data);
 		gnutls_free(dn.data);
 	}
 	gnutls_x509_crt_deinit(crt);
