@@ -3,10 +3,10 @@
  * migration at a time, start to end: agree on the version, build the
  * domain from the stream without starting it, say READY, start it on
  * GO and say RUNNING.  With TLS, the source's certificate is checked
- * before anything else (tls.c).  Any failure discards the half-built domain and
- * tells the source (ERR), which then resumes its guest.  Reads and
- * writes time out (MIG_IO_TIMEOUT_S), so a stalled source cannot hold
- * the daemon.
+ * before anything else (tls.c).  Any failure discards the half-built
+ * domain and tells the source (ERR), which then resumes its guest.
+ * Reads and writes time out (MIG_IO_TIMEOUT_S), so a stalled source
+ * cannot hold the daemon.
  */
 #include <errno.h>
 #include <netdb.h>

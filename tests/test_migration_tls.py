@@ -26,6 +26,11 @@ pytestmark = pytest.mark.skipif(not build_has("MIGRATION"),
                                 reason="MIGRATION is not in this build")
 
 PORT = 8002
+# A busy guest that converges on any link these tests meet: it rewrites a
+# 2 MiB working set at 8 MiB/s, and migrate() allows scaled(1000) ms of
+# downtime (10 s in the QEMU test host, whose TCG CPU has no AES-NI: TLS
+# runs there at well under 1 MiB/s).
+BUSY = "ws=2M rate=2000"
 
 
 class Host:
@@ -69,7 +74,8 @@ def hosts(tmp_path, net):
         made.append(h)
         return h
     yield make
-    problems = [stop_and_check(h.d) for h in made]
+    problems = [stop_and_check(h.d) for h in made
+                if not getattr(h, "killed", False)]
     assert not any(problems), problems
 
 
@@ -86,6 +92,8 @@ def pair(tmp_path, net, ca, hosts):
 
 
 def migrate(src, dst, dom, *opts, check=True, timeout=120):
+    if "--max-downtime" not in opts:
+        opts += ("--max-downtime", str(int(scaled(1000))))
     r = src.d.xl("migrate", "--json", *opts, dom, dst.addr, check=False,
                  timeout=timeout)
     if check:
@@ -104,8 +112,7 @@ def test_idle_and_busy_guests_migrate_over_tls(pair):
     a, b = pair
     assert a.d.call("info")["migrate_tls"] == a.creds
     a.d.start_counter("idle", interval=200, cmdline_extra="rate=0")
-    busy = a.d.start_counter("busy", interval=200,
-                             cmdline_extra="ws=8M rate=20000")
+    busy = a.d.start_counter("busy", interval=200, cmdline_extra=BUSY)
     busy.assert_counting()
     for name in ("idle", "busy"):
         rep = migrate(a, b, name)
@@ -219,7 +226,7 @@ def test_insecure_listener_off_loopback_is_refused(tmp_path, net):
 
 def test_cancel_over_tls(pair):
     a, b = pair
-    w = a.d.start_counter("g", interval=200, cmdline_extra="ws=8M rate=2000")
+    w = a.d.start_counter("g", interval=200, cmdline_extra=BUSY)
     p = a.d.xl_popen("migrate", "--json", "--bandwidth", "2", "g", b.addr)
     wait_phase(a, "g", ("precopy",))
     a.d.xl("migrate-cancel", "g")
@@ -240,7 +247,7 @@ def test_connection_cut_over_tls(pair, net):
     name the server certificate carries), cuts the TLS connection after
     N bytes: in the handshake, in the hello, in the stream."""
     a, b = pair
-    w = a.d.start_counter("g", interval=200, cmdline_extra="ws=4M rate=5000")
+    w = a.d.start_counter("g", interval=200, cmdline_extra=BUSY)
     rng = random.Random(11)
     limits = [10, 300, 2000, 6000] + [rng.randrange(6000, 6 << 20)
                                       for _ in range(3)]
@@ -261,3 +268,38 @@ def test_connection_cut_over_tls(pair, net):
             assert_only_on(a, b, "g")
         w.mark()
         w.assert_counting(lines=1)
+
+
+def test_destination_killed_mid_stream_over_tls(pair):
+    a, b = pair
+    w = a.d.start_counter("g", interval=200, cmdline_extra="ws=8M rate=2000")
+    p = a.d.xl_popen("migrate", "--json", "--bandwidth", "2", "g", b.addr)
+    wait_phase(a, "g", ("precopy",))
+    b.d.proc.kill()
+    b.d.proc.wait()
+    b.killed = True
+    assert wait_exit(p) != 0
+    assert "migration failed" in p.err, p.err
+    assert a.d.domains()["g"]["state"] == "running"
+    w.mark()
+    w.assert_counting(lines=2)
+
+
+def test_silent_peer_times_out_over_tls(pair, net):
+    """A destination that accepts the connection and never answers the
+    handshake: the source gives up after its I/O timeout (30 s) and the
+    guest runs on."""
+    a, _ = pair
+    lsn = in_netns(net.ns[1], socket.socket)
+    lsn.bind((net.addr[1], 0))
+    lsn.listen(1)
+    port = lsn.getsockname()[1]
+    w = a.d.start_counter("g", interval=200)
+    try:
+        silent = type("P", (), {"addr": f"{net.addr[1]}:{port}"})
+        r = migrate(a, silent, "g", check=False)
+    finally:
+        lsn.close()
+    assert r.returncode != 0 and "timed out" in r.err, r.err
+    w.mark()
+    w.assert_counting(lines=2)
