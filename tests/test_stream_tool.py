@@ -29,8 +29,8 @@ import make_corpus as mc  # noqa: E402
 TOOL = os.path.join(BUILD, "bin", "xen-stream")
 FUZZ_BIN = os.path.join(BUILD, "fuzz", "fuzz_stream")
 FUZZ_DIR = os.path.join(ROOT, "tests", "fuzz")
-CORPUS = os.path.join(FUZZ_DIR, "corpus")
-REGRESSIONS = os.path.join(FUZZ_DIR, "regressions")
+CORPUS = os.path.join(FUZZ_DIR, "corpus", "stream")
+REGRESSIONS = os.path.join(FUZZ_DIR, "regressions", "stream")
 
 NAMES = sl.TYPE_NAMES
 ENCODINGS = ("none", "lz4", "zlib")
@@ -550,7 +550,7 @@ def test_corpus_is_current_and_valid():
 
 def test_regressions_do_not_crash_the_tool():
     files = sorted(os.listdir(REGRESSIONS))
-    assert files, "tests/fuzz/regressions/ is empty"
+    assert files, "tests/fuzz/regressions/stream/ is empty"
     for f in files:
         path = os.path.join(REGRESSIONS, f)
         for cmd in (["verify"], ["dump", "--pages"]):

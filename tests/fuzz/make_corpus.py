@@ -11,7 +11,7 @@ each well under 64 KiB, that `xen-stream verify` accepts:
   v2-high        3200 MiB of RAM: pages below the hole and above 4 GiB
   v2-minimal     only the records restore requires
 
-Usage: make_corpus.py [OUTDIR]   (default: tests/fuzz/corpus next to this)
+Usage: make_corpus.py [OUTDIR]   (default: tests/fuzz/corpus/stream)
 
 Also a small library: Stream builds a stream record by record (used by
 tests/test_stream_tool.py), lz4_block() is a plain LZ4 block compressor
@@ -331,8 +331,8 @@ def corpus():
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here,
-                                                                "corpus")
+    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        here, "corpus", "stream")
     os.makedirs(outdir, exist_ok=True)
     for name, data in corpus().items():
         assert len(data) < 64 * 1024, (name, len(data))
