@@ -1,8 +1,9 @@
 /*
  * The domain and KVM layer, faked for the control and migration fuzz
  * targets (tests/fuzz/fuzz_control.c, fuzz_migrecv.c): a domain table
- * in memory with the calls xen/domain.h declares, guest RAM as a real
- * memfd (xen/memory.c), a console ring, and no VM, vCPU thread or device.
+ * in memory with the calls xen/domain.h declares, a console ring, guest
+ * RAM as a real memfd (xen/memory.c) if fake_domains_ram is set, and no
+ * VM, vCPU thread or device.
  * Loading vCPU, VM and device records accepts them: what the fuzzers
  * drive is everything before that (the parsers, the record table's
  * checks, the dispatch).
@@ -30,6 +31,7 @@ struct kvm_host kvm_host = { .fd = -1, .api_version = 12, .tsc_khz = 1 };
 
 static struct domain *domains;
 static unsigned next_id = 1;
+bool fake_domains_ram;
 
 struct domain *domain_first(void)
 {
@@ -117,7 +119,8 @@ static int fake_new(const struct domcfg *cfg, const char *name,
 			    sizeof(*dom->vcpus));
 	if (!dom->vcpus || domcfg_copy(&dom->cfg, cfg) < 0 ||
 	    ring_init(&dom->console, FAKE_CONSOLE_SIZE) < 0 ||
-	    guest_mem_init(dom, (uint64_t)cfg->memory_mib << 20, -1) < 0) {
+	    (fake_domains_ram &&
+	     guest_mem_init(dom, (uint64_t)cfg->memory_mib << 20, -1) < 0)) {
 		snprintf(err, errlen, "fake: out of memory");
 		fake_free(dom);
 		return -ENOMEM;
