@@ -29,6 +29,7 @@ FUZZ_SECONDS     ?= 600
 FUZZ_LONG_RUNS   ?= 10000000
 FUZZ_FLAGS       ?=
 FUZZ_DIR         := $(BUILD)/fuzz
+FUZZ_ARTIFACTS   = $(FUZZ_DIR)/artifacts
 FUZZ_SANITIZE    := -fsanitize=fuzzer,address,undefined \
                     -fno-sanitize-recover=undefined
 FUZZ_CFLAGS      := $(CPPFLAGS) -Itools/stream $(WARN) -O1 -g \
@@ -80,14 +81,23 @@ fuzz_src_migrecv := tests/fuzz/fuzz_migrecv.c tests/fuzz/fake_domain.c \
 fuzz_libs_migrecv := -ljansson -llz4 -lz -lpthread
 fuzz_len_migrecv := 65536
 
+# Dictionaries (tests/fuzz/<target>.dict); libFuzzer takes one, so a
+# target that reads a stream gets stream.dict's tokens too.
+fuzz_dicts_migrecv := tests/fuzz/migrecv.dict tests/fuzz/stream.dict
+
 fuzz_bin = $(FUZZ_DIR)/fuzz_$(1)
 fuzz_obj = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(fuzz_src_$(1)))
-fuzz_dict = $(wildcard tests/fuzz/$(1).dict)
+fuzz_dicts = $(or $(fuzz_dicts_$(1)),$(wildcard tests/fuzz/$(1).dict))
+fuzz_dict = $(if $(call fuzz_dicts,$(1)),$(FUZZ_DIR)/$(1).dict)
 
 define fuzz_target
-$(call fuzz_bin,$(1)): $(call fuzz_obj,$(1))
+$(call fuzz_bin,$(1)): $(call fuzz_obj,$(1)) $(call fuzz_dict,$(1))
 	@mkdir -p $$(dir $$@)
-	$$(FUZZ_CC) $$(FUZZ_SANITIZE) -o $$@ $$^ $$(fuzz_libs_$(1))
+	$$(FUZZ_CC) $$(FUZZ_SANITIZE) -o $$@ $$(filter %.o,$$^) \
+	  $$(fuzz_libs_$(1))
+$(if $(call fuzz_dict,$(1)),$(call fuzz_dict,$(1)): $(call fuzz_dicts,$(1))
+	@mkdir -p $$(dir $$@)
+	cat $$^ >$$@)
 endef
 $(foreach t,$(FUZZ_ALL),$(eval $(call fuzz_target,$(t))))
 
@@ -103,10 +113,10 @@ $(FUZZ_DIR)/obj/%.o: %.c $(AUTOCONF)
 
 # One target for $(2) (libFuzzer options): the first directory receives
 # new inputs; the seeds and the regressions are only read.
-fuzz_run = mkdir -p $(FUZZ_DIR)/corpus-$(1) $(FUZZ_DIR)/artifacts/$(1) && \
+fuzz_run = mkdir -p $(FUZZ_DIR)/corpus-$(1) $(FUZZ_ARTIFACTS)/$(1) && \
 	$(call fuzz_bin,$(1)) $(2) -max_len=$(fuzz_len_$(1)) \
 	  -print_final_stats=1 $(addprefix -dict=,$(call fuzz_dict,$(1))) \
-	  -artifact_prefix=$(FUZZ_DIR)/artifacts/$(1)/ $(FUZZ_FLAGS) \
+	  -artifact_prefix=$(FUZZ_ARTIFACTS)/$(1)/ $(FUZZ_FLAGS) \
 	  $(FUZZ_DIR)/corpus-$(1) $(wildcard tests/fuzz/corpus/$(1) \
 	  tests/fuzz/regressions/$(1))
 
@@ -117,13 +127,15 @@ fuzz-quick: fuzz-build
 	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),-max_total_time=30) &&) true
 
 # Each target to FUZZ_LONG_RUNS executions, its log in
-# $(FUZZ_DIR)/long-<target>.log; then the table.  A finding does not stop
-# the other targets.
+# $(FUZZ_DIR)/long/<target>.log and its findings in
+# $(FUZZ_DIR)/long/artifacts/<target>/ (both emptied first); then the
+# table.  A finding does not stop the other targets.
+fuzz-long: FUZZ_ARTIFACTS = $(FUZZ_DIR)/long/artifacts
 fuzz-long: fuzz-build
-	@rm -f $(FUZZ_DIR)/long-*.log
+	rm -rf $(FUZZ_DIR)/long && mkdir -p $(FUZZ_DIR)/long
 	$(foreach t,$(FUZZ_TARGETS),($(call fuzz_run,$(t),-runs=$(FUZZ_LONG_RUNS))) \
-	  >$(FUZZ_DIR)/long-$(t).log 2>&1 || true;)
-	@tests/fuzz/summary.sh $(FUZZ_DIR) $(FUZZ_TARGETS)
+	  >$(FUZZ_DIR)/long/$(t).log 2>&1 || true;)
+	@tests/fuzz/summary.sh $(FUZZ_DIR)/long $(FUZZ_TARGETS)
 
 # Every checked-in input once: a crash fixed stays fixed.
 fuzz-replay: fuzz-build

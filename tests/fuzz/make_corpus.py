@@ -9,6 +9,7 @@ each well under 64 KiB, that `xen-stream verify` accepts:
   v2-2vcpu       2 vCPUs, an unknown optional record, uart input queued
   v1-plain       format version 1 (no compression), 2 vCPUs
   v2-high        3200 MiB of RAM: pages below the hole and above 4 GiB
+  v2-devices     fw_cfg and virtio device records, a DOMAIN_STATUS
   v2-minimal     only the records restore requires
 
 Usage: make_corpus.py [OUTDIR]   (default: tests/fuzz/corpus/stream)
@@ -321,6 +322,19 @@ def corpus():
     s.vcpu(0, full=False)
     s.devices()
     out["v2-high"] = s.end()
+
+    s = Stream(version=2, name="devices", vcpus=1)
+    s.vcpu(0, full=False)
+    s.devices()
+    s.add(sl.TYPES["DEV_FW_CFG"], struct.pack("<HHIII", 0x19, 0, 8, 0, 0),
+          F_OPTIONAL)
+    for slot, dev in ((3, 4), (4, 2)):
+        s.add(sl.TYPES["DEV_VIRTIO"], struct.pack(
+            sl.VIRTIO_FMT, slot, dev, 0, 0x0F, 1, 0, 0, 0, 0, 0, 0, 0xFFFF,
+            0, 0, 1 << 32, -1, 0, 0, bytes(256)), F_OPTIONAL)
+    s.add(sl.TYPES["DOMAIN_STATUS"], b'{"state":"running"}', F_OPTIONAL)
+    s.console(b"devices\n")
+    out["v2-devices"] = s.end()
 
     s = Stream(version=2, name="minimal", vcpus=1)
     s.vcpu(0, full=False)
