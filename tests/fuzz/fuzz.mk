@@ -126,14 +126,16 @@ fuzz: fuzz-build
 fuzz-quick: fuzz-build
 	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),-max_total_time=30) &&) true
 
-# Each target to FUZZ_LONG_RUNS executions, its log in
-# $(FUZZ_DIR)/long/<target>.log and its findings in
-# $(FUZZ_DIR)/long/artifacts/<target>/ (both emptied first); then the
-# table.  A finding does not stop the other targets.
+# Each target to FUZZ_LONG_RUNS executions (FUZZ_FLAGS=-max_total_time=S
+# bounds each in time too), its log in $(FUZZ_DIR)/long/<target>.log and
+# its findings in $(FUZZ_DIR)/long/artifacts/<target>/, both emptied
+# first; then the table.  A finding does not stop the other targets; two
+# runs over different FUZZ_TARGETS may share the directory.
 fuzz-long: FUZZ_ARTIFACTS = $(FUZZ_DIR)/long/artifacts
 fuzz-long: fuzz-build
-	rm -rf $(FUZZ_DIR)/long && mkdir -p $(FUZZ_DIR)/long
-	$(foreach t,$(FUZZ_TARGETS),($(call fuzz_run,$(t),-runs=$(FUZZ_LONG_RUNS))) \
+	$(foreach t,$(FUZZ_TARGETS),rm -rf $(FUZZ_DIR)/long/$(t).log \
+	  $(FUZZ_DIR)/long/artifacts/$(t) && \
+	  ($(call fuzz_run,$(t),-runs=$(FUZZ_LONG_RUNS))) \
 	  >$(FUZZ_DIR)/long/$(t).log 2>&1 || true;)
 	@tests/fuzz/summary.sh $(FUZZ_DIR)/long $(FUZZ_TARGETS)
 
