@@ -133,6 +133,7 @@ fuzz-quick: fuzz-build
 # runs over different FUZZ_TARGETS may share the directory.
 fuzz-long: FUZZ_ARTIFACTS = $(FUZZ_DIR)/long/artifacts
 fuzz-long: fuzz-build
+	mkdir -p $(FUZZ_DIR)/long
 	$(foreach t,$(FUZZ_TARGETS),rm -rf $(FUZZ_DIR)/long/$(t).log \
 	  $(FUZZ_DIR)/long/artifacts/$(t) && \
 	  ($(call fuzz_run,$(t),-runs=$(FUZZ_LONG_RUNS))) \
