@@ -460,6 +460,11 @@ range:
 				o += l + 1;
 			}
 		} else if (!strcmp(sname, ".livepatch.funcs")) {
+			if (p->funcs) {
+				lp_fail(e, CTL_EINVAL, "%s", "two "
+					".livepatch.funcs sections");
+				goto out;
+			}
 			if (!(sh[i].sh_flags & SHF_ALLOC) || !sh[i].sh_size ||
 			    sh[i].sh_size % sizeof(struct livepatch_func)) {
 				lp_fail(e, CTL_EINVAL, "%s", ".livepatch.funcs: "
