@@ -216,7 +216,7 @@ test-config: config-build
 # already exercise the minimal build where they need it.
 CONFIG_SUBSET_SKIP := --ignore=tests/system --ignore=tests/test_save.py \
 	--ignore=tests/test_liveupdate.py --ignore=tests/test_livepatch.py \
-	--ignore=tests/test_stream_tool.py
+	--ignore=tests/test_stream_tool.py --ignore=tests/test_fuzz.py
 
 build-%/.config-seeded: ci/configs/%.config
 	@mkdir -p $(dir $@)
