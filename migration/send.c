@@ -32,8 +32,9 @@ struct sender {
 	struct domain *dom;
 	struct stream_writer w;
 	struct mig_conn conn;		/* plain TCP or TLS */
-	bool have_conn, writer_open, logging, parked, final;
+	bool have_conn, writer_open, logging, parked;
 	struct quiesce q;
+	struct mig_throttle throttle;	/* --auto-converge */
 	uint64_t *bitmap[2];		/* one bit per page of each slot */
 	uint64_t *fetched[2];		/* KVM_GET_DIRTY_LOG's answer */
 	uint64_t slot_pages[2];
@@ -228,11 +229,10 @@ static int64_t fetch_dirty(struct sender *s, bool merge)
 	return n;
 }
 
-/* Send the pages of the fetched dirty log; resume a throttled guest
- * once pct percent of them are sent. */
-static int send_dirty(struct sender *s, uint64_t ndirty, unsigned pct)
+/* Send the pages of the fetched dirty log. */
+static int send_dirty(struct sender *s)
 {
-	uint64_t sent = 0, i;
+	uint64_t i;
 	unsigned slot;
 
 	s->w.keep_zero = true;
@@ -242,11 +242,6 @@ static int send_dirty(struct sender *s, uint64_t ndirty, unsigned pct)
 				continue;
 			if (add_page(s, slot, i) < 0)
 				return -1;
-			if (s->parked && !s->final &&
-			    ++sent * 100 >= ndirty * pct) {
-				quiesce_resume(&s->q);
-				s->parked = false;
-			}
 		}
 	return flush_batch(s);
 }
@@ -296,6 +291,7 @@ static void note_round(struct sender *s, unsigned iter, uint64_t ndirty,
 			      (dt > 1e-4 ? dt : 1e-4);
 	p->expected_downtime_ms = bw > 0 ? ndirty * (double)PAGE / bw * 1e3 : 0;
 	p->throttle_pct = pct;
+	p->throttle_ms = mig_throttle_parked_ms(&s->throttle);
 	pthread_mutex_unlock(&s->m->lock);
 }
 
@@ -329,6 +325,25 @@ static int converged(struct sender *s, unsigned iter, uint64_t ndirty,
 	      o->auto_converge ? "" : "; try --auto-converge");
 }
 
+/*
+ * Auto-converge: a round that dirtied more than half of what it sent
+ * raises the throttle's duty cycle (QEMU's rule, by one step a round).
+ */
+static int raise_throttle(struct sender *s, uint64_t ndirty,
+			  uint64_t sent, unsigned *pct)
+{
+	if (!s->m->o.auto_converge || ndirty * (double)PAGE <= sent / 2.0)
+		return 0;
+	if (!s->throttle.started &&
+	    mig_throttle_start(&s->throttle, s->dom) < 0)
+		SFAIL(s, "cannot start the throttle: %s", strerror(errno));
+	*pct = *pct ? *pct + MIG_THROTTLE_STEP : MIG_THROTTLE_INITIAL;
+	if (*pct > MIG_THROTTLE_MAX)
+		*pct = MIG_THROTTLE_MAX;
+	mig_throttle_set(&s->throttle, *pct);
+	return 0;
+}
+
 static int precopy(struct sender *s)
 {
 	unsigned iter = 0, pct = 0;
@@ -352,19 +367,12 @@ static int precopy(struct sender *s)
 		c = converged(s, iter, nd, bw);
 		if (c)
 			return c < 0 ? -1 : 0;
-		if (s->m->o.auto_converge) {
-			pct = pct ? (pct + 10 > 99 ? 99 : pct + 10) : 20;
-			if (park(s) < 0)
-				return -1;
-		}
+		if (raise_throttle(s, nd, s->w.bytes - b0, &pct) < 0)
+			return -1;
 		t = now_s();
 		b0 = s->w.bytes;
-		if (send_dirty(s, nd, pct) < 0)
+		if (send_dirty(s) < 0)
 			return -1;
-		if (s->parked) {
-			quiesce_resume(&s->q);
-			s->parked = false;
-		}
 	}
 }
 
@@ -386,12 +394,13 @@ static int stop_and_copy(struct sender *s, double *t_stop)
 
 	set_phase(s, "stop-copy");
 	*t_stop = now_s();
+	/* The throttle lets go before the final park takes the vCPUs. */
+	mig_throttle_stop(&s->throttle);
 	if (park(s) < 0)
 		return -1;
-	s->final = true;
 	/* What the last round fetched and the pages dirtied since. */
 	nd = fetch_dirty(s, true);
-	if (nd < 0 || send_dirty(s, nd, 0) < 0)
+	if (nd < 0 || send_dirty(s) < 0)
 		return -1;
 	if (state_save_epilogue(s->dom, &s->w) < 0 ||
 	    stream_writer_finish(&s->w) < 0)
@@ -505,6 +514,10 @@ static void finish(struct sender *s, int ret, double t_stop)
 	enum mig_state st = ret ? (m->cancel ? MIG_CANCELLED : MIG_FAILED)
 				: MIG_DONE;
 
+	mig_throttle_stop(&s->throttle);
+	pthread_mutex_lock(&m->lock);
+	m->p.throttle_ms = mig_throttle_parked_ms(&s->throttle);
+	pthread_mutex_unlock(&m->lock);
 	if (s->logging && ret) {
 		guest_mem_log_dirty(s->dom, false);
 		devices_log_changed(s->dom);

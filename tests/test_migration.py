@@ -302,20 +302,44 @@ def test_destination_refuses_a_name_it_has(pair):
     assert len(b.d.domains()) == 1
 
 
+# A guest that rewrites its 4 MiB working set as fast as it can, over a
+# 32 MiB/s link with 10 ms of downtime allowed (80 pages): unthrottled,
+# even a guest slowed by a test host (TCG) rewrites more of it per round
+# than that; parked 99 % of the time, it dirties a few pages a round.
+NON_CONVERGING = ("--bandwidth", "32", "--max-downtime", "10")
+
+
 def test_non_converging_guest(pair):
     a, b = pair
     w = a.d.start_counter("g", interval=200,
                           cmdline_extra="ws=4M rate=max")
-    # 1 MiB/s: even a guest slowed by a test host (TCG) dirties more per
-    # round than 5 ms of that link carries.
-    r = migrate(a, b.addr, "g", "--bandwidth", "1", "--max-downtime", "5",
-                check=False, timeout=300)
+    r = migrate(a, b.addr, "g", *NON_CONVERGING, check=False, timeout=300)
     assert r.returncode != 0
     assert "does not converge" in r.err and "--auto-converge" in r.err, \
         r.err
+    assert a.d.call("migrate-status", domain="g")["throttle_pct"] == 0
     assert_only_on(a, b, "g")
     w.mark()
     w.assert_counting(lines=2)
+
+
+@pytest.mark.parametrize("rate", ["max", "50000"])
+def test_auto_converge_throttles_until_it_converges(pair, rate):
+    """The same link and downtime with --auto-converge: the throttle's
+    duty cycle slows the guest step by step until a round's dirty pages
+    fit.  rate=50000 paces the guest by its clock with up to 1 s of
+    credit, which it catches up after each pause: only short periods
+    with little running time in each slow it down."""
+    a, b = pair
+    a.d.start_counter("g", interval=200,
+                      cmdline_extra=f"ws=4M rate={rate}")
+    rep = migrate(a, b.addr, "g", *NON_CONVERGING, "--auto-converge",
+                  timeout=600)
+    assert rep["state"] == "completed"
+    assert rep["throttle_pct"] > 0, rep
+    assert rep["throttle_ms"] > 0, rep
+    assert_only_on(b, a, "g")
+    CounterWatch(b.d, "g").assert_counting(lines=2)
 
 
 def test_plain_tcp_is_loopback_only(pair):
