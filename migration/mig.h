@@ -24,6 +24,8 @@ struct domain;
 
 #define MIG_PROTO		1
 #define MIG_HELLO		"XKVM-MIGRATE"
+#define MIG_PAGES_HELLO		"XKVM-PAGES"	/* a page connection */
+#define MIG_CONNECTIONS_MAX	16
 #define MIG_LINE_MAX		512
 #define MIG_MAX_ROUNDS		30	/* without auto-converge */
 #define MIG_IO_TIMEOUT_S	30	/* a stalled peer fails the migration */
@@ -46,6 +48,7 @@ struct mig_opts {
 	unsigned max_downtime_ms;
 	unsigned bandwidth_mib;		/* 0: unlimited */
 	enum page_encoding enc;
+	unsigned connections;		/* 1 + page connections */
 	bool auto_converge;
 	bool paused;
 	bool insecure;

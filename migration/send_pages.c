@@ -1,0 +1,207 @@
+/*
+ * The source's page writers: the first pass over RAM and the rounds of
+ * dirty pages, for one stream of PAGE_BATCH records carrying one shard
+ * of RAM (all of it on the main connection, or every nshards-th 2 MiB
+ * region on a page connection of --connections N).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "domain.h"
+#include "memory.h"
+#include "migration/send.h"
+
+#define PFAIL(po, ...) do { \
+	snprintf((po)->err, sizeof((po)->err), __VA_ARGS__); \
+	return -1; \
+} while (0)
+
+void page_out_init(struct page_out *po, struct sender *s,
+		   struct stream_writer *w, struct mig_conn *conn,
+		   unsigned shard, unsigned nshards)
+{
+	po->s = s;
+	po->w = w;
+	po->conn = conn;
+	po->main = conn == &s->conn;
+	po->shard = shard;
+	po->nshards = nshards;
+	po->nbatch = 0;
+	po->reported = w->bytes;
+	po->rate_t0 = mig_now_s();
+	po->rate_bytes0 = w->bytes;
+	po->err[0] = '\0';
+}
+
+/* Hold to this stream's share of --bandwidth. */
+static void throttle_link(struct page_out *po)
+{
+	unsigned mib = po->s->m->o.bandwidth_mib;
+	double want, el;
+
+	if (!mib)
+		return;
+	want = (double)(po->w->bytes - po->rate_bytes0) * po->nshards /
+	       (mib * 1048576.0);
+	el = mig_now_s() - po->rate_t0;
+	if (want > el)
+		usleep((want - el) * 1e6);
+}
+
+/* Why the stream writer failed: the connection's reason if it has one. */
+static const char *write_err(struct page_out *po)
+{
+	if (po->conn->err[0])
+		return po->conn->err;
+	return strerror(po->w->error ? po->w->error : EIO);
+}
+
+static int flush_batch(struct page_out *po)
+{
+	struct migration *m = po->s->m;
+
+	if (!po->nbatch)
+		return 0;
+	if (stream_write_pages(po->w, po->pfns, po->pages, po->nbatch,
+			       m->o.enc) < 0)
+		PFAIL(po, "sending pages failed: %s", write_err(po));
+	pthread_mutex_lock(&m->lock);
+	m->p.sent_bytes += (uint64_t)po->nbatch * PAGE;
+	m->p.wire_bytes += po->w->bytes - po->reported;
+	pthread_mutex_unlock(&m->lock);
+	po->reported = po->w->bytes;
+	po->nbatch = 0;
+	throttle_link(po);
+	if (po->main && mig_peer_reason(po->s, 0)) {
+		snprintf(po->err, sizeof(po->err), "%s", po->s->err);
+		return -1;
+	}
+	if (m->cancel)
+		PFAIL(po, "cancelled");
+	return 0;
+}
+
+static uint64_t slot_pfn(unsigned slot, uint64_t i)
+{
+	return slot ? MEM_4G / PAGE + i : i;
+}
+
+static int add_page(struct page_out *po, unsigned slot, uint64_t i)
+{
+	struct domain *dom = po->s->dom;
+
+	po->pfns[po->nbatch] = slot_pfn(slot, i);
+	po->pages[po->nbatch] = dom->mem.base +
+				(slot ? dom->mem.low_size : 0) + i * PAGE;
+	if (++po->nbatch == STREAM_BATCH_PAGES)
+		return flush_batch(po);
+	return 0;
+}
+
+static bool my_region(const struct page_out *po, uint64_t region)
+{
+	return region % po->nshards == po->shard;
+}
+
+/*
+ * Where the next page with data is in [*from, end) of the RAM memfd, and
+ * where it ends: false if there is none.  A hole reads as zero and would
+ * be elided, but reading it would allocate it (a page fault and a zeroed
+ * page each: seconds for an idle 1 GiB guest), so the first pass skips
+ * holes.  Dirty logging is on already: a page the guest writes after
+ * the lseek() is sent by a later round.  Where the file system cannot
+ * say (lseek fails otherwise), everything is data.
+ */
+static bool next_data(int fd, off_t *from, off_t end, off_t *data_end)
+{
+	off_t d = lseek(fd, *from, SEEK_DATA), h;
+
+	if (d < 0 && errno == ENXIO)
+		return false;		/* holes to the end of the file */
+	if (d < 0) {
+		*data_end = end;
+		return true;
+	}
+	if (d >= end)
+		return false;
+	h = lseek(fd, d, SEEK_HOLE);
+	*from = d;
+	*data_end = h < 0 || h > end ? end : h;
+	return true;
+}
+
+/* The pages with data of one region of a slot. */
+static int send_region(struct page_out *po, unsigned slot, uint64_t region)
+{
+	struct sender *s = po->s;
+	off_t base = slot ? s->dom->mem.low_size : 0, pos, end, stop;
+	uint64_t last = (region + 1) << REGION_SHIFT;
+
+	if (last > s->slot_pages[slot])
+		last = s->slot_pages[slot];
+	pos = base + (off_t)((region << REGION_SHIFT) * PAGE);
+	end = base + (off_t)(last * PAGE);
+	while (pos < end && next_data(s->dom->mem.fd, &pos, end, &stop)) {
+		for (pos &= ~(off_t)(PAGE - 1); pos < stop; pos += PAGE)
+			if (add_page(po, slot, (pos - base) / PAGE) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+int page_out_all(struct page_out *po)
+{
+	struct sender *s = po->s;
+	uint64_t region, nregions;
+	unsigned slot;
+
+	for (slot = 0; slot < 2; slot++) {
+		nregions = (s->slot_pages[slot] + (1u << REGION_SHIFT) - 1) >>
+			   REGION_SHIFT;
+		for (region = 0; region < nregions; region++)
+			if (my_region(po, region) &&
+			    send_region(po, slot, region) < 0)
+				return -1;
+	}
+	return flush_batch(po);
+}
+
+/* Send the pages of the fetched dirty log, zero pages included. */
+int page_out_dirty(struct page_out *po)
+{
+	struct sender *s = po->s;
+	uint64_t i, word;
+	unsigned slot;
+
+	po->w->keep_zero = true;
+	for (slot = 0; slot < 2; slot++)
+		for (i = 0; i < s->slot_pages[slot]; i++) {
+			if (!my_region(po, i >> REGION_SHIFT)) {
+				i |= (1u << REGION_SHIFT) - 1;
+				continue;
+			}
+			word = s->bitmap[slot][i / 64];
+			if (!word) {
+				i |= 63;
+				continue;
+			}
+			if (!(word >> (i % 64) & 1))
+				continue;
+			if (add_page(po, slot, i) < 0)
+				return -1;
+		}
+	return flush_batch(po);
+}
+
+/* The bytes of every stream of the migration so far. */
+uint64_t page_out_wire_bytes(struct sender *s)
+{
+	uint64_t n = s->w.bytes;
+	unsigned i;
+
+	for (i = 0; i < s->pool.n; i++)
+		n += s->pool.pc[i].w.bytes;
+	return n;
+}
