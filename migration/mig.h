@@ -62,6 +62,7 @@ struct mig_progress {
 	unsigned iteration;
 	uint64_t ram_bytes, sent_bytes, wire_bytes;
 	uint64_t remaining_pages;
+	uint64_t unchanged_pages;	/* dirty, same content: not resent */
 	double rate_mib_s, dirty_rate_mib_s;
 	double expected_downtime_ms, downtime_ms, total_s;
 	unsigned throttle_pct;

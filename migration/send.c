@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,9 +135,13 @@ static int setup_dirty_log(struct sender *s)
 	for (slot = 0; slot < 2; slot++) {
 		s->bitmap[slot] = calloc((s->slot_pages[slot] + 63) / 64 + 1, 8);
 		s->fetched[slot] = calloc((s->slot_pages[slot] + 63) / 64 + 1, 8);
-		if (!s->bitmap[slot] || !s->fetched[slot])
+		s->sent_hash[slot] = calloc(s->slot_pages[slot] + 1, 8);
+		if (!s->bitmap[slot] || !s->fetched[slot] ||
+		    !s->sent_hash[slot])
 			SFAIL(s, "out of memory");
 	}
+	if (getrandom(&s->seed, sizeof(s->seed), 0) != sizeof(s->seed))
+		SFAIL(s, "getrandom: %s", strerror(errno));
 	if (guest_mem_log_dirty(s->dom, true) < 0)
 		SFAIL(s, "cannot turn on dirty logging: %s", strerror(errno));
 	devices_log_changed(s->dom);
@@ -170,6 +175,7 @@ static void note_round(struct sender *s, unsigned iter, uint64_t ndirty,
 	p->expected_downtime_ms = bw > 0 ? ndirty * (double)PAGE / bw * 1e3 : 0;
 	p->throttle_pct = pct;
 	p->throttle_ms = mig_throttle_parked_ms(&s->throttle);
+	p->unchanged_pages = page_out_unchanged(s);
 	pthread_mutex_unlock(&s->m->lock);
 }
 
@@ -401,7 +407,8 @@ static int open_stream(struct sender *s)
 	pthread_mutex_lock(&s->m->lock);
 	s->m->p.wire_bytes = s->w.bytes;
 	pthread_mutex_unlock(&s->m->lock);
-	page_out_init(&s->out, s, &s->w, &s->conn, 0, 1);
+	if (page_out_init(&s->out, s, &s->w, &s->conn, 0, 1) < 0)
+		SFAIL(s, "out of memory");
 	if (s->m->o.connections > 1)
 		return pool_open(s);
 	return 0;
@@ -428,7 +435,11 @@ static void finish(struct sender *s, int ret, double t_stop)
 			quiesce_keep(&s->q);
 	}
 	m->p.wire_bytes = page_out_wire_bytes(s);
+	m->p.unchanged_pages = page_out_unchanged(s);
 	pool_close(s);
+	page_out_free(&s->out);
+	free(s->sent_hash[0]);
+	free(s->sent_hash[1]);
 	if (s->writer_open)
 		stream_writer_free(&s->w);
 	free(s->bitmap[0]);

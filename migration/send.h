@@ -26,6 +26,8 @@ struct page_out {
 	uint64_t pfns[STREAM_BATCH_PAGES];
 	const uint8_t *pages[STREAM_BATCH_PAGES];
 	unsigned nbatch;
+	uint8_t *copy;			/* the batch's pages, as sent */
+	uint64_t unchanged;		/* dirty, same content: not sent */
 	uint64_t reported;		/* w->bytes counted in wire_bytes */
 	double rate_t0;			/* for --bandwidth */
 	uint64_t rate_bytes0;
@@ -73,6 +75,10 @@ struct sender {
 	char token[40];			/* ties them to this migration */
 	uint64_t *bitmap[2];		/* one bit per page of each slot */
 	uint64_t *fetched[2];		/* KVM_GET_DIRTY_LOG's answer */
+	/* A hash of each page as last sent (0: never sent), see
+	 * send_pages.c, and the migration's random seed for it. */
+	uint64_t *sent_hash[2];
+	uint64_t seed;
 	uint64_t slot_pages[2];
 	double t0;
 	char err[400];
@@ -83,12 +89,14 @@ double mig_now_s(void);
 int mig_peer_reason(struct sender *s, int wait_ms);
 
 /* send_pages.c */
-void page_out_init(struct page_out *po, struct sender *s,
-		   struct stream_writer *w, struct mig_conn *conn,
-		   unsigned shard, unsigned nshards);
+int page_out_init(struct page_out *po, struct sender *s,
+		  struct stream_writer *w, struct mig_conn *conn,
+		  unsigned shard, unsigned nshards);
+void page_out_free(struct page_out *po);
 int page_out_all(struct page_out *po);
 int page_out_dirty(struct page_out *po);
 uint64_t page_out_wire_bytes(struct sender *s);
+uint64_t page_out_unchanged(struct sender *s);
 
 /* send_conns.c */
 int pool_open(struct sender *s);

@@ -149,7 +149,10 @@ static int open_stream(struct sender *s, struct page_conn *pc, unsigned i)
 		return -1;
 	}
 	pc->writer_open = true;
-	page_out_init(&pc->out, s, &pc->w, &pc->conn, i, s->pool.n);
+	if (page_out_init(&pc->out, s, &pc->w, &pc->conn, i, s->pool.n) < 0) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -262,6 +265,7 @@ void pool_close(struct sender *s)
 			pthread_join(pc->thread, NULL);
 		if (pc->writer_open)
 			stream_writer_free(&pc->w);
+		page_out_free(&pc->out);
 		if (pc->have_conn)
 			mig_conn_close(&pc->conn);
 	}

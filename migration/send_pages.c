@@ -3,11 +3,27 @@
  * dirty pages, for one stream of PAGE_BATCH records carrying one shard
  * of RAM (all of it on the main connection, or every nshards-th 2 MiB
  * region on a page connection of --connections N).
+ *
+ * Dirty but unchanged pages are not sent again.  KVM marks a page dirty
+ * whenever it maps it writable, and it maps a page writable on a read
+ * fault too when the guest's own page table allows writing it: so a
+ * guest that merely reads pages it has not touched since it was built
+ * (a domain just migrated in or restored, whose RAM the daemon wrote,
+ * reading its working set) finds them all dirty in the next round
+ * (docs/migration.md, "Dirty but unchanged").  Each page is copied
+ * before it is sent and the copy hashed (XXH3, 64 bits, seeded at random
+ * per migration): the hash is of exactly the bytes the destination got,
+ * so a dirty page whose content hashes the same is there already.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <stdlib.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "domain.h"
 #include "memory.h"
@@ -18,10 +34,13 @@
 	return -1; \
 } while (0)
 
-void page_out_init(struct page_out *po, struct sender *s,
-		   struct stream_writer *w, struct mig_conn *conn,
-		   unsigned shard, unsigned nshards)
+int page_out_init(struct page_out *po, struct sender *s,
+		  struct stream_writer *w, struct mig_conn *conn,
+		  unsigned shard, unsigned nshards)
 {
+	po->copy = malloc(STREAM_BATCH_PAGES * PAGE);
+	if (!po->copy)
+		return -1;
 	po->s = s;
 	po->w = w;
 	po->conn = conn;
@@ -32,7 +51,15 @@ void page_out_init(struct page_out *po, struct sender *s,
 	po->reported = w->bytes;
 	po->rate_t0 = mig_now_s();
 	po->rate_bytes0 = w->bytes;
+	po->unchanged = 0;
 	po->err[0] = '\0';
+	return 0;
+}
+
+void page_out_free(struct page_out *po)
+{
+	free(po->copy);
+	po->copy = NULL;
 }
 
 /* Hold to this stream's share of --bandwidth. */
@@ -88,13 +115,28 @@ static uint64_t slot_pfn(unsigned slot, uint64_t i)
 	return slot ? MEM_4G / PAGE + i : i;
 }
 
-static int add_page(struct page_out *po, unsigned slot, uint64_t i)
+/*
+ * Copy the page into the batch and hash the copy; a page of a round whose
+ * copy hashes as what was last sent is not sent again.
+ */
+static int add_page(struct page_out *po, unsigned slot, uint64_t i,
+		    bool round)
 {
-	struct domain *dom = po->s->dom;
+	struct sender *s = po->s;
+	struct domain *dom = s->dom;
+	uint8_t *copy = po->copy + (size_t)po->nbatch * PAGE;
+	uint64_t h;
 
+	memcpy(copy, dom->mem.base + (slot ? dom->mem.low_size : 0) +
+	       i * PAGE, PAGE);
+	h = XXH3_64bits_withSeed(copy, PAGE, s->seed) | 1;	/* never 0 */
+	if (round && s->sent_hash[slot][i] == h) {
+		po->unchanged++;
+		return 0;
+	}
+	s->sent_hash[slot][i] = h;
 	po->pfns[po->nbatch] = slot_pfn(slot, i);
-	po->pages[po->nbatch] = dom->mem.base +
-				(slot ? dom->mem.low_size : 0) + i * PAGE;
+	po->pages[po->nbatch] = copy;
 	if (++po->nbatch == STREAM_BATCH_PAGES)
 		return flush_batch(po);
 	return 0;
@@ -145,7 +187,8 @@ static int send_region(struct page_out *po, unsigned slot, uint64_t region)
 	end = base + (off_t)(last * PAGE);
 	while (pos < end && next_data(s->dom->mem.fd, &pos, end, &stop)) {
 		for (pos &= ~(off_t)(PAGE - 1); pos < stop; pos += PAGE)
-			if (add_page(po, slot, (pos - base) / PAGE) < 0)
+			if (add_page(po, slot, (pos - base) / PAGE,
+				     false) < 0)
 				return -1;
 	}
 	return 0;
@@ -189,10 +232,21 @@ int page_out_dirty(struct page_out *po)
 			}
 			if (!(word >> (i % 64) & 1))
 				continue;
-			if (add_page(po, slot, i) < 0)
+			if (add_page(po, slot, i, true) < 0)
 				return -1;
 		}
 	return flush_batch(po);
+}
+
+/* Dirty pages not sent again, on every stream so far. */
+uint64_t page_out_unchanged(struct sender *s)
+{
+	uint64_t n = s->out.unchanged;
+	unsigned i;
+
+	for (i = 0; i < s->pool.n; i++)
+		n += s->pool.pc[i].out.unchanged;
+	return n;
 }
 
 /* The bytes of every stream of the migration so far. */
