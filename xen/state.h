@@ -46,6 +46,10 @@ struct restore_opts {
 	bool no_start;			/* leave it prepared, not running */
 	bool inherit_fds;		/* a live update: devices adopt the
 					 * fds their records name */
+	/* Called once the domain and its RAM exist (after MEMORY_LAYOUT):
+	 * migration's page connections write into that RAM. */
+	void (*prepared)(struct domain *dom, void *opaque);
+	void *opaque;
 };
 
 /*

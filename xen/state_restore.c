@@ -195,6 +195,8 @@ int state_restore_domain(struct stream_reader *r,
 	code = read_prologue(&x, o);
 	if (code)
 		goto out;
+	if (o->prepared)
+		o->prepared(x.dom, o->opaque);
 	code = -EINVAL;
 	x.pages = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
 	if (!x.pages) {

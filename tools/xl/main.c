@@ -73,6 +73,7 @@ static const struct xl_command commands[] = {
 	  "  --max-downtime MS   longest pause allowed at the switch (300)\n"
 	  "  --bandwidth MIB     cap the link at MIB MiB/s (0: none)\n"
 	  "  --compress ENC      page batches: none (default), lz4, zlib\n"
+	  "  --connections N     N TCP/TLS streams, N-1 of them for pages\n"
 	  "  --auto-converge     throttle a guest that dirties too fast\n"
 	  "  -p, --paused        leave it paused on the destination\n"
 	  "  -n, --name NEW      its name on the destination\n"
