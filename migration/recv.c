@@ -289,6 +289,8 @@ static int accept_pages(struct incoming *x)
 
 	if (x->conns < 2)
 		return 0;
+	if (x->lfd < 0)		/* served without a listener (the fuzzer) */
+		IFAIL(x, "no listener for %u page connections", x->pages.n);
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	end.tv_sec += MIG_IO_TIMEOUT_S;
 	while (joined < x->pages.n) {

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "buildinfo.h"
+#include "cpuid.h"
+#include "dev/acpi_pm.h"
 #include "dev/devices.h"
 #include "dev/uart.h"
 #include "domain.h"
@@ -21,6 +23,7 @@
 #include "loop.h"
 #include "memory.h"
 #include "state.h"
+#include "vcpu.h"
 
 #include "fake_domain.h"
 
@@ -234,7 +237,32 @@ size_t uart_receive(struct domain *dom, const void *data, size_t len)
 	return len;
 }
 
+/* shutdown and trigger (xen/cmd_power.c): the button, a reset, an NMI. */
+int acpi_pm_power_button(struct domain *dom)
+{
+	return 0;
+}
+
+void domain_raise(struct domain *dom, enum dom_event ev, const char *why)
+{
+	domain_end(dom, ev);
+}
+
+void domain_handle_events(void)
+{
+}
+
+void vcpu_nmi(struct vcpu *v)
+{
+}
+
 /* The restore path's loads into KVM and the devices: taken as they are. */
+int cpuid_load(struct domain *dom, const void *body, size_t len, char *err,
+	       size_t errlen)
+{
+	return 0;
+}
+
 int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 		    size_t len, char *err, size_t errlen)
 {

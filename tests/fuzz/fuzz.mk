@@ -37,8 +37,7 @@ FUZZ_CFLAGS      := $(CPPFLAGS) -Itools/stream $(WARN) -O1 -g \
 FUZZ_ALL         := stream virtq control xlcfg payload stage migrecv
 FUZZ_TARGETS     ?= $(FUZZ_ALL)
 
-DOMCFG_SRC       := common/domcfg.c common/domcfg_fwcfg.c \
-                    common/domcfg_disk.c common/domcfg_vif.c
+DOMCFG_SRC       := $(wildcard common/domcfg*.c)
 
 # Per target: sources, libraries, longest input.
 fuzz_src_stream  := tests/fuzz/fuzz_stream.c common/stream.c $(DOMCFG_SRC) \
@@ -52,7 +51,8 @@ fuzz_len_virtq   := 8192
 
 fuzz_src_control := tests/fuzz/fuzz_control.c tests/fuzz/fake_domain.c \
                     xen/control.c xen/commands.c xen/feature.c xen/log.c \
-                    xen/ring.c xen/buildinfo.c xen/memory.c $(DOMCFG_SRC)
+                    xen/ring.c xen/buildinfo.c xen/memory.c xen/audit.c \
+                    xen/cmd_power.c $(DOMCFG_SRC)
 fuzz_libs_control := -ljansson -lpthread
 fuzz_len_control := 16384
 
@@ -70,15 +70,17 @@ fuzz_libs_payload := -ljansson -lelf -ldl
 fuzz_len_payload := 65536
 
 fuzz_src_stage   := tests/fuzz/fuzz_stage.c liveupdate/stage.c \
-                    common/elfnote.c common/openfile.c
-fuzz_libs_stage  := -lelf
+                    common/elfnote.c common/openfile.c trust/not_built.c \
+                    xen/feature.c xen/log.c xen/ring.c
+fuzz_libs_stage  := -lelf -ljansson
 fuzz_len_stage   := 65536
 
 fuzz_src_migrecv := tests/fuzz/fuzz_migrecv.c tests/fuzz/fake_domain.c \
-                    migration/wire.c xen/state_restore.c common/stream.c \
+                    migration/wire.c migration/conn.c migration/tls.c \
+                    migration/recv_pages.c xen/state_restore.c common/stream.c \
                     common/rec_table.c xen/log.c xen/ring.c xen/memory.c \
                     $(DOMCFG_SRC)
-fuzz_libs_migrecv := -ljansson -llz4 -lz -lpthread
+fuzz_libs_migrecv := -ljansson -llz4 -lz -lpthread -lgnutls
 fuzz_len_migrecv := 65536
 
 # Dictionaries (tests/fuzz/<target>.dict); libFuzzer takes one, so a

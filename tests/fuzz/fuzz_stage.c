@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[512] = "";
 
 	write_image(data, size);
-	if (lu_check_image(path, &img, err, sizeof(err)) == 0) {
+	if (lu_check_image(path, NULL, &img, err, sizeof(err)) == 0) {
 		if (img.fd < 0 || strlen(img.build_id) < 2 ||
 		    strcmp(img.path, path)) {
 			fprintf(stderr, "staged without an fd or build-id\n");

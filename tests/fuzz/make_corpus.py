@@ -9,7 +9,8 @@ each well under 64 KiB, that `xen-stream verify` accepts:
   v2-2vcpu       2 vCPUs, an unknown optional record, uart input queued
   v1-plain       format version 1 (no compression), 2 vCPUs
   v2-high        3200 MiB of RAM: pages below the hole and above 4 GiB
-  v2-devices     fw_cfg and virtio device records, a DOMAIN_STATUS
+  v2-devices     CPUID, ACPI PM, fw_cfg and virtio device records, a
+                 DOMAIN_STATUS
   v2-minimal     only the records restore requires
 
 Usage: make_corpus.py [OUTDIR]   (default: tests/fuzz/corpus/stream)
@@ -324,8 +325,17 @@ def corpus():
     out["v2-high"] = s.end()
 
     s = Stream(version=2, name="devices", vcpus=1)
+    cpuid = [(0, 0, 0, (0xD, 0x68747541, 0x444D4163, 0x69746E65)),
+             (1, 0, 0, (0x00A20F12, 0x00000800, 0x80000000, 0x078BFBFF)),
+             (7, 0, 1, (0, 0x219C91A9, 0, 0))]
+    s.add(sl.TYPES["CPUID"], struct.pack(sl.CPUID_HEAD_FMT, len(cpuid), 0) +
+          b"".join(struct.pack(sl.CPUID_ENTRY_FMT, fn, idx, fl, *regs,
+                               bytes(12))
+                   for fn, idx, fl, regs in cpuid), F_OPTIONAL)
     s.vcpu(0, full=False)
     s.devices()
+    s.add(sl.TYPES["DEV_ACPI_PM"], struct.pack(sl.ACPI_PM_FMT, 0x100, 0x100,
+                                               1, 0, 123456789), F_OPTIONAL)
     s.add(sl.TYPES["DEV_FW_CFG"], struct.pack("<HHIII", 0x19, 0, 8, 0, 0),
           F_OPTIONAL)
     for slot, dev in ((3, 4), (4, 2)):
