@@ -143,6 +143,25 @@ def test_runner_domain_and_qemu_command_agree(tmp_path):
     assert forced[forced.index("-cpu") + 1] == "Skylake"
 
 
+def test_runner_qemu_that_does_not_start(tmp_path):
+    """QEMU refusing an option of the test exits 1 like a pass: the
+    runner calls it a failure to start, naming QEMU's message."""
+    k = load_runner()
+    src, tests = runner_cfg(tmp_path)
+    fake = tmp_path / "qemu"
+    fake.write_text("#!/bin/sh\necho \"qemu: Property 'vmx-mbec' not "
+                    "found\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    res, why, _ = k.run_qemu(str(fake), tests["plain"], src, 30)
+    assert res == "FAIL"
+    assert why.startswith("qemu failed (1)") and "vmx-mbec" in why
+    guest = tmp_path / "guest"
+    guest.write_text("#!/bin/sh\necho 'SUMMARY: 1 tests'\nexit 1\n")
+    guest.chmod(0o755)
+    assert k.run_qemu(str(guest), tests["plain"], src, 30)[:2] == \
+        ("PASS", "SUMMARY: 1 tests")
+
+
 def test_runner_results_and_verdicts():
     k = load_runner()
     assert k.classify(1, "x\nSUMMARY: 3 tests\n") == \
