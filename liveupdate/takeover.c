@@ -244,6 +244,11 @@ static int restore_domain(struct takeover *t, struct stream_reader *r,
 			 b.domid);
 		return -1;
 	}
+	/* Both images refuse it: the failure that used to lose the guests. */
+	if (t->nr_doms == 0 && json_is_string(json_object_get(t->info,
+							       "fail_phase")) &&
+	    !strcmp(info_str(t->info, "fail_phase"), "record"))
+		o.refuse_type = REC_VCPU_XCRS;
 	if (state_restore_domain(r, &o, &dom, err, errlen))
 		return -1;
 	t->doms[t->nr_doms++] = dom;
@@ -406,7 +411,7 @@ static void close_stale_fds(json_t *fds)
 }
 
 /* A domain's uptime goes on from when the first image created it. */
-static void restore_created(json_t *info, struct domain *d)
+void lu_restore_created(json_t *info, struct domain *d)
 {
 	char key[16];
 	json_t *v;
@@ -467,7 +472,7 @@ static void go_live(struct takeover *t, long long t_exec)
 			log_err("d%u: cannot start after live update: %s",
 				d->id, err);
 		d->state = st;
-		restore_created(t->info, d);
+		lu_restore_created(t->info, d);
 		/* RAM is mapped through our duplicate; drop the inherited fd
 		 * (and the devices theirs: disk images, taps). */
 		close(d->adopt_ram_fd);

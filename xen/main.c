@@ -17,6 +17,7 @@
 #include "dev/devices.h"
 #include "domain.h"
 #include "feature.h"
+#include "identity.h"
 #include "kvm.h"
 #include "log.h"
 #include "loop.h"
@@ -131,26 +132,6 @@ static void detach_stdio(void)
 		close(fd);
 }
 
-/* Files the daemon makes, whatever the umask it was started with. */
-#define PID_FILE_MODE	0640
-
-static int write_pid_file(const char *dir)
-{
-	char path[4096];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/xen.pid", dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		  PID_FILE_MODE);
-	if (fd < 0)
-		return -1;
-	if (fchmod(fd, PID_FILE_MODE) < 0 || dprintf(fd, "%d\n", getpid()) < 0)
-		ret = -1;
-	if (close(fd) < 0)
-		ret = -1;
-	return ret;
-}
-
 static void install_signals(void)
 {
 	struct sigaction sa;
@@ -260,7 +241,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { .foreground = 0 };
 	const struct feature *taker;
-	char logpath[4096];
+	char logpath[4096], note[64];
 	int ready_fd = -1, ret;
 	char ok = 0;
 
@@ -288,9 +269,12 @@ int main(int argc, char **argv)
 	}
 	if (start(&o, taker))
 		return 1;
-	write_pid_file(o.d.state_dir);
+	pid_file_write(o.d.state_dir);
 	log_info("xen %s (build-id %s) serving on %s, pid %d", XEN_VERSION,
 		 build_id_hex(), o.d.socket, getpid());
+	/* Under systemd (Type=notify): serving, and which pid is the daemon. */
+	snprintf(note, sizeof(note), "READY=1\nMAINPID=%d", getpid());
+	supervisor_notify(note);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, &ok, 1) != 1)
 			return 1;

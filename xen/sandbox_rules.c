@@ -88,7 +88,7 @@ static const struct rule plain[] = {
 	{ "fchmod", M }, { "chmod", M }, { "fchmodat", M }, { "umask", M },
 	{ "getcwd", M }, { "sysinfo", M }, { "getppid", M },
 	{ "getrlimit", M }, { "prlimit64", M }, { "wait4", M },
-	{ "waitid", M }, { "kill", M },
+	{ "waitid", M }, { "kill", M }, { "setsid", M },
 	{ "execve", M }, { "execveat", M }, { "membarrier", M },
 	{ "arch_prctl", M }, { "set_tid_address", M }, { "prctl", M },
 	{ "capget", M }, { "capset", M }, { "seccomp", M },
@@ -220,11 +220,19 @@ static int add_memory(scmp_filter_ctx ctx, enum sandbox_role role)
  * Signals to our own threads only: a vCPU kicks the others of its domain
  * out of KVM_RUN (pause, reboot), abort() raises SIGABRT.  The filters
  * are built again if the pid changes (the daemon forks to detach).
+ *
+ * Not on the main thread's filter: a build-ahead live update starts the
+ * new image as a child of the main thread, which inherits that filter
+ * with its different pid, and every thread of the new image would be
+ * refused the kicks to its own threads.  The main thread may kill()
+ * (its children) anyway; every other role keeps tgkill to its process.
  */
-static int add_signals(scmp_filter_ctx ctx)
+static int add_signals(scmp_filter_ctx ctx, enum sandbox_role role)
 {
 	struct scmp_arg_cmp ours = SCMP_A0_64(SCMP_CMP_EQ, getpid());
 
+	if (role == SANDBOX_MAIN)
+		return add(ctx, SCMP_ACT_ALLOW, "tgkill", 0, NULL);
 	return add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &ours);
 }
 
@@ -263,6 +271,6 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_role role)
 	if (ret == 0)
 		ret = add_clone(ctx, role);
 	if (ret == 0)
-		ret = add_signals(ctx);
+		ret = add_signals(ctx, role);
 	return ret;
 }
