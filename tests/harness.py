@@ -313,8 +313,9 @@ class DaemonProcess:
         return self.returncode
 
     def send_signal(self, sig):
+        pid = self.pid              # the pid file's, once it moved
         if self.poll() is None:
-            os.kill(self._pid, sig)
+            os.kill(pid, sig)
 
     def terminate(self):
         self.send_signal(15)
