@@ -69,8 +69,8 @@ static bool lu_takes_over(void)
 static int lu_take_over(void)
 {
 	if (args.ahead_sock >= 0) {
-		log_info("xen %s (build-id %s) building ahead for a live "
-			 "update", XEN_VERSION, build_id_hex());
+		log_info("xen %s (build-id %s) taking over from a live "
+			 "update, building ahead", XEN_VERSION, build_id_hex());
 		return lu_ahead_takeover(args.ahead_sock, args.exec_ns);
 	}
 	log_info("xen %s (build-id %s) taking over from a live update%s%s",
