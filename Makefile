@@ -98,6 +98,7 @@ XEN_SRC-$(CONFIG_MIGRATION) += $(wildcard migration/*.c)
 XEN_SRC-$(CONFIG_SIGNATURE) += trust/enforce.c
 XEN_SRC-$(if $(CONFIG_SIGNATURE),,y) += trust/not_built.c
 LDLIBS_XEN += $(if $(CONFIG_SIGNATURE),-lcrypto)
+LDLIBS_XEN += $(if $(CONFIG_MIGRATION),-lgnutls)
 XEN_SRC-$(CONFIG_SANDBOX) += $(SANDBOX_SRC)
 LDLIBS_XEN-$(CONFIG_SANDBOX) += -lseccomp -lcap
 XEN_SRC-$(CONFIG_BOOT_MULTIBOOT) += xen/boot/multiboot.c \
@@ -232,7 +233,7 @@ sanitize: setup
 
 bench: setup
 	$(MAKE) all
-	XEN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py
+	XEN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) build-*

@@ -2,7 +2,8 @@
 """Benchmarks of xen-kvm beside QEMU/KVM on the same host.
 
     XEN_BUILD=$PWD/build python3 bench/run.py [--quick] [--no-qemu]
-                                              [--only boot,io,mem,lu,state,lp,virtio]
+                                              [--only boot,io,mem,lu,state,lp,virtio,
+                                                     migration]
 
 Prints one table (rows = metric, columns = ours, QEMU, the QEMU variant,
 ours/QEMU) and writes everything -- raw samples, medians, methods, host
@@ -28,6 +29,7 @@ import iobench  # noqa: E402
 import livepatch  # noqa: E402
 import liveupdate  # noqa: E402
 import memory  # noqa: E402
+import migration  # noqa: E402
 import state  # noqa: E402
 import virtio  # noqa: E402
 from common import QEMU_VARIANTS, Ours  # noqa: E402
@@ -44,6 +46,7 @@ FULL = {
     "lp": {"runs": 7},
     "virtio": {"runs": 3, "blk_mib": 256, "rand_count": 1000,
                "net_mib": 128},
+    "migration": {"runs": 2, "qemu_runs": 1},
 }
 QUICK = {
     "boot_runs": 3,
@@ -56,6 +59,7 @@ QUICK = {
     "state_runs": 1,
     "lp": {"runs": 2},
     "virtio": {"runs": 1, "blk_mib": 64, "rand_count": 500, "net_mib": 32},
+    "migration": {"runs": 1, "qemu_runs": 1},
 }
 
 T_START = time.monotonic()
@@ -129,6 +133,9 @@ def table_rows(results):
     vi = results.get("virtio")
     if vi:
         virtio.table_rows(vi, add)
+    mi = results.get("migration")
+    if mi:
+        migration.table_rows(mi, add)
     return rows
 
 
@@ -184,9 +191,10 @@ def main():
                     help="fewer runs (about a minute)")
     ap.add_argument("--no-qemu", action="store_true",
                     help="measure ours only")
-    ap.add_argument("--only", default="boot,io,mem,lu,state,lp,virtio",
+    ap.add_argument("--only",
+                    default="boot,io,mem,lu,state,lp,virtio,migration",
                     help="comma-separated subset of boot,io,mem,lu,state,"
-                    "lp,virtio")
+                    "lp,virtio,migration")
     ap.add_argument("--out", default=None,
                     help="JSON path (default $XEN_BUILD/bench/results.json)")
     args = ap.parse_args()
@@ -268,6 +276,11 @@ def main():
         if "lp" in only and common.harness.build_has("LIVEPATCH"):
             log("livepatch apply/revert under running guests")
             results["livepatch"] = livepatch.run(plan["lp"], log)
+        if "migration" in only and common.harness.build_has("MIGRATION"):
+            log("live migration over loopback: plain TCP and TLS, "
+                "ours beside QEMU's")
+            results["migration"] = migration.run(plan["migration"], qemu_ok,
+                                                 log)
         if "virtio" in only:
             log("virtio-blk and virtio-net throughput in the system tier's "
                 "host VM (ours, then QEMU's)")
@@ -291,6 +304,8 @@ def main():
                (results.get("livepatch") or {}).get("errors", [])]
     errors += [f"virtio {e}" for e in
                (results.get("virtio") or {}).get("errors", [])]
+    errors += [f"migration {e}" for e in
+               (results.get("migration") or {}).get("errors", [])]
     results["errors"] = errors
     results["host"]["loadavg_at_end"] = common.loadavg()
     results["host"]["cpu_pressure_at_end"] = common._pressure_line()

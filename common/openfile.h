@@ -18,6 +18,14 @@
  * with the file's size in *@size (if @size is not NULL), or -1 with
  * "PATH: reason" in @err and errno set (EINVAL: not a regular file,
  * EFBIG: too large).
+ *
+ * A symbolic link is followed, deliberately (no O_NOFOLLOW): what is
+ * checked is the file the fd refers to, by fstat() after the open, so a
+ * link swapped in between gains nothing; whoever names the link could
+ * name its target directly; and links are what these paths usually are
+ * (kernel = "/boot/vmlinuz", an image or payload installed as
+ * "current" beside its versions).  Only reading goes through here:
+ * `save`, which writes, never follows a link (xen/cmd_state.c).
  */
 int open_regular(const char *path, off_t max, off_t *size, char *err,
 		 size_t errlen);

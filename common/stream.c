@@ -41,33 +41,51 @@ int page_encoding_from_name(const char *name, enum page_encoding *out)
 
 /* ------------------------------------------------------------ writer */
 
-static void w_put(struct stream_writer *w, const void *p, size_t len)
+static int fd_write(void *opaque, const void *p, size_t len)
 {
+	int fd = (int)(intptr_t)opaque;
 	const char *c = p;
 
-	while (len && !w->error) {
-		ssize_t n = write(w->fd, c, len);
+	while (len) {
+		ssize_t n = write(fd, c, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			w->error = n < 0 ? errno : EIO;
-			return;
-		}
+		if (n <= 0)
+			return n < 0 ? errno : EIO;
 		c += n;
 		len -= n;
-		w->bytes += n;
 	}
+	return 0;
+}
+
+static void w_put(struct stream_writer *w, const void *p, size_t len)
+{
+	if (!len || w->error)
+		return;
+	w->error = w->sink.write(w->sink.opaque, p, len);
+	if (!w->error)
+		w->bytes += len;
 }
 
 int stream_writer_open(struct stream_writer *w, int fd, unsigned version,
 		       const char *writer_version, const uint8_t *build_id,
 		       unsigned build_id_len)
 {
+	struct stream_sink sink = { fd_write, (void *)(intptr_t)fd };
+
+	return stream_writer_open_sink(w, sink, version, writer_version,
+				       build_id, build_id_len);
+}
+
+int stream_writer_open_sink(struct stream_writer *w, struct stream_sink sink,
+			    unsigned version, const char *writer_version,
+			    const uint8_t *build_id, unsigned build_id_len)
+{
 	struct stream_header h;
 
 	memset(w, 0, sizeof(*w));
-	w->fd = fd;
+	w->sink = sink;
 	w->version = version;
 	if (version < STREAM_VERSION_MIN || version > STREAM_VERSION) {
 		w->error = EINVAL;

@@ -59,8 +59,14 @@ struct rec_header {
 };
 
 /* ---- writing */
+struct stream_sink {
+	/* Write all len bytes: 0, or an errno. */
+	int (*write)(void *opaque, const void *buf, size_t len);
+	void *opaque;
+};
+
 struct stream_writer {
-	int fd;
+	struct stream_sink sink;	/* where the bytes go */
 	unsigned version;
 	int error;			/* first errno seen, 0 if none */
 	uint64_t bytes;
@@ -82,6 +88,10 @@ struct stream_writer {
 int stream_writer_open(struct stream_writer *w, int fd, unsigned version,
 		       const char *writer_version, const uint8_t *build_id,
 		       unsigned build_id_len);
+/* The same, writing through sink (migration's connection, plain or TLS). */
+int stream_writer_open_sink(struct stream_writer *w, struct stream_sink sink,
+			    unsigned version, const char *writer_version,
+			    const uint8_t *build_id, unsigned build_id_len);
 int stream_write_record(struct stream_writer *w, uint32_t type,
 			uint32_t flags, const void *body, uint32_t len);
 /* Two-part body (head + payload), as most state records are. */

@@ -390,6 +390,7 @@ static struct feature livepatch = {
 	.name = "livepatch",
 	.flag = "LIVEPATCH",
 	.commands = lp_commands,
+	.queries = (const char *const[]){ "livepatch-list", NULL },
 	.info = lp_info,
 };
 FEATURE_REGISTER(livepatch)

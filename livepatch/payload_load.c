@@ -110,10 +110,11 @@ static const char *reloc_name(unsigned t)
 }
 
 /*
- * Where a section goes in the payload's memory.  The loader reads
- * .livepatch.funcs and the hook arrays there as C arrays, so they are
- * placed aligned for their elements whatever the payload says (a payload
- * that asks for 1 would otherwise have them read misaligned).
+ * Where a section goes in the payload's memory.  The loader and the
+ * runtime read .livepatch.funcs, .livepatch.params, .livepatch.ranges and
+ * the hook arrays there as C arrays, so they are placed aligned for their
+ * elements whatever the payload says (a payload that asks for 1 would
+ * otherwise have them read misaligned: UBSan aborts there).
  */
 static size_t lp_section_align(const char *sname, uint64_t addralign)
 {
@@ -122,6 +123,10 @@ static size_t lp_section_align(const char *sname, uint64_t addralign)
 
 	if (!strcmp(sname, ".livepatch.funcs"))
 		need = _Alignof(struct livepatch_func);
+	else if (!strcmp(sname, ".livepatch.params"))
+		need = _Alignof(struct livepatch_param);
+	else if (!strcmp(sname, ".livepatch.ranges"))
+		need = _Alignof(struct livepatch_range);
 	else if (!strncmp(sname, ".livepatch.hooks.", 17))
 		need = _Alignof(livepatch_hook_t *);
 	return al > need ? al : need;

@@ -489,7 +489,8 @@ static struct client *take_control(struct newside *s, json_t **h)
 			"listening anew on %s", json_string_value(
 				json_object_get(s->info, "socket")));
 		if (control_listen(json_string_value(json_object_get(
-			s->info, "socket")), err, sizeof(err)) < 0)
+			s->info, "socket")), lu_socket_group(), err,
+			sizeof(err)) < 0)
 			log_err("live update: %s", err);
 	}
 	for (i = 0; i < s->nr_fds; i++)

@@ -122,6 +122,7 @@ static struct feature live_update = {
 	.name = "live update",
 	.flag = "LIVE_UPDATE",
 	.commands = lu_commands,
+	.queries = (const char *const[]){ "live-update-status", NULL },
 	.options = lu_options,
 	.parse_option = lu_parse_option,
 	.run = lu_run,

@@ -216,6 +216,11 @@ const char *lu_state_dir(void)
 	return dopts.state_dir;
 }
 
+const char *lu_socket_group(void)
+{
+	return dopts.socket_group;
+}
+
 unsigned lu_image_argv(char **argv, const char *path)
 {
 	unsigned i = 0;
@@ -234,6 +239,15 @@ unsigned lu_image_argv(char **argv, const char *path)
 	i += feature_carry_options(argv + i, 16);	/* --trusted-keys */
 	if (dopts.no_sandbox)
 		argv[i++] = "--no-sandbox";
+	/* Only when given: an image without the option can still take over. */
+	if (dopts.socket_group) {
+		argv[i++] = "--socket-group";
+		argv[i++] = (char *)dopts.socket_group;
+	}
+	if (dopts.client_idle_s) {
+		argv[i++] = "--client-idle-timeout";
+		argv[i++] = (char *)dopts.client_idle_s;
+	}
 	return i;
 }
 

@@ -83,6 +83,7 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry_run,
  * carried feature options, at most 40 entries; how many.
  */
 unsigned lu_image_argv(char **argv, const char *path);
+const char *lu_socket_group(void);	/* --socket-group, NULL: none */
 /* Each domain's creation time, by id (JSON object), and the fail phase. */
 json_t *lu_created_times(void);
 /* The fds a domain's records name, kept by a new image: RAM and devices. */

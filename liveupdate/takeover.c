@@ -498,8 +498,11 @@ static void go_live(struct takeover *t, long long t_exec)
 
 		snprintf(msg, sizeof(msg), "live update rolled back: %s",
 			 t->rollback_reason);
+		control_audit(req, "live-update-exec", NULL, CTL_EROLLEDBACK,
+			      NULL);
 		control_reply_now(req, id, CTL_EROLLEDBACK, NULL, msg);
 	} else if (req) {
+		control_audit(req, "live-update-exec", NULL, CTL_OK, NULL);
 		control_reply_now(req, id, CTL_OK, res, NULL);
 	}
 	control_process_adopted();

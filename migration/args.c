@@ -34,10 +34,14 @@ static int arg_host(json_t *args, struct mig_opts *o, struct ctl_reply *r)
 				"'host' must be HOST[:PORT]");
 	if (!o->port)
 		o->port = DEFAULT_PORT;
-	if (!o->insecure || !mig_host_is_loopback(o->host))
-		return ctl_fail(r, CTL_ENOTSUP, "%s", "this build has no TLS "
-				"yet: plain TCP needs 'insecure' and a "
-				"loopback destination");
+	if (o->insecure && !mig_host_is_loopback(o->host))
+		return ctl_fail(r, CTL_EINVAL, "%s", "plain TCP ('insecure') "
+				"is for a loopback destination only; "
+				"elsewhere, use TLS");
+	if (!o->insecure && !mig_tls_loaded())
+		return ctl_fail(r, CTL_ENOTSUP, "%s", "this daemon has no TLS "
+				"credentials: start it with --migrate-tls DIR "
+				"(or use 'insecure' to a loopback address)");
 	return CTL_OK;
 }
 

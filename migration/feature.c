@@ -11,16 +11,18 @@
 #include "feature.h"
 #include "migration/mig.h"
 
-enum { OPT_LISTEN, OPT_INSECURE };
+enum { OPT_LISTEN, OPT_INSECURE, OPT_TLS };
 
 static const struct option mig_options[] = {
 	[OPT_LISTEN] = { "migrate-listen", required_argument, NULL, 0 },
 	[OPT_INSECURE] = { "migrate-insecure", no_argument, NULL, 0 },
+	[OPT_TLS] = { "migrate-tls", required_argument, NULL, 0 },
 	{ NULL, 0, NULL, 0 },
 };
 
 static struct {
 	const char *listen;
+	const char *tls_dir;
 	bool insecure;
 } args;
 
@@ -29,6 +31,7 @@ static int mig_parse_option(unsigned index, const char *arg)
 	switch (index) {
 	case OPT_LISTEN: args.listen = arg; break;
 	case OPT_INSECURE: args.insecure = true; break;
+	case OPT_TLS: args.tls_dir = arg; break;
 	default: return -1;
 	}
 	return 0;
@@ -38,6 +41,9 @@ static int mig_started(void)
 {
 	if (mig_commands_start() < 0)
 		return -1;
+	/* The server pair only matters to a daemon that listens. */
+	if (args.tls_dir && mig_tls_load(args.tls_dir, args.listen) < 0)
+		return -1;
 	return args.listen ? mig_listen_start(args.listen, args.insecure) : 0;
 }
 
@@ -46,6 +52,9 @@ static void mig_info(json_t *result)
 	json_object_set_new(result, "migrate_listen",
 			    args.listen ? json_string(args.listen)
 					: json_null());
+	json_object_set_new(result, "migrate_tls",
+			    mig_tls_dir() ? json_string(mig_tls_dir())
+					  : json_null());
 }
 
 static struct feature migration;
@@ -66,6 +75,7 @@ static struct feature migration = {
 	.name = "migration",
 	.flag = "MIGRATION",
 	.commands = mig_commands,
+	.queries = (const char *const[]){ "migrate-status", NULL },
 	.info = mig_info,
 	.options = mig_options,
 	.parse_option = mig_parse_option,

@@ -5,7 +5,8 @@
  * The source runs each migration in a thread of its own (send.c); the
  * destination receives on its main thread (recv.c).  commands.c serves
  * migrate, migrate-status and migrate-cancel; wire.c is the socket and
- * the protocol's text lines.
+ * the protocol's text lines, over the transport of conn.h (plain TCP in
+ * conn.c, TLS in tls.c).
  */
 #ifndef MIGRATION_MIG_H
 #define MIGRATION_MIG_H
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "control.h"
+#include "migration/conn.h"
 #include "stream.h"
 
 struct domain;
@@ -66,7 +68,7 @@ struct migration {
 	char name[64];
 	struct mig_opts o;
 	pthread_t thread;
-	int sock;
+	int sock;			/* the connection's, for cancel */
 	volatile bool cancel;
 	volatile bool finished;		/* the thread is done: main reaps it */
 	bool reaped;
@@ -97,7 +99,7 @@ int cmd_migrate_cancel(struct client *c, json_t *args, struct ctl_reply *r);
 /* args.c: the migrate command's arguments. */
 int mig_parse_args(json_t *args, struct mig_opts *o, struct ctl_reply *r);
 
-/* recv.c: destination side. */
+/* recv.c: destination side (TLS when mig_tls_loaded()). */
 int mig_listen_start(const char *addr, bool insecure);
 
 /* wire.c */
@@ -106,11 +108,10 @@ int mig_parse_hostport(const char *s, char *host, size_t hostlen,
 bool mig_host_is_loopback(const char *host);
 int mig_connect(const char *host, unsigned port, char *err, size_t errlen);
 void mig_set_timeouts(int fd, unsigned seconds);
-int mig_send_line(int fd, const char *fmt, ...)
+int mig_send_line(struct mig_conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* One line without its newline; 0, or -1 on EOF, error or overlong. */
-int mig_recv_line(int fd, char *buf, size_t len);
-int mig_write_all(int fd, const void *buf, size_t len);
+int mig_recv_line(struct mig_conn *c, char *buf, size_t len);
 
 const char *mig_state_name(enum mig_state s);
 

@@ -2,10 +2,11 @@
  * The destination side.  The listener is served on the main thread, one
  * migration at a time, start to end: agree on the version, build the
  * domain from the stream without starting it, say READY, start it on
- * GO and say RUNNING.  Any failure discards the half-built domain and
- * tells the source (ERR), which then resumes its guest.  Reads and
- * writes time out (MIG_IO_TIMEOUT_S), so a stalled source cannot hold
- * the daemon.
+ * GO and say RUNNING.  With TLS, the source's certificate is checked
+ * before anything else (tls.c).  Any failure discards the half-built
+ * domain and tells the source (ERR), which then resumes its guest.
+ * Reads and writes time out (MIG_IO_TIMEOUT_S), so a stalled source
+ * cannot hold the daemon.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -22,7 +23,8 @@
 #include "state.h"
 
 struct incoming {
-	int fd;
+	struct mig_conn c;
+	char peer[80];			/* its address, for the log */
 	char name[64];
 	bool paused;
 	unsigned version;
@@ -42,8 +44,8 @@ static int agree(struct incoming *x)
 	unsigned proto, lo, hi;
 	int paused;
 
-	if (mig_recv_line(x->fd, line, sizeof(line)) < 0)
-		IFAIL(x, "no hello from the source");
+	if (mig_recv_line(&x->c, line, sizeof(line)) < 0)
+		IFAIL(x, "no hello from the source (%s)", x->c.err);
 	if (sscanf(line, "%31s %u min=%u max=%u paused=%d name=%63s", hello,
 		   &proto, &lo, &hi, &paused, x->name) != 6 ||
 	    strcmp(hello, MIG_HELLO))
@@ -59,7 +61,7 @@ static int agree(struct incoming *x)
 	if (!domcfg_valid_name(x->name))
 		IFAIL(x, "'%s' is not a valid domain name", x->name);
 	x->paused = paused;
-	return mig_send_line(x->fd, "OK %u", x->version);
+	return mig_send_line(&x->c, "OK %u", x->version);
 }
 
 static int receive(struct incoming *x)
@@ -69,7 +71,7 @@ static int receive(struct incoming *x)
 		.ram_fd = -1,
 		.no_start = true,
 	};
-	struct stream_source src = { stream_fd_read, &x->fd };
+	struct stream_source src = { mig_conn_source, &x->c };
 	struct stream_reader r;
 	int ret = -1;
 
@@ -102,9 +104,9 @@ static int hand_over(struct incoming *x)
 	char line[MIG_LINE_MAX];
 	unsigned id;
 
-	if (mig_send_line(x->fd, "READY") < 0)
+	if (mig_send_line(&x->c, "READY") < 0)
 		IFAIL(x, "the source went away before the handover");
-	if (mig_recv_line(x->fd, line, sizeof(line)) < 0 || strcmp(line, "GO"))
+	if (mig_recv_line(&x->c, line, sizeof(line)) < 0 || strcmp(line, "GO"))
 		IFAIL(x, "the source did not say GO");
 	if (domain_commit(x->dom, x->paused, x->err, sizeof(x->err)))
 		return -1;
@@ -112,7 +114,7 @@ static int hand_over(struct incoming *x)
 		 x->paused ? " (paused)" : "");
 	id = x->dom->id;
 	x->dom = NULL;		/* it runs here now, whatever the source hears */
-	mig_send_line(x->fd, "RUNNING %u", id);
+	mig_send_line(&x->c, "RUNNING %u", id);
 	return 0;
 }
 
@@ -133,29 +135,69 @@ static void drain(int fd)
 			break;
 }
 
-static void serve(int fd)
+/*
+ * The transport first: with TLS, a source whose certificate does not
+ * chain to our CA is refused here, before a byte of the protocol.
+ */
+static int open_transport(struct incoming *x, int fd)
 {
-	struct incoming x = { .fd = fd };
+	char what[400];
 
 	mig_set_timeouts(fd, MIG_IO_TIMEOUT_S);
-	if (agree(&x) == 0 && receive(&x) == 0 && hand_over(&x) == 0)
+	if (!mig_tls_loaded())
+		return mig_conn_plain(&x->c, fd);
+	if (mig_tls_server(&x->c, fd) < 0)
+		return -1;
+	mig_tls_peer(&x->c, what, sizeof(what));
+	log_info("incoming migration from %s: %s", x->peer, what);
+	return 0;
+}
+
+static void serve(struct incoming *x, int fd)
+{
+	if (open_transport(x, fd) < 0) {
+		log_err("incoming migration from %s refused: %s", x->peer,
+			x->c.err);
+		drain(fd);	/* the source reads our alert, not a reset */
+		close(fd);
 		return;
-	log_err("incoming migration%s%s failed: %s", x.name[0] ? " of " : "",
-		x.name, x.err);
-	if (x.dom)
-		domain_discard(x.dom);
-	mig_send_line(fd, "ERR %.400s", x.err);
+	}
+	if (agree(x) == 0 && receive(x) == 0 && hand_over(x) == 0)
+		goto out;
+	log_err("incoming migration%s%s from %s failed: %s",
+		x->name[0] ? " of " : "", x->name, x->peer, x->err);
+	if (x->dom)
+		domain_discard(x->dom);
+	mig_send_line(&x->c, "ERR %.400s", x->err);
 	drain(fd);
+out:
+	mig_conn_close(&x->c);
+}
+
+static void peer_name(const struct sockaddr_storage *sa, socklen_t len,
+		      char *buf, size_t buflen)
+{
+	char host[64], port[8];
+
+	if (getnameinfo((const struct sockaddr *)sa, len, host, sizeof(host),
+			port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(buf, buflen, "?");
+	else
+		snprintf(buf, buflen, strchr(host, ':') ? "[%s]:%s" : "%s:%s",
+			 host, port);
 }
 
 static void on_accept(int lfd, short revents, void *opaque)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct incoming x = { .c.fd = -1 };
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	int fd = accept4(lfd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
-	serve(fd);
-	close(fd);
+	peer_name(&sa, len, x.peer, sizeof(x.peer));
+	serve(&x, fd);
 }
 
 int mig_listen_start(const char *addr, bool insecure)
@@ -170,10 +212,15 @@ int mig_listen_start(const char *addr, bool insecure)
 		log_err("--migrate-listen %s: want ADDR:PORT", addr);
 		return -1;
 	}
-	if (!insecure || !mig_host_is_loopback(host)) {
-		log_err("--migrate-listen %s: this build has no TLS yet; plain "
-			"TCP needs --migrate-insecure and a loopback address",
-			addr);
+	if (insecure && mig_tls_loaded()) {
+		log_err("--migrate-listen %s: --migrate-insecure and "
+			"--migrate-tls: the listener is one or the other", addr);
+		return -1;
+	}
+	if (!mig_tls_loaded() && (!insecure || !mig_host_is_loopback(host))) {
+		log_err("--migrate-listen %s: needs --migrate-tls DIR (plain "
+			"TCP, --migrate-insecure, is for a loopback address "
+			"only)", addr);
 		return -1;
 	}
 	snprintf(ps, sizeof(ps), "%u", port);
@@ -193,6 +240,7 @@ int mig_listen_start(const char *addr, bool insecure)
 		return -1;
 	}
 	freeaddrinfo(ai);
-	log_info("accepting migrations on %s (plain TCP, loopback)", addr);
+	log_info("accepting migrations on %s (%s)", addr, mig_tls_loaded() ?
+		 "TLS 1.3, mutual X.509" : "plain TCP, loopback");
 	return 0;
 }

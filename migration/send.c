@@ -8,7 +8,6 @@
  * resumes the guest here.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +31,8 @@ struct sender {
 	struct migration *m;
 	struct domain *dom;
 	struct stream_writer w;
-	bool writer_open, logging, parked, final;
+	struct mig_conn conn;		/* plain TCP or TLS */
+	bool have_conn, writer_open, logging, parked, final;
 	struct quiesce q;
 	uint64_t *bitmap[2];		/* one bit per page of each slot */
 	uint64_t *fetched[2];		/* KVM_GET_DIRTY_LOG's answer */
@@ -92,19 +92,26 @@ static void throttle_link(struct sender *s)
  */
 static int peer_reason(struct sender *s, int wait_ms)
 {
-	struct pollfd p = { .fd = s->m->sock, .events = POLLIN };
 	char line[MIG_LINE_MAX];
 
-	if (poll(&p, 1, wait_ms) != 1)
+	if (!mig_conn_wait(&s->conn, wait_ms))
 		return 0;
-	if (mig_recv_line(s->m->sock, line, sizeof(line)) < 0) {
+	if (mig_recv_line(&s->conn, line, sizeof(line)) < 0) {
 		snprintf(s->err, sizeof(s->err), "the destination closed the "
-			 "connection");
+			 "connection (%s)", s->conn.err);
 		return 1;
 	}
 	snprintf(s->err, sizeof(s->err), "the destination refused: %.300s",
 		 strncmp(line, "ERR ", 4) ? line : line + 4);
 	return 1;
+}
+
+/* Why the stream writer failed: the connection's reason if it has one. */
+static const char *write_err(struct sender *s)
+{
+	if (s->conn.err[0])
+		return s->conn.err;
+	return strerror(s->w.error ? s->w.error : EIO);
 }
 
 static int flush_batch(struct sender *s)
@@ -113,7 +120,7 @@ static int flush_batch(struct sender *s)
 		return 0;
 	if (stream_write_pages(&s->w, s->pfns, s->pages, s->nbatch,
 			       s->m->o.enc) < 0)
-		SFAIL(s, "sending pages failed: %s", strerror(s->w.error));
+		SFAIL(s, "sending pages failed: %s", write_err(s));
 	pthread_mutex_lock(&s->m->lock);
 	s->m->p.sent_bytes += (uint64_t)s->nbatch * PAGE;
 	s->m->p.wire_bytes = s->w.bytes;
@@ -144,15 +151,49 @@ static int add_page(struct sender *s, unsigned slot, uint64_t i)
 	return 0;
 }
 
+/*
+ * Where the next page with data is in [*from, end) of the RAM memfd, and
+ * where it ends: false if there is none.  A hole reads as zero and would
+ * be elided, but reading it would allocate it (a page fault and a zeroed
+ * page each: seconds for an idle 1 GiB guest), so the first pass skips
+ * holes.  Dirty logging is on already: a page the guest writes after
+ * the lseek() is sent by a later round.  Where the file system cannot
+ * say (lseek fails otherwise), everything is data.
+ */
+static bool next_data(int fd, off_t *from, off_t end, off_t *data_end)
+{
+	off_t d = lseek(fd, *from, SEEK_DATA), h;
+
+	if (d < 0 && errno == ENXIO)
+		return false;		/* holes to the end of the file */
+	if (d < 0) {
+		*data_end = end;
+		return true;
+	}
+	if (d >= end)
+		return false;
+	h = lseek(fd, d, SEEK_HOLE);
+	*from = d;
+	*data_end = h < 0 || h > end ? end : h;
+	return true;
+}
+
 static int send_all(struct sender *s)
 {
+	int fd = s->dom->mem.fd;
+	off_t base, pos, end, stop;
 	unsigned slot;
-	uint64_t i;
 
-	for (slot = 0; slot < 2; slot++)
-		for (i = 0; i < s->slot_pages[slot]; i++)
-			if (add_page(s, slot, i) < 0)
-				return -1;
+	for (slot = 0; slot < 2; slot++) {
+		base = slot ? s->dom->mem.low_size : 0;
+		pos = base;
+		end = base + (off_t)(s->slot_pages[slot] * PAGE);
+		while (pos < end && next_data(fd, &pos, end, &stop)) {
+			for (pos &= ~(off_t)(PAGE - 1); pos < stop; pos += PAGE)
+				if (add_page(s, slot, (pos - base) / PAGE) < 0)
+					return -1;
+		}
+	}
 	return flush_batch(s);
 }
 
@@ -329,9 +370,9 @@ static int precopy(struct sender *s)
 
 static int expect(struct sender *s, const char *what, char *line)
 {
-	if (mig_recv_line(s->m->sock, line, MIG_LINE_MAX) < 0)
-		SFAIL(s, "the destination closed the connection before %s",
-		      what);
+	if (mig_recv_line(&s->conn, line, MIG_LINE_MAX) < 0)
+		SFAIL(s, "the destination closed the connection before %s "
+		      "(%s)", what, s->conn.err);
 	if (!strncmp(line, "ERR ", 4))
 		SFAIL(s, "the destination refused: %.300s", line + 4);
 	return 0;
@@ -354,8 +395,7 @@ static int stop_and_copy(struct sender *s, double *t_stop)
 		return -1;
 	if (state_save_epilogue(s->dom, &s->w) < 0 ||
 	    stream_writer_finish(&s->w) < 0)
-		SFAIL(s, "sending the domain state failed: %s",
-		      strerror(s->w.error ? s->w.error : EIO));
+		SFAIL(s, "sending the domain state failed: %s", write_err(s));
 	s->writer_open = false;
 	set_phase(s, "handover");
 	if (expect(s, "taking the state", line) < 0)
@@ -367,10 +407,10 @@ static int stop_and_copy(struct sender *s, double *t_stop)
 	pthread_mutex_unlock(&s->m->lock);
 	if (check_cancel(s) < 0)
 		return -1;
-	if (mig_send_line(s->m->sock, "GO") < 0)
+	if (mig_send_line(&s->conn, "GO") < 0)
 		SFAIL(s, "the destination went away before GO");
 	/* From here on the destination may run the guest. */
-	if (mig_recv_line(s->m->sock, line, sizeof(line)) < 0) {
+	if (mig_recv_line(&s->conn, line, sizeof(line)) < 0) {
 		s->m->uncertain = true;
 		SFAIL(s, "no answer from the destination after the handover; "
 		      "the guest is kept paused here: check the destination, "
@@ -385,28 +425,53 @@ static int stop_and_copy(struct sender *s, double *t_stop)
 	return 0;
 }
 
-/* Hello with the versions we write; the destination picks one. */
-static int connect_and_agree(struct sender *s)
+/*
+ * Connect, plain (--insecure, loopback only: args.c checked) or TLS: the
+ * destination's certificate is checked here, before anything is sent.
+ */
+static int connect_transport(struct sender *s)
 {
 	struct migration *m = s->m;
-	char line[MIG_LINE_MAX];
-	unsigned v;
-	int fd;
+	int fd, rc;
 
 	set_phase(s, "connecting");
 	fd = mig_connect(m->o.host, m->o.port, s->err, sizeof(s->err));
 	if (fd < 0)
 		return -1;
 	pthread_mutex_lock(&m->lock);
-	m->sock = fd;
+	m->sock = fd;			/* closed by finish() */
 	pthread_mutex_unlock(&m->lock);
 	if (check_cancel(s) < 0)
 		return -1;
-	if (mig_send_line(fd, "%s %u min=%u max=%u paused=%d name=%s",
+	if (m->o.insecure)
+		rc = mig_conn_plain(&s->conn, fd);
+	else
+		rc = mig_tls_client(&s->conn, fd, m->o.host);
+	if (rc < 0)
+		SFAIL(s, "%.100s:%u: %.250s", m->o.host, m->o.port,
+		      s->conn.err);
+	s->have_conn = true;
+	return check_cancel(s);
+}
+
+/* Hello with the versions we write; the destination picks one. */
+static int connect_and_agree(struct sender *s)
+{
+	struct migration *m = s->m;
+	char line[MIG_LINE_MAX];
+	unsigned v;
+
+	if (connect_transport(s) < 0)
+		return -1;
+	if (mig_send_line(&s->conn, "%s %u min=%u max=%u paused=%d name=%s",
 			  MIG_HELLO, MIG_PROTO, STREAM_VERSION_MIN,
 			  STREAM_VERSION, m->o.paused,
-			  m->o.new_name[0] ? m->o.new_name : m->name) < 0)
-		SFAIL(s, "cannot send to %s: %s", m->o.host, strerror(errno));
+			  m->o.new_name[0] ? m->o.new_name : m->name) < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot send to %.100s: "
+			 "%.250s", m->o.host, s->conn.err);
+		peer_reason(s, 1000);	/* a TLS alert may say why */
+		return -1;
+	}
 	if (expect(s, "agreeing on a version", line) < 0)
 		return -1;
 	if (sscanf(line, "OK %u", &v) != 1 || v < STREAM_VERSION_MIN ||
@@ -423,12 +488,14 @@ static int open_stream(struct sender *s)
 	uint8_t bid[20];
 	unsigned n = build_id_bytes(bid, sizeof(bid));
 
-	if (stream_writer_open(&s->w, s->m->sock, s->m->p.version,
-			       XEN_VERSION, bid, n) < 0)
-		SFAIL(s, "cannot start the stream: %s", strerror(s->w.error));
+	struct stream_sink sink = { mig_conn_sink, &s->conn };
+
+	if (stream_writer_open_sink(&s->w, sink, s->m->p.version,
+				    XEN_VERSION, bid, n) < 0)
+		SFAIL(s, "cannot start the stream: %s", write_err(s));
 	s->writer_open = true;
 	if (state_save_prologue(s->dom, &s->w) < 0)
-		SFAIL(s, "sending the config failed: %s", strerror(s->w.error));
+		SFAIL(s, "sending the config failed: %s", write_err(s));
 	return 0;
 }
 
@@ -455,7 +522,9 @@ static void finish(struct sender *s, int ret, double t_stop)
 	free(s->fetched[0]);
 	free(s->fetched[1]);
 	pthread_mutex_lock(&m->lock);
-	if (m->sock >= 0)
+	if (s->have_conn)
+		mig_conn_close(&s->conn);	/* and m->sock */
+	else if (m->sock >= 0)
 		close(m->sock);
 	m->sock = -1;
 	m->success = !ret;
@@ -491,7 +560,7 @@ void *mig_send_thread(void *arg)
 	if (!ret)
 		ret = stop_and_copy(&s, &t_stop);
 	/* A write failed: the destination may have said why. */
-	if (ret && !m->cancel && !m->uncertain && m->sock >= 0 &&
+	if (ret && !m->cancel && !m->uncertain && s.have_conn &&
 	    !strncmp(s.err, "sending", 7))
 		peer_reason(&s, 1000);
 	finish(&s, ret, t_stop);

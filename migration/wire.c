@@ -104,24 +104,7 @@ int mig_connect(const char *host, unsigned port, char *err, size_t errlen)
 	return fd;
 }
 
-int mig_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
-int mig_send_line(int fd, const char *fmt, ...)
+int mig_send_line(struct mig_conn *c, const char *fmt, ...)
 {
 	char buf[MIG_LINE_MAX];
 	va_list ap;
@@ -133,19 +116,17 @@ int mig_send_line(int fd, const char *fmt, ...)
 	if (n < 0 || n >= (int)sizeof(buf) - 1)
 		return -1;
 	buf[n++] = '\n';
-	return mig_write_all(fd, buf, n);
+	if (mig_conn_write(c, buf, n) < 0)
+		return -1;
+	return mig_conn_flush(c);
 }
 
-int mig_recv_line(int fd, char *buf, size_t len)
+int mig_recv_line(struct mig_conn *c, char *buf, size_t len)
 {
 	size_t i = 0;
 
 	while (i + 1 < len) {
-		ssize_t n = read(fd, buf + i, 1);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
+		if (mig_conn_read(c, buf + i, 1) < 0)
 			return -1;
 		if (buf[i] == '\n') {
 			buf[i] = '\0';
@@ -153,6 +134,8 @@ int mig_recv_line(int fd, char *buf, size_t len)
 		}
 		i++;
 	}
+	snprintf(c->err, sizeof(c->err), "a line longer than %zu bytes",
+		 len - 1);
 	return -1;
 }
 

@@ -327,10 +327,13 @@ class DaemonProcess:
 class Daemon:
     """One xen daemon with its socket, state dir and log under `root`."""
 
-    def __init__(self, root, binary=XEN, extra_args=()):
+    def __init__(self, root, binary=XEN, extra_args=(), prefix=()):
+        """prefix: a command to run it under (`ip netns exec NS`: it
+        must exec the daemon, so that proc is the daemon's)."""
         self.root = root
         self.binary = binary
         self.extra_args = list(extra_args)
+        self.prefix = list(prefix)
         self.sock = os.path.join(root, "xen.sock")
         self.state = os.path.join(root, "state")
         self.log_path = os.path.join(root, "xen.log")
@@ -341,8 +344,9 @@ class Daemon:
     def start(self, timeout=20):
         become_subreaper()
         self.proc = DaemonProcess(subprocess.Popen(
-            [self.binary, "--socket", self.sock, "--state-dir", self.state,
-             "--foreground", "--log", self.log_path] + self.extra_args,
+            self.prefix + [self.binary, "--socket", self.sock,
+                           "--state-dir", self.state, "--foreground",
+                           "--log", self.log_path] + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.root, "xen.stderr"), "w")),
             os.path.join(self.state, "xen.pid"))

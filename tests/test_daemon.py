@@ -73,6 +73,8 @@ def write_cfg(path, name, **kw):
     ["--socket", "/tmp/x.sock", "--state-dir", "/tmp/y", "extra"],
     ["--bogus"],
     ["--socket"],
+    ["--socket", "/tmp/x.sock", "--state-dir", "/tmp/y",
+     "--client-idle-timeout", "soon"],
 ])
 def test_usage_errors_exit_64(tmp_path, args):
     require_binaries()
@@ -161,7 +163,7 @@ def test_socket_is_0600_whatever_the_umask(kvm, tmp_path):
 
 def test_log_and_pid_file_modes_whatever_the_umask(kvm, tmp_path):
     """Under umask 000 the log and the pid file are not made world
-    writable: 0640, as the daemon asks, whatever the umask."""
+    writable: 0600, as the daemon asks, whatever the umask."""
     d = Daemon(str(tmp_path))
     old = os.umask(0)
     try:
@@ -169,9 +171,9 @@ def test_log_and_pid_file_modes_whatever_the_umask(kvm, tmp_path):
     finally:
         os.umask(old)
     try:
-        assert stat.S_IMODE(os.stat(d.log_path).st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(d.log_path).st_mode) == 0o600
         pid = os.path.join(d.state, "xen.pid")
-        assert stat.S_IMODE(os.stat(pid).st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(pid).st_mode) == 0o600
     finally:
         d.stop()
     # Daemonized, the default log is in the state directory.
@@ -184,8 +186,8 @@ def test_log_and_pid_file_modes_whatever_the_umask(kvm, tmp_path):
     assert r.returncode == 0, r.stderr
     pid = int(open(state / "xen.pid").read())
     try:
-        assert stat.S_IMODE(os.stat(state / "xen.log").st_mode) == 0o640
-        assert stat.S_IMODE(os.stat(state / "xen.pid").st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(state / "xen.log").st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(state / "xen.pid").st_mode) == 0o600
         assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
     finally:
         os.kill(pid, signal.SIGTERM)

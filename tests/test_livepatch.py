@@ -21,7 +21,8 @@ import tempfile
 
 import pytest
 
-from harness import (BUILD, ROOT, ApiError, Daemon, build_has, require_kvm,
+from harness import (BUILD, ROOT, XEN, ApiError, Daemon, build_has,
+                     require_kvm,
                      copy_image, request_and_probe, require_binaries,
                      unblock_fifo, wait_counter_advances, wait_until)
 
@@ -476,47 +477,83 @@ def _data_offset(elf, name):
     raise KeyError(name)
 
 
-def _misaligned_payload(tmp_path, depends):
-    """A payload whose .livepatch.funcs asks for alignment 1 and follows
-    sections that end off an 8-byte boundary: laid out as asked, its
-    struct livepatch_func would be read misaligned."""
+# What each misaligned payload holds besides its notes: the section read
+# as an array of structs, and what makes the payload a whole one.
+_MISALIGNED_BODY = {
+    ".livepatch.funcs":
+        'static int repl(void) { return 0; }\n'
+        'static const char nm[] = "rtc.c#rtc_io";\n'
+        'struct livepatch_func lp_f '
+        '__attribute__((section(".livepatch.funcs"))) = '
+        '{ .name = nm, .new_addr = (void *)repl, .new_size = 3 };\n',
+    ".livepatch.params":
+        'LIVEPATCH_PARAM_INT(lim, 3, 0, 10, LIVEPATCH_PARAM_WRITABLE, '
+        '"x");\n'
+        'static int repl(void) { return (int)lim; }\n'
+        'static const char nm[] = "rtc.c#rtc_io";\n'
+        'struct livepatch_func lp_f '
+        '__attribute__((section(".livepatch.funcs"))) = '
+        '{ .name = nm, .new_addr = (void *)repl, .new_size = 3 };\n',
+    ".livepatch.ranges":
+        'static const char nm[] = "rtc.c#rtc_io";\n'
+        'struct livepatch_range lp_r '
+        '__attribute__((section(".livepatch.ranges"))) = '
+        '{ .name = nm, .offset = 0, .len = 1, .expect = { EXPECT }, '
+        '.new_bytes = { EXPECT } };\n',
+}
+
+
+def _rtc_io_first_byte():
+    """The first byte of the running daemon's rtc_io (what a range there
+    must expect)."""
+    dm = _tool_mod().Daemon(XEN)
+    return dm.elf.read_vaddr(dm.lookup("rtc.c#rtc_io")["value"], 1)[0]
+
+
+def _misaligned_payload(tmp_path, depends, section=".livepatch.funcs"):
+    """A payload whose `section` (read by the loader as an array of
+    structs) asks for alignment 1 and follows sections that end off an
+    8-byte boundary: laid out as asked, its structs would be read
+    misaligned."""
     def pushed(lines):              # a section, then back to the last one
         return [lines[0].replace(".section", ".pushsection", 1)] + \
             lines[1:] + [".popsection"]
     note = _tool_mod().note
-    asm = "\n".join(pushed(['.section .data.lp_pad,"aw",@progbits',
-                            ".byte 1"]) +
-                    pushed(note(".livepatch.depends", depends)) +
-                    pushed(note(".note.gnu.build-id", "cd" * 20)))
-    c = str(tmp_path / "misaligned.c")
-    with open(c, "w") as f:
-        f.write('#include "livepatch/payload.h"\n'
-                f'__asm__({json.dumps(asm)});\n'
-                'static int repl(void) { return 0; }\n'
-                'static const char nm[] = "rtc.c#rtc_io";\n'
-                'struct livepatch_func lp_f '
-                '__attribute__((section(".livepatch.funcs"))) = '
-                '{ .name = nm, .new_addr = (void *)repl, .new_size = 3 };\n')
-    out = str(tmp_path / "misaligned.o")
-    subprocess.run(["cc", "-O2", "-fno-toplevel-reorder", "-c", "-I", ROOT,
-                    "-o", out, c], check=True)
-    subprocess.run(["objcopy", "--set-section-alignment",
-                    ".livepatch.funcs=1", out], check=True)
-    elf = _tool_mod().Elf(out)
-    assert elf.by_name[".livepatch.funcs"]["align"] == 1
-    assert _data_offset(elf, ".livepatch.funcs") % 8, \
-        "the test payload's funcs would be aligned anyway"
-    return out
+    for pad in range(1, 8):
+        asm = "\n".join(pushed(['.section .data.lp_pad,"aw",@progbits',
+                                ".fill %d, 1, 1" % pad]) +
+                        pushed(note(".livepatch.depends", depends)) +
+                        pushed(note(".note.gnu.build-id", "cd" * 20)))
+        c = str(tmp_path / "misaligned.c")
+        with open(c, "w") as f:
+            f.write('#include "livepatch/payload.h"\n'
+                    f'__asm__({json.dumps(asm)});\n'
+                    + _MISALIGNED_BODY[section].replace(
+                        "EXPECT", str(_rtc_io_first_byte())))
+        out = str(tmp_path / "misaligned.o")
+        subprocess.run(["cc", "-O2", "-fno-toplevel-reorder", "-c", "-I",
+                        ROOT, "-o", out, c], check=True)
+        subprocess.run(["objcopy", "--set-section-alignment",
+                        f"{section}=1", out], check=True)
+        elf = _tool_mod().Elf(out)
+        assert elf.by_name[section]["align"] == 1
+        if _data_offset(elf, section) % 8:
+            return out
+    raise AssertionError(f"the test payload's {section} would be aligned "
+                         f"anyway")
 
 
 @needs_lp
-def test_payload_with_a_misaligned_funcs_section(daemon, tmp_path):
-    """The loader reads .livepatch.funcs as an array of struct
-    livepatch_func: a payload asking for alignment 1 must not make it read
-    them misaligned (UBSan aborts a sanitizer build there); it is
-    uploaded and checked like any other."""
+@pytest.mark.parametrize("section", sorted(_MISALIGNED_BODY))
+def test_payload_with_a_misaligned_struct_section(daemon, tmp_path,
+                                                  section):
+    """The loader reads .livepatch.funcs, .livepatch.params and
+    .livepatch.ranges as arrays of structs: a payload asking for
+    alignment 1 must not make it read them misaligned (UBSan aborts a
+    sanitizer build there: run this on build-asan too); it is uploaded
+    and checked like any other."""
     bid = daemon.call("version")["build_id"]
-    path = _misaligned_payload(tmp_path, bid)
+    path = _misaligned_payload(tmp_path, bid, section)
     daemon.call("livepatch-upload", name="mis", path=path)
     p = {x["name"]: x for x in daemon.call("livepatch-list")["payloads"]}
     assert p["mis"]["state"] == "checked", p

@@ -145,21 +145,25 @@ def test_paused_and_renamed_on_the_destination(pair):
 
 
 class CuttingProxy:
-    """Forwards one connection to `port`; after `limit` bytes from the
-    source it closes both sides."""
+    """Forwards one connection to host:port; after `limit` bytes from the
+    source it closes both sides.  It listens on host too, and makes both
+    its sockets at once (test_migration_tls.py makes it in the
+    destination's network namespace)."""
 
-    def __init__(self, port, limit):
+    def __init__(self, port, limit, host="127.0.0.1"):
         self.lsn = socket.socket()
-        self.lsn.bind(("127.0.0.1", 0))
+        self.lsn.bind((host, 0))
         self.lsn.listen(1)
-        self.addr = f"127.0.0.1:{self.lsn.getsockname()[1]}"
-        self.port, self.limit = port, limit
+        self.up = socket.socket()
+        self.addr = f"{host}:{self.lsn.getsockname()[1]}"
+        self.host, self.port, self.limit = host, port, limit
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
 
     def run(self):
         c, _ = self.lsn.accept()
-        u = socket.create_connection(("127.0.0.1", self.port))
+        u = self.up
+        u.connect((self.host, self.port))
         done = threading.Event()
 
         def back():

@@ -340,30 +340,33 @@ static int cmd_dmesg(struct client *c, json_t *args, struct ctl_reply *r)
 	r->result = json_pack("{s:o}", "log",
 			      latin1_string((unsigned char *)log, len));
 	free(log);
-	if (clear)
+	if (clear) {
 		log_clear();
+		r->audit = true;
+	}
 	return CTL_OK;
 }
 
 static const struct {
 	const char *name;
 	ctl_handler fn;
+	bool query;		/* only answers: not audited */
 } commands[] = {
-	{ "version", cmd_version },
-	{ "info", cmd_info },
-	{ "list", cmd_list },
-	{ "create", cmd_create },
-	{ "destroy", cmd_destroy },
-	{ "pause", cmd_pause },
-	{ "unpause", cmd_unpause },
-	{ "shutdown", cmd_shutdown },
-	{ "reboot", cmd_reboot },
-	{ "trigger", cmd_trigger },
-	{ "console", cmd_console },
-	{ "console-read", cmd_console_read },
-	{ "dmesg", cmd_dmesg },
-	{ "save", cmd_save },
-	{ "restore", cmd_restore },
+	{ "version", cmd_version, true },
+	{ "info", cmd_info, true },
+	{ "list", cmd_list, true },
+	{ "create", cmd_create, false },
+	{ "destroy", cmd_destroy, false },
+	{ "pause", cmd_pause, false },
+	{ "unpause", cmd_unpause, false },
+	{ "shutdown", cmd_shutdown, false },
+	{ "reboot", cmd_reboot, false },
+	{ "trigger", cmd_trigger, false },
+	{ "console", cmd_console, false },
+	{ "console-read", cmd_console_read, true },
+	{ "dmesg", cmd_dmesg, true },	/* audited with clear (it says so) */
+	{ "save", cmd_save, false },
+	{ "restore", cmd_restore, false },
 };
 
 /* "name", or "prefix-*" for every command so begun. */
@@ -376,19 +379,36 @@ static bool command_matches(const char *pattern, const char *name)
 	return !strcmp(pattern, name);
 }
 
+static bool feature_query(const struct feature *f, const char *name)
+{
+	const char *const *q;
+
+	for (q = f->queries; q && *q; q++)
+		if (!strcmp(*q, name))
+			return true;
+	return false;
+}
+
 /* The core's commands, then the features'. */
-ctl_handler ctl_find_command(const char *name)
+ctl_handler ctl_find_command(const char *name, bool *query)
 {
 	const struct feature *f;
 	const struct ctl_command *fc;
 	unsigned i;
 
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(commands[i].name, name))
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(commands[i].name, name)) {
+			*query = commands[i].query;
 			return commands[i].fn;
-	for (f = feature_first(); f; f = f->next)
-		for (fc = f->commands; fc && fc->name; fc++)
-			if (command_matches(fc->name, name))
+		}
+	}
+	for (f = feature_first(); f; f = f->next) {
+		for (fc = f->commands; fc && fc->name; fc++) {
+			if (command_matches(fc->name, name)) {
+				*query = feature_query(f, name);
 				return fc->fn;
+			}
+		}
+	}
 	return NULL;
 }

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "control.h"
 #include "dev/uart.h"
 #include "domain.h"
@@ -29,6 +31,9 @@
  * unfinished line nothing was added to for PARTIAL_IDLE_S is dropped.
  */
 #define CLIENTS_MAX	256
+/* The last of them are kept for root and the daemon's own user, so that
+ * the members of a --socket-group cannot lock the operator out. */
+#define CLIENTS_RESERVED	16
 #define IN_SMALL	(64u << 10)
 #define IN_TOTAL_MAX	(32u << 20)
 #define PARTIAL_IDLE_S	30
@@ -48,6 +53,8 @@ struct client {
 	json_t *req_id;		/* id of the request being handled */
 	size_t in_next;		/* while handling: where unread input starts */
 	long long in_last_ns;	/* when input last arrived */
+	struct ucred peer;	/* who connected (SO_PEERCRED) */
+	bool peer_known;
 	struct client *next;
 };
 
@@ -60,6 +67,8 @@ static int tick_fd = -1;	/* every second: idle lines, the listener */
 static int reserve_fd = -1;	/* given up to refuse a client at EMFILE */
 static bool accept_failing;	/* logged once until an accept works */
 static bool listen_paused;
+/* A connection that sent nothing for this long is closed (0: never). */
+static unsigned idle_timeout_s = CTL_CLIENT_IDLE_S;
 
 static const char *const error_names[] = {
 	[CTL_OK] = "ok",
@@ -186,12 +195,20 @@ void control_reply(struct client *c, json_t *id, int code, json_t *result,
 	free(text);
 }
 
+void control_audit(const struct client *c, const char *cmd, json_t *args,
+		   int code, json_t *result)
+{
+	audit_request(c->peer_known ? &c->peer : NULL, cmd, args, result,
+		      code, ctl_error_name(code));
+}
+
 static void handle_request(struct client *c, const char *line, size_t len)
 {
 	struct ctl_reply r = { .result = NULL };
 	json_t *req, *id = NULL, *ver, *cmd, *args;
 	json_error_t jerr;
 	ctl_handler fn;
+	bool query = false;
 	int code;
 
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -225,7 +242,7 @@ static void handle_request(struct client *c, const char *line, size_t len)
 		control_reply(c, id, CTL_EINVAL, NULL, "'args' must be an object");
 		goto out;
 	}
-	fn = ctl_find_command(json_string_value(cmd));
+	fn = ctl_find_command(json_string_value(cmd), &query);
 	if (!fn) {
 		snprintf(r.msg, sizeof(r.msg), "unknown command '%.100s'",
 			 json_string_value(cmd));
@@ -235,6 +252,8 @@ static void handle_request(struct client *c, const char *line, size_t len)
 	c->req_id = id;
 	code = fn(c, args, &r);
 	c->req_id = NULL;
+	if (!query || r.audit)
+		control_audit(c, json_string_value(cmd), args, code, r.result);
 	control_reply(c, id, code, r.result, r.msg);
 	json_decref(r.result);
 out:
@@ -385,6 +404,7 @@ static void on_client(int fd, short revents, void *opaque)
 static struct client *client_add(int cfd)
 {
 	struct client *c = calloc(1, sizeof(*c));
+	socklen_t len = sizeof(c->peer);
 
 	if (!c || loop_add(cfd, POLLIN, on_client, c) < 0) {
 		free(c);
@@ -392,6 +412,11 @@ static struct client *client_add(int cfd)
 		return NULL;
 	}
 	c->fd = cfd;
+	c->in_last_ns = now_ns();
+	/* Who connected (also for a connection adopted in a live update:
+	 * the credentials are the socket's, taken at connect()). */
+	c->peer_known = !getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->peer,
+				    &len);
 	c->next = clients;
 	clients = c;
 	nr_clients++;
@@ -449,6 +474,17 @@ static void accept_failed(int fd, int err)
 	listen_paused = true;
 }
 
+/* The peer is root or the daemon's own user. */
+static bool privileged(int cfd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	return cr.uid == 0 || cr.uid == geteuid();
+}
+
 static void on_listen(int fd, short revents, void *opaque)
 {
 	int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -465,22 +501,49 @@ static void on_listen(int fd, short revents, void *opaque)
 				  "(at most " STR(CLIENTS_MAX) ")");
 		return;
 	}
+	if (nr_clients >= CLIENTS_MAX - CLIENTS_RESERVED && !privileged(cfd)) {
+		refuse_connection(cfd, "too many connections to the daemon "
+				  "(the last " STR(CLIENTS_RESERVED) " of "
+				  STR(CLIENTS_MAX) " are kept for root)");
+		return;
+	}
 	client_add(cfd);
 }
 
-/* Unfinished request lines nothing was added to for PARTIAL_IDLE_S. */
-static void drop_idle_lines(void)
+void control_set_idle_timeout(unsigned seconds)
 {
-	long long limit = now_ns() - PARTIAL_IDLE_S * 1000000000LL;
+	idle_timeout_s = seconds;
+}
+
+/*
+ * Unfinished request lines nothing was added to for PARTIAL_IDLE_S, and
+ * connections that sent nothing for idle_timeout_s (each holds one of
+ * CLIENTS_MAX; a console stream is not idle).
+ */
+static void drop_idle_clients(void)
+{
+	long long now = now_ns();
+	long long partial = now - PARTIAL_IDLE_S * 1000000000LL;
+	long long idle = now - idle_timeout_s * 1000000000LL;
 	struct client *c, *next;
+	char why[96];
 
 	for (c = clients; c; c = next) {
 		next = c->next;
-		if (c->console || c->closing || !c->in_len ||
-		    c->in_last_ns > limit)
+		if (c->console || c->closing)
 			continue;
-		client_drop_input(c, CTL_EBADREQ, "request line left "
-				  "unfinished for " STR(PARTIAL_IDLE_S) " s");
+		if (c->in_len && c->in_last_ns <= partial) {
+			client_drop_input(c, CTL_EBADREQ, "request line left "
+					  "unfinished for " STR(PARTIAL_IDLE_S)
+					  " s");
+		} else if (!c->in_len && idle_timeout_s &&
+			   c->in_last_ns <= idle) {
+			snprintf(why, sizeof(why), "connection idle for %u s: "
+				 "closed", idle_timeout_s);
+			client_drop_input(c, CTL_EBUSY, why);
+		} else {
+			continue;
+		}
 		if (!client_flush(c))
 			client_free(c);
 	}
@@ -498,7 +561,7 @@ static void on_tick(int fd, short revents, void *opaque)
 		loop_set_events(listen_fd, POLLIN);
 		listen_paused = false;
 	}
-	drop_idle_lines();
+	drop_idle_clients();
 }
 
 /* What serving a listener needs besides it: the tick, the reserve fd. */
@@ -523,9 +586,32 @@ static int control_start(int fd, const char *path)
 	return 0;
 }
 
-int control_listen(const char *path, char *err, size_t errlen)
+/* --socket-group: a group name, or a number. */
+static int group_id(const char *group, gid_t *gid, char *err, size_t errlen)
+{
+	struct group *gr = getgrnam(group);
+	char *end;
+	unsigned long n;
+
+	if (gr) {
+		*gid = gr->gr_gid;
+		return 0;
+	}
+	n = strtoul(group, &end, 10);
+	if (*group && !*end && n < (gid_t)-1) {
+		*gid = n;
+		return 0;
+	}
+	snprintf(err, errlen, "--socket-group %.100s: no such group", group);
+	return -1;
+}
+
+int control_listen(const char *path, const char *group, char *err,
+		   size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t mode = group ? 0660 : 0600;
+	gid_t gid = (gid_t)-1;
 	struct stat sb;
 	mode_t old;
 	int fd;
@@ -534,6 +620,8 @@ int control_listen(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "socket path too long: %s", path);
 		return -1;
 	}
+	if (group && group_id(group, &gid, err, errlen) < 0)
+		return -1;
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -550,13 +638,15 @@ int control_listen(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	unlink(path);
-	old = umask(0177);		/* the socket is created 0600 */
+	/* Created 0600: the group gets it only once it is the right group. */
+	old = umask(0177);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		umask(old);
 		goto fail;
 	}
 	umask(old);
-	if (chmod(path, 0600) < 0 || listen(fd, 64) < 0 ||
+	if ((group && chown(path, (uid_t)-1, gid) < 0) ||
+	    chmod(path, mode) < 0 || listen(fd, 64) < 0 ||
 	    control_start(fd, path) < 0)
 		goto fail;
 	return 0;

@@ -36,12 +36,23 @@ struct client;
 struct ctl_reply {
 	json_t *result;
 	char msg[512];
+	bool audit;	/* a query that changed something: audit it */
 };
 
 typedef int (*ctl_handler)(struct client *c, json_t *args,
 			   struct ctl_reply *r);
 
-int control_listen(const char *path, char *err, size_t errlen);
+/* Close a connection that sent nothing for this many seconds (0: never);
+ * --client-idle-timeout, default: */
+#define CTL_CLIENT_IDLE_S	600
+void control_set_idle_timeout(unsigned seconds);
+
+/*
+ * Listen on @path, a socket made mode 0600, or 0660 with group @group
+ * (a name or a number; NULL: none).
+ */
+int control_listen(const char *path, const char *group, char *err,
+		   size_t errlen);
 void control_close(void);
 void control_domain_gone(struct domain *dom);
 void control_console_pump(void);
@@ -84,6 +95,10 @@ void control_reply_now(struct client *c, json_t *id, int code,
 		       json_t *result, const char *msg);
 /* Serve the input adopted clients had sent before they were handed over. */
 void control_process_adopted(void);
-ctl_handler ctl_find_command(const char *name);
+/* The handler of command @name (*@query: it only answers), or NULL. */
+ctl_handler ctl_find_command(const char *name, bool *query);
+/* An audit line (xen/audit.h) for @cmd answered @code to client @c. */
+void control_audit(const struct client *c, const char *cmd, json_t *args,
+		   int code, json_t *result);
 
 #endif

@@ -1,9 +1,11 @@
 #include <errno.h>
+#include <poll.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <generated/autoconf.h>
@@ -19,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "memory.h"
+#include "monotime.h"
 #include "quiesce.h"
 #include "vcpu.h"
 
@@ -278,8 +281,16 @@ static struct domain *domain_alloc(const struct domcfg *cfg)
 	return dom;
 }
 
+/* The guest's log budget (log_limit.h) is named after its id. */
+static void domain_name_log(struct domain *dom)
+{
+	snprintf(dom->log_limit.who, sizeof(dom->log_limit.who), "d%u",
+		 dom->id);
+}
+
 static void domain_free(struct domain *dom)
 {
+	log_limit_flush(&dom->log_limit);
 	free(dom->cpuid);
 	ring_free(&dom->console);
 	domcfg_free(&dom->cfg);
@@ -357,6 +368,7 @@ int domain_create(const struct domcfg *cfg, bool paused, struct domain **out,
 		return -ENOMEM;
 	}
 	dom->id = next_domid++;
+	domain_name_log(dom);
 	if (domain_build(dom, paused, err, errlen, &code) < 0) {
 		log_err("d%u: create '%s' failed: %s", dom->id, dom->name, err);
 		domain_teardown(dom);
@@ -392,6 +404,7 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 		return -EEXIST;
 	}
 	dom->id = domid ? domid : next_domid++;
+	domain_name_log(dom);
 	if (dom->id >= next_domid)
 		next_domid = dom->id + 1;
 	dom->adopt_ram_fd = ram_fd;
@@ -509,7 +522,8 @@ void domain_raise(struct domain *dom, enum dom_event ev, const char *why)
 	pthread_mutex_unlock(&dom->lock);
 	if (!first)
 		return;
-	log_info("d%u: %s (%s)", dom->id, why, dom_event_name(ev));
+	dom_log(dom, LOG_INFO, "d%u: %s (%s)", dom->id, why,
+		dom_event_name(ev));
 	for (i = 0; i < dom->nr_vcpus; i++)
 		vcpu_kick(&dom->vcpus[i]);
 	loop_wake();
@@ -540,15 +554,103 @@ static void domain_restart(struct domain *dom)
 		domain_destroy(dom);
 		return;
 	}
-	log_info("d%u: restarted", dom->id);
+	dom_log(dom, LOG_INFO, "d%u: restarted", dom->id);
 }
 
 static void domain_preserve(struct domain *dom, enum dom_event ev)
 {
 	domain_quiesce(dom);
 	dom->state = ev == DOM_EV_CRASH ? DOM_CRASHED : DOM_SHUTDOWN;
-	log_info("d%u: preserved in state %s", dom->id,
-		 dom_state_name(dom->state));
+	dom_log(dom, LOG_INFO, "d%u: preserved in state %s", dom->id,
+		dom_state_name(dom->state));
+}
+
+/* Restarts put off (crash_restart.h): one timer for all domains. */
+static int restart_tfd = -1;
+
+static void restart_timer_arm(void)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+	long long due = 0, now = now_ns();
+	struct domain *dom;
+
+	for (dom = domains; dom; dom = dom->next)
+		if (dom->restart_at_ns && (!due || dom->restart_at_ns < due))
+			due = dom->restart_at_ns;
+	if (due) {
+		due = due > now ? due - now : 1;
+		its.it_value.tv_sec = due / 1000000000LL;
+		its.it_value.tv_nsec = due % 1000000000LL;
+	}
+	if (timerfd_settime(restart_tfd, 0, &its, NULL) < 0)
+		log_err("restart timer: %s", strerror(errno));
+}
+
+static void on_restart_timer(int fd, short revents, void *opaque)
+{
+	struct domain *dom, *next;
+	long long now = now_ns();
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("restart timer: %s", strerror(errno));
+	for (dom = domains; dom; dom = next) {
+		next = dom->next;
+		if (!dom->restart_at_ns || dom->restart_at_ns > now)
+			continue;
+		dom->restart_at_ns = 0;
+		if (dom->state == DOM_CRASHED)
+			domain_restart(dom);
+	}
+	restart_timer_arm();
+}
+
+/* Kept crashed until @ms have passed, then restarted. */
+static int domain_restart_later(struct domain *dom, long long ms)
+{
+	if (restart_tfd < 0) {
+		restart_tfd = timerfd_create(CLOCK_MONOTONIC,
+					     TFD_NONBLOCK | TFD_CLOEXEC);
+		if (restart_tfd < 0 ||
+		    loop_add(restart_tfd, POLLIN, on_restart_timer, NULL) < 0) {
+			log_err("restart timer: %s", strerror(errno));
+			if (restart_tfd >= 0)
+				close(restart_tfd);
+			restart_tfd = -1;
+			return -1;
+		}
+	}
+	domain_preserve(dom, DOM_EV_CRASH);
+	dom->restart_at_ns = now_ns() + ms * 1000000LL;
+	restart_timer_arm();
+	return 0;
+}
+
+/*
+ * on_crash = "restart": at once the first time, later each time it
+ * crashes again within the window, not at all past the limit.
+ */
+static void domain_crash_restart(struct domain *dom)
+{
+	unsigned recent;
+	long long ms = crash_restart_delay(&dom->crashes, now_ns(), &recent);
+
+	if (ms < 0) {
+		log_warn("d%u: crashed %u times within %d s: not restarted "
+			 "again (on_crash = restart gives up after %d); kept "
+			 "crashed", dom->id, recent, CRASH_RESTART_WINDOW_S,
+			 CRASH_RESTART_MAX);
+		domain_preserve(dom, DOM_EV_CRASH);
+		return;
+	}
+	if (!ms) {
+		domain_restart(dom);
+		return;
+	}
+	dom_log(dom, LOG_INFO, "d%u: crash %u within %d s: restart in %lld ms",
+		dom->id, recent, CRASH_RESTART_WINDOW_S, ms);
+	if (domain_restart_later(dom, ms) < 0)
+		domain_restart(dom);
 }
 
 /* Keep the ended domain under a new name and start a fresh one. */
@@ -556,10 +658,20 @@ static void domain_rename_restart(struct domain *dom, enum dom_event ev)
 {
 	struct domain *fresh;
 	char err[256];
-	unsigned n = 0;
+	unsigned n = 0, recent;
 	int ret;
 
 	domain_preserve(dom, ev);
+	/* Each crash leaves a domain behind: the same limit as restart, the
+	 * history going on to the fresh domain (no delay: nothing spins). */
+	if (ev == DOM_EV_CRASH &&
+	    crash_restart_delay(&dom->crashes, now_ns(), &recent) < 0) {
+		log_warn("d%u: crashed %u times within %d s: not restarted "
+			 "again (on_crash = rename-restart gives up after %d)",
+			 dom->id, recent, CRASH_RESTART_WINDOW_S,
+			 CRASH_RESTART_MAX);
+		return;
+	}
 	/* NAME-ID, made unique if a domain already has that name. */
 	snprintf(dom->name, sizeof(dom->name), "%.40s-%u", dom->cfg.name,
 		 dom->id);
@@ -569,6 +681,8 @@ static void domain_rename_restart(struct domain *dom, enum dom_event ev)
 	ret = domain_create(&dom->cfg, false, &fresh, err, sizeof(err));
 	if (ret)
 		log_err("d%u: rename-restart failed: %s", dom->id, err);
+	else
+		fresh->crashes = dom->crashes;
 }
 
 static void domain_act(struct domain *dom, enum dom_event ev)
@@ -576,11 +690,14 @@ static void domain_act(struct domain *dom, enum dom_event ev)
 	enum domcfg_action act = action_for(dom, ev);
 
 	dom->shutdown_reason = ev;
-	log_info("d%u: %s -> %s", dom->id, dom_event_name(ev),
-		 domcfg_action_name(act));
+	dom_log(dom, LOG_INFO, "d%u: %s -> %s", dom->id, dom_event_name(ev),
+		domcfg_action_name(act));
 	switch (act) {
 	case DOMCFG_ACTION_RESTART:
-		domain_restart(dom);
+		if (ev == DOM_EV_CRASH)
+			domain_crash_restart(dom);
+		else
+			domain_restart(dom);
 		break;
 	case DOMCFG_ACTION_PRESERVE:
 		domain_preserve(dom, ev);

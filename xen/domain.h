@@ -7,8 +7,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "crash_restart.h"
 #include "domcfg.h"
 #include "ioport.h"
+#include "log_limit.h"
 #include "mmio.h"
 #include "ring.h"
 
@@ -97,7 +99,20 @@ struct domain {
 	/* Console history; console_lock guards it. */
 	pthread_mutex_t console_lock;
 	struct ring console;
+
+	/* on_crash = "restart" (crash_restart.h): recent crashes, and when
+	 * a restart put off is due (0: none waits). */
+	struct crash_history crashes;
+	long long restart_at_ns;
+
+	/* What the guest makes the daemon log is limited (log_limit.h). */
+	struct log_limit log_limit;
 };
+
+/* A log line the guest's doing caused (a reset, a crash, an unclaimed
+ * access): within its budget. */
+#define dom_log(dom, level, ...) \
+	log_limited(&(dom)->log_limit, (level), __VA_ARGS__)
 
 /* The domain table (owned by the main thread). */
 struct domain *domain_first(void);

@@ -34,9 +34,9 @@ static void unclaimed_io(struct vcpu *v, bool is_write, uint8_t *data)
 	if (!is_write)
 		memset(data, 0xff, (size_t)run->io.size * run->io.count);
 	if (ioport_unclaimed_first(&v->dom->ports, run->io.port))
-		log_warn("d%uv%u: %s: no device there, reads are all ones and "
-			 "writes are dropped (logged once per port)",
-			 v->dom->id, v->id, why);
+		dom_log(v->dom, LOG_WARN, "d%uv%u: %s: no device there, reads "
+			"are all ones and writes are dropped (logged once "
+			"per port)", v->dom->id, v->id, why);
 }
 
 static void handle_io(struct vcpu *v)

@@ -25,6 +25,8 @@ struct ctl_command {
 /* The daemon's options, as main() settled them; they live until exit. */
 struct daemon_opts {
 	const char *socket;
+	const char *socket_group;		/* NULL: socket 0600 */
+	const char *client_idle_s;		/* NULL: the default */
 	const char *state_dir;
 	const char *log;			/* NULL: stderr (--foreground) */
 	bool no_sandbox;			/* --no-sandbox */
@@ -35,6 +37,9 @@ struct feature {
 	/* Its Kconfig option, as `info` lists it in "features". */
 	const char *flag;
 	const struct ctl_command *commands;	/* ended by { NULL } */
+	/* Those of them that only answer, changing nothing: they are left
+	 * out of the audit trail (xen/audit.h).  Ended by NULL. */
+	const char *const *queries;
 	/* Adds the feature's part to the result of `info`, if not NULL. */
 	void (*info)(json_t *result);
 

@@ -13,7 +13,7 @@
 #include "identity.h"
 
 /* Files the daemon makes, whatever the umask it was started with. */
-#define PID_FILE_MODE	0640
+#define PID_FILE_MODE	0600
 
 /*
  * Written beside it and renamed over it, so that a reader (a supervisor,

@@ -24,7 +24,7 @@ static const char *const level_names[] = {
 };
 
 /* A log the daemon creates is this mode, whatever the umask. */
-#define LOG_FILE_MODE	0640
+#define LOG_FILE_MODE	0600
 
 /* Append to @path; made LOG_FILE_MODE if it is not there yet. */
 static int open_log_file(const char *path)
@@ -123,10 +123,18 @@ static size_t log_escape(char *out, size_t room, const char *in)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
 	char line[2048], msg[2048];
 	struct timespec ts;
 	struct tm tm;
-	va_list ap;
 	int n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -135,9 +143,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
 		     level_names[level]);
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	n += log_escape(line + n, sizeof(line) - n - 1, msg);
 	line[n++] = '\n';
 

@@ -2,6 +2,7 @@
 #ifndef XEN_LOG_H
 #define XEN_LOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -9,6 +10,8 @@ enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 int log_open(const char *path);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* Copy the in-memory log into a new malloc'd string; caller frees. */
 char *log_snapshot(size_t *len);
 void log_clear(void);

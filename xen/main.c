@@ -39,7 +39,11 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: xen --socket PATH --state-dir DIR [--foreground] [--log FILE]\n"
+		"           [--socket-group GROUP]\n"
 		"  --socket PATH     control socket (created mode 0600)\n"
+		"  --socket-group GROUP  the socket is mode 0660, group GROUP\n"
+		"  --client-idle-timeout S  close a connection idle for S s\n"
+		"                    (default 600; 0: never)\n"
 		"  --state-dir DIR   daemon state: pid file, default log\n"
 		"  --foreground      stay attached; log to stderr unless --log\n"
 		"  --log FILE        append the log to FILE\n"
@@ -47,11 +51,28 @@ static void usage(FILE *f)
 		"                    (for debugging; docs/sandbox.md)\n");
 }
 
+static int parse_idle_timeout(const char *arg, struct daemon_opts *d)
+{
+	char *end;
+	unsigned long s = strtoul(arg, &end, 10);
+
+	if (!*arg || *end || s > 86400 * 365) {
+		fprintf(stderr, "xen: --client-idle-timeout %s: not a number "
+			"of seconds\n", arg);
+		return -1;
+	}
+	d->client_idle_s = arg;
+	control_set_idle_timeout(s);
+	return 0;
+}
+
 /* The core's options, then the features' (xen/feature.h). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option core[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "socket-group", required_argument, NULL, 'g' },
+		{ "client-idle-timeout", required_argument, NULL, 'i' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -69,6 +90,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 				NULL)) != -1) {
 		switch (c) {
 		case 's': o->d.socket = optarg; break;
+		case 'g': o->d.socket_group = optarg; break;
+		case 'i':
+			if (parse_idle_timeout(optarg, &o->d) < 0)
+				goto out;
+			break;
 		case 'd': o->d.state_dir = optarg; break;
 		case 'l': o->d.log = optarg; break;
 		case 'f': o->foreground = 1; break;
@@ -225,7 +251,8 @@ static int start(const struct options *o, const struct feature *taker)
 			log_err("a feature failed to start after the takeover");
 		return 0;
 	}
-	if (control_listen(o->d.socket, err, sizeof(err)) < 0) {
+	if (control_listen(o->d.socket, o->d.socket_group, err,
+			   sizeof(err)) < 0) {
 		log_err("startup failed: %s", err);
 		fprintf(stderr, "xen: %s\n", err);
 		return 1;

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,8 @@ static bool prepared;
 static pid_t prepared_pid;	/* the programs name it (tgkill) */
 
 /* libseccomp 2.5 exports a program to an fd only: through a memfd. */
+static void hash_main_program(void);
+
 static int export_program(scmp_filter_ctx ctx, struct sock_fprog *p)
 {
 	int fd = memfd_create("xkvm-seccomp", MFD_CLOEXEC), ret = -1;
@@ -290,7 +293,66 @@ int sandbox_prepare(void)
 	}
 	prepared = true;
 	prepared_pid = getpid();
+	hash_main_program();
 	return 0;
+}
+
+/* ------------------------------------------------- the inherited filter */
+
+/*
+ * Filters survive execve() and stack: a live update's new image starts
+ * under the old image's main-thread filter, and installing its own on
+ * top after every update would grow the stack until the kernel refuses
+ * (32768 instructions per thread: about 150 updates) and slow every
+ * call.  So each image says in its environment which main-thread
+ * program it runs under (a hash of the program: pid-independent, see
+ * sandbox_rules.c), and an image whose own program is that one does not
+ * install it again.  Only a changed rule set stacks a new filter.
+ */
+#define MAIN_FILTER_ENV	"XKVM_SANDBOX_MAIN_FILTER"
+
+static char main_hash[17];
+static bool main_inherited;
+
+static void hash_main_program(void)
+{
+	const unsigned char *p = (const unsigned char *)progs[SANDBOX_MAIN].filter;
+	size_t i, n = progs[SANDBOX_MAIN].len * sizeof(struct sock_filter);
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
+
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	snprintf(main_hash, sizeof(main_hash), "%016llx",
+		 (unsigned long long)h);
+}
+
+/* This thread runs under some seccomp filter (mode 2). */
+static bool under_filter(void)
+{
+	char line[128];
+	bool on = false;
+	FILE *f = fopen("/proc/thread-self/status", "re");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Seccomp:", 8) == 0)
+			on = atoi(line + 8) == SECCOMP_MODE_FILTER;
+	fclose(f);
+	return on;
+}
+
+void sandbox_note_inherited(bool will_install)
+{
+	const char *prev = getenv(MAIN_FILTER_ENV);
+
+	main_inherited = will_install && prev && main_hash[0] &&
+			 strcmp(prev, main_hash) == 0 && under_filter();
+	/* Single-threaded here (the daemon's early start-up). */
+	if (will_install)
+		setenv(MAIN_FILTER_ENV, main_hash, 1);
+	else
+		unsetenv(MAIN_FILTER_ENV);
 }
 
 /* ------------------------------------------------------------- threads */
@@ -422,7 +484,18 @@ int sandbox_start_main(void)
 			strerror(errno));
 		return -1;
 	}
-	if (install(SANDBOX_MAIN) < 0) {
+	if (main_inherited) {
+		/* NO_NEW_PRIVS came with it; SIGSYS must reach us. */
+		sigset_t s;
+
+		sigemptyset(&s);
+		sigaddset(&s, SIGSYS);
+		sigaddset(&s, PROBE_SIG);
+		pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+		log_info("sandbox: the main thread already runs under this "
+			 "image's filter (%s, inherited: rules unchanged), not "
+			 "stacked again", main_hash);
+	} else if (install(SANDBOX_MAIN) < 0) {
 		log_err("sandbox: cannot install the main thread's filter: %s",
 			strerror(errno));
 		return -1;

@@ -33,16 +33,14 @@ bool sandbox_on(void)
 static void sandbox_early(const struct daemon_opts *d)
 {
 	disabled = d->no_sandbox;
-	if (disabled)
-		return;
-	if (sandbox_prepare() < 0) {
+	if (!disabled && sandbox_prepare() < 0) {
 		/* Refusing to start would strand a live update's guests. */
 		log_err("sandbox: cannot build the seccomp filters (%s): "
 			"running WITHOUT the sandbox", strerror(errno));
 		disabled = true;
-		return;
 	}
-	active = true;
+	sandbox_note_inherited(!disabled);
+	active = !disabled;
 }
 
 static int sandbox_started(void)

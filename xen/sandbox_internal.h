@@ -23,6 +23,13 @@ extern const char *const sandbox_probe_names[PROBE_NR_CALLS];
 bool sandbox_on(void);
 /* Build every role's program; -1 if libseccomp or the kernel cannot. */
 int sandbox_prepare(void);
+/*
+ * At start-up, after sandbox_prepare(): whether the main thread already
+ * runs under this image's main-thread filter (inherited through a live
+ * update's execve), and say in the environment which one the next image
+ * will find (none unless will_install).
+ */
+void sandbox_note_inherited(bool will_install);
 /* The main thread's filter and capabilities, once the daemon serves. */
 int sandbox_start_main(void);
 /* The report fd's handler: log each refusal not logged yet. */

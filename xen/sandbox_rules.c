@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "sandbox_rules.h"
@@ -218,22 +219,42 @@ static int add_memory(scmp_filter_ctx ctx, enum sandbox_role role)
 
 /*
  * Signals to our own threads only: a vCPU kicks the others of its domain
- * out of KVM_RUN (pause, reboot), abort() raises SIGABRT.  The filters
- * are built again if the pid changes (the daemon forks to detach).
- *
- * Not on the main thread's filter: a build-ahead live update starts the
- * new image as a child of the main thread, which inherits that filter
- * with its different pid, and every thread of the new image would be
- * refused the kicks to its own threads.  The main thread may kill()
- * (its children) anyway; every other role keeps tgkill to its process.
+ * out of KVM_RUN (pause, reboot; SIGUSR1, as livepatch's stack sampling),
+ * the probe uses SIGUSR2, abort() raises SIGABRT.  The threads' filters
+ * name our pid (they are built again if the pid changes: the daemon forks
+ * to detach).  The main thread's filter names the signals instead, not
+ * the pid: a live update's new image inherits it (filters survive
+ * execve), and it must be the same program whatever the pid, so that the
+ * new image can see that it already runs under it (sandbox.c).
  */
 static int add_signals(scmp_filter_ctx ctx, enum sandbox_role role)
 {
-	struct scmp_arg_cmp ours = SCMP_A0_64(SCMP_CMP_EQ, getpid());
+	static const int ours[] = { SIGUSR1, SIGUSR2, SIGABRT };
+	struct scmp_arg_cmp pid = SCMP_A0_64(SCMP_CMP_EQ, getpid());
+	unsigned i;
+	int ret = 0;
+
+	if (role != SANDBOX_MAIN)
+		return add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &pid);
+	for (i = 0; i < sizeof(ours) / sizeof(ours[0]) && ret == 0; i++) {
+		struct scmp_arg_cmp sig = SCMP_A2_64(SCMP_CMP_EQ, ours[i]);
+
+		ret = add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &sig);
+	}
+	return ret;
+}
+
+/*
+ * A thread takes its name (prctl PR_SET_NAME) once confined, so that a
+ * name in /proc means the filter is on; the main thread may use prctl.
+ */
+static int add_thread_name(scmp_filter_ctx ctx, enum sandbox_role role)
+{
+	struct scmp_arg_cmp set_name = SCMP_A0_64(SCMP_CMP_EQ, PR_SET_NAME);
 
 	if (role == SANDBOX_MAIN)
-		return add(ctx, SCMP_ACT_ALLOW, "tgkill", 0, NULL);
-	return add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &ours);
+		return 0;
+	return add(ctx, SCMP_ACT_ALLOW, "prctl", 1, &set_name);
 }
 
 /*
@@ -272,5 +293,7 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_role role)
 		ret = add_clone(ctx, role);
 	if (ret == 0)
 		ret = add_signals(ctx, role);
+	if (ret == 0)
+		ret = add_thread_name(ctx, role);
 	return ret;
 }

@@ -154,8 +154,9 @@ static void *vcpu_thread(void *arg)
 	char name[16];
 
 	snprintf(name, sizeof(name), "d%uv%u", v->dom->id, v->id);
-	pthread_setname_np(pthread_self(), name);
+	/* Named once confined: what shows the name has its filter. */
 	sandbox_thread_enter(SANDBOX_VCPU, v->dom->id, name);
+	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		vcpu_take_nmi(v);
 		if (vcpu_wait_runnable(v))
