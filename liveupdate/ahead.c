@@ -44,6 +44,7 @@ struct ahead {
 	pid_t pid;
 	struct quiesce q;
 	bool parked;
+	bool started;		/* the new image said STARTING */
 	long long t_start, t_spawn, t_blackout, t_quiesced;
 	int keep[MAX_KEEP_FDS];
 	unsigned nr_keep;
@@ -414,10 +415,57 @@ static void hand_off_and_exit(struct ahead *a)
 
 /* ---- failure: the guests go on here */
 
+/*
+ * This image never stopped running its code: every livepatch it had
+ * applied is still applied, none was loaded again (unlike a re-exec
+ * rollback, which reapplies them).
+ */
+static json_t *kept_livepatches(void)
+{
+	json_t *applied = livepatch_handover_json(), *kept = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(applied, i, v)
+		json_array_append(kept, json_object_get(v, "name"));
+	json_decref(applied);
+	if (!json_array_size(kept)) {	/* absent when nothing was applied */
+		json_decref(kept);
+		return NULL;
+	}
+	return json_pack("{s:o, s:[], s:[]}", "kept", kept, "reapplied",
+			 "dropped");
+}
+
+/*
+ * The new image died after it let its vCPUs run: the guests' RAM may be
+ * past the vCPU and device state held here, and resuming it could corrupt
+ * them silently.  Each running domain is crashed instead (its on_crash
+ * action: restart, preserve or destroy), never resumed.
+ */
+static void crash_stale(struct ahead *a)
+{
+	struct domain *d;
+	bool running[CONFIG_MAX_DOMAINS];
+	unsigned k = 0;
+
+	for (d = domain_first(); d && k < CONFIG_MAX_DOMAINS; d = d->next)
+		running[k++] = d->state == DOM_RUNNING;
+	quiesce_keep(&a->q);
+	k = 0;
+	for (d = domain_first(); d && k < CONFIG_MAX_DOMAINS; d = d->next)
+		if (running[k++])
+			domain_raise(d, DOM_EV_CRASH, "live update: the new "
+				     "image died after it ran this guest; "
+				     "the state here is stale");
+	snprintf(a->err + strlen(a->err), sizeof(a->err) - strlen(a->err),
+		 "; it had started the guests: their state here is stale, "
+		 "they were crashed (on_crash), not resumed");
+}
+
 static int give_up(struct ahead *a, struct ctl_reply *r)
 {
 	long long t_resumed;
-	json_t *res;
+	json_t *res, *lp;
 
 	if (a->pid > 0) {
 		/* Dead before any of our vCPUs runs again: never two runners. */
@@ -426,12 +474,15 @@ static int give_up(struct ahead *a, struct ctl_reply *r)
 	}
 	if (a->sock >= 0)
 		close(a->sock);
-	if (a->parked)
+	if (a->started)
+		crash_stale(a);
+	else if (a->parked)
 		quiesce_resume(&a->q);
 	t_resumed = now_ns();
 	free(a->client_fds);
-	log_err("live update %s, guests resumed on this image: %s",
-		a->code == CTL_EROLLEDBACK ? "rolled back" : "failed", a->err);
+	log_err("live update %s%s: %s",
+		a->code == CTL_EROLLEDBACK ? "rolled back" : "failed",
+		a->started ? "" : ", guests resumed on this image", a->err);
 	res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}",
 				"result", a->code == CTL_EROLLEDBACK ?
 					  "rolled-back" : "failed",
@@ -441,6 +492,9 @@ static int give_up(struct ahead *a, struct ctl_reply *r)
 				"from_build_id", build_id_hex(),
 				"domains", domain_count());
 
+	lp = kept_livepatches();
+	if (lp)
+		json_object_set_new(res, "livepatches", lp);
 	if (a->parked)
 		json_object_set_new(res, "blackout_ms", json_real(
 			(t_resumed - a->t_blackout) / 1e6));
@@ -486,8 +540,13 @@ int lu_ahead_exec(struct client *requester, const struct lu_image *img,
 			"t_quiesced_ns", (json_int_t)a.t_quiesced), false) < 0)
 		goto fail;
 	a.code = CTL_EROLLEDBACK;
-	if (expect(&a, LU_MSG_RUNNING, LU_AHEAD_RUN_TIMEOUT_MS,
+	if (expect(&a, LU_MSG_STARTING, LU_AHEAD_RUN_TIMEOUT_MS,
 		   "while loading the state", m) < 0)
+		goto fail;
+	a.started = true;
+	a.code = CTL_EINTERNAL;
+	if (expect(&a, LU_MSG_RUNNING, LU_AHEAD_RUN_TIMEOUT_MS,
+		   "while starting the guests", m) < 0)
 		goto fail;
 	free(m);
 	quiesce_keep(&a.q);	/* parked here for good */

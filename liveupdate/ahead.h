@@ -9,12 +9,18 @@
  *             layout, CPUID, DOMAIN_END)       -> BUILT or ERR
  *   [the old parks its vCPUs]
  *   EPILOGUE (memfd: HANDOVER + each domain's DOMAIN_BEGIN, vCPU, VM,
- *             device and console records, DOMAIN_END) -> RUNNING or ERR
+ *             device and console records, DOMAIN_END)
+ *                                  -> STARTING, RUNNING; or ERR
  *   FDS... (control connections, listeners)
  *   HANDOFF (memfd: HANDOVER + CLIENT records)  -> DONE
  *
- * Until RUNNING the old image keeps its VMs: any ERR, a silent exit, a
- * crash or a timeout and it resumes its own vCPUs.
+ * Until STARTING the old image keeps its VMs: any ERR, a silent exit, a
+ * crash or a timeout and it resumes its own vCPUs, once the new process is
+ * reaped (every thread of it gone).  STARTING is said before the new image
+ * lets any vCPU run: from then on the guests' RAM may move past the state
+ * the old image holds, so if the new image dies before RUNNING the old
+ * one does not resume that stale state; it crashes the domains (their
+ * on_crash action) instead of letting them run on corrupted state.
  */
 #ifndef LIVEUPDATE_AHEAD_H
 #define LIVEUPDATE_AHEAD_H
@@ -31,6 +37,7 @@ enum lu_msg_type {
 	LU_MSG_HANDOFF,
 	LU_MSG_DONE,
 	LU_MSG_ERR,		/* text: why */
+	LU_MSG_STARTING,	/* the new image releases its vCPUs now */
 };
 
 #define LU_MSG_TEXT_MAX		2048

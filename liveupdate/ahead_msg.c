@@ -127,6 +127,7 @@ const char *lu_msg_name(uint32_t type)
 		[LU_MSG_EPILOGUE] = "EPILOGUE", [LU_MSG_RUNNING] = "RUNNING",
 		[LU_MSG_FDS] = "FDS", [LU_MSG_HANDOFF] = "HANDOFF",
 		[LU_MSG_DONE] = "DONE", [LU_MSG_ERR] = "ERR",
+		[LU_MSG_STARTING] = "STARTING",
 	};
 
 	return type < sizeof(names) / sizeof(names[0]) && names[type] ?

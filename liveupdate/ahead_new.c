@@ -343,7 +343,7 @@ static int load(struct newside *s)
 	if (run_parallel(s, &sm, false) < 0)
 		goto out;
 	if (s->nr && fail_here(s, "crash"))
-		raise(SIGSEGV);
+		lu_crash();
 	if (s->nr && fail_here(s, "restore")) {
 		snprintf(s->err, sizeof(s->err), "d%u: injected failure in "
 			 "phase restore", s->doms[0].b.domid);
@@ -590,6 +590,41 @@ static void go_live(struct newside *s)
 	json_decref(h);
 }
 
+/*
+ * Injected: this new image is killed once every running guest has run
+ * here (each vCPU came out of KVM_RUN at least twice), before it says
+ * RUNNING.  Bounded: it dies after WAIT_RAN_MS whatever happened.
+ */
+#define WAIT_RAN_MS	5000
+
+static bool all_ran(struct newside *s)
+{
+	unsigned k, i;
+
+	for (k = 0; k < s->nr; k++) {
+		struct domain *d = s->doms[k].dom;
+
+		if (d->state != DOM_RUNNING)
+			continue;
+		for (i = 0; i < d->nr_vcpus; i++)
+			if (__atomic_load_n(&d->vcpus[i].exits,
+					    __ATOMIC_RELAXED) < 2)
+				return false;
+	}
+	return true;
+}
+
+static void die_after_running(struct newside *s)
+{
+	long long end = now_ns() + WAIT_RAN_MS * 1000000LL;
+
+	while (!all_ran(s) && now_ns() < end)
+		usleep(1000);
+	log_err("live update: injected failure in phase started: this new "
+		"image (pid %d) kills itself after its vCPUs ran", getpid());
+	kill(getpid(), SIGKILL);
+}
+
 static void discard_all(struct newside *s)
 {
 	unsigned k;
@@ -610,9 +645,15 @@ int lu_ahead_takeover(int sock, long long t_spawn)
 	if (load(&s) < 0)
 		goto fail;
 	s.t_loaded = now_ns();
+	/* Before any vCPU runs here: from now on the old image's state may be
+	 * stale, it must not resume it (ahead.h). */
+	if (lu_msg_send(sock, LU_MSG_STARTING, NULL, 0, NULL, 0) < 0)
+		goto fail;
 	if (start_all(&s) < 0)
 		goto fail;
 	s.t_running = now_ns();
+	if (fail_here(&s, "started"))
+		die_after_running(&s);
 	/* From here on the guests are ours, whatever the old image hears. */
 	lu_msg_send(sock, LU_MSG_RUNNING, NULL, 0, NULL, 0);
 	go_live(&s);

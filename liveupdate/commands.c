@@ -61,7 +61,8 @@ int cmd_lu_exec(struct client *c, json_t *args, struct ctl_reply *r)
 				"\"build-ahead\" or \"reexec\"");
 	/* Phases only the build-ahead conversation has. */
 	if (phase && md == LU_MODE_REEXEC &&
-	    (!strcmp(phase, "build") || !strcmp(phase, "confirm")))
+	    (!strcmp(phase, "build") || !strcmp(phase, "confirm") ||
+	     !strcmp(phase, "started")))
 		return ctl_fail(r, CTL_EINVAL, "phase '%s' exists only in "
 				"mode build-ahead", phase);
 	if (lu_others_busy(r->msg, sizeof(r->msg)))

@@ -30,7 +30,7 @@ struct lu_image {
 };
 
 /* Phases that fault injection can fail (docs/live-update.md). */
-#define LU_PHASES "quiesce save exec verify restore kvm crash build confirm record"
+#define LU_PHASES "quiesce save exec verify restore kvm crash build confirm record started"
 
 /* The largest image `load` stages (the daemon is ~1 MiB, ~3 with ASan). */
 #define LU_IMAGE_MAX		(128 << 20)
@@ -83,6 +83,17 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry_run,
  * carried feature options, at most 40 entries; how many.
  */
 unsigned lu_image_argv(char **argv, const char *path);
+
+/*
+ * An injected crash: a real fault, not raise(): the sandbox lets the main
+ * thread send itself only the signals it names.
+ */
+static inline void lu_crash(void)
+{
+	volatile int *volatile p = NULL;
+
+	*p = 0;
+}
 const char *lu_socket_group(void);	/* --socket-group, NULL: none */
 /* Each domain's creation time, by id (JSON object), and the fail phase. */
 json_t *lu_created_times(void);

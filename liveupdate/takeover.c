@@ -256,7 +256,7 @@ static int restore_domain(struct takeover *t, struct stream_reader *r,
 	dom->exit_code = b.exit_code;
 	dom->shutdown_reason = b.shutdown_reason;
 	if (fail_here(t, "crash"))
-		raise(SIGSEGV);
+		lu_crash();
 	if (fail_here(t, "restore")) {
 		snprintf(err, errlen, "d%u: injected failure in phase restore",
 			 dom->id);

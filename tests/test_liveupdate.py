@@ -436,6 +436,48 @@ def test_failure_in_each_phase(daemon, images, phase):
     assert lu_status(d)["last"]["result"] == "ok"
 
 
+def test_new_image_killed_after_it_started_the_vcpus(daemon, images):
+    """The new image is killed after its vCPUs ran the guests, before it
+    says RUNNING.  The guests' RAM has moved past the state the old image
+    holds: the old image reaps the new one first (no guest ever runs in
+    two processes) and then does not resume that stale state; it crashes
+    the domains (on_crash preserve here) and keeps serving."""
+    d = daemon
+    cws = [d.start_counter(n, interval=200, cmdline_extra=LOAD,
+                           extra='on_crash = "preserve"\n')
+           for n in ("c1", "c2")]
+    assert_all_counting(cws, 1)
+    pid = d.proc.pid
+    d.xl("live-update", "load", images["a"].path)
+    api = d.api()
+    try:
+        r = api.request("live-update-exec", fail_phase="started")
+    finally:
+        api.close()
+    assert not r["ok"], r
+    e = r["error"]
+    assert e["code"] == 11, e
+    assert re.search(r"died while starting the guests.*state here is "
+                     r"stale", e["message"]), e
+    m = re.search(r"injected failure in phase started: this new image "
+                  r"\(pid (\d+)\) kills itself after its vCPUs ran",
+                  d.log())
+    assert m, d.log()
+    child = int(m.group(1))
+    assert child != pid and not os.path.exists(f"/proc/{child}")
+    assert d.proc.pid == pid and d.alive()
+    st = lu_status(d)["last"]
+    assert st["result"] == "failed" and "stale" in st["reason"], st
+    doms = d.domains()
+    assert {doms[n]["state"] for n in ("c1", "c2")} == {"crashed"}, doms
+    # The daemon goes on: new guests run, and an update works.
+    cw = d.start_counter("c3", interval=200)
+    cw.assert_counting(1)
+    res = update(d, images["b"])
+    assert res["domains"] == 3
+    cw.assert_counting(2)
+
+
 def test_xl_reports_fault_exit_status(daemon, images):
     """xl exits with the error code and prints the reason."""
     d = daemon

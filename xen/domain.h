@@ -42,6 +42,7 @@ struct vcpu {
 	bool thread_started;
 	bool parked;		/* waiting in vcpu_park(), not in KVM_RUN */
 	bool nmi_pending;	/* vcpu_nmi(): KVM_NMI before the next run */
+	unsigned long exits;	/* KVM_RUN returns handled (atomic) */
 };
 
 struct guest_mem {

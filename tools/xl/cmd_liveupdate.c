@@ -24,6 +24,8 @@ static void print_livepatches(json_t *lp)
 
 	if (!json_is_object(lp))
 		return;
+	json_array_foreach(json_object_get(lp, "kept"), i, v)
+		xl_print_kv("livepatch_kept", "%s", json_string_value(v));
 	json_array_foreach(json_object_get(lp, "reapplied"), i, v)
 		xl_print_kv("livepatch_reapplied", "%s", json_string_value(v));
 	json_array_foreach(json_object_get(lp, "dropped"), i, v)
