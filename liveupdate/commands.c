@@ -17,6 +17,12 @@ static bool known_phase(const char *p)
 	return strstr(phases, buf) != NULL;
 }
 
+bool lu_phase_ahead_only(const char *phase)
+{
+	return !strcmp(phase, "build") || !strcmp(phase, "confirm") ||
+	       !strcmp(phase, "started");
+}
+
 int cmd_lu_load(struct client *c, json_t *args, struct ctl_reply *r)
 {
 	const char *path = json_string_value(json_object_get(args, "image"));
@@ -60,9 +66,7 @@ int cmd_lu_exec(struct client *c, json_t *args, struct ctl_reply *r)
 		return ctl_fail(r, CTL_EINVAL, "%s", "'mode' must be "
 				"\"build-ahead\" or \"reexec\"");
 	/* Phases only the build-ahead conversation has. */
-	if (phase && md == LU_MODE_REEXEC &&
-	    (!strcmp(phase, "build") || !strcmp(phase, "confirm") ||
-	     !strcmp(phase, "started")))
+	if (phase && md == LU_MODE_REEXEC && lu_phase_ahead_only(phase))
 		return ctl_fail(r, CTL_EINVAL, "phase '%s' exists only in "
 				"mode build-ahead", phase);
 	if (lu_others_busy(r->msg, sizeof(r->msg)))

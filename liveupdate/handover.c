@@ -329,6 +329,17 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry,
 	version = lu_handover_version(img, err, sizeof(err));
 	if (version < 0)
 		return ctl_fail(r, CTL_EINVAL, "%s", err);
+	if (mode == LU_MODE_AHEAD && !(img->features & XKVM_CAN_BUILD_AHEAD)) {
+		/* An older image: it would not know --lu-build-ahead. */
+		if (fail_phase && lu_phase_ahead_only(fail_phase))
+			return ctl_fail(r, CTL_EINVAL, "phase '%s' exists only "
+					"in mode build-ahead, and %s cannot "
+					"be built ahead (no build-ahead note)",
+					fail_phase, img->path);
+		log_info("live update: %s has no build-ahead note: updating "
+			 "by re-exec", img->path);
+		mode = LU_MODE_REEXEC;
+	}
 	if (mode == LU_MODE_AHEAD && !dry)
 		return lu_ahead_exec(requester, img, version, fail_phase, r);
 	if (quiesce(&q, NULL, LU_PARK_TIMEOUT_MS, err, sizeof(err)) < 0) {

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct client;
 struct ctl_reply;
@@ -21,16 +22,27 @@ struct domain;
 /* The ELF note every image carries: the stream versions it handles. */
 #define XKVM_NOTE_NAME		"XKVM"
 #define XKVM_NOTE_STREAM	1
+/*
+ * A second note: what the image can do as the new image of an update, a
+ * 32-bit word of flags.  An image without it (older than build-ahead) is
+ * updated to by re-exec, whatever mode was asked.
+ */
+#define XKVM_NOTE_FEATURES	2
+#define XKVM_CAN_BUILD_AHEAD	(1u << 0)	/* --lu-build-ahead */
 
 struct lu_image {
 	char path[4096];
 	int fd;				/* O_RDONLY, kept until exec/unload */
 	char build_id[41];
 	unsigned read_min, read_max, write_min, write_max;
+	uint32_t features;		/* XKVM_CAN_*; 0 without the note */
 };
 
 /* Phases that fault injection can fail (docs/live-update.md). */
 #define LU_PHASES "quiesce save exec verify restore kvm crash build confirm record started"
+
+/* Phases only the build-ahead conversation has (commands.c). */
+bool lu_phase_ahead_only(const char *phase);
 
 /* The largest image `load` stages (the daemon is ~1 MiB, ~3 with ASan). */
 #define LU_IMAGE_MAX		(128 << 20)

@@ -1029,11 +1029,14 @@ def elf_notes(path):
     """What an image's PT_NOTE segments say, parsed without libelf:
     {"build_id": hex or None, "xkvm": (read_min, read_max, write_min,
     write_max) or None, "xkvm_desc_offset": file offset of the XKVM
-    note's 16-byte descriptor or None, "complete": the file holds every
+    note's 16-byte descriptor or None, "features": the XKVM features
+    note's flags or None (an image older than build-ahead),
+    "features_desc_offset", "complete": the file holds every
     PT_LOAD segment and the section header table (not truncated)}."""
     with open(path, "rb") as f:
         data = f.read()
     out = {"build_id": None, "xkvm": None, "xkvm_desc_offset": None,
+           "features": None, "features_desc_offset": None,
            "complete": False}
     if data[:4] != b"\x7fELF" or data[4] != 2:
         return out
@@ -1061,6 +1064,9 @@ def elf_notes(path):
             elif name == b"XKVM\0" and ntype == 1 and descsz == 16:
                 out["xkvm"] = struct.unpack("<4I", desc)
                 out["xkvm_desc_offset"] = desc_off
+            elif name == b"XKVM\0" and ntype == 2 and descsz == 4:
+                out["features"], = struct.unpack("<I", desc)
+                out["features_desc_offset"] = desc_off
             off = desc_off + (descsz + align - 1) // align * align
     out["complete"] = max(ends) <= len(data)
     return out

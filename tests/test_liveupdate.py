@@ -478,6 +478,46 @@ def test_new_image_killed_after_it_started_the_vcpus(daemon, images):
     cw.assert_counting(2)
 
 
+def test_image_without_build_ahead_note_is_updated_by_reexec(
+        daemon, images, tmp_path):
+    """An image older than build-ahead (no XKVM features note, or the flag
+    clear, as here) would not know --lu-build-ahead: the daemon updates to
+    it by re-exec, whatever mode was asked, and says so."""
+    d = daemon
+    n = elf_notes(images["a"].path)
+    assert n["features"] == 1, n
+    old = str(tmp_path / "xen-old")
+    shutil.copy(images["a"].path, old)
+    with open(old, "r+b") as f:
+        f.seek(n["features_desc_offset"])
+        f.write(struct.pack("<I", 0))
+    cws = start_counters(d, ["c1"])
+    assert_all_counting(cws, 1)
+    d.xl("live-update", "load", old)
+    assert lu_status(d)["staged"]["build_ahead"] is False
+    # A phase only build-ahead has: a clear error, nothing happens.
+    api = d.api()
+    try:
+        r = api.request("live-update-exec", fail_phase="build")
+    finally:
+        api.close()
+    assert not r["ok"] and r["error"]["code"] == 3, r
+    assert "no build-ahead note" in r["error"]["message"], r
+    assert_all_counting(cws, 1)
+    pid = d.proc.pid
+    rc, res, err = lu_xl(d, "exec")
+    assert rc == 0 and res["result"] == "ok", (rc, err)
+    # Re-exec: the same process, the previous design's phases.
+    assert d.proc.pid == pid and d.call("info")["pid"] == pid
+    assert set(res["phases_ms"]) == set(REEXEC_PHASES), res
+    assert "has no build-ahead note: updating by re-exec" in d.log()
+    assert_all_counting(cws, 2)
+    # The images this tree builds all can: default, minimal, next.
+    for key in ("a", "minimal", "next"):
+        if images[key] is not None:
+            assert elf_notes(images[key].path)["features"] == 1, key
+
+
 def test_xl_reports_fault_exit_status(daemon, images):
     """xl exits with the error code and prints the reason."""
     d = daemon
