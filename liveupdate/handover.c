@@ -190,6 +190,7 @@ void lu_domain_fds(void (*fn)(int fd, void *arg), void *arg)
 		fn(d->mem.fd, arg);
 		devices_for_each_fd(d, fn, arg);
 	}
+	feature_handover_fds(fn, arg);	/* listeners, same numbers */
 }
 
 /* The fds the new image inherits: everything else stays close-on-exec. */
@@ -206,6 +207,7 @@ static void keep_fds_open(bool keep, int hfd, int old_fd)
 		for (i = 0; i < d->nr_vcpus; i++)
 			set_cloexec(d->vcpus[i].fd, !keep);
 	}
+	feature_handover_fds(keep_device_fd, &keep);
 	control_set_cloexec(!keep);
 	set_cloexec(hfd, !keep);
 	set_cloexec(old_fd, !keep);

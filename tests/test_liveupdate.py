@@ -518,6 +518,41 @@ def test_image_without_build_ahead_note_is_updated_by_reexec(
             assert elf_notes(images[key].path)["features"] == 1, key
 
 
+@pytest.mark.parametrize("mode", ["build-ahead", "reexec"])
+def test_migration_listener_across_updates(images, tmp_path, mode):
+    """--migrate-listen: the new image adopts the old one's listening
+    socket (never binds the port again while the old holds it); a guest
+    migrates in after each update and back out."""
+    if not build_has("MIGRATION"):
+        pytest.skip("MIGRATION is not in this build's Kconfig")
+    from test_migration import Host, migrate
+    from harness import CounterWatch, require_binaries, require_kvm, \
+        stop_and_check
+    require_binaries()
+    require_kvm()
+    a, b = Host(str(tmp_path / "a")), Host(str(tmp_path / "b"))
+    try:
+        cw = a.d.start_counter("m", interval=200)
+        cw.assert_counting(1)
+        for img in (images["a"], images["b"]):
+            n = b.d.log().count("handed over by a live update")
+            update(b.d, img, "--mode", mode)
+            # The new image adopts it once it serves (after the reply).
+            wait_until(lambda: b.d.log().count(
+                "handed over by a live update") > n, what="listener")
+            assert "Address already in use" not in b.d.log()
+            assert b.d.call("info")["migrate_listen"] == b.addr
+            rep = migrate(a, b.addr, "m")
+            assert rep["state"] == "completed", rep
+            CounterWatch(b.d, "m").assert_counting(lines=2)
+            rep = migrate(b, a.addr, "m")
+            assert rep["state"] == "completed", rep
+            CounterWatch(a.d, "m").assert_counting(lines=2)
+    finally:
+        problems = [stop_and_check(h.d) for h in (a, b)]
+    assert not any(problems), problems
+
+
 def test_xl_reports_fault_exit_status(daemon, images):
     """xl exits with the error code and prints the reason."""
     d = daemon
