@@ -74,29 +74,26 @@ static int info_int(json_t *info, const char *key)
 static void install_crash_handlers(bool on);
 static void exec_old_image(void);
 
-/* From our own arguments: rollback must work even if the handover does not. */
+/*
+ * From our own arguments: rollback must work even if the handover does
+ * not.  The old image's own options are those it started us with, up to
+ * --handover (lu_image_argv(), then the handover's): given back as they
+ * are, so that it gets every option of its features, also those of a
+ * feature this image is built without (and cannot carry).
+ */
 static void prepare_rollback(const struct daemon_opts *d, int hfd,
 			     int old_fd)
 {
+	const unsigned room = sizeof(rb_argv) / sizeof(rb_argv[0]) - 7;
 	unsigned i = 0;
 
 	rb_image_fd = old_fd;
 	snprintf(rb_fd, sizeof(rb_fd), "%d", rb_image_fd);
 	snprintf(rb_hfd, sizeof(rb_hfd), "%d", hfd);
 	rb_argv[i++] = "xen";
-	rb_argv[i++] = "--socket";
-	rb_argv[i++] = (char *)d->socket;
-	rb_argv[i++] = "--state-dir";
-	rb_argv[i++] = (char *)d->state_dir;
-	if (d->log) {
-		rb_argv[i++] = "--log";
-		rb_argv[i++] = (char *)d->log;
-	} else {
-		rb_argv[i++] = "--foreground";
-	}
-	i += feature_carry_options(rb_argv + i, 16);	/* --trusted-keys */
-	if (d->no_sandbox)
-		rb_argv[i++] = "--no-sandbox";
+	for (; d->argv && d->argv[i] && i < room &&
+	       strcmp(d->argv[i], "--handover"); i++)
+		rb_argv[i] = d->argv[i];
 	rb_argv[i++] = "--handover";
 	rb_argv[i++] = rb_hfd;
 	rb_argv[i++] = "--lu-old-image-fd";

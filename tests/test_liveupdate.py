@@ -548,6 +548,14 @@ def test_migration_listener_across_updates(images, tmp_path, mode):
             rep = migrate(b, a.addr, "m")
             assert rep["state"] == "completed", rep
             CounterWatch(a.d, "m").assert_counting(lines=2)
+        # An image without migration would drop the listener: it does
+        # not start, the update rolls back, the listener stays.
+        mini = images["minimal"]
+        if mini is not None and "MIGRATION" not in mini.features():
+            rc, res, err = lu_xl(b.d, mini.path, "--mode", mode)
+            assert rc == 13, (rc, err)
+            rep = migrate(a, b.addr, "m")
+            assert rep["state"] == "completed", rep
     finally:
         problems = [stop_and_check(h.d) for h in (a, b)]
     assert not any(problems), problems

@@ -30,6 +30,7 @@ struct daemon_opts {
 	const char *state_dir;
 	const char *log;			/* NULL: stderr (--foreground) */
 	bool no_sandbox;			/* --no-sandbox */
+	char *const *argv;	/* as given (not permuted), NULL-ended */
 };
 
 struct feature {

@@ -26,6 +26,7 @@
 struct options {
 	struct daemon_opts d;
 	int foreground;
+	char bad[80];		/* the first argument refused, for the log */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -83,6 +84,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	};
 	struct option *longopts = feature_options(core);
 	int c, ret = -1;
+	bool bad = false;
 
 	if (!longopts)
 		return -1;
@@ -93,7 +95,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'g': o->d.socket_group = optarg; break;
 		case 'i':
 			if (parse_idle_timeout(optarg, &o->d) < 0)
-				goto out;
+				bad = true;
 			break;
 		case 'd': o->d.state_dir = optarg; break;
 		case 'l': o->d.log = optarg; break;
@@ -102,13 +104,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("xen %s\n", XEN_VERSION); exit(0);
 		default:
-			if (feature_parse_option(c, optarg) < 0)
-				goto out;
+			/* Parse on: a live update's new image must still
+			 * find its handover to give the guests back. */
+			if (feature_parse_option(c, optarg) < 0 && !bad) {
+				bad = true;
+				snprintf(o->bad, sizeof(o->bad), "%s",
+					 argv[optind - 1]);
+			}
 		}
 	}
-	if (optind == argc)
+	if (optind == argc && !bad)
 		ret = 0;
-out:
+	else if (!o->bad[0])
+		snprintf(o->bad, sizeof(o->bad), "%s",
+			 optind < argc ? argv[optind] : "?");
 	free(longopts);
 	if (ret < 0)
 		usage(stderr);
@@ -264,6 +273,18 @@ static int start(const struct options *o, const struct feature *taker)
 	return 0;
 }
 
+/* The command line as given: getopt_long() permutes argv.  Kept for the
+ * process's life (a static, not a leak). */
+static char **argv_given;
+
+static char *const *argv_copy(int argc, char **argv)
+{
+	argv_given = calloc(argc + 1, sizeof(*argv_given));
+	if (argv_given)
+		memcpy(argv_given, argv, argc * sizeof(*argv_given));
+	return argv_given;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .foreground = 0 };
@@ -272,8 +293,24 @@ int main(int argc, char **argv)
 	int ready_fd = -1, ret;
 	char ok = 0;
 
-	if (parse_args(argc, argv, &o) < 0)
+	o.d.argv = argv_copy(argc, argv);
+	if (parse_args(argc, argv, &o) < 0) {
+		/*
+		 * A new image given an option it does not know: the old
+		 * image carried a feature this build is without (listening
+		 * for migrations, say).  It gives the guests back.
+		 */
+		if (feature_taking_over() && o.d.socket && o.d.state_dir) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "it does not know the "
+				 "option %s (a feature it is built without?)",
+				 o.bad);
+			feature_early(&o.d);
+			start_failed(why);
+		}
 		return 64;
+	}
 	daemon_mark_start();
 	ret = feature_run();
 	if (ret >= 0)
