@@ -583,8 +583,11 @@ static void go_live(struct newside *s)
 		 json_real_value(json_object_get(res, "blackout_ms")),
 		 ms(s->t_prologue, s->t_built), getpid());
 	id = h ? json_object_get(h, "requester_id") : NULL;
-	if (req)
+	if (req) {
+		/* Audited by the image that answers (the old one exits). */
+		control_audit(req, "live-update-exec", NULL, CTL_OK, NULL);
 		control_reply_now(req, id, CTL_OK, res, NULL);
+	}
 	control_process_adopted();
 	json_decref(res);
 	json_decref(h);
