@@ -33,7 +33,7 @@ AUTOCONF   := $(BUILD)/include/generated/autoconf.h
 AUTOCONF_MK := $(BUILD)/include/config/auto.conf
 
 .PHONY: all defconfig menuconfig olddefconfig savedefconfig demo test \
-        test-quick sanitize bench clean setup guests unit systest-progs
+        test-quick sanitize bench soak clean setup guests unit systest-progs
 all: $(BUILD)/bin/xen $(BUILD)/bin/xl $(BUILD)/bin/counter-watch guests unit \
      systest-progs
 
@@ -234,6 +234,11 @@ sanitize: setup
 bench: setup
 	$(MAKE) all
 	XEN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
+# 1000 live updates under load with injected faults (tests/soak_liveupdate.py)
+soak: all
+	XEN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/soak_liveupdate.py \
+	  $(SOAK_ARGS)
 
 clean:
 	rm -rf $(BUILD) build-*

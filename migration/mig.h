@@ -126,7 +126,13 @@ int cmd_migrate_cancel(struct client *c, json_t *args, struct ctl_reply *r);
 int mig_parse_args(json_t *args, struct mig_opts *o, struct ctl_reply *r);
 
 /* recv.c: destination side (TLS when mig_tls_loaded()). */
-int mig_listen_start(const char *addr, bool insecure);
+/*
+ * Listen on addr; inherited_fd >= 0: a live update's old image listened
+ * there already and handed its socket over (never bound twice).
+ */
+int mig_listen_start(const char *addr, bool insecure, int inherited_fd);
+/* The listening socket, or -1. */
+int mig_listen_fd(void);
 
 /* wire.c */
 int mig_parse_hostport(const char *s, char *host, size_t hostlen,

@@ -9,6 +9,7 @@
  * cannot hold the daemon.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -352,7 +353,38 @@ static void on_accept(int lfd, short revents, void *opaque)
 	serve(&x, fd);
 }
 
-int mig_listen_start(const char *addr, bool insecure)
+static int listen_fd = -1;
+
+int mig_listen_fd(void)
+{
+	return listen_fd;
+}
+
+/* The old image's listener: a listening stream socket, close-on-exec. */
+static int adopt_listener(const char *addr, int fd)
+{
+	int yes = 0;
+	socklen_t len = sizeof(yes);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &yes, &len) < 0 ||
+	    !yes) {
+		log_err("--migrate-listen %s: fd %d handed over is not a "
+			"listening socket", addr, fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if (loop_add(fd, POLLIN, on_accept, NULL) < 0) {
+		log_err("--migrate-listen %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	listen_fd = fd;
+	log_info("accepting migrations on %s (%s), the socket handed over by "
+		 "a live update", addr, mig_tls_loaded() ?
+		 "TLS 1.3, mutual X.509" : "plain TCP, loopback");
+	return 0;
+}
+
+int mig_listen_start(const char *addr, bool insecure, int inherited_fd)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE }, *ai;
@@ -375,6 +407,8 @@ int mig_listen_start(const char *addr, bool insecure)
 			"only)", addr);
 		return -1;
 	}
+	if (inherited_fd >= 0)
+		return adopt_listener(addr, inherited_fd);
 	snprintf(ps, sizeof(ps), "%u", port);
 	if (getaddrinfo(host, ps, &hints, &ai)) {
 		log_err("--migrate-listen %s: cannot resolve", addr);
@@ -392,6 +426,7 @@ int mig_listen_start(const char *addr, bool insecure)
 		return -1;
 	}
 	freeaddrinfo(ai);
+	listen_fd = fd;
 	log_info("accepting migrations on %s (%s)", addr, mig_tls_loaded() ?
 		 "TLS 1.3, mutual X.509" : "plain TCP, loopback");
 	return 0;

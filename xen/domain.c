@@ -423,10 +423,23 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 	return 0;
 }
 
+int domain_start_parked(struct domain *dom, char *err, size_t errlen)
+{
+	return domain_start(dom, true, err, errlen) < 0 ? -ENOMEM : 0;
+}
+
 int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen)
 {
-	if (domain_start(dom, paused, err, errlen) < 0)
+	if (dom->nr_vcpus && dom->vcpus[0].thread_started) {
+		/* Started parked (domain_start_parked()): let them run. */
+		pthread_mutex_lock(&dom->lock);
+		dom->run_ok = !paused;
+		dom->state = paused ? DOM_PAUSED : DOM_RUNNING;
+		pthread_cond_broadcast(&dom->cond);
+		pthread_mutex_unlock(&dom->lock);
+	} else if (domain_start(dom, paused, err, errlen) < 0) {
 		return -ENOMEM;
+	}
 	domain_link(dom);
 	/* A paused domain's devices go on at unpause (domain_resume()). */
 	if (!paused)

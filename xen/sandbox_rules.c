@@ -89,7 +89,7 @@ static const struct rule plain[] = {
 	{ "fchmod", M }, { "chmod", M }, { "fchmodat", M }, { "umask", M },
 	{ "getcwd", M }, { "sysinfo", M }, { "getppid", M },
 	{ "getrlimit", M }, { "prlimit64", M }, { "wait4", M },
-	{ "waitid", M }, { "kill", M },
+	{ "waitid", M }, { "kill", M }, { "setsid", M },
 	{ "execve", M }, { "execveat", M }, { "membarrier", M },
 	{ "arch_prctl", M }, { "set_tid_address", M }, { "prctl", M },
 	{ "capget", M }, { "capset", M }, { "seccomp", M },
@@ -218,16 +218,33 @@ static int add_memory(scmp_filter_ctx ctx, enum sandbox_role role)
 }
 
 /*
- * Signals to our own threads only: a vCPU kicks the others of its domain
- * out of KVM_RUN (pause, reboot), abort() raises SIGABRT.  The programs
- * name our pid: they are built again if it changes (the daemon forks to
- * detach); a live update's new image keeps it (execve in place).
+ * Signals to our own threads: a vCPU kicks the others of its domain out
+ * of KVM_RUN (pause, reboot; SIGUSR1, as livepatch's stack sampling), the
+ * probe uses SIGUSR2, abort() raises SIGABRT.  The threads' programs name
+ * our pid (they are built again if it changes: the daemon forks to
+ * detach).  The main thread's program names these signals instead, not
+ * the pid: a live update's new image is a child process (build-ahead)
+ * that inherits it (filters survive fork and execve) under another pid,
+ * and every thread it makes runs under it.  The price: the main filter
+ * lets a subverted daemon send these three signals to another process of
+ * its user (docs/sandbox.md).
  */
-static int add_signals(scmp_filter_ctx ctx, pid_t pid)
+static int add_signals(scmp_filter_ctx ctx, enum sandbox_role role,
+		       pid_t pid)
 {
-	struct scmp_arg_cmp ours = SCMP_A0_64(SCMP_CMP_EQ, pid);
+	static const int ours[] = { SIGUSR1, SIGUSR2, SIGABRT };
+	struct scmp_arg_cmp pinned = SCMP_A0_64(SCMP_CMP_EQ, pid);
+	unsigned i;
+	int ret = 0;
 
-	return add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &ours);
+	if (role != SANDBOX_MAIN)
+		return add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &pinned);
+	for (i = 0; i < sizeof(ours) / sizeof(ours[0]) && ret == 0; i++) {
+		struct scmp_arg_cmp sig = SCMP_A2_64(SCMP_CMP_EQ, ours[i]);
+
+		ret = add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &sig);
+	}
+	return ret;
 }
 
 /*
@@ -279,7 +296,7 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_role role,
 	if (ret == 0)
 		ret = add_clone(ctx, role);
 	if (ret == 0)
-		ret = add_signals(ctx, pid);
+		ret = add_signals(ctx, role, pid);
 	if (ret == 0)
 		ret = add_thread_name(ctx, role);
 	return ret;

@@ -50,6 +50,8 @@ struct restore_opts {
 	 * migration's page connections write into that RAM. */
 	void (*prepared)(struct domain *dom, void *opaque);
 	void *opaque;
+	uint32_t refuse_type;		/* fault injection: refuse this
+					 * record as KVM would, or 0 */
 };
 
 /*
@@ -66,6 +68,23 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 int state_restore_domain(struct stream_reader *r,
 			 const struct restore_opts *o, struct domain **out,
 			 char *err, size_t errlen);
+
+/*
+ * A domain restored in two parts (live update's build-ahead): begin()
+ * reads DOMAIN_CONFIG, MEMORY_LAYOUT and what follows up to DOMAIN_END
+ * (CPUID) and builds the domain, not started; finish() loads the rest of
+ * its records, from another stream, up to DOMAIN_END and checks the
+ * domain is complete.  done() hands the domain over (not started);
+ * abort() discards it.  0 or a negative errno with `err` set.
+ */
+struct state_restoring;
+int state_restore_begin(struct stream_reader *r, const struct restore_opts *o,
+			struct state_restoring **out, char *err, size_t errlen);
+int state_restore_finish(struct stream_reader *r, struct state_restoring *x,
+			 char *err, size_t errlen);
+struct domain *state_restore_domain_of(struct state_restoring *x);
+struct domain *state_restore_done(struct state_restoring *x);
+void state_restore_abort(struct state_restoring *x);
 
 /* Per-vCPU and VM-wide KVM state (vcpu_state.c, vm_state.c). */
 int vcpu_state_save(struct vcpu *v, struct stream_writer *w);

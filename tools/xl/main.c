@@ -96,11 +96,16 @@ static const struct xl_command commands[] = {
 	  "  --dry-run         with exec: the staged image parses the current\n"
 	  "                    state in a separate process and reports\n"
 	  "  --json            print the result as JSON\n"
+	  "  --mode M          with exec: build-ahead (default: the new image\n"
+	  "                    builds every domain while the guests run, then\n"
+	  "                    a short blackout) or reexec (the previous\n"
+	  "                    design: exec in place, rebuild in the blackout)\n"
 	  "  --sig SIG         with load or IMAGE: IMAGE's signature file\n"
 	  "                    (default IMAGE.sig; checked when the daemon\n"
 	  "                    runs with --trusted-keys)\n"
 	  "  --fail-phase P    debugging: fail phase P on purpose (quiesce,\n"
-	  "                    save, exec, verify, restore, kvm, crash)\n" },
+	  "                    save, exec, verify, restore, kvm, crash,\n"
+	  "                    record; build-ahead also build, confirm)\n" },
 	{ "livepatch", cmd_livepatch,
 	  "upload NAME FILE [K=V...] | apply NAME | revert NAME | "
 	  "replace NAME | unload NAME | load NAME FILE [K=V...] | "
