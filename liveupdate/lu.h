@@ -15,19 +15,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "elfnote.h"
+
 struct client;
 struct ctl_reply;
 struct domain;
 
-/* The ELF note every image carries: the stream versions it handles. */
-#define XKVM_NOTE_NAME		"XKVM"
-#define XKVM_NOTE_STREAM	1
 /*
- * A second note: what the image can do as the new image of an update, a
- * 32-bit word of flags.  An image without it (older than build-ahead) is
- * updated to by re-exec, whatever mode was asked.
+ * The notes every image carries (common/elfnote.h): XKVM_NOTE_STREAM, the
+ * stream versions it handles, and XKVM_NOTE_FEATURES, what the image can
+ * do as the new image of an update, a 32-bit word of flags.  An image
+ * without the latter (older than build-ahead) is updated to by re-exec,
+ * whatever mode was asked.
  */
-#define XKVM_NOTE_FEATURES	2
 #define XKVM_CAN_BUILD_AHEAD	(1u << 0)	/* --lu-build-ahead */
 
 struct lu_image {

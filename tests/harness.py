@@ -1064,7 +1064,7 @@ def elf_notes(path):
             elif name == b"XKVM\0" and ntype == 1 and descsz == 16:
                 out["xkvm"] = struct.unpack("<4I", desc)
                 out["xkvm_desc_offset"] = desc_off
-            elif name == b"XKVM\0" and ntype == 2 and descsz == 4:
+            elif name == b"XKVM\0" and ntype == 3 and descsz == 4:  # features
                 out["features"], = struct.unpack("<I", desc)
                 out["features_desc_offset"] = desc_off
             off = desc_off + (descsz + align - 1) // align * align
