@@ -20,6 +20,7 @@
 #include "log.h"
 #include "memory.h"
 #include "migration/mig.h"
+#include "pagepipe.h"
 #include "quiesce.h"
 #include "sandbox.h"
 #include "state.h"
@@ -152,44 +153,22 @@ static int add_page(struct sender *s, unsigned slot, uint64_t i)
 }
 
 /*
- * Where the next page with data is in [*from, end) of the RAM memfd, and
- * where it ends: false if there is none.  A hole reads as zero and would
- * be elided, but reading it would allocate it (a page fault and a zeroed
- * page each: seconds for an idle 1 GiB guest), so the first pass skips
- * holes.  Dirty logging is on already: a page the guest writes after
- * the lseek() is sent by a later round.  Where the file system cannot
- * say (lseek fails otherwise), everything is data.
+ * All of RAM but its holes (guest_mem_next_data()).  Dirty logging is
+ * on already: a page the guest writes after the lseek() is sent by a
+ * later round.
  */
-static bool next_data(int fd, off_t *from, off_t end, off_t *data_end)
-{
-	off_t d = lseek(fd, *from, SEEK_DATA), h;
-
-	if (d < 0 && errno == ENXIO)
-		return false;		/* holes to the end of the file */
-	if (d < 0) {
-		*data_end = end;
-		return true;
-	}
-	if (d >= end)
-		return false;
-	h = lseek(fd, d, SEEK_HOLE);
-	*from = d;
-	*data_end = h < 0 || h > end ? end : h;
-	return true;
-}
-
 static int send_all(struct sender *s)
 {
-	int fd = s->dom->mem.fd;
-	off_t base, pos, end, stop;
+	struct guest_mem *mem = &s->dom->mem;
+	uint64_t base, pos, end, stop;
 	unsigned slot;
 
 	for (slot = 0; slot < 2; slot++) {
-		base = slot ? s->dom->mem.low_size : 0;
+		base = slot ? mem->low_size : 0;
 		pos = base;
-		end = base + (off_t)(s->slot_pages[slot] * PAGE);
-		while (pos < end && next_data(fd, &pos, end, &stop)) {
-			for (pos &= ~(off_t)(PAGE - 1); pos < stop; pos += PAGE)
+		end = base + s->slot_pages[slot] * PAGE;
+		while (pos < end && guest_mem_next_data(mem, &pos, end, &stop)) {
+			for (pos &= ~(uint64_t)(PAGE - 1); pos < stop; pos += PAGE)
 				if (add_page(s, slot, (pos - base) / PAGE) < 0)
 					return -1;
 		}
@@ -488,12 +467,15 @@ static int open_stream(struct sender *s)
 	uint8_t bid[20];
 	unsigned n = build_id_bytes(bid, sizeof(bid));
 
-	struct stream_sink sink = { mig_conn_sink, &s->conn };
+	struct stream_sink sink = { mig_conn_sink, &s->conn, NULL };
 
 	if (stream_writer_open_sink(&s->w, sink, s->m->p.version,
 				    XEN_VERSION, bid, n) < 0)
 		SFAIL(s, "cannot start the stream: %s", write_err(s));
 	s->writer_open = true;
+	/* The guest runs meanwhile: each batch is copied by its worker. */
+	if (stream_writer_pipeline(&s->w, state_default_workers(), false) < 0)
+		SFAIL(s, "cannot start the page workers: %s", write_err(s));
 	if (state_save_prologue(s->dom, &s->w) < 0)
 		SFAIL(s, "sending the config failed: %s", write_err(s));
 	return 0;

@@ -13,6 +13,7 @@
 #include "domain.h"
 #include "log.h"
 #include "memory.h"
+#include "pagepipe.h"
 #include "rec_table.h"
 #include "state.h"
 
@@ -84,30 +85,36 @@ static int load_cpuid(struct restore *x, const struct rec_desc *d)
 	return 0;
 }
 
-static int load_pages(struct restore *x, const struct rec_desc *d)
+/* The page pipeline's view of the restoring domain (pagepipe.h). */
+static int target_check(void *opaque, const uint64_t *pfns, unsigned n)
 {
-	const uint64_t *pfns;
-	unsigned n, i;
+	struct restore *x = opaque;
 
-	if (stream_decode_pages(&x->r, &pfns, &n, x->pages,
-				STREAM_BATCH_PAGES * STREAM_PAGE_SIZE) < 0)
-		RFAIL(x, "%s", x->r.err);
-	if (check_pages(&x->check, x->r.rec_offset, pfns, n) < 0)
+	return check_pages(&x->check, x->r.rec_offset, pfns, n);
+}
+
+static uint8_t *target_map(void *opaque, uint64_t pfn)
+{
+	struct restore *x = opaque;
+
+	/* check_pages() saw it is RAM. */
+	return gpa_to_hva(&x->dom->mem, pfn * STREAM_PAGE_SIZE,
+			  STREAM_PAGE_SIZE);
+}
+
+/*
+ * A PAGE_BATCH whose record header alone was read: checked against the
+ * record order, then its pages read (raw ones straight into RAM).
+ */
+static int load_pages(struct restore *x)
+{
+	struct page_target t = { target_check, target_map, x };
+	bool t_failed;
+
+	if (check_record(&x->check, x->r.rec_offset, &x->r.rec, NULL) < 0)
 		RFAIL(x, "%s", x->check.err);
-	for (i = 0; i < n; i++) {
-		uint64_t pfn;
-		void *dst;
-
-		memcpy(&pfn, &pfns[i], sizeof(pfn));
-		dst = gpa_to_hva(&x->dom->mem, pfn * STREAM_PAGE_SIZE,
-				 STREAM_PAGE_SIZE);
-		if (!dst)	/* check_pages() saw it is RAM */
-			RFAIL(x, "offset %llu: page %#llx has no memory",
-			      (unsigned long long)x->r.rec_offset,
-			      (unsigned long long)pfn);
-		memcpy(dst, x->pages + (size_t)i * STREAM_PAGE_SIZE,
-		       STREAM_PAGE_SIZE);
-	}
+	if (page_batch_read(&x->r, &t, x->pages, &t_failed) < 0)
+		RFAIL(x, "%s", t_failed ? x->check.err : x->r.err);
 	return 0;
 }
 
@@ -163,7 +170,6 @@ static int load_console(struct restore *x, const struct rec_desc *d)
 /* What loads each part of a domain's stream into the domain. */
 static int (*const loaders[])(struct restore *x, const struct rec_desc *d) = {
 	[PH_CPUID] = load_cpuid,
-	[PH_PAGES] = load_pages,
 	[PH_VCPUS] = load_vcpu,
 	[PH_VM] = load_vm,
 	[PH_DEVICES] = load_device,
@@ -181,6 +187,21 @@ static int load_record(struct restore *x)
 	if (!d || d->phase >= NR_LOADERS || !loaders[d->phase])
 		return 0;	/* optional, and the check let it pass */
 	return loaders[d->phase](x, d);
+}
+
+#define GOT_PAGES	2
+
+/*
+ * The next record: 1 read whole, GOT_PAGES a PAGE_BATCH of which only
+ * the record header is read (load_pages() reads the rest), 0 END, -1.
+ */
+static int next_record(struct restore *x)
+{
+	if (stream_next_head(&x->r) < 0)
+		return -1;
+	if (x->r.rec.type == REC_PAGE_BATCH)
+		return GOT_PAGES;
+	return stream_read_rest(&x->r, 0);
 }
 
 int state_restore_domain(struct stream_reader *r,
@@ -202,9 +223,9 @@ int state_restore_domain(struct stream_reader *r,
 		code = -ENOMEM;
 		goto out;
 	}
-	while ((got = stream_next(&x.r)) > 0 &&
+	while ((got = next_record(&x)) > 0 &&
 	       x.r.rec.type != REC_DOMAIN_END)
-		if (load_record(&x) < 0)
+		if ((got == GOT_PAGES ? load_pages(&x) : load_record(&x)) < 0)
 			goto out;
 	if (got < 0) {
 		snprintf(err, errlen, "%s", x.r.err);

@@ -25,16 +25,17 @@ FUZZ_SANITIZE    := -fsanitize=fuzzer,address,undefined \
                     -fno-sanitize-recover=undefined
 FUZZ_CFLAGS      := $(CPPFLAGS) -Itools/stream $(WARN) -O1 -g \
                     -fno-omit-frame-pointer $(FUZZ_SANITIZE) -MMD -MP
-FUZZ_SRC         := tests/fuzz/fuzz_stream.c common/stream.c \
+FUZZ_SRC         := tests/fuzz/fuzz_stream.c common/stream.c common/pagepipe.c \
                     common/domcfg.c common/domcfg_fwcfg.c \
                     common/domcfg_disk.c common/domcfg_vif.c \
+                    common/domcfg_module.c \
                     common/rec_table.c \
                     tools/stream/verify.c tools/stream/dump.c
 FUZZ_OBJ         := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))
 FUZZ_VIRTQ_BIN   := $(FUZZ_DIR)/fuzz_virtq
 FUZZ_VIRTQ_SRC   := tests/fuzz/fuzz_virtq.c xen/dev/virtqueue.c xen/memory.c
 FUZZ_VIRTQ_OBJ   := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_VIRTQ_SRC))
-LDLIBS_FUZZ      := -ljansson -llz4 -lz
+LDLIBS_FUZZ      := -ljansson -llz4 -lz -ldeflate -lpthread
 
 .PHONY: fuzz-build fuzz fuzz-quick
 fuzz-build: $(FUZZ_BIN) $(FUZZ_VIRTQ_BIN)
