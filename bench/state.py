@@ -9,6 +9,8 @@ several times, and report GiB/s of guest RAM (1 GiB / seconds the daemon
 reports) and the stream size.  In the same run, a memcpy of 1 GiB
 (Python's bytes copy, which is memcpy underneath), measured before and
 after the cases, gives the machine's ceiling; the ratios are against it.
+Beside it, a copy into new memfd pages (first touch) shows what filling a
+new guest's RAM costs on this host before any stream is read.
 """
 import os
 import shutil
@@ -41,6 +43,28 @@ def memcpy_gibs(runs):
     return samples
 
 
+def fresh_gibs(runs):
+    """512 MiB copied into pages of a new memfd (first touch), as restore
+    fills a new guest's RAM: the kernel allocates and zeroes each page on
+    the way (in a VM, the host may back it then too)."""
+    import mmap
+    size = 512 << 20
+    src = bytearray(os.urandom(1 << 20)) * 512
+    samples = []
+    for _ in range(runs):
+        fd = os.memfd_create("bench-fresh")
+        try:
+            os.ftruncate(fd, size)
+            m = mmap.mmap(fd, size)
+            t0 = time.perf_counter()
+            m[:] = src
+            samples.append(size / (1 << 30) / (time.perf_counter() - t0))
+            m.close()
+        finally:
+            os.close(fd)
+    return samples
+
+
 def loadavg():
     try:
         return os.getloadavg()[0]
@@ -57,8 +81,7 @@ def run_case(d, files, enc, workers, runs):
         save_s.append(r["seconds"])
         sizes.append(os.path.getsize(path))
         name = f"r{enc}{workers}x{i}"
-        rr = d.call("restore", path=path, name=name, paused=True,
-                    workers=workers)
+        rr = d.call("restore", path=path, name=name, paused=True)
         restore_s.append(rr["seconds"])
         d.call("destroy", domain=name)
         os.unlink(path)
@@ -93,6 +116,8 @@ def run(runs, log):
                 f"restore {c['restore_gibs']:.2f} GiB/s, "
                 f"{c['stream_mib']:.0f} MiB")
         memcpy += memcpy_gibs(max(runs, 3))
+        out["fresh_samples"] = fresh_gibs(max(runs, 3))
+        out["fresh_gibs"] = statistics.median(out["fresh_samples"])
     except Exception as e:  # noqa: BLE001 - reported, not raised
         out["errors"].append(str(e))
     finally:
@@ -112,6 +137,9 @@ def print_table(r):
           f"{r['working_set']} (the rest zero), file in {r['file_dir']}; "
           f"memcpy of 1 GiB: {m:.2f} GiB/s; loadavg "
           + " -> ".join(f"{x:.1f}" for x in r["loadavg"] if x is not None))
+    if r.get("fresh_gibs"):
+        print(f"memcpy into new memfd pages (first touch, as restore "
+              f"fills a new guest): {r['fresh_gibs']:.2f} GiB/s")
     print(f"{'encoding':9} {'workers':>7} {'save GiB/s':>11} {'of memcpy':>10}"
           f" {'restore GiB/s':>14} {'of memcpy':>10} {'stream MiB':>11}")
     for c in r["cases"]:
