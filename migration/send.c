@@ -115,6 +115,17 @@ static const char *write_err(struct sender *s)
 	return strerror(s->w.error ? s->w.error : EIO);
 }
 
+/* The page pipeline's batches on the wire, so that w.bytes counts them. */
+static int drain_pipeline(struct sender *s)
+{
+	if (stream_writer_flush(&s->w) < 0)
+		SFAIL(s, "sending pages failed: %s", write_err(s));
+	pthread_mutex_lock(&s->m->lock);
+	s->m->p.wire_bytes = s->w.bytes;
+	pthread_mutex_unlock(&s->m->lock);
+	return 0;
+}
+
 static int flush_batch(struct sender *s)
 {
 	if (!s->nbatch)
@@ -122,6 +133,9 @@ static int flush_batch(struct sender *s)
 	if (stream_write_pages(&s->w, s->pfns, s->pages, s->nbatch,
 			       s->m->o.enc) < 0)
 		SFAIL(s, "sending pages failed: %s", write_err(s));
+	/* Held to --bandwidth: the rate must see every byte sent. */
+	if (s->m->o.bandwidth_mib && drain_pipeline(s) < 0)
+		return -1;
 	pthread_mutex_lock(&s->m->lock);
 	s->m->p.sent_bytes += (uint64_t)s->nbatch * PAGE;
 	s->m->p.wire_bytes = s->w.bytes;
@@ -131,6 +145,15 @@ static int flush_batch(struct sender *s)
 	if (peer_reason(s, 0))
 		return -1;
 	return check_cancel(s);
+}
+
+/* A round's last batch, and all of the round on the wire: the rate and
+ * the convergence estimate count it. */
+static int end_round(struct sender *s)
+{
+	if (flush_batch(s) < 0 || drain_pipeline(s) < 0)
+		return -1;
+	return 0;
 }
 
 static uint64_t slot_pfn(unsigned slot, uint64_t i)
@@ -173,7 +196,7 @@ static int send_all(struct sender *s)
 					return -1;
 		}
 	}
-	return flush_batch(s);
+	return end_round(s);
 }
 
 /*
@@ -227,7 +250,7 @@ static int send_dirty(struct sender *s, uint64_t ndirty, unsigned pct)
 				s->parked = false;
 			}
 		}
-	return flush_batch(s);
+	return end_round(s);
 }
 
 static int setup_dirty_log(struct sender *s)
