@@ -412,6 +412,8 @@ static int read_direct(struct stream_reader *r, const struct page_target *t,
 		for (k = i + 1; k < n && t->map(t->opaque, pfns[k]) ==
 					 dst + (size_t)(k - i) * PAGE; k++)
 			len += PAGE;
+		if (t->prepare)
+			t->prepare(t->opaque, dst, len);
 		if (stream_read_exact(r, dst, len) < 0)
 			return -1;
 		crc = stream_crc32(crc, dst, len);

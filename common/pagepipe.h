@@ -18,6 +18,7 @@
 #define PAGEPIPE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "stream.h"
@@ -51,6 +52,8 @@ struct page_target {
 	/* Where page pfn lives (checked already). */
 	uint8_t *(*map)(void *opaque, uint64_t pfn);
 	void *opaque;
+	/* Optional: [hva, hva+len) is about to be written whole. */
+	void (*prepare)(void *opaque, uint8_t *hva, size_t len);
 };
 
 /*

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpuid.h"
 #include "dev/devices.h"
@@ -103,12 +104,25 @@ static uint8_t *target_map(void *opaque, uint64_t pfn)
 }
 
 /*
+ * New RAM about to be filled: its pages allocated in one call rather
+ * than a fault each (MADV_POPULATE_WRITE, Linux 5.14; without it the
+ * read faults them in as before).
+ */
+static void target_prepare(void *opaque, uint8_t *hva, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	madvise(hva, len, MADV_POPULATE_WRITE);
+#endif
+}
+
+/*
  * A PAGE_BATCH whose record header alone was read: checked against the
  * record order, then its pages read (raw ones straight into RAM).
  */
 static int load_pages(struct restore *x)
 {
-	struct page_target t = { target_check, target_map, x };
+	struct page_target t = { target_check, target_map, x,
+				 target_prepare };
 	bool t_failed;
 
 	if (check_record(&x->check, x->r.rec_offset, &x->r.rec, NULL) < 0)

@@ -130,7 +130,7 @@ static uint8_t *t_map(void *opaque, uint64_t pfn)
 static int read_stream(struct out *o, unsigned stride, char *err,
 		       size_t errlen)
 {
-	struct page_target t = { t_check, t_map, NULL };
+	struct page_target t = { t_check, t_map, NULL, NULL };
 	struct mem_source m = { .data = o->data, .len = o->len };
 	uint8_t *scratch = malloc(STREAM_BATCH_PAGES * PAGE);
 	struct stream_reader r;
@@ -322,7 +322,7 @@ static void test_checksum_mid_file(void)
 /* A pfn the target refuses, with a good checksum: the target's error. */
 static void test_target_refuses(void)
 {
-	struct page_target t = { t_check, t_map, NULL };
+	struct page_target t = { t_check, t_map, NULL, NULL };
 	struct out o;
 	uint8_t *scratch = malloc(STREAM_BATCH_PAGES * PAGE);
 	struct mem_source m;
