@@ -26,7 +26,7 @@ CFLAGS     += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 ALL_CFLAGS  = $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS_XEN := -ljansson -lelf -llz4 -lz -lpthread
+LDLIBS_XEN := -ljansson -lelf -llz4 -lz -ldeflate -lpthread
 LDLIBS_XL  := -ljansson
 
 AUTOCONF   := $(BUILD)/include/generated/autoconf.h

@@ -396,7 +396,8 @@ static int open_stream(struct sender *s)
 	uint8_t bid[20];
 	unsigned n = build_id_bytes(bid, sizeof(bid));
 
-	struct stream_sink sink = { mig_conn_sink, &s->conn };
+	struct stream_sink sink = { .write = mig_conn_sink,
+				    .opaque = &s->conn };
 
 	if (stream_writer_open_sink(&s->w, sink, s->m->p.version,
 				    XEN_VERSION, bid, n) < 0)

@@ -138,7 +138,8 @@ static int open_one(struct sender *s, struct page_conn *pc, unsigned i)
 
 static int open_stream(struct sender *s, struct page_conn *pc, unsigned i)
 {
-	struct stream_sink sink = { mig_conn_sink, &pc->conn };
+	struct stream_sink sink = { .write = mig_conn_sink,
+				    .opaque = &pc->conn };
 	uint8_t bid[20];
 	unsigned n = build_id_bytes(bid, sizeof(bid));
 

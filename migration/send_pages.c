@@ -147,46 +147,23 @@ static bool my_region(const struct page_out *po, uint64_t region)
 	return region % po->nshards == po->shard;
 }
 
-/*
- * Where the next page with data is in [*from, end) of the RAM memfd, and
- * where it ends: false if there is none.  A hole reads as zero and would
- * be elided, but reading it would allocate it (a page fault and a zeroed
- * page each: seconds for an idle 1 GiB guest), so the first pass skips
- * holes.  Dirty logging is on already: a page the guest writes after
- * the lseek() is sent by a later round.  Where the file system cannot
- * say (lseek fails otherwise), everything is data.
- */
-static bool next_data(int fd, off_t *from, off_t end, off_t *data_end)
-{
-	off_t d = lseek(fd, *from, SEEK_DATA), h;
-
-	if (d < 0 && errno == ENXIO)
-		return false;		/* holes to the end of the file */
-	if (d < 0) {
-		*data_end = end;
-		return true;
-	}
-	if (d >= end)
-		return false;
-	h = lseek(fd, d, SEEK_HOLE);
-	*from = d;
-	*data_end = h < 0 || h > end ? end : h;
-	return true;
-}
-
 /* The pages with data of one region of a slot. */
 static int send_region(struct page_out *po, unsigned slot, uint64_t region)
 {
 	struct sender *s = po->s;
-	off_t base = slot ? s->dom->mem.low_size : 0, pos, end, stop;
+	uint64_t base = slot ? s->dom->mem.low_size : 0, pos, end, stop;
 	uint64_t last = (region + 1) << REGION_SHIFT;
 
 	if (last > s->slot_pages[slot])
 		last = s->slot_pages[slot];
-	pos = base + (off_t)((region << REGION_SHIFT) * PAGE);
-	end = base + (off_t)(last * PAGE);
-	while (pos < end && next_data(s->dom->mem.fd, &pos, end, &stop)) {
-		for (pos &= ~(off_t)(PAGE - 1); pos < stop; pos += PAGE)
+	/* Holes of the RAM memfd are pages never written: reading them
+	 * would allocate them.  Dirty logging is on already: a page the
+	 * guest writes after the lseek() is sent by a later round. */
+	pos = base + (region << REGION_SHIFT) * PAGE;
+	end = base + last * PAGE;
+	while (pos < end &&
+	       guest_mem_next_data(&s->dom->mem, &pos, end, &stop)) {
+		for (pos &= ~(uint64_t)(PAGE - 1); pos < stop; pos += PAGE)
 			if (add_page(po, slot, (pos - base) / PAGE,
 				     false) < 0)
 				return -1;

@@ -17,12 +17,16 @@ struct vcpu;
 struct save_opts {
 	unsigned version;		/* stream format version to write */
 	enum page_encoding encoding;
+	unsigned workers;		/* page pipeline threads (pagepipe.h) */
 	bool no_memory;			/* RAM stays in its memfd (live update) */
 };
 
 struct save_stats {
 	uint64_t bytes, pages, zero_pages;
 };
+
+/* Page pipeline threads when not asked: the CPUs we may use, at most 4. */
+unsigned state_default_workers(void);
 
 /* Write the whole state of a quiesced domain as a stream of its own. */
 int state_save(struct domain *dom, int fd, const struct save_opts *o,

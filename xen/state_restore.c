@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpuid.h"
 #include "dev/devices.h"
 #include "domain.h"
 #include "log.h"
 #include "memory.h"
+#include "pagepipe.h"
 #include "rec_table.h"
 #include "state.h"
 
@@ -85,30 +87,49 @@ static int load_cpuid(struct state_restoring *x, const struct rec_desc *d)
 	return 0;
 }
 
-static int load_pages(struct state_restoring *x, const struct rec_desc *d)
+/* The page pipeline's view of the restoring domain (pagepipe.h). */
+static int target_check(void *opaque, const uint64_t *pfns, unsigned n)
 {
-	const uint64_t *pfns;
-	unsigned n, i;
+	struct state_restoring *x = opaque;
 
-	if (stream_decode_pages(x->r, &pfns, &n, x->pages,
-				STREAM_BATCH_PAGES * STREAM_PAGE_SIZE) < 0)
-		RFAIL(x, "%s", x->r->err);
-	if (check_pages(&x->check, x->r->rec_offset, pfns, n) < 0)
+	return check_pages(&x->check, x->r->rec_offset, pfns, n);
+}
+
+static uint8_t *target_map(void *opaque, uint64_t pfn)
+{
+	struct state_restoring *x = opaque;
+
+	/* check_pages() saw it is RAM. */
+	return gpa_to_hva(&x->dom->mem, pfn * STREAM_PAGE_SIZE,
+			  STREAM_PAGE_SIZE);
+}
+
+/*
+ * New RAM about to be filled: its pages allocated in one call rather
+ * than a fault each (MADV_POPULATE_WRITE, Linux 5.14; without it the
+ * read faults them in as before).
+ */
+static void target_prepare(void *opaque, uint8_t *hva, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	madvise(hva, len, MADV_POPULATE_WRITE);
+#endif
+}
+
+/*
+ * A PAGE_BATCH whose record header alone was read: checked against the
+ * record order, then its pages read (raw ones straight into RAM).
+ */
+static int load_pages(struct state_restoring *x)
+{
+	struct page_target t = { target_check, target_map, x,
+				 target_prepare };
+	bool t_failed;
+
+	if (check_record(&x->check, x->r->rec_offset, &x->r->rec, NULL) < 0)
 		RFAIL(x, "%s", x->check.err);
-	for (i = 0; i < n; i++) {
-		uint64_t pfn;
-		void *dst;
-
-		memcpy(&pfn, &pfns[i], sizeof(pfn));
-		dst = gpa_to_hva(&x->dom->mem, pfn * STREAM_PAGE_SIZE,
-				 STREAM_PAGE_SIZE);
-		if (!dst)	/* check_pages() saw it is RAM */
-			RFAIL(x, "offset %llu: page %#llx has no memory",
-			      (unsigned long long)x->r->rec_offset,
-			      (unsigned long long)pfn);
-		memcpy(dst, x->pages + (size_t)i * STREAM_PAGE_SIZE,
-		       STREAM_PAGE_SIZE);
-	}
+	if (page_batch_read(x->r, &t, x->pages, &t_failed) < 0)
+		RFAIL(x, "%s", t_failed ? x->check.err : x->r->err);
 	return 0;
 }
 
@@ -164,7 +185,6 @@ static int load_console(struct state_restoring *x, const struct rec_desc *d)
 /* What loads each part of a domain's stream into the domain. */
 static int (*const loaders[])(struct state_restoring *x, const struct rec_desc *d) = {
 	[PH_CPUID] = load_cpuid,
-	[PH_PAGES] = load_pages,
 	[PH_VCPUS] = load_vcpu,
 	[PH_VM] = load_vm,
 	[PH_DEVICES] = load_device,
@@ -184,12 +204,27 @@ static int load_record(struct state_restoring *x)
 	return loaders[d->phase](x, d);
 }
 
+#define GOT_PAGES	2
+
+/*
+ * The next record: 1 read whole, GOT_PAGES a PAGE_BATCH of which only
+ * the record header is read (load_pages() reads the rest), 0 END, -1.
+ */
+static int next_record(struct state_restoring *x)
+{
+	if (stream_next_head(x->r) < 0)
+		return -1;
+	if (x->r->rec.type == REC_PAGE_BATCH)
+		return GOT_PAGES;
+	return stream_read_rest(x->r, 0);
+}
+
 /* Load records into x->dom up to DOMAIN_END (or END). */
 static int load_until_end(struct state_restoring *x)
 {
 	int got;
 
-	while ((got = stream_next(x->r)) > 0 &&
+	while ((got = next_record(x)) > 0 &&
 	       x->r->rec.type != REC_DOMAIN_END) {
 		if (x->refuse_type && x->r->rec.type == x->refuse_type) {
 			char at[40];
@@ -199,7 +234,7 @@ static int load_until_end(struct state_restoring *x)
 			      offset_of(x, at, sizeof(at)),
 			      rec_type_name(x->refuse_type));
 		}
-		if (load_record(x) < 0)
+		if ((got == GOT_PAGES ? load_pages(x) : load_record(x)) < 0)
 			return -1;
 	}
 	if (got < 0)

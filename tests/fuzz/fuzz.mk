@@ -40,10 +40,10 @@ FUZZ_TARGETS     ?= $(FUZZ_ALL)
 DOMCFG_SRC       := $(wildcard common/domcfg*.c)
 
 # Per target: sources, libraries, longest input.
-fuzz_src_stream  := tests/fuzz/fuzz_stream.c common/stream.c $(DOMCFG_SRC) \
+fuzz_src_stream  := tests/fuzz/fuzz_stream.c common/stream.c common/pagepipe.c $(DOMCFG_SRC) \
                     common/rec_table.c tools/stream/verify.c \
                     tools/stream/dump.c
-fuzz_libs_stream := -ljansson -llz4 -lz
+fuzz_libs_stream := -ljansson -llz4 -lz -ldeflate -lpthread
 fuzz_len_stream  := 65536
 
 fuzz_src_virtq   := tests/fuzz/fuzz_virtq.c xen/dev/virtqueue.c xen/memory.c
@@ -77,10 +77,10 @@ fuzz_len_stage   := 65536
 
 fuzz_src_migrecv := tests/fuzz/fuzz_migrecv.c tests/fuzz/fake_domain.c \
                     migration/wire.c migration/conn.c migration/tls.c \
-                    migration/recv_pages.c xen/state_restore.c common/stream.c \
+                    migration/recv_pages.c xen/state_restore.c common/stream.c common/pagepipe.c \
                     common/rec_table.c xen/log.c xen/ring.c xen/memory.c \
                     $(DOMCFG_SRC)
-fuzz_libs_migrecv := -ljansson -llz4 -lz -lpthread -lgnutls
+fuzz_libs_migrecv := -ljansson -llz4 -lz -ldeflate -lpthread -lgnutls
 fuzz_len_migrecv := 65536
 
 # Dictionaries (tests/fuzz/<target>.dict); libFuzzer takes one, so a

@@ -52,13 +52,17 @@ static const struct xl_command commands[] = {
 	  "  -d, --dump        print the console history and exit\n"
 	  "  -n, --no-history  do not replay the history when attaching\n" },
 	{ "save", cmd_save,
-	  "[-c] [--compress none|lz4|zlib] [--format-version N] DOM FILE",
+	  "[-c] [--compress none|lz4|zlib] [--format-version N] "
+	  "[--workers N] DOM FILE",
 	  "Save a domain's state to FILE; the domain is then destroyed.",
 	  "  -c, --checkpoint  leave the domain running after the save\n"
 	  "  --compress ENC    page encoding: none (default), lz4 or zlib\n"
 	  "  --format-version N\n"
 	  "                    stream format to write: 2 (default) or 1,\n"
 	  "                    for older builds (no compression)\n"
+	  "  --workers N       threads that find zero pages, encode and\n"
+	  "                    checksum the pages (default: the CPUs, at\n"
+	  "                    most 4)\n"
 	  "\nFILE may be relative to the working directory; the daemon writes\n"
 	  "FILE.tmp and renames it into place when the save is complete.\n" },
 	{ "restore", cmd_restore, "[-p] [--name NAME] FILE",
