@@ -66,6 +66,9 @@ static const struct rec_desc table[] = {
 	    check_vcpu),
 	REC(VCPU_DEBUGREGS, VCPUS, EXACT, sizeof(struct kvm_debugregs), 0,
 	    check_vcpu),
+	/* Written OPTIONAL; last, as it moves the TSC the MSRs set. */
+	REC(VCPU_TSC, VCPUS, EXACT, sizeof(struct rec_vcpu_tsc), 0,
+	    check_vcpu),
 	REC(VM_IRQCHIP, VM, EXACT, sizeof(struct kvm_irqchip), 0,
 	    check_irqchip),
 	REC(VM_PIT, VM, EXACT, sizeof(struct kvm_pit_state2), REC_ONCE, NULL),

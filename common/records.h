@@ -29,6 +29,7 @@ enum rec_type {
 	REC_VCPU_EVENTS		= 0x16,
 	REC_VCPU_MP_STATE	= 0x17,
 	REC_VCPU_DEBUGREGS	= 0x18,
+	REC_VCPU_TSC		= 0x19,	/* written OPTIONAL */
 	REC_VM_IRQCHIP		= 0x20,
 	REC_VM_PIT		= 0x21,
 	REC_VM_CLOCK		= 0x22,
@@ -131,8 +132,28 @@ struct rec_vcpu_head {
 	uint32_t size;			/* bytes that follow */
 };
 
-/* VM_IRQCHIP, VM_PIT, VM_CLOCK: kvm_irqchip, kvm_pit_state2,
- * kvm_clock_data, with no head. */
+/*
+ * VCPU_TSC (after the vCPU head): the guest's TSC and when it was read,
+ * so that a reader can let it go on by the time that passed between
+ * save and load (docs/state-format.md).  offset is KVM's
+ * KVM_VCPU_TSC_OFFSET (valid with REC_TSC_OFFSET_VALID).
+ */
+#define REC_TSC_OFFSET_VALID	0x1u
+
+struct rec_vcpu_tsc {
+	uint64_t tsc;			/* the guest's IA32_TSC */
+	uint64_t realtime_ns;		/* CLOCK_REALTIME right after */
+	uint64_t offset;		/* guest TSC minus host TSC */
+	uint32_t tsc_khz;		/* the guest's TSC frequency */
+	uint32_t flags;
+};
+
+/*
+ * VM_IRQCHIP, VM_PIT, VM_CLOCK: kvm_irqchip, kvm_pit_state2,
+ * kvm_clock_data, with no head.  VM_CLOCK's realtime is valid with
+ * KVM_CLOCK_REALTIME in its flags: the kernel's reading or, where the
+ * kernel gave none, the daemon's right after KVM_GET_CLOCK.
+ */
 
 /* DEV_UART: the 16550A's registers, then in_len queued input bytes. */
 #define REC_DEV_UART_INPUT_MAX	4096
@@ -293,6 +314,8 @@ REC_ASSERT_FIELD(rec_cpuid_entry, edx, 24);
 REC_ASSERT_SIZE(rec_page_batch, 16);
 REC_ASSERT_FIELD(rec_page_batch, data_len, 8);
 REC_ASSERT_SIZE(rec_vcpu_head, 8);
+REC_ASSERT_SIZE(rec_vcpu_tsc, 32);
+REC_ASSERT_FIELD(rec_vcpu_tsc, tsc_khz, 24);
 REC_ASSERT_SIZE(rec_dev_uart, 16);
 REC_ASSERT_FIELD(rec_dev_uart, thr_ipending, 7);
 REC_ASSERT_FIELD(rec_dev_uart, in_len, 8);

@@ -183,6 +183,7 @@ static int build_one(struct job *j, struct stream_reader *r, struct nd *nd)
 	struct restore_opts o = {
 		.no_start = true, .inherit_fds = true,
 		.ram_fd = nd->b.ram_fd, .domid = nd->b.domid,
+		.clock = STATE_CLOCK_SAME_HOST,	/* time runs through it */
 	};
 
 	if (j->k == 0 && fail_here(j->s, "kvm")) {

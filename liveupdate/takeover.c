@@ -224,7 +224,11 @@ static int restore_domain(struct takeover *t, struct stream_reader *r,
 			  bool fresh_ram, char *err, size_t errlen)
 {
 	struct rec_domain_begin b;
-	struct restore_opts o = { .no_start = true, .inherit_fds = true };
+	struct restore_opts o = {
+		.no_start = true,
+		.inherit_fds = true,
+		.clock = STATE_CLOCK_SAME_HOST,
+	};
 	struct domain *dom;
 
 	if (r->rec.length != sizeof(b) ||

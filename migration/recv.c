@@ -113,6 +113,7 @@ static int receive(struct incoming *x)
 		.rename = x->name,
 		.ram_fd = -1,
 		.no_start = true,
+		.clock = STATE_CLOCK_OTHER_HOST,
 	};
 	struct stream_source src = { mig_conn_source, &x->c };
 	struct stream_reader r;

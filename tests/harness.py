@@ -20,7 +20,8 @@ GUESTS = os.path.join(BUILD, "guests")
 STATUS_GPA = 0x00200000
 STATUS_MAGIC = b"CNTRGST1"
 STATUS_FIELDS = ("magic", "counter", "rounds", "verifications", "errors",
-                 "ws_pages", "rate", "tsc_khz", "pages_dirtied", "last_tsc")
+                 "ws_pages", "rate", "tsc_khz", "pages_dirtied", "last_tsc",
+                 "max_gap_tsc")
 
 
 # How much longer than natively a wait on a condition may take: the test
@@ -610,8 +611,7 @@ class StatusReader:
                              prot=mmap.PROT_READ)
 
     def read(self):
-        vals = struct.unpack_from("<8s9Q", self.map, STATUS_GPA)
-        return dict(zip(STATUS_FIELDS, vals))
+        return status_from_bytes(self.map, STATUS_GPA)
 
     def counter(self):
         st = self.read()
@@ -640,7 +640,10 @@ COUNTER_LINE_RX = re.compile(r"COUNTER counter=\d+[^\r\n]*\r?\n")
 # What every status line of the counter guest holds (tests/guests/counter.c):
 # a byte of the console lost or printed twice shows as another key.
 STATUS_LINE_KEYS = {"counter", "rounds", "verifications", "errors",
-                    "dirtied"}
+                    "dirtied", "max_gap_us"}
+# ...and what it held before max_gap_us: the guests in the streams of
+# tests/data/streams, saved by earlier builds, still print that.
+STATUS_LINE_KEYS_OLD = STATUS_LINE_KEYS - {"max_gap_us"}
 
 
 def complete_status_lines(text):
@@ -849,7 +852,7 @@ class CounterWatch:
                 break
             want = len(st) + 1        # one more line
         for s in st:
-            assert set(s) == STATUS_LINE_KEYS, \
+            assert set(s) in (STATUS_LINE_KEYS, STATUS_LINE_KEYS_OLD), \
                 f"{self.name}: a status line lost or repeated bytes: {s}"
             assert s["errors"] == 0, f"{self.name} reports errors: {s}"
         counters = [s["counter"] for s in st]
@@ -957,8 +960,14 @@ class ConsoleStream:
 def status_from_bytes(buf, offset=0):
     """The counter guest's status block fields decoded from raw guest
     memory, e.g. the status page as a saved state stream holds it."""
-    vals = struct.unpack_from("<8s9Q", buf, offset)
+    vals = struct.unpack_from("<8s10Q", buf, offset)
     return dict(zip(STATUS_FIELDS, vals))
+
+
+def max_gap_ms(st):
+    """The longest gap the counter guest saw in its loop, by its own TSC,
+    in milliseconds (from a status block as read above)."""
+    return st["max_gap_tsc"] / st["tsc_khz"] if st["tsc_khz"] else 0.0
 
 
 def run_xl(sock, *args, cwd=None, check=True, timeout=60):
@@ -1107,7 +1116,8 @@ def build_bool_features_of(build_dir):
 class CounterWatchProc:
     """build/bin/counter-watch on the daemon's pid: starts watching every
     guest RAM memfd the daemon holds now; stop() returns its report as
-    {domid: {"max_stall_ms", "samples", "first", "last", "errors"}}."""
+    {domid: {"max_stall_ms", "samples", "first", "last", "errors",
+    "guest_max_gap_ms"}}."""
 
     def __init__(self, pid, interval_us=200, binary=None):
         self.p = subprocess.Popen(

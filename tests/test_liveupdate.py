@@ -31,8 +31,8 @@ from harness import (BUILD, COUNTER_LINE_RX, COUNTER_WATCH, ROOT, XEN,
                      ConsoleStream, CounterWatchProc, assert_counter_frozen,
                      build_bool_features, build_bool_features_of, build_has,
                      copy_image,
-                     elf_notes, parse_status_lines, request_and_probe,
-                     unblock_fifo, wait_until)
+                     elf_notes, max_gap_ms, parse_status_lines,
+                     request_and_probe, unblock_fifo, wait_until)
 
 # The blackout's phases (build-ahead, the default), the build-ahead ones
 # before it, and those of the previous design (--mode reexec).
@@ -272,6 +272,34 @@ def test_basic_update(daemon, images):
     # `xl list` prints the same id, name and state
     out = d.xl("list").out
     assert re.search(rf"^c1\s+{before['c1']['id']}\s+32\s+1\s+r", out, re.M)
+
+
+def test_guest_sees_the_blackout(daemon, images):
+    """The guest's clocks go on through the blackout, as a real machine's
+    do: its own TSC shows a gap in its loop of the daemon's blackout's
+    order, and its TSC is ahead by at least the blackout.  (Before, the
+    TSC was restored as saved: the guest saw no gap and fell behind.)"""
+    d = daemon
+    (cw,) = start_counters(d, ["gap"])
+    cw.assert_counting(2)
+    before = cw.reader.read()
+    res = update(d, images["a"])
+    cw.assert_counting(2)
+    after = cw.reader.read()
+    blackout = res["blackout_ms"]
+    gap = max_gap_ms(after)
+    khz = after["tsc_khz"]
+    print(f"\nblackout {blackout:.2f} ms, guest gap {gap:.2f} ms "
+          f"(before the update {max_gap_ms(before):.2f} ms)")
+    assert after["errors"] == 0
+    assert gap > 0
+    assert after["max_gap_tsc"] > before["max_gap_tsc"], (before, after)
+    # same order of magnitude (no wall-time threshold: a ratio)
+    assert blackout / 10 <= gap <= blackout * 10, (gap, blackout)
+    assert after["last_tsc"] - before["last_tsc"] >= blackout * khz
+    lines = parse_status_lines(d.console("gap"))
+    assert lines[-1]["max_gap_us"] >= gap * 1000 - 1
+    assert all(s["errors"] == 0 for s in lines)
 
 
 def test_uptimes_carry_across_an_update(daemon, images):

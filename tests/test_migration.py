@@ -18,8 +18,8 @@ import time
 import pytest
 
 from harness import (ROOT, XEN, CounterWatch, Daemon, build_has, elf_notes,
-                     require_binaries, require_kvm, scaled, stop_and_check,
-                     wait_until)
+                     max_gap_ms, parse_status_lines, require_binaries,
+                     require_kvm, scaled, stop_and_check, wait_until)
 
 # The daemon one state-format version ahead (`make variants`).
 XEN_NEXT = os.path.join(ROOT, "build-next", "bin", "xen")
@@ -110,6 +110,35 @@ def test_idle_and_busy_guests_migrate_and_keep_counting(pair):
         assert_only_on(b, a, name)
         CounterWatch(b.d, name).assert_counting(lines=2)
     assert "migrated in as 'busy'" in b.d.log()
+
+
+def test_guest_sees_the_downtime(pair):
+    """The guest's TSC and kvmclock go on across the switch by the time
+    that passed (CLOCK_REALTIME, the same clock on both sides here): its
+    longest loop gap by its own TSC is of the order of the daemon's
+    downtime, and its TSC is ahead by at least the downtime."""
+    a, b = pair
+    cw = a.d.start_counter("gap", interval=200,
+                           cmdline_extra="ws=8M rate=5000 verify=500")
+    cw.assert_counting(2)
+    before = cw.reader.read()
+    rep = migrate(a, b.addr, "gap")
+    assert rep["state"] == "completed"
+    cw = CounterWatch(b.d, "gap")
+    cw.assert_counting(2)
+    after = cw.reader.read()
+    down = rep["downtime_ms"]
+    gap = max_gap_ms(after)
+    print(f"\ndowntime {down:.2f} ms, guest gap {gap:.2f} ms "
+          f"(before {max_gap_ms(before):.2f} ms)")
+    assert after["errors"] == 0
+    assert gap > 0
+    assert after["max_gap_tsc"] > before["max_gap_tsc"], (before, after)
+    assert down / 10 <= gap <= down * 10, (gap, down)
+    assert after["last_tsc"] - before["last_tsc"] >= down * after["tsc_khz"]
+    lines = parse_status_lines(b.d.console("gap"))
+    assert lines[-1]["max_gap_us"] >= gap * 1000 - 1
+    assert all(s["errors"] == 0 for s in lines)
 
 
 def test_back_and_forth_with_compression(pair):

@@ -95,6 +95,8 @@ struct domain {
 	 * (disk images, taps) their records name instead of opening them.
 	 */
 	bool inherit_fds;
+	/* While it is restored: how its clocks resume (enum state_clock). */
+	int restore_clock;
 	bool devices_paused;		/* device threads parked (quiesce) */
 
 	/* Console history; console_lock guards it. */

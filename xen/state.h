@@ -42,7 +42,18 @@ int state_save_epilogue(struct domain *dom, struct stream_writer *w);
 int state_save_domain(struct domain *dom, struct stream_writer *w,
 		      const struct save_opts *o);
 
+/*
+ * How a restored domain's clocks (TSC, kvmclock) resume
+ * (docs/state-format.md, "Time across save and load").
+ */
+enum state_clock {
+	STATE_CLOCK_STOPPED,		/* as saved: the guest sees no gap */
+	STATE_CLOCK_SAME_HOST,		/* on by the time passed, TSC offset kept */
+	STATE_CLOCK_OTHER_HOST,		/* on by CLOCK_REALTIME's difference */
+};
+
 struct restore_opts {
+	enum state_clock clock;
 	const char *rename;		/* new name, or NULL */
 	bool paused;
 	int ram_fd;			/* adopt this memfd as RAM, or -1 */

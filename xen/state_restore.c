@@ -70,10 +70,14 @@ static int read_prologue(struct state_restoring *x, const struct restore_opts *o
 	if (next_expect(x, REC_DOMAIN_CONFIG) < 0 ||
 	    next_expect(x, REC_MEMORY_LAYOUT) < 0)
 		return -EINVAL;
+	int code;
+
 	name = o->rename ? o->rename : x->check.cfg.name;
-	return domain_prepare(&x->check.cfg, name, o->ram_fd, o->inherit_fds,
-			      o->domid,
-			      &x->dom, x->err, x->errlen);
+	code = domain_prepare(&x->check.cfg, name, o->ram_fd, o->inherit_fds,
+			      o->domid, &x->dom, x->err, x->errlen);
+	if (!code)
+		x->dom->restore_clock = o->clock;
+	return code;
 }
 
 /* Refused here when this host cannot offer it: nothing has run yet. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "domain.h"
 #include "kvm.h"
@@ -42,12 +43,18 @@ static int simple_index(uint32_t type)
 	return -1;
 }
 
-static int put(struct stream_writer *w, struct vcpu *v, uint32_t type,
-	       const void *data, uint32_t size)
+static int put_flags(struct stream_writer *w, struct vcpu *v, uint32_t type,
+		     uint32_t flags, const void *data, uint32_t size)
 {
 	struct rec_vcpu_head h = { .vcpu = v->id, .size = size };
 
-	return stream_write_record2(w, type, 0, &h, sizeof(h), data, size);
+	return stream_write_record2(w, type, flags, &h, sizeof(h), data, size);
+}
+
+static int put(struct stream_writer *w, struct vcpu *v, uint32_t type,
+	       const void *data, uint32_t size)
+{
+	return put_flags(w, v, type, 0, data, size);
 }
 
 static int save_xsave(struct vcpu *v, struct stream_writer *w)
@@ -160,6 +167,69 @@ static int save_xcrs(struct vcpu *v, struct stream_writer *w)
 	return put(w, v, REC_VCPU_XCRS, &x, sizeof(x));
 }
 
+#define MSR_IA32_TSC	0x10
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return t.tv_sec * 1000000000ULL + t.tv_nsec;
+}
+
+static int tsc_offset_attr(struct vcpu *v, unsigned long req, uint64_t *off)
+{
+	struct kvm_device_attr a = {
+		.group = KVM_VCPU_TSC_CTRL,
+		.attr = KVM_VCPU_TSC_OFFSET,
+		.addr = (uint64_t)(uintptr_t)off,
+	};
+
+	return ioctl(v->fd, req, &a);
+}
+
+static int get_tsc(struct vcpu *v, uint64_t *tsc)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} one = { .h.nmsrs = 1, .e.index = MSR_IA32_TSC };
+
+	if (ioctl(v->fd, KVM_GET_MSRS, &one) != 1)
+		return -1;
+	*tsc = one.e.data;
+	return 0;
+}
+
+static int set_tsc(struct vcpu *v, uint64_t tsc)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} one = { .h.nmsrs = 1, .e.index = MSR_IA32_TSC, .e.data = tsc };
+
+	return ioctl(v->fd, KVM_SET_MSRS, &one) == 1 ? 0 : -1;
+}
+
+/* The guest's TSC, when, and its offset where KVM tells (VCPU_TSC). */
+static int save_tsc(struct vcpu *v, struct stream_writer *w)
+{
+	struct rec_vcpu_tsc t;
+	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+
+	memset(&t, 0, sizeof(t));
+	if (get_tsc(v, &t.tsc) < 0 || khz <= 0) {
+		log_err("d%uv%u: reading the TSC: %s", v->dom->id, v->id,
+			strerror(errno));
+		return -1;
+	}
+	t.realtime_ns = realtime_ns();
+	t.tsc_khz = khz;
+	if (!tsc_offset_attr(v, KVM_GET_DEVICE_ATTR, &t.offset))
+		t.flags |= REC_TSC_OFFSET_VALID;
+	return put_flags(w, v, REC_VCPU_TSC, REC_F_OPTIONAL, &t, sizeof(t));
+}
+
 /* The vCPU's records in the record table's order (restore's order). */
 int vcpu_state_save(struct vcpu *v, struct stream_writer *w)
 {
@@ -176,6 +246,8 @@ int vcpu_state_save(struct vcpu *v, struct stream_writer *w)
 			ret = save_xcrs(v, w);
 		else if (d->type == REC_VCPU_MSRS)
 			ret = save_msrs(v, w);
+		else if (d->type == REC_VCPU_TSC)
+			ret = save_tsc(v, w);
 		else
 			ret = save_simple(v, w, d);
 		if (ret < 0)
@@ -268,6 +340,44 @@ static int load_xsave(struct vcpu *v, const void *data, size_t size,
 	return ret;
 }
 
+/*
+ * The guest's TSC goes on through the time between save and load, as a
+ * real machine's does (KVM's devices/vcpu.rst, KVM_VCPU_TSC_OFFSET): on
+ * the same host the saved offset from the host's TSC is kept; on another
+ * host, or where KVM has no offset attribute, the TSC is set to the saved
+ * value plus the CLOCK_REALTIME that passed times its frequency (the
+ * documentation's algorithm, which assumes synchronised host clocks,
+ * done through IA32_TSC since KVM reports no host_tsc without a master
+ * clock).  xl restore leaves the TSC as VCPU_MSRS set it.
+ */
+static int load_tsc(struct vcpu *v, const struct rec_vcpu_tsc *t,
+		    char *err, size_t errlen)
+{
+	int mode = v->dom->restore_clock;
+	uint64_t off = t->offset, now, tsc = t->tsc;
+
+	if (mode == STATE_CLOCK_STOPPED)
+		return 0;
+	if (mode == STATE_CLOCK_SAME_HOST) {
+		if ((t->flags & REC_TSC_OFFSET_VALID) &&
+		    !tsc_offset_attr(v, KVM_SET_DEVICE_ATTR, &off))
+			return 0;
+		if (v->id == 0)
+			log_info("d%u: no KVM_VCPU_TSC_OFFSET: the TSC goes on "
+				 "by CLOCK_REALTIME", v->dom->id);
+	}
+	now = realtime_ns();
+	if (now > t->realtime_ns)
+		tsc += (unsigned __int128)(now - t->realtime_ns) *
+		       t->tsc_khz / 1000000;
+	if (set_tsc(v, tsc) < 0) {
+		snprintf(err, errlen, "VCPU_TSC: KVM refuses TSC %#llx",
+			 (unsigned long long)tsc);
+		return -1;
+	}
+	return 0;
+}
+
 /* The record passed the record table's checks (size, head, count). */
 int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 		    size_t len, char *err, size_t errlen)
@@ -290,6 +400,12 @@ int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 		      load_xsave(v, copy, h->size, err, errlen);
 		free(copy);
 		return ret;
+	}
+	if (type == REC_VCPU_TSC) {
+		struct rec_vcpu_tsc t;
+
+		memcpy(&t, data, sizeof(t));	/* EXACT size, checked */
+		return load_tsc(v, &t, err, errlen);
 	}
 	if (i < 0 || h->size > sizeof(buf)) {
 		snprintf(err, errlen, "record %#x is not vCPU state", type);

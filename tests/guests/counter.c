@@ -44,8 +44,9 @@ struct status {
     u64 tsc_khz;            /* 0x38 */
     u64 pages_dirtied;      /* 0x40 */
     u64 last_tsc;           /* 0x48 */
+    u64 max_gap_tsc;        /* 0x50 */
 };
-_Static_assert(sizeof(struct status) == 0x50, "status block layout");
+_Static_assert(sizeof(struct status) == 0x58, "status block layout");
 
 /* One NOBITS page that the linker script places at GPA 0x00200000. */
 __asm__(".pushsection .status, \"aw\", @nobits\n"
@@ -211,6 +212,7 @@ void guest_main(u32 mbi_phys)
     st->tsc_khz = tsc_khz;
     st->pages_dirtied = 0;
     st->last_tsc = rdtsc();
+    st->max_gap_tsc = 0;
     barrier();
     st->magic = STATUS_MAGIC;
     barrier();
@@ -235,6 +237,7 @@ void guest_main(u32 mbi_phys)
     u64 next_status = now + interval_ticks;
     u64 next_verify = now + verify_ticks;
     u64 next_page = 0, vpage = 0;
+    u64 prev = now, max_gap = 0;
     int verifying = 0;
 
     u64 count = 0;
@@ -248,6 +251,15 @@ void guest_main(u32 mbi_phys)
             st->counter = ++count;
         now = rdtsc();
         st->last_tsc = now;
+        /*
+         * The longest the loop went without running, by the guest's own
+         * TSC: a pause, a live update, a migration's switch over.
+         */
+        if ((s64)(now - prev) > (s64)max_gap) {
+            max_gap = now - prev;
+            st->max_gap_tsc = max_gap;
+        }
+        prev = now;
 
         /* Dirtying, paced by TSC credit (page-ticks; tps of it = 1 page). */
         if (ws_pages && rate) {
@@ -300,10 +312,11 @@ void guest_main(u32 mbi_phys)
 
         if (interval_ms && (s64)(now - next_status) >= 0) {
             gprintf("COUNTER counter=%lu rounds=%lu verifications=%lu "
-                    "errors=%lu dirtied=%lu\n",
+                    "errors=%lu dirtied=%lu max_gap_us=%lu\n",
                     (unsigned long)st->counter, (unsigned long)st->rounds,
                     (unsigned long)st->verifications, (unsigned long)st->errors,
-                    (unsigned long)st->pages_dirtied);
+                    (unsigned long)st->pages_dirtied,
+                    (unsigned long)(max_gap * 1000 / tsc_khz));
             next_status += interval_ticks;
             if ((s64)(now - next_status) >= 0)     /* fell behind: resync */
                 next_status = now + interval_ticks;

@@ -325,6 +325,9 @@ class Guest:
         self.fifo = f"{self.DIR}/{name}.in"
         self.raw = b""
         self.started = None
+        # How to run xl against the daemon that has the domain (a
+        # migration moves it: XL_SOCKET=... xl).
+        self.xl = "xl"
 
     def start(self):
         """Create the domain paused, attach `xl console` to it (history
@@ -332,10 +335,11 @@ class Guest:
         h, n, d = self.host, self.name, self.DIR
         h.sh(f"mkdir -p {d}")
         h.put(f"{d}/{n}.cfg", self.cfg)
-        h.sh(f"xl create -p {d}/{n}.cfg && rm -f {self.fifo} && "
+        h.sh(f"{self.xl} create -p {d}/{n}.cfg && rm -f {self.fifo} && "
              f"mkfifo {self.fifo} && "
-             f"(xl console {n} <{self.fifo} >{self.console_file} 2>&1 &) && "
-             f"(sleep 1000000 >{self.fifo} &) && xl unpause {n}")
+             f"({self.xl} console {n} <{self.fifo} "
+             f">{self.console_file} 2>&1 &) && "
+             f"(sleep 1000000 >{self.fifo} &) && {self.xl} unpause {n}")
         self.started = time.monotonic()
         return self
 
@@ -399,19 +403,21 @@ class Guest:
     def attach_console(self, history=True):
         """Another `xl console` appending to the console file, its stdin
         the FIFO (which start()'s `sleep` still holds open)."""
-        self.host.sh(f"(xl console {'' if history else '-n '}{self.name} "
+        self.host.sh(f"({self.xl} console {'' if history else '-n '}"
+                     f"{self.name} "
                      f"<{self.fifo} >>{self.console_file} 2>&1 &)")
 
     def save(self, path, timeout=600):
         """`xl save` (the domain ends; its console session with it)."""
-        return self.host.sh(f"xl save {self.name} {path}", timeout=timeout)
+        return self.host.sh(f"{self.xl} save {self.name} {path}",
+                            timeout=timeout)
 
     def restore(self, path, timeout=600):
         """`xl restore -p`, a new `xl console -n` appending to the same
         file (the offsets the tests hold stay valid), then unpause."""
-        out = self.host.sh(f"xl restore -p {path}", timeout=timeout)
+        out = self.host.sh(f"{self.xl} restore -p {path}", timeout=timeout)
         self.attach_console(history=False)
-        self.host.sh(f"xl unpause {self.name}")
+        self.host.sh(f"{self.xl} unpause {self.name}")
         return out
 
     def check_clean(self, start=0):
@@ -441,7 +447,8 @@ class Guest:
     # ------------------------------------------------------------ domain
     def record(self):
         """The domain's `xl list --json` record, or None once it is gone."""
-        out = self.host.run("xl list --json", check=False)[1]
+        out = self.host.run(f"{self.xl} list --json",
+                            check=False)[1]
         try:
             doms = json.loads(out)
         except ValueError:
@@ -472,7 +479,7 @@ class Guest:
                   f"{d}")
 
     def destroy(self):
-        self.host.run(f"xl destroy {self.name}", check=False)
+        self.host.run(f"{self.xl} destroy {self.name}", check=False)
 
 
 class QemuGuest(Guest):

@@ -29,9 +29,10 @@ ROOTFS_MIB = 32
 HOST_QEMU_FIRMWARE = "/usr/share/qemu-systest"
 QEMU_FIRMWARE = ("bios-256k.bin", "kvmvapic.bin", "linuxboot_dma.bin")
 # kvm-amd, virtio-serial for the harness's channel to the host, tun (the
-# guests' taps: /dev/net/tun), bridge and vhost_net (vif vhost=1).
+# guests' taps: /dev/net/tun), bridge, vhost_net (vif vhost=1) and veth
+# (the link to the migration test's second network namespace).
 HOST_MODULES = ("kvm-amd", "virtio_pci", "virtio_console", "tun", "bridge",
-                "vhost_net")
+                "vhost_net", "veth")
 # Loaded by the guests' init, in this order after their dependencies:
 # fw_cfg's sysfs driver; the virtio PCI transport and the block, net and
 # rng drivers on it; ext4 for the root disk (its soft dependency,

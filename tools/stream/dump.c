@@ -349,6 +349,7 @@ static void dump_vcpu(struct dump *d, uint32_t type, const uint8_t *body,
 		struct kvm_vcpu_events events;
 		struct kvm_mp_state mp;
 		struct kvm_debugregs debugregs;
+		struct rec_vcpu_tsc tsc;
 	} u;
 	struct rec_vcpu_head h;
 	const struct rec_desc *rd = rec_desc(type);
@@ -401,6 +402,13 @@ static void dump_vcpu(struct dump *d, uint32_t type, const uint8_t *body,
 		break;
 	case REC_VCPU_DEBUGREGS:
 		dump_debugregs(d->out, &u.debugregs);
+		break;
+	case REC_VCPU_TSC:
+		fprintf(d->out, "  tsc %#llx at realtime %llu ns, %u kHz, "
+			"offset %#llx%s\n", (unsigned long long)u.tsc.tsc,
+			(unsigned long long)u.tsc.realtime_ns, u.tsc.tsc_khz,
+			(unsigned long long)u.tsc.offset,
+			u.tsc.flags & REC_TSC_OFFSET_VALID ? "" : " (not valid)");
 		break;
 	}
 }
@@ -457,8 +465,9 @@ static void dump_vm(struct dump *d, uint32_t type, const uint8_t *body,
 	else if (type == REC_VM_PIT)
 		dump_pit(d->out, &u.pit);
 	else
-		fprintf(d->out, "  clock %llu ns (%.3f s) flags %#x\n",
-			u.clock.clock, u.clock.clock / 1e9, u.clock.flags);
+		fprintf(d->out, "  clock %llu ns (%.3f s) flags %#x "
+			"realtime %llu ns\n", u.clock.clock,
+			u.clock.clock / 1e9, u.clock.flags, u.clock.realtime);
 }
 
 /* ------------------------------------------------------------ devices */

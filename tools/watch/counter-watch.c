@@ -10,7 +10,8 @@
  *
  * Runs until S seconds pass or SIGINT/SIGTERM, then prints one JSON
  * object: per domain the longest stall (time between two samples that saw
- * the counter change), samples, first and last counter.
+ * the counter change), samples, first and last counter, and the guest's
+ * own longest gap (its max_gap_tsc, in ms by its tsc_khz).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +35,7 @@ struct guest {
 	unsigned domid;
 	const volatile uint64_t *status;
 	uint64_t first, last, errors;
+	double guest_max_gap_ms;	/* the guest's own figure */
 	double last_change, max_stall, max_stall_at;
 	unsigned long samples;
 	bool seen;
@@ -114,6 +116,8 @@ static void sample(struct guest *g, double t)
 		return;
 	c = g->status[1];
 	g->errors = g->status[4];
+	if (g->status[7])	/* max_gap_tsc / tsc_khz */
+		g->guest_max_gap_ms = (double)g->status[10] / g->status[7];
 	g->samples++;
 	if (!g->seen) {
 		g->seen = true;
@@ -137,12 +141,13 @@ static void report(struct guest *g, unsigned n, double t0)
 
 	printf("{\"guests\": [");
 	for (i = 0; i < n; i++)
-		printf("%s{\"domid\": %u, \"max_stall_ms\": %.3f, \"max_stall_at_s\": %.3f, \"samples\": %lu, \"first\": %llu, \"last\": %llu, \"errors\": %llu}",
+		printf("%s{\"domid\": %u, \"max_stall_ms\": %.3f, \"max_stall_at_s\": %.3f, \"samples\": %lu, \"first\": %llu, \"last\": %llu, \"errors\": %llu, \"guest_max_gap_ms\": %.3f}",
 		       i ? ", " : "", g[i].domid, g[i].max_stall * 1e3,
 		       g[i].max_stall_at ? g[i].max_stall_at - t0 : 0.0,
 		       g[i].samples, (unsigned long long)g[i].first,
 		       (unsigned long long)g[i].last,
-		       (unsigned long long)g[i].errors);
+		       (unsigned long long)g[i].errors,
+		       g[i].guest_max_gap_ms);
 	printf("], \"seconds\": %.3f}\n", now_s() - t0);
 }
 
