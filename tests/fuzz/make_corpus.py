@@ -333,6 +333,9 @@ def corpus():
                                bytes(12))
                    for fn, idx, fl, regs in cpuid), F_OPTIONAL)
     s.vcpu(0, full=False)
+    s.add(sl.TYPES["VCPU_TSC"], vcpu_body(0, struct.pack(
+        "<QQQII", 0x4680DCA87C0, 1764770000 * 10**9, 0xFFFFFF0000000000,
+        2445000, 0)), F_OPTIONAL)
     s.devices()
     s.add(sl.TYPES["DEV_ACPI_PM"], struct.pack(sl.ACPI_PM_FMT, 0x100, 0x100,
                                                1, 0, 123456789), F_OPTIONAL)

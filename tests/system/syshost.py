@@ -43,7 +43,9 @@ HOST_TROUBLE = re.compile(r"soft lockup - CPU#\d+ stuck|hung_task|"
                           r"rcu_\w+ detected stalls|Kernel panic")
 # What a guest console must never show (WARN(), BUG(), oopses, panics).
 # A kernel message printed into the middle of a console line.
-KMSG_IN_LINE = re.compile(r"(?<=[^\n])\[ *\d+\.\d+\] [^\n]*\n")
+# Right after a character of ours that is not a blank: our own lines may
+# quote kernel messages after a space ("SYSTEST: e820 [    0.0] BIOS-e820").
+KMSG_IN_LINE = re.compile(r"(?<=\S)\[ *\d+\.\d+\] [^\n]*\n")
 BAD_CONSOLE = re.compile(r"WARNING:|BUG:|Oops|Call Trace|Kernel panic")
 HOST_CPU = "qemu64,+svm,+npt"
 
