@@ -327,18 +327,6 @@ static int note_client(const struct ctl_client_state *s, void *opaque)
 	return 0;
 }
 
-static int write_client(const struct ctl_client_state *s, void *opaque)
-{
-	struct rec_client rc = {
-		.fd = s->fd,
-		.console_domid = s->console_domid,
-		.console_pos = s->console_pos,
-	};
-
-	return stream_write_record2(opaque, REC_CLIENT, 0, &rc, sizeof(rc),
-				    s->input, s->input_len);
-}
-
 /* The listener and every connection, LU_MSG_MAX_FDS at a time. */
 static int send_fds(struct ahead *a)
 {
@@ -376,7 +364,7 @@ static int send_handoff(struct ahead *a)
 	fd = open_memfd_stream(a, "xkvm-lu-handoff", &w, info);
 	if (fd < 0)
 		return -1;
-	if (control_export_clients(write_client, &w) < 0) {
+	if (control_export_clients(lu_write_client, &w) < 0) {
 		stream_writer_free(&w);
 		goto out;
 	}

@@ -135,7 +135,7 @@ static json_t *handover_info(struct client *req, int old_fd,
 }
 
 /* Each connection, with the input it sent that was not served yet. */
-static int write_client(const struct ctl_client_state *s, void *opaque)
+int lu_write_client(const struct ctl_client_state *s, void *opaque)
 {
 	struct rec_client rc = {
 		.fd = s->fd,
@@ -165,7 +165,7 @@ static int write_handover(int fd, unsigned version, json_t *info)
 	for (d = domain_first(); d; d = d->next)
 		if (write_domain(&w, d) < 0)
 			goto fail;
-	if (control_export_clients(write_client, &w) < 0 ||
+	if (control_export_clients(lu_write_client, &w) < 0 ||
 	    stream_writer_finish(&w) < 0)
 		goto out;
 	ret = 0;

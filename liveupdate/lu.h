@@ -54,6 +54,12 @@ bool lu_phase_ahead_only(const char *phase);
  */
 int lu_check_image(const char *path, const char *sig_path,
 		   struct lu_image *img, char *err, size_t errlen);
+/*
+ * A CLIENT record of one connection, with the input it sent that was not
+ * served yet, into the stream writer `w` (control_export_clients()).
+ */
+struct ctl_client_state;
+int lu_write_client(const struct ctl_client_state *s, void *w);
 /* The stream version to hand over in, or -1 if the image cannot read ours. */
 int lu_handover_version(const struct lu_image *img, char *err,
 			size_t errlen);

@@ -134,8 +134,11 @@ def test_guest_sees_the_downtime(pair):
     assert after["errors"] == 0
     assert gap > 0
     assert after["max_gap_tsc"] > before["max_gap_tsc"], (before, after)
-    assert down / 10 <= gap <= down * 10, (gap, down)
+    # A ratio, no wall-time threshold; the slack lets host noise through
+    # and still catches a clock moved on in the wrong unit.
+    assert down / 10 <= gap <= down * 10 + 1000, (gap, down)
     assert after["last_tsc"] - before["last_tsc"] >= down * after["tsc_khz"]
+    cw.assert_counting(2)  # lines printed after that read
     lines = parse_status_lines(b.d.console("gap"))
     assert lines[-1]["max_gap_us"] >= gap * 1000 - 1
     assert all(s["errors"] == 0 for s in lines)
