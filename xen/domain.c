@@ -82,25 +82,6 @@ struct domain *domain_lookup(const char *name_or_id)
 	return NULL;
 }
 
-const char *dom_state_name(enum dom_state s)
-{
-	static const char *const names[] = {
-		[DOM_RUNNING] = "running", [DOM_PAUSED] = "paused",
-		[DOM_SHUTDOWN] = "shutdown", [DOM_CRASHED] = "crashed",
-		[DOM_DYING] = "dying",
-	};
-	return names[s];
-}
-
-const char *dom_event_name(enum dom_event e)
-{
-	static const char *const names[] = {
-		[DOM_EV_NONE] = NULL, [DOM_EV_POWEROFF] = "poweroff",
-		[DOM_EV_REBOOT] = "reboot", [DOM_EV_CRASH] = "crash",
-	};
-	return names[e];
-}
-
 static int vm_setup(struct domain *dom)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };

@@ -213,25 +213,6 @@ double domain_cpu_time(struct domain *dom)
 	return 0.5;
 }
 
-const char *dom_state_name(enum dom_state s)
-{
-	static const char *const names[] = {
-		[DOM_RUNNING] = "running", [DOM_PAUSED] = "paused",
-		[DOM_SHUTDOWN] = "shutdown", [DOM_CRASHED] = "crashed",
-		[DOM_DYING] = "dying",
-	};
-	return names[s];
-}
-
-const char *dom_event_name(enum dom_event e)
-{
-	static const char *const names[] = {
-		[DOM_EV_NONE] = NULL, [DOM_EV_POWEROFF] = "poweroff",
-		[DOM_EV_REBOOT] = "reboot", [DOM_EV_CRASH] = "crash",
-	};
-	return names[e];
-}
-
 size_t uart_receive(struct domain *dom, const void *data, size_t len)
 {
 	return len;

@@ -49,7 +49,7 @@ fuzz_len_stream  := 65536
 fuzz_src_virtq   := tests/fuzz/fuzz_virtq.c xen/dev/virtqueue.c xen/memory.c
 fuzz_len_virtq   := 8192
 
-fuzz_src_control := tests/fuzz/fuzz_control.c tests/fuzz/fake_domain.c \
+fuzz_src_control := tests/fuzz/fuzz_control.c tests/fuzz/fake_domain.c xen/dom_names.c \
                     xen/control.c xen/commands.c xen/feature.c xen/log.c \
                     xen/ring.c xen/buildinfo.c xen/memory.c xen/audit.c \
                     xen/cmd_power.c $(DOMCFG_SRC)
@@ -75,7 +75,7 @@ fuzz_src_stage   := tests/fuzz/fuzz_stage.c liveupdate/stage.c \
 fuzz_libs_stage  := -lelf -ljansson
 fuzz_len_stage   := 65536
 
-fuzz_src_migrecv := tests/fuzz/fuzz_migrecv.c tests/fuzz/fake_domain.c \
+fuzz_src_migrecv := tests/fuzz/fuzz_migrecv.c tests/fuzz/fake_domain.c xen/dom_names.c \
                     migration/wire.c migration/conn.c migration/tls.c \
                     migration/recv_pages.c xen/state_restore.c common/stream.c common/pagepipe.c \
                     common/rec_table.c xen/log.c xen/ring.c xen/memory.c \
