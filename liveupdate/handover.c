@@ -250,6 +250,10 @@ unsigned lu_image_argv(char **argv, const char *path)
 		argv[i++] = "--client-idle-timeout";
 		argv[i++] = (char *)dopts.client_idle_s;
 	}
+	if (dopts.console_limit) {
+		argv[i++] = "--console-limit";
+		argv[i++] = (char *)dopts.console_limit;
+	}
 	return i;
 }
 

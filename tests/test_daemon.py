@@ -75,6 +75,12 @@ def write_cfg(path, name, **kw):
     ["--socket"],
     ["--socket", "/tmp/x.sock", "--state-dir", "/tmp/y",
      "--client-idle-timeout", "soon"],
+    ["--socket", "/tmp/x.sock", "--state-dir", "/tmp/y",
+     "--console-limit", "fast"],
+    ["--socket", "/tmp/x.sock", "--state-dir", "/tmp/y",
+     "--console-limit", "1K,0"],
+    ["--socket", "/tmp/x.sock", "--state-dir", "/tmp/y",
+     "--console-limit", "1K,2X"],
 ])
 def test_usage_errors_exit_64(tmp_path, args):
     require_binaries()
@@ -82,6 +88,8 @@ def test_usage_errors_exit_64(tmp_path, args):
     r = run_xen(*args)
     assert r.returncode == 64, (args, r.returncode, r.stderr)
     assert "usage: xen --socket PATH --state-dir DIR" in r.stderr
+    if "--console-limit" in args:
+        assert ": want RATE[,BURST] in bytes" in r.stderr
     assert r.stdout == ""
     # Nothing was created.
     assert os.listdir(tmp_path) == []

@@ -1,6 +1,6 @@
 """Bounded everything (docs/control-api.md and README.md, "Limits"): a
 guest crashing in a loop, clients that hold a connection and do nothing,
-a guest flooding the daemon's log."""
+a guest flooding the daemon's log or its console."""
 import json
 import time
 import re
@@ -160,3 +160,80 @@ def test_guest_rebooting_in_a_loop_is_limited_in_the_log(daemon, witness):
     assert f"d{other}: created 'other'" in log
     assert f"d{dom}: destroying 'loop'" in log
     witness.assert_counting()
+
+
+CONSOLE_RATE, CONSOLE_BURST = 1024, 2048  # --console-limit 1K,2K
+FLOOD_LINE = 64                 # tests/guests/exit.c, mode=flood
+
+
+def _read_flood(con, timeout):
+    """A console stream's bytes until FLOOD DONE's line, with the time
+    each chunk arrived (monotonic)."""
+    data, marks = b"", []
+    con.settimeout(timeout)
+    while b"FLOOD DONE" not in data or not data.endswith(b"\n"):
+        chunk = con.recv(65536)
+        assert chunk, data[-300:]
+        data += chunk
+        marks.append((time.monotonic(), len(data)))
+    return data, marks
+
+
+def _console_stream(d, dom):
+    con = unix_connect(d.sock)
+    con.sendall(b'{"id": 1, "command": "console", "args": '
+                b'{"domain": "%s", "history": true}}\n' % dom.encode())
+    reply = b""
+    con.settimeout(30)
+    while b"\n" not in reply:
+        reply += con.recv(1)
+    assert json.loads(reply)["ok"], reply
+    return con
+
+
+def test_console_flood_is_rate_limited_and_loses_nothing(tmp_path,
+                                                          guest):
+    """With --console-limit 1K,2K a guest writing 12800 bytes to COM1 as
+    fast as it can: the first 2 KiB go at once, then the transmitter is
+    busy (the guest itself counts LSR polls that found THR full, and never
+    had to give up waiting) and the console carries no more than 1 KiB a
+    second; every line arrives, in order, nothing is dropped; another
+    guest counts and the daemon answers meanwhile."""
+    require_binaries()
+    require_kvm()
+    lines = 200
+    d = Daemon(str(tmp_path), extra_args=["--console-limit", "1K,2K"])
+    d.start()
+    try:
+        d.create("witness", kernel="counter")
+        d.create("flood", kernel="exit",
+                 cmdline=f"mode=flood count={lines}", paused=True)
+        con = _console_stream(d, "flood")
+        d.xl("unpause", "flood")
+        data, marks = _read_flood(con, scaled(300))
+        con.close()
+        text = data.decode("latin1")
+        start = text.index("FLOOD START")
+        body = text[text.index("\n", start) + 1:text.index("FLOOD DONE")]
+        got = body.split("\n")[:-1]
+        assert len(got) == lines, (len(got), got[-3:])
+        bad = [i for i, ln in enumerate(got)
+               if ln != f"F{i:08d}" + "." * (FLOOD_LINE - 10)]
+        assert not bad, (len(bad), bad[:3], got[bad[0]])
+        done = re.search(r"FLOOD DONE lines=(\d+) busy_polls=(\d+) "
+                         r"gave_up=(\d+)", text)
+        assert int(done.group(2)) > 0, done.group(0)
+        assert int(done.group(3)) == 0, done.group(0)
+        # After the burst no faster than the rate: a bound, not a timing
+        # (the test's clock can only see the bytes later than they went).
+        t0, n0 = next((t, n) for t, n in marks if n >= CONSOLE_BURST)
+        t1, n1 = marks[-1]
+        assert n1 - n0 <= CONSOLE_RATE * (t1 - t0 + 1) + 512, \
+            (n1 - n0, t1 - t0)
+        total = d.call("console-read", domain="flood")["total"]
+        assert total == len(data), (total, len(data))
+        assert d.call("version")["protocol"] == 1
+        mark = d.console_mark("witness")
+        d.wait_console_since("witness", "COUNTER", mark=mark)
+    finally:
+        d.stop()

@@ -2,7 +2,6 @@
 #include <pthread.h>
 
 #include "log_limit.h"
-#include "monotime.h"
 
 /* Guards every budget: lines are rare next to what they cost to write. */
 static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -21,22 +20,12 @@ static void say_dropped(struct log_limit *l)
 /* Take a line from the budget: false if there is none left. */
 static bool take(struct log_limit *l)
 {
-	long long now = now_ns();
-
-	if (!l->started) {
-		l->started = true;
-		l->tokens = LOG_LIMIT_BURST;
-	} else {
-		l->tokens += (now - l->last_ns) / 1e9 * LOG_LIMIT_PER_S;
-		if (l->tokens > LOG_LIMIT_BURST)
-			l->tokens = LOG_LIMIT_BURST;
-	}
-	l->last_ns = now;
-	if (l->tokens < 1) {
+	if (token_bucket_refill(&l->budget, LOG_LIMIT_BURST,
+				LOG_LIMIT_PER_S) < 1) {
 		l->dropped++;
 		return false;
 	}
-	l->tokens -= 1;
+	l->budget.tokens -= 1;
 	return true;
 }
 

@@ -12,15 +12,14 @@
 #include <stdbool.h>
 
 #include "log.h"
+#include "token_bucket.h"
 
 #define LOG_LIMIT_BURST	50
 #define LOG_LIMIT_PER_S	1
 
 struct log_limit {
 	char who[24];			/* "d3": names the source */
-	bool started;
-	double tokens;
-	long long last_ns;
+	struct token_bucket budget;
 	unsigned long dropped;		/* not logged since the last line */
 };
 

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "monotime.h"
 
 struct watch {
 	unsigned long id;	/* unique: an fd number can be reused at once */
@@ -22,6 +24,8 @@ static unsigned nr_watches, cap_watches;
 static unsigned long next_watch_id;
 static int wake_fd = -1;
 static void (*wake_fn)(void);
+/* now_ns() at which on_wake() is due, 0 for none (loop_wake_after). */
+static _Atomic long long wake_due_ns;
 
 static void on_wake_fd(int fd, short revents, void *opaque)
 {
@@ -48,6 +52,43 @@ void loop_wake(void)
 
 	if (write(wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_warn("loop: eventfd write: %s", strerror(errno));
+}
+
+void loop_wake_after(unsigned ms)
+{
+	long long due = now_ns() + ms * 1000000LL;
+	long long cur = wake_due_ns;
+
+	while ((!cur || due < cur) &&
+	       !__atomic_compare_exchange_n(&wake_due_ns, &cur, due, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
+	if (!cur || due < cur)
+		loop_wake();	/* poll() must take the nearer deadline */
+}
+
+/* poll()'s timeout: 1 s, or less when a timed wake is due sooner. */
+static int poll_timeout_ms(void)
+{
+	long long due = wake_due_ns, left;
+
+	if (!due)
+		return 1000;
+	left = (due - now_ns() + 999999) / 1000000;
+	return left <= 0 ? 0 : left < 1000 ? (int)left : 1000;
+}
+
+/* A timed wake that has come due: clear it, then run on_wake(). */
+static void run_due_wake(void)
+{
+	long long due = wake_due_ns;
+
+	if (!due || due > now_ns())
+		return;
+	if (__atomic_compare_exchange_n(&wake_due_ns, &due, 0, false,
+					__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) &&
+	    wake_fn)
+		wake_fn();
 }
 
 int loop_add(int fd, short events, loop_fn fn, void *opaque)
@@ -136,11 +177,12 @@ void loop_run(volatile sig_atomic_t *stop)
 			pfds[i].events = watches[i].events;
 			pfds[i].revents = 0;
 		}
-		if (poll(pfds, n, 1000) < 0) {
+		if (poll(pfds, n, poll_timeout_ms()) < 0) {
 			if (errno != EINTR)
 				log_err("loop: poll: %s", strerror(errno));
 			continue;
 		}
+		run_due_wake();
 		/*
 		 * Handlers may add or remove watches.  Match by id, not fd: a
 		 * handler may close an fd whose number the next one (an

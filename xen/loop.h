@@ -13,5 +13,10 @@ void loop_del(int fd);
 void loop_run(volatile sig_atomic_t *stop);
 /* Wake the main thread from any thread; it then calls on_wake(). */
 void loop_wake(void);
+/*
+ * From any thread: call on_wake() again in `ms` milliseconds at the
+ * latest (an earlier request wins; a wake before it does not cancel it).
+ */
+void loop_wake_after(unsigned ms);
 
 #endif

@@ -15,6 +15,7 @@
 #include "buildinfo.h"
 #include "control.h"
 #include "dev/devices.h"
+#include "dev/uart.h"
 #include "domain.h"
 #include "feature.h"
 #include "identity.h"
@@ -45,6 +46,9 @@ static void usage(FILE *f)
 		"  --socket-group GROUP  the socket is mode 0660, group GROUP\n"
 		"  --client-idle-timeout S  close a connection idle for S s\n"
 		"                    (default 600; 0: never)\n"
+		"  --console-limit RATE[,BURST]  a guest's console output:\n"
+		"                    RATE bytes a second after BURST at once\n"
+		"                    (K/M suffixes; default 128K,1M; 0: none)\n"
 		"  --state-dir DIR   daemon state: pid file, default log\n"
 		"  --foreground      stay attached; log to stderr unless --log\n"
 		"  --log FILE        append the log to FILE\n"
@@ -67,6 +71,42 @@ static int parse_idle_timeout(const char *arg, struct daemon_opts *d)
 	return 0;
 }
 
+/* A byte count with an optional K or M suffix (binary). */
+static bool parse_bytes(const char *s, unsigned long *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (end == s || *s == '-')
+		return false;
+	if (*end == 'K' || *end == 'k')
+		v <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		v <<= 20, end++;
+	*out = v;
+	return !*end && v <= (1UL << 40);
+}
+
+static int parse_console_limit(const char *arg, struct daemon_opts *d)
+{
+	char rate[32], *comma;
+	unsigned long per_s, burst = UART_TX_BURST;
+
+	snprintf(rate, sizeof(rate), "%s", arg);
+	comma = strchr(rate, ',');
+	if (comma)
+		*comma++ = '\0';
+	if (strlen(arg) >= sizeof(rate) || !parse_bytes(rate, &per_s) ||
+	    (comma && (!parse_bytes(comma, &burst) || !burst))) {
+		fprintf(stderr, "xen: --console-limit %s: want RATE[,BURST] "
+			"in bytes (K, M), e.g. 128K,1M\n", arg);
+		return -1;
+	}
+	d->console_limit = arg;
+	uart_set_tx_limit(per_s, burst);
+	return 0;
+}
+
 /* The core's options, then the features' (xen/feature.h). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -74,6 +114,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "socket", required_argument, NULL, 's' },
 		{ "socket-group", required_argument, NULL, 'g' },
 		{ "client-idle-timeout", required_argument, NULL, 'i' },
+		{ "console-limit", required_argument, NULL, 'c' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -95,6 +136,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'g': o->d.socket_group = optarg; break;
 		case 'i':
 			if (parse_idle_timeout(optarg, &o->d) < 0)
+				bad = true;
+			break;
+		case 'c':
+			if (parse_console_limit(optarg, &o->d) < 0)
 				bad = true;
 			break;
 		case 'd': o->d.state_dir = optarg; break;
@@ -127,6 +172,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 static void on_wake(void)
 {
 	domain_handle_events();
+	uart_release_busy_lines();
 	control_console_pump();
 }
 

@@ -1,7 +1,8 @@
 /*
  * Exit guest: ends (or fails to end) the VM in a chosen way, echoes the
  * console, or times port I/O exits.  Command line: mode=M (default exit),
- * code=N (default 0); mode=iobench also takes count=N and port=P.
+ * code=N (default 0); mode=iobench also takes count=N and port=P,
+ * mode=flood count=N.
  * See README.md for every mode and the lines it prints.
  */
 #include "lib.h"
@@ -188,6 +189,64 @@ __attribute__((noreturn)) static void iobench(void)
 }
 
 /* ------------------------------------------------------------ unclaimed */
+/* ------------------------------------------------------------ flood */
+
+#define FLOOD_LINE      64
+#define FLOOD_WAIT      100000  /* LSR polls before writing anyway */
+
+static u64 flood_busy_polls, flood_gave_up;
+
+/* serial_putc(), counting how often the transmitter was busy. */
+static void flood_putc(char c)
+{
+    unsigned i;
+
+    for (i = 0; i < FLOOD_WAIT; i++) {
+        if (inb(COM1_LSR) & LSR_THRE)
+            break;
+        flood_busy_polls++;
+    }
+    if (i == FLOOD_WAIT)
+        flood_gave_up++;
+    outb(COM1, (u8)c);
+}
+
+/*
+ * count=N numbered lines of FLOOD_LINE bytes ("F00000042 ....\n") as
+ * fast as the UART takes them: a test checks every line arrived, in
+ * order, and that the transmitter made the guest wait (the console's
+ * rate limit).
+ */
+static void flood(void)
+{
+    char buf[24];
+    u64 lines = 16384, n;
+    unsigned i;
+
+    if (cmdline_get(boot_info.cmdline, "count", buf, sizeof(buf)))
+        parse_u64(buf, &lines);
+    gprintf("FLOOD START lines=%lu bytes=%lu\n", (unsigned long)lines,
+            (unsigned long)(lines * FLOOD_LINE));
+    for (n = 0; n < lines; n++) {
+        u64 v = n;
+
+        flood_putc('F');
+        for (i = 0; i < 8; i++) {
+            buf[7 - i] = (char)('0' + v % 10);
+            v /= 10;
+        }
+        for (i = 0; i < 8; i++)
+            flood_putc(buf[i]);
+        for (i = 9; i < FLOOD_LINE - 1; i++)
+            flood_putc('.');
+        flood_putc('\n');
+    }
+    gprintf("FLOOD DONE lines=%lu busy_polls=%lu gave_up=%lu\n",
+            (unsigned long)lines, (unsigned long)flood_busy_polls,
+            (unsigned long)flood_gave_up);
+    spin_forever();
+}
+
 
 /*
  * Touches a port and an address no device claims (what=port, what=mmio or
@@ -341,6 +400,8 @@ void guest_main(u32 mbi_phys)
         echo(1);
     } else if (strcmp(mode, "iobench") == 0) {
         iobench();
+    } else if (strcmp(mode, "flood") == 0) {
+        flood();
     } else if (strcmp(mode, "unclaimed") == 0) {
         unclaimed();
     } else if (strcmp(mode, "cmos-probe") == 0) {

@@ -36,11 +36,11 @@
 #define MID	(NS / 2)		/* mid-second: no update in progress */
 
 static int64_t now = T0;		/* seconds */
-static int64_t now_ns = MID;		/* and the fraction of the second */
+static int64_t now_frac_ns = MID;		/* and the fraction of the second */
 
 static int64_t test_clock(void)
 {
-	return now * NS + now_ns;
+	return now * NS + now_frac_ns;
 }
 
 static struct mc146818 *fresh(void)
@@ -48,7 +48,7 @@ static struct mc146818 *fresh(void)
 	static struct mc146818 m;
 
 	now = T0;
-	now_ns = MID;
+	now_frac_ns = MID;
 	mc146818_reset(&m, test_clock);
 	return &m;
 }
@@ -184,21 +184,21 @@ static void test_update_in_progress(void)
 	struct mc146818 *m = fresh();
 
 	CHECK_INT(mc146818_read(m, REG_A), 0x26);
-	now_ns = NS - 244001;				/* just before */
+	now_frac_ns = NS - 244001;				/* just before */
 	CHECK_INT(mc146818_read(m, REG_A), 0x26);
-	now_ns = NS - 244000;
+	now_frac_ns = NS - 244000;
 	CHECK_INT(mc146818_read(m, REG_A), 0xa6);
 	CHECK_INT(mc146818_read(m, SEC), 0x56);		/* not yet advanced */
 	now++;
-	now_ns = 0;					/* the edge */
+	now_frac_ns = 0;					/* the edge */
 	CHECK_INT(mc146818_read(m, REG_A), 0xa6);
 	CHECK_INT(mc146818_read(m, SEC), 0x57);
-	now_ns = 1983999;
+	now_frac_ns = 1983999;
 	CHECK_INT(mc146818_read(m, REG_A), 0xa6);
-	now_ns = 1984000;				/* the update is over */
+	now_frac_ns = 1984000;				/* the update is over */
 	CHECK_INT(mc146818_read(m, REG_A), 0x26);
 
-	now_ns = 1000;
+	now_frac_ns = 1000;
 	mc146818_write(m, REG_A, 0x80 | 0x66);		/* divider in reset */
 	CHECK_INT(mc146818_read(m, REG_A), 0x66);
 	mc146818_write(m, REG_A, 0x26);

@@ -31,6 +31,7 @@ struct seen {
 	uint8_t out[64];
 	size_t nout;
 	int rooms;
+	bool line_busy;		/* transmit() says the line is busy */
 };
 
 static void seen_irq(void *opaque, bool level)
@@ -41,13 +42,14 @@ static void seen_irq(void *opaque, bool level)
 	s->level = level;
 }
 
-static void seen_transmit(void *opaque, uint8_t c)
+static bool seen_transmit(void *opaque, uint8_t c)
 {
 	struct seen *s = opaque;
 
 	if (s->nout < sizeof(s->out))
 		s->out[s->nout] = c;
 	s->nout++;
+	return !s->line_busy;
 }
 
 static void seen_room(void *opaque)
@@ -354,6 +356,43 @@ static void test_save_load(void)
 	CHECK_INT(ns16550_read(&v, DLM), 0x02);
 }
 
+/* The console's rate limit: a busy line holds THR full, loses nothing. */
+static void test_busy_line(void)
+{
+	static uint8_t in[NS16550_INPUT_MAX];
+	struct rec_dev_uart r;
+	struct seen s;
+	struct ns16550 *u = fresh(&s);
+
+	ns16550_write(u, IER, 0x02);
+	CHECK_INT(ns16550_read(u, IIR), 0x02);	/* ack the first one */
+	CHECK(!s.level);
+	s.line_busy = true;
+	ns16550_write(u, THR, 'A');
+	CHECK_INT(s.nout, 1);			/* it went out */
+	CHECK(!s.level);			/* but THR is not empty */
+	CHECK_INT(ns16550_read(u, LSR), 0x00);
+	CHECK_INT(ns16550_read(u, IIR), 0x01);
+	ns16550_write(u, IER, 0x00);
+	ns16550_write(u, IER, 0x02);		/* no "empty" edge either */
+	CHECK(!s.level);
+	ns16550_write(u, THR, 'B');		/* a driver that gave up */
+	CHECK_INT(s.nout, 2);
+	CHECK_INT(s.out[1], 'B');
+	ns16550_save(u, &r, in);		/* drained on the other side */
+	CHECK_INT(r.thr_ipending, 1);
+	s.line_busy = false;
+	ns16550_tx_ready(u);
+	CHECK(s.level);
+	CHECK_INT(ns16550_read(u, LSR), 0x60);
+	CHECK_INT(ns16550_read(u, IIR), 0x02);
+	CHECK(!s.level);
+	ns16550_tx_ready(u);			/* not busy: nothing happens */
+	CHECK(!s.level);
+	ns16550_write(u, THR, 'C');
+	CHECK(s.level);
+}
+
 int main(void)
 {
 	test_reset();
@@ -365,5 +404,6 @@ int main(void)
 	test_fcr();
 	test_irq_transitions();
 	test_save_load();
+	test_busy_line();
 	return unit_done();
 }

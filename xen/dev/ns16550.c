@@ -65,13 +65,22 @@ static uint8_t pop_input(struct ns16550 *u)
 	return c;
 }
 
+/*
+ * A byte written while the line is busy still goes out (a polling
+ * driver that gave up waiting writes anyway; a real FIFO would take it
+ * too): the rate limit slows a flood, it never drops output.
+ */
 static void transmit(struct ns16550 *u, uint8_t c)
 {
-	if (u->mcr & MCR_LOOP)
+	if (u->mcr & MCR_LOOP) {
 		push_input(u, c);
-	else
-		u->ops->transmit(u->opaque, c);
-	u->thr_ipending = true;		/* the byte left at once */
+	} else if (!u->ops->transmit(u->opaque, c)) {
+		u->tx_busy = true;
+		u->thr_ipending = false;
+		return;
+	}
+	if (!u->tx_busy)
+		u->thr_ipending = true;		/* the byte left at once */
 }
 
 static uint8_t msr(const struct ns16550 *u)
@@ -104,7 +113,8 @@ static uint8_t read_reg(struct ns16550 *u, unsigned reg)
 	case NS16550_MCR:
 		return u->mcr;
 	case NS16550_LSR:
-		return LSR_THRE | LSR_TEMT | (u->in_len ? LSR_DR : 0);
+		v = u->tx_busy ? 0 : LSR_THRE | LSR_TEMT;
+		return v | (u->in_len ? LSR_DR : 0);
 	case NS16550_MSR:
 		return msr(u);
 	default:
@@ -115,7 +125,7 @@ static uint8_t read_reg(struct ns16550 *u, unsigned reg)
 static void write_ier(struct ns16550 *u, uint8_t v)
 {
 	/* Enabling THRE while THR is empty raises it at once. */
-	if (!(u->ier & IER_THRE) && (v & IER_THRE))
+	if (!(u->ier & IER_THRE) && (v & IER_THRE) && !u->tx_busy)
 		u->thr_ipending = true;
 	u->ier = v & 0x0f;
 }
@@ -185,6 +195,15 @@ void ns16550_write(struct ns16550 *u, unsigned reg, uint8_t v)
 	update_irq(u);
 }
 
+void ns16550_tx_ready(struct ns16550 *u)
+{
+	if (!u->tx_busy)
+		return;
+	u->tx_busy = false;
+	u->thr_ipending = true;
+	update_irq(u);
+}
+
 size_t ns16550_receive(struct ns16550 *u, const uint8_t *data, size_t len)
 {
 	size_t i;
@@ -210,7 +229,8 @@ void ns16550_save(const struct ns16550 *u, struct rec_dev_uart *r,
 	r->dll = u->dll;
 	r->dlm = u->dlm;
 	r->fcr = u->fcr;
-	r->thr_ipending = u->thr_ipending;
+	/* A busy line is not state: the loading side's line is free. */
+	r->thr_ipending = u->thr_ipending || u->tx_busy;
 	r->in_len = u->in_len;
 	for (i = 0; i < u->in_len; i++)
 		in[i] = u->in[(u->in_head + i) % NS16550_INPUT_MAX];
@@ -228,6 +248,7 @@ void ns16550_load(struct ns16550 *u, const struct rec_dev_uart *r,
 	u->dlm = r->dlm;
 	u->fcr = r->fcr;
 	u->thr_ipending = r->thr_ipending;
+	u->tx_busy = false;
 	memcpy(u->in, in, r->in_len);
 	u->in_head = 0;
 	u->in_len = r->in_len;

@@ -4,8 +4,11 @@
  * The caller serialises calls (xen/dev/uart.c holds a lock); the tests
  * in tests/unit/test_uart.c drive it directly.
  *
- * Transmit is instant; receive hands out bytes from an input queue that
- * stands in for the FIFO, so pasted text is not lost.
+ * Transmit is instant unless the line says it is busy (the console's
+ * rate limit): then THR stays full (LSR.THRE/TEMT clear, no THR-empty
+ * interrupt) until ns16550_tx_ready(), so a driver waits as on a slow
+ * line and nothing is lost.  Receive hands out bytes from an input
+ * queue that stands in for the FIFO, so pasted text is not lost.
  */
 #ifndef XEN_DEV_NS16550_H
 #define XEN_DEV_NS16550_H
@@ -32,8 +35,11 @@
 struct ns16550_ops {
 	/* The interrupt line changed to `level`. */
 	void (*set_irq)(void *opaque, bool level);
-	/* A byte left on the line (not in loopback). */
-	void (*transmit)(void *opaque, uint8_t c);
+	/*
+	 * A byte left on the line (not in loopback).  false: the line is
+	 * busy after it; the model waits for ns16550_tx_ready().
+	 */
+	bool (*transmit)(void *opaque, uint8_t c);
 	/* The queue has room again after ns16550_receive() refused input. */
 	void (*rx_room)(void *opaque);
 };
@@ -43,6 +49,7 @@ struct ns16550 {
 	void *opaque;
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
 	bool thr_ipending;	/* THR-empty interrupt waiting to be seen */
+	bool tx_busy;		/* the line took no more bytes for now */
 	bool irq_level;
 	uint8_t in[NS16550_INPUT_MAX];
 	size_t in_head, in_len;
@@ -56,6 +63,8 @@ void ns16550_reset(struct ns16550 *u, const struct ns16550_ops *ops,
 		   void *opaque);
 uint8_t ns16550_read(struct ns16550 *u, unsigned reg);
 void ns16550_write(struct ns16550 *u, unsigned reg, uint8_t v);
+/* The line takes bytes again: THR empties (and interrupts if enabled). */
+void ns16550_tx_ready(struct ns16550 *u);
 /* Queue received bytes; returns how many fitted. */
 size_t ns16550_receive(struct ns16550 *u, const uint8_t *data, size_t len);
 

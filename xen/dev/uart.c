@@ -17,12 +17,32 @@
 #include "ioport.h"
 #include "loop.h"
 #include "stream.h"
+#include "token_bucket.h"
 
 struct uart {
 	pthread_mutex_t lock;
 	struct domain *dom;
 	struct ns16550 chip;
+	struct token_bucket tx_budget;	/* tx_per_s, tx_burst */
 };
+
+static double tx_per_s = UART_TX_PER_S, tx_burst = UART_TX_BURST;
+
+void uart_set_tx_limit(unsigned long per_s, unsigned long burst)
+{
+	tx_per_s = per_s;
+	tx_burst = burst;
+}
+
+/* The budget a busy line waits for: an eighth of a second's worth. */
+static double tx_resume(void)
+{
+	double r = tx_per_s / 8;
+
+	if (r > tx_burst)
+		r = tx_burst;
+	return r < 1 ? 1 : r;
+}
 
 static struct device_type uart_device;
 
@@ -34,11 +54,44 @@ static void uart_set_irq(void *opaque, bool level)
 	ioctl(u->dom->vm_fd, KVM_IRQ_LINE, &irq);
 }
 
-static void uart_transmit(void *opaque, uint8_t c)
+/* Milliseconds until the budget holds tx_resume() bytes again. */
+static unsigned ms_until_resume(double tokens)
+{
+	return (unsigned)((tx_resume() - tokens) * 1000 / tx_per_s) + 1;
+}
+
+static bool uart_transmit(void *opaque, uint8_t c)
 {
 	struct uart *u = opaque;
+	double left;
 
 	console_output(u->dom, &c, 1);
+	if (!tx_per_s)
+		return true;
+	left = token_bucket_refill(&u->tx_budget, tx_burst, tx_per_s) - 1;
+	u->tx_budget.tokens = left;
+	if (left >= 1)
+		return true;
+	loop_wake_after(ms_until_resume(left));
+	return false;
+}
+
+/* Under u->lock: free a busy line once tx_resume() bytes may go. */
+static void release_if_due(struct uart *u)
+{
+	double tokens;
+
+	if (!u->chip.tx_busy)
+		return;
+	if (!tx_per_s) {
+		ns16550_tx_ready(&u->chip);
+		return;
+	}
+	tokens = token_bucket_refill(&u->tx_budget, tx_burst, tx_per_s);
+	if (tokens >= tx_resume())
+		ns16550_tx_ready(&u->chip);
+	else
+		loop_wake_after(ms_until_resume(tokens));
 }
 
 static void uart_rx_room(void *opaque)
@@ -59,12 +112,31 @@ static int uart_io(struct vcpu *vcpu, void *opaque, uint16_t port,
 	unsigned reg = port - UART_COM1_BASE;
 
 	pthread_mutex_lock(&u->lock);
-	if (is_write)
+	if (is_write) {
 		ns16550_write(&u->chip, reg, *val);
-	else
+	} else {
+		if (reg == NS16550_LSR)
+			release_if_due(u);	/* a polling driver */
 		*val = ns16550_read(&u->chip, reg);
+	}
 	pthread_mutex_unlock(&u->lock);
 	return 0;
+}
+
+/* An interrupt-driven driver waits for THR-empty: the loop's timed wake. */
+void uart_release_busy_lines(void)
+{
+	struct domain *dom;
+	struct uart *u;
+
+	for (dom = domain_first(); dom; dom = dom->next) {
+		u = device_state(dom, &uart_device);
+		if (!u)
+			continue;
+		pthread_mutex_lock(&u->lock);
+		release_if_due(u);
+		pthread_mutex_unlock(&u->lock);
+	}
 }
 
 size_t uart_receive(struct domain *dom, const void *data, size_t len)
