@@ -37,7 +37,7 @@ struct pp_job {
 	/* Built: */
 	unsigned kept;			/* pages in the record; 0: none */
 	struct rec_header rh;
-	uint8_t head[HEAD_MAX];		/* rec_page_batch + pfn list */
+	_Alignas(8) uint8_t head[HEAD_MAX];	/* rec_page_batch + pfns */
 	struct iovec iov[IOV_MAX_JOB];
 	int niov;
 	uint8_t *raw;			/* the kept pages gathered (a copy) */

@@ -321,7 +321,7 @@ static int start(const struct options *o, const struct feature *taker)
 
 /* The command line as given: getopt_long() permutes argv.  Kept for the
  * process's life (a static, not a leak). */
-static char **argv_given;
+static char **volatile argv_given;	/* volatile: the store stays */
 
 static char *const *argv_copy(int argc, char **argv)
 {

@@ -20,6 +20,7 @@ const char *const sandbox_probe_names[PROBE_NR_CALLS] = {
 	[PROBE_SOCKET] = "socket",
 	[PROBE_EXECVE] = "execve",
 	[PROBE_PTRACE] = "ptrace",
+	[PROBE_SETNS] = "setns",
 };
 
 static bool disabled;		/* --no-sandbox */
@@ -97,7 +98,7 @@ static int cmd_probe(struct client *c, json_t *args, struct ctl_reply *r)
 				"vcpu, device or migration");
 	if (call < 0)
 		return ctl_fail(r, CTL_EINVAL, "%s", "'call' must be socket, "
-				"execve or ptrace");
+				"execve, ptrace or setns");
 	if (json_object_get(args, "domain")) {
 		code = ctl_arg_domain(args, r, &dom);
 		if (code)

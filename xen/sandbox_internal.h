@@ -13,6 +13,7 @@ enum sandbox_probe_call {
 	PROBE_SOCKET,
 	PROBE_EXECVE,
 	PROBE_PTRACE,
+	PROBE_SETNS,
 	PROBE_NR_CALLS,
 };
 
