@@ -26,14 +26,14 @@ CFLAGS     += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 ALL_CFLAGS  = $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS_XEN := -ljansson -lelf -llz4 -lz -lpthread
+LDLIBS_XEN := -ljansson -lelf -llz4 -lz -ldeflate -lpthread
 LDLIBS_XL  := -ljansson
 
 AUTOCONF   := $(BUILD)/include/generated/autoconf.h
 AUTOCONF_MK := $(BUILD)/include/config/auto.conf
 
 .PHONY: all defconfig menuconfig olddefconfig savedefconfig demo test \
-        test-quick sanitize bench clean setup guests unit systest-progs
+        test-quick sanitize bench soak clean setup guests unit systest-progs
 all: $(BUILD)/bin/xen $(BUILD)/bin/xl $(BUILD)/bin/counter-watch guests unit \
      systest-progs
 
@@ -216,7 +216,7 @@ test-config: config-build
 # already exercise the minimal build where they need it.
 CONFIG_SUBSET_SKIP := --ignore=tests/system --ignore=tests/test_save.py \
 	--ignore=tests/test_liveupdate.py --ignore=tests/test_livepatch.py \
-	--ignore=tests/test_stream_tool.py
+	--ignore=tests/test_stream_tool.py --ignore=tests/test_fuzz.py
 
 build-%/.config-seeded: ci/configs/%.config
 	@mkdir -p $(dir $@)
@@ -234,6 +234,11 @@ sanitize: setup
 bench: setup
 	$(MAKE) all
 	XEN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
+# 1000 live updates under load with injected faults (tests/soak_liveupdate.py)
+soak: all
+	XEN_BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/soak_liveupdate.py \
+	  $(SOAK_ARGS)
 
 clean:
 	rm -rf $(BUILD) build-*

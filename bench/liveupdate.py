@@ -22,8 +22,12 @@ between the copies.  Per update:
   total_ms       what the operator waits for: from spawning `xl
                  live-update IMAGE` to its exit after the reply (staging
                  checks, the update, xl's own start-up).
-Series: guest RAM 256 MiB, 1, 2, 4 GiB with one guest; 1, 2, 4, 8 guests
-of 256 MiB.
+Series: guest RAM 256 MiB, 1, 4, 8 GiB with one guest (8 GiB only when
+`MemAvailable` leaves 2 GiB beside it); 1, 2, 4, 8 guests of 256 MiB.
+Each point twice in the same run: MODES, the build-ahead design (the
+default: the new image builds every VM while the guests run, the
+blackout holds only the small state) and the previous design
+(`--mode reexec`: exec in place, every VM rebuilt inside the blackout).
 
 QEMU.  Source `qemu-system-x86_64 -accel kvm -machine pc -bios qboot.rom
 -m SIZE -nodefaults -display none -serial file:... -kernel counter.elf
@@ -55,7 +59,8 @@ from common import (BenchError, Ours, Pressure, QEMU, QEMU_VARIANTS,
                     _cleanups, _pdeathsig, harness, summary)
 
 CMDLINE = "ws=64M rate=5000 interval=1000"
-RAM_SERIES = (256, 1024, 2048, 4096)
+RAM_SERIES_ALL = (256, 1024, 4096, 8192)
+MODES = ("build-ahead", "reexec")
 GUEST_SERIES = (1, 2, 4, 8)
 GUEST_SERIES_MIB = 256
 WATCH_PAD_S = 0.3
@@ -92,11 +97,29 @@ def _stall(report, ids):
     return max(g["max_stall_ms"] for g in report.values())
 
 
-def ours_point(images, nguests, mib, runs, log):
+def _mem_available_mib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def ram_series():
+    """The sizes this host has the memory for (two copies of the guest's
+    page tables and the daemon beside it: 2 GiB of margin)."""
+    avail = _mem_available_mib()
+    return tuple(m for m in RAM_SERIES_ALL if m + 2048 <= avail or m <= 1024)
+
+
+RAM_SERIES = ram_series()
+
+
+def ours_point(images, nguests, mib, runs, log, mode="build-ahead"):
     """One daemon, `nguests` counter guests of `mib` MiB, one warm-up and
-    `runs` recorded updates."""
-    ours = Ours(f"lu{nguests}x{mib}")
-    pt = {"guests": nguests, "memory_mib": mib, "samples": [],
+    `runs` recorded updates in `mode`."""
+    ours = Ours(f"lu{nguests}x{mib}{mode[0]}")
+    pt = {"guests": nguests, "memory_mib": mib, "mode": mode, "samples": [],
           "baseline_stall_ms": []}
     try:
         names, ids = ours.start_counters("lu", nguests, CMDLINE, mib,
@@ -109,7 +132,8 @@ def ours_point(images, nguests, mib, runs, log):
                 time.sleep(WATCH_PAD_S)
                 pressure = Pressure()
                 t0 = time.monotonic()
-                res = _xl_json(ours, "live-update", img, "--json")
+                res = _xl_json(ours, "live-update", img, "--mode", mode,
+                               "--json")
                 total = (time.monotonic() - t0) * 1e3
                 cpu = pressure.fraction()
                 time.sleep(WATCH_PAD_S)
@@ -120,6 +144,7 @@ def ours_point(images, nguests, mib, runs, log):
             s = {"blackout_ms": res["blackout_ms"],
                  "max_stall_ms": _stall(report, ids), "total_ms": total,
                  "phases_ms": res.get("phases_ms"),
+                 "build_ahead_ms": res.get("build_ahead_ms"),
                  "format_version": res.get("format_version"),
                  "cpu_pressure": cpu}
             if i == 0:
@@ -145,7 +170,7 @@ def ours_point(images, nguests, mib, runs, log):
     for k in ("blackout_ms", "max_stall_ms", "total_ms"):
         pt[k] = summary([s[k] for s in pt["samples"]])
     pt["baseline_stall_ms"] = summary(pt["baseline_stall_ms"])
-    log(f"  live update {nguests} x {mib} MiB: blackout "
+    log(f"  live update ({mode}) {nguests} x {mib} MiB: blackout "
         f"{pt['blackout_ms']['median']:.1f} ms, guest-seen max stall "
         f"{pt['max_stall_ms']['median']:.1f} ms (without update "
         f"{pt['baseline_stall_ms']['median']:.1f}), xl total "
@@ -340,8 +365,9 @@ def run(plan, qemu_ok, log):
     res = {"method": __doc__.strip(), "cmdline": CMDLINE,
            "ram_series_mib": list(RAM_SERIES),
            "guest_series": list(GUEST_SERIES),
-           "guest_series_mib": GUEST_SERIES_MIB, "ours": {"ram": {},
-                                                          "guests": {}},
+           "guest_series_mib": GUEST_SERIES_MIB,
+           "ours": {"ram": {}, "guests": {}},
+           "previous": {"ram": {}, "guests": {}},
            "qemu": {}, "errors": []}
     tmp = tempfile.mkdtemp(prefix="xen-bench-lu-images-")
     _cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
@@ -360,18 +386,20 @@ def run(plan, qemu_ok, log):
             res["errors"].append(f"{key}: {e}")
             log(f"  live update {key}: ERROR {e}")
 
-    for mib in RAM_SERIES:
-        attempt(res["ours"]["ram"], str(mib),
-                lambda mib=mib: ours_point(images, 1, mib, plan["runs"],
-                                           log))
-    for n in GUEST_SERIES:
-        if n == 1 and str(GUEST_SERIES_MIB) in res["ours"]["ram"]:
-            res["ours"]["guests"]["1"] = res["ours"]["ram"][
-                str(GUEST_SERIES_MIB)]
-            continue
-        attempt(res["ours"]["guests"], str(n),
-                lambda n=n: ours_point(images, n, GUEST_SERIES_MIB,
-                                       plan["runs"], log))
+    for key, mode in (("ours", "build-ahead"), ("previous", "reexec")):
+        for mib in RAM_SERIES:
+            attempt(res[key]["ram"], str(mib),
+                    lambda mib=mib, mode=mode: ours_point(
+                        images, 1, mib, plan["runs"], log, mode))
+        for n in GUEST_SERIES:
+            if n == 1 and str(GUEST_SERIES_MIB) in res[key]["ram"]:
+                res[key]["guests"]["1"] = res[key]["ram"][
+                    str(GUEST_SERIES_MIB)]
+                continue
+            attempt(res[key]["guests"], str(n),
+                    lambda n=n, mode=mode: ours_point(
+                        images, n, GUEST_SERIES_MIB, plan["runs"], log,
+                        mode))
     if qemu_ok:
         for mib in RAM_SERIES:
             pt = qemu_point(mib, plan["qemu_runs"], log)
@@ -410,13 +438,18 @@ def table_rows(lu, add):
     def med(d, k):
         return ((d or {}).get(k) or {}).get("median")
 
+    prev = lu.get("previous") or {"ram": {}, "guests": {}}
     for mib in RAM_SERIES:
         o = lu["ours"]["ram"].get(str(mib))
+        p = prev["ram"].get(str(mib))
         q = lu["qemu"].get(str(mib))
         size = f"{mib} MiB" if mib < 1024 else f"{mib // 1024} GiB"
         v = QEMU_VARIANT if q else None
         add(f"live update blackout vs migration downtime, {size}, ms",
             med(o, "blackout_ms"), med(q, "downtime_ms"), v)
+        add(f"  previous design (reexec): blackout {size}, ms "
+            f"(guest-seen {_fmt(med(p, 'max_stall_ms'))})",
+            med(p, "blackout_ms"), None, None)
         add(f"  update total (xl) vs migration total-time, {size}, ms",
             med(o, "total_ms"), med(q, "total_time_ms"), v)
         add(f"  guest-seen max stall, {size}, ms (no update: "
@@ -424,8 +457,13 @@ def table_rows(lu, add):
             med(o, "max_stall_ms"), None, None)
     for n in GUEST_SERIES:
         o = lu["ours"]["guests"].get(str(n))
+        p = prev["guests"].get(str(n))
         add(f"live update blackout, {n} guest(s) x {GUEST_SERIES_MIB} MiB,"
             f" ms", med(o, "blackout_ms"), None, None)
+        add(f"  previous design (reexec): blackout {n} x "
+            f"{GUEST_SERIES_MIB} MiB, ms (guest-seen "
+            f"{_fmt(med(p, 'max_stall_ms'))})",
+            med(p, "blackout_ms"), None, None)
         add(f"  guest-seen max stall, {n} x {GUEST_SERIES_MIB} MiB, ms "
             f"(no update: {_fmt(med(o, 'baseline_stall_ms'))})",
             med(o, "max_stall_ms"), None, None)

@@ -1,12 +1,16 @@
-"""Save and restore throughput per encoding (issue: the state format).
+"""Save and restore throughput per encoding and worker count.
 
 A counter guest with 1 GiB of RAM whose working set is 512 MiB: the guest
 fills every working-set page with its pattern at start, so half of the RAM
-is non-zero and half is zero.  For each encoding we `save -c` it to a
-file, then `restore` the file under another name, several times, and
-report GiB/s of guest RAM (1 GiB / seconds the daemon reports) and the
-stream size.  In the same run, a memcpy of 1 GiB (Python's bytes copy,
-which is memcpy underneath) gives the machine's ceiling.
+is non-zero and half is zero.  For each case (encoding, worker threads) we
+`save -c` it to a file on tmpfs (/dev/shm, so the figure is the page
+pipeline's and not a disk's), then `restore` the file under another name,
+several times, and report GiB/s of guest RAM (1 GiB / seconds the daemon
+reports) and the stream size.  In the same run, a memcpy of 1 GiB
+(Python's bytes copy, which is memcpy underneath), measured before and
+after the cases, gives the machine's ceiling; the ratios are against it.
+Beside it, a copy into new memfd pages (first touch) shows what filling a
+new guest's RAM costs on this host before any stream is read.
 """
 import os
 import shutil
@@ -18,7 +22,10 @@ import common
 
 RAM_MIB = 1024
 WS = "512M"
-ENCODINGS = ("none", "lz4", "zlib")
+# (encoding, workers): workers are the page pipeline's threads.
+CASES = (("none", 1), ("none", 2), ("lz4", 1), ("lz4", 2), ("zlib", 1),
+         ("zlib", 2))
+TMPFS = "/dev/shm"
 
 
 def memcpy_gibs(runs):
@@ -36,56 +43,108 @@ def memcpy_gibs(runs):
     return samples
 
 
+def fresh_gibs(runs):
+    """512 MiB copied into pages of a new memfd (first touch), as restore
+    fills a new guest's RAM: the kernel allocates and zeroes each page on
+    the way (in a VM, the host may back it then too)."""
+    import mmap
+    size = 512 << 20
+    src = bytearray(os.urandom(1 << 20)) * 512
+    samples = []
+    for _ in range(runs):
+        fd = os.memfd_create("bench-fresh")
+        try:
+            os.ftruncate(fd, size)
+            m = mmap.mmap(fd, size)
+            t0 = time.perf_counter()
+            m[:] = src
+            samples.append(size / (1 << 30) / (time.perf_counter() - t0))
+            m.close()
+        finally:
+            os.close(fd)
+    return samples
+
+
+def loadavg():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def run_case(d, files, enc, workers, runs):
+    save_s, restore_s, sizes = [], [], []
+    for i in range(runs):
+        path = os.path.join(files, f"big.{enc}.{workers}")
+        r = d.call("save", domain="big", path=path, checkpoint=True,
+                   compress=enc, workers=workers)
+        save_s.append(r["seconds"])
+        sizes.append(os.path.getsize(path))
+        name = f"r{enc}{workers}x{i}"
+        rr = d.call("restore", path=path, name=name, paused=True)
+        restore_s.append(rr["seconds"])
+        d.call("destroy", domain=name)
+        os.unlink(path)
+    gib = RAM_MIB / 1024
+    return {
+        "encoding": enc, "workers": workers,
+        "save_gibs": gib / statistics.median(save_s),
+        "restore_gibs": gib / statistics.median(restore_s),
+        "stream_mib": statistics.median(sizes) / (1 << 20),
+        "save_s": save_s, "restore_s": restore_s, "stream_bytes": sizes,
+    }
+
+
 def run(runs, log):
     tmp = tempfile.mkdtemp(prefix="bench-state-")
+    files = tempfile.mkdtemp(prefix="bench-state-",
+                             dir=TMPFS if os.path.isdir(TMPFS) else None)
     d = common.harness.Daemon(tmp)
-    out = {"ram_mib": RAM_MIB, "working_set": WS, "encodings": {},
-           "errors": []}
+    out = {"ram_mib": RAM_MIB, "working_set": WS, "cases": [],
+           "file_dir": files, "errors": [], "loadavg": [loadavg()]}
+    memcpy = []
     try:
+        memcpy += memcpy_gibs(max(runs, 3))
         d.start()
         d.create("big", memory=RAM_MIB,
                  cmdline=f"ws={WS} rate=0 interval=1000")
         d.wait_console("big", r"COUNTER READY", timeout=120)
-        for enc in ENCODINGS:
-            save_s, restore_s, sizes = [], [], []
-            for i in range(runs):
-                path = os.path.join(tmp, f"big.{enc}")
-                r = d.call("save", domain="big", path=path,
-                           checkpoint=True, compress=enc)
-                save_s.append(r["seconds"])
-                sizes.append(os.path.getsize(path))
-                rr = d.call("restore", path=path, name=f"r{enc}{i}",
-                            paused=True)
-                restore_s.append(rr["seconds"])
-                d.call("destroy", domain=f"r{enc}{i}")
-                os.unlink(path)
-            gib = RAM_MIB / 1024
-            out["encodings"][enc] = {
-                "save_gibs": gib / statistics.median(save_s),
-                "restore_gibs": gib / statistics.median(restore_s),
-                "stream_mib": statistics.median(sizes) / (1 << 20),
-                "save_s": save_s, "restore_s": restore_s,
-                "stream_bytes": sizes,
-            }
-            log(f"state {enc}: save {out['encodings'][enc]['save_gibs']:.2f}"
-                f" GiB/s, restore "
-                f"{out['encodings'][enc]['restore_gibs']:.2f} GiB/s, "
-                f"{out['encodings'][enc]['stream_mib']:.0f} MiB")
-        out["memcpy_gibs"] = statistics.median(memcpy_gibs(max(runs, 3)))
+        for enc, workers in CASES:
+            c = run_case(d, files, enc, workers, runs)
+            out["cases"].append(c)
+            log(f"state {enc} x{workers}: save {c['save_gibs']:.2f} GiB/s, "
+                f"restore {c['restore_gibs']:.2f} GiB/s, "
+                f"{c['stream_mib']:.0f} MiB")
+        memcpy += memcpy_gibs(max(runs, 3))
+        out["fresh_samples"] = fresh_gibs(max(runs, 3))
+        out["fresh_gibs"] = statistics.median(out["fresh_samples"])
     except Exception as e:  # noqa: BLE001 - reported, not raised
         out["errors"].append(str(e))
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(files, ignore_errors=True)
+    out["loadavg"].append(loadavg())
+    out["memcpy_samples"] = memcpy
+    if memcpy:
+        out["memcpy_gibs"] = statistics.median(memcpy)
     return out
 
 
 def print_table(r):
+    m = r.get("memcpy_gibs", 0)
     print(f"\nsave/restore of a {r['ram_mib']} MiB guest, working set "
-          f"{r['working_set']} (the rest zero); memcpy of 1 GiB: "
-          f"{r.get('memcpy_gibs', 0):.2f} GiB/s")
-    print(f"{'encoding':10} {'save GiB/s':>11} {'restore GiB/s':>14} "
-          f"{'stream MiB':>11}")
-    for enc, e in r["encodings"].items():
-        print(f"{enc:10} {e['save_gibs']:11.2f} {e['restore_gibs']:14.2f} "
-              f"{e['stream_mib']:11.0f}")
+          f"{r['working_set']} (the rest zero), file in {r['file_dir']}; "
+          f"memcpy of 1 GiB: {m:.2f} GiB/s; loadavg "
+          + " -> ".join(f"{x:.1f}" for x in r["loadavg"] if x is not None))
+    if r.get("fresh_gibs"):
+        print(f"memcpy into new memfd pages (first touch, as restore "
+              f"fills a new guest): {r['fresh_gibs']:.2f} GiB/s")
+    print(f"{'encoding':9} {'workers':>7} {'save GiB/s':>11} {'of memcpy':>10}"
+          f" {'restore GiB/s':>14} {'of memcpy':>10} {'stream MiB':>11}")
+    for c in r["cases"]:
+        print(f"{c['encoding']:9} {c['workers']:7d} {c['save_gibs']:11.2f} "
+              f"{c['save_gibs'] / m if m else 0:10.0%} "
+              f"{c['restore_gibs']:14.2f} "
+              f"{c['restore_gibs'] / m if m else 0:10.0%} "
+              f"{c['stream_mib']:11.0f}")

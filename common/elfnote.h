@@ -5,6 +5,17 @@
 #include <gelf.h>
 
 /*
+ * The notes of our own images (readelf -n shows them), one list of
+ * types: the stream versions an image handles (liveupdate/note.c), that
+ * it enforces signatures (trust/enforce.c), what it can do as the new
+ * image of a live update (liveupdate/note.c).
+ */
+#define XKVM_NOTE_NAME		"XKVM"
+#define XKVM_NOTE_STREAM	1
+#define XKVM_NOTE_SIGNATURE	2
+#define XKVM_NOTE_FEATURES	3
+
+/*
  * Called for each note; a non-zero return stops the walk.  `name` has
  * nh->n_namesz bytes and `desc` nh->n_descsz, both inside the segment.
  */

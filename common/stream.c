@@ -1,5 +1,7 @@
 /* Writing and reading the state stream's framing (docs/state-format.md). */
 #include <errno.h>
+#include <libdeflate.h>
+#include <limits.h>
 #include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,12 +9,18 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "pagepipe.h"
 #include "rec_table.h"
 #include "stream.h"
 
 static const uint8_t zero_pad[8];
 
 /* ------------------------------------------------------------ names */
+
+uint32_t stream_crc32(uint32_t crc, const void *buf, size_t len)
+{
+	return libdeflate_crc32(crc, buf, len);
+}
 
 bool rec_type_known(uint32_t type, unsigned version)
 {
@@ -59,6 +67,31 @@ static int fd_write(void *opaque, const void *p, size_t len)
 	return 0;
 }
 
+/* All of iov, in as few writev() calls as the kernel takes. */
+static int fd_writev(void *opaque, const struct iovec *iov, int cnt)
+{
+	int fd = (int)(intptr_t)opaque;
+	struct iovec v[IOV_MAX];
+	int n = cnt < IOV_MAX ? cnt : IOV_MAX, i = 0;
+	ssize_t done;
+
+	memcpy(v, iov, n * sizeof(v[0]));
+	while (i < n) {
+		done = writev(fd, v + i, n - i);
+		if (done < 0 && errno == EINTR)
+			continue;
+		if (done <= 0)
+			return done < 0 ? errno : EIO;
+		while (i < n && (size_t)done >= v[i].iov_len)
+			done -= v[i++].iov_len;
+		if (i < n) {
+			v[i].iov_base = (char *)v[i].iov_base + done;
+			v[i].iov_len -= done;
+		}
+	}
+	return cnt > n ? fd_writev(opaque, iov + n, cnt - n) : 0;
+}
+
 static void w_put(struct stream_writer *w, const void *p, size_t len)
 {
 	if (!len || w->error)
@@ -72,7 +105,8 @@ int stream_writer_open(struct stream_writer *w, int fd, unsigned version,
 		       const char *writer_version, const uint8_t *build_id,
 		       unsigned build_id_len)
 {
-	struct stream_sink sink = { fd_write, (void *)(intptr_t)fd };
+	struct stream_sink sink = { fd_write, (void *)(intptr_t)fd,
+				    fd_writev };
 
 	return stream_writer_open_sink(w, sink, version, writer_version,
 				       build_id, build_id_len);
@@ -91,12 +125,7 @@ int stream_writer_open_sink(struct stream_writer *w, struct stream_sink sink,
 		w->error = EINVAL;
 		return -1;
 	}
-	w->scratch = malloc(LZ4_compressBound(STREAM_BATCH_PAGES *
-					      STREAM_PAGE_SIZE) + 64);
-	w->raw = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
-	if (!w->scratch || !w->raw) {
-		free(w->scratch);
-		free(w->raw);
+	if (page_pipe_open(w, 0, false) < 0) {
 		w->error = ENOMEM;
 		return -1;
 	}
@@ -112,7 +141,7 @@ int stream_writer_open_sink(struct stream_writer *w, struct stream_sink sink,
 	if (build_id_len)		/* a writer may have none (NULL) */
 		memcpy(h.build_id, build_id, build_id_len);
 	h.build_id_len = build_id_len;
-	h.crc = crc32(0, (const Bytef *)&h, offsetof(struct stream_header, crc));
+	h.crc = stream_crc32(0, &h, offsetof(struct stream_header, crc));
 	w_put(w, &h, sizeof(h));
 	return w->error ? -1 : 0;
 }
@@ -124,12 +153,14 @@ int stream_write_record2(struct stream_writer *w, uint32_t type,
 	struct rec_header rh = {
 		.type = type, .flags = flags, .length = alen + blen,
 	};
-	uLong crc = crc32(0, NULL, 0);
+	uint32_t crc = 0;
 
+	if (stream_writer_flush(w) < 0)	/* the pages handed in come first */
+		return -1;
 	if (alen)
-		crc = crc32(crc, a, alen);
+		crc = stream_crc32(crc, a, alen);
 	if (blen)
-		crc = crc32(crc, b, blen);
+		crc = stream_crc32(crc, b, blen);
 	rh.crc = crc;
 	w_put(w, &rh, sizeof(rh));
 	if (alen)
@@ -146,95 +177,25 @@ int stream_write_record(struct stream_writer *w, uint32_t type,
 	return stream_write_record2(w, type, flags, body, len, NULL, 0);
 }
 
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	unsigned i;
-
-	for (i = 0; i < STREAM_PAGE_SIZE / 8; i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
-/* Compress raw into w->scratch; returns the length or 0 if not smaller. */
-static size_t encode(struct stream_writer *w, enum page_encoding enc,
-		     const uint8_t *raw, size_t len)
-{
-	size_t cap = LZ4_compressBound(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
-	uLongf zlen = cap;
-	int n;
-
-	switch (enc) {
-	case PAGE_ENC_LZ4:
-		n = LZ4_compress_default((const char *)raw, w->scratch, len,
-					 cap);
-		return n > 0 && (size_t)n < len ? (size_t)n : 0;
-	case PAGE_ENC_ZLIB:
-		if (compress2(w->scratch, &zlen, raw, len, 1) != Z_OK)
-			return 0;
-		return zlen < len ? zlen : 0;
-	default:
-		return 0;
-	}
-}
-
 int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
 		       const uint8_t *const *pages, unsigned n,
 		       enum page_encoding enc)
 {
-	uint8_t *raw = w->raw;
-	uint64_t keep[STREAM_BATCH_PAGES];
-	struct rec_page_batch b = { 0 };
-	size_t raw_len, elen;
-	unsigned i;
-	int ret;
-
-	for (i = 0; i < n; i++) {
-		w->pages++;
-		if (!w->keep_zero && page_is_zero(pages[i])) {
-			w->zero_pages++;
-			continue;
-		}
-		keep[b.nr_pages] = pfns[i];
-		memcpy(raw + (size_t)b.nr_pages * STREAM_PAGE_SIZE, pages[i],
-		       STREAM_PAGE_SIZE);
-		b.nr_pages++;
-	}
-	if (!b.nr_pages)
-		return 0;
-	raw_len = (size_t)b.nr_pages * STREAM_PAGE_SIZE;
-	elen = w->version >= 2 ? encode(w, enc, raw, raw_len) : 0;	/* v1: raw */
-	b.encoding = elen ? enc : PAGE_ENC_NONE;
-	b.data_len = elen ? elen : raw_len;
-	{
-		/* head + pfn list, then the data */
-		size_t hlen = sizeof(b) + b.nr_pages * sizeof(uint64_t);
-		uint8_t *head = malloc(hlen);
-
-		if (!head) {
-			w->error = ENOMEM;
-			return -1;
-		}
-		memcpy(head, &b, sizeof(b));
-		memcpy(head + sizeof(b), keep, b.nr_pages * sizeof(uint64_t));
-		ret = stream_write_record2(w, REC_PAGE_BATCH, 0, head, hlen,
-					   elen ? w->scratch : raw, b.data_len);
-		free(head);
-	}
-	return ret;
+	if (w->error)
+		return -1;
+	if (w->version < 2)
+		enc = PAGE_ENC_NONE;	/* version 1 has no compression */
+	return page_pipe_submit(w, pfns, pages, n, enc);
 }
 
 void stream_writer_free(struct stream_writer *w)
 {
-	free(w->scratch);
-	free(w->raw);
-	w->scratch = w->raw = NULL;
+	page_pipe_close(w);
 }
 
 int stream_writer_finish(struct stream_writer *w)
 {
-	stream_write_record(w, REC_END, 0, NULL, 0);
+	stream_write_record(w, REC_END, 0, NULL, 0);	/* flushes the pages */
 	stream_writer_free(w);
 	return w->error ? -1 : 0;
 }
@@ -296,8 +257,7 @@ int stream_reader_open(struct stream_reader *r, struct stream_source src)
 		FAIL(r, "offset 0: bad magic: not a state stream");
 	if (h->byte_order == 0x04030201u)
 		FAIL(r, "offset 8: written on a big-endian host");
-	if (h->crc != crc32(0, (const Bytef *)h,
-			    offsetof(struct stream_header, crc)))
+	if (h->crc != stream_crc32(0, h, offsetof(struct stream_header, crc)))
 		FAIL(r, "offset 64: header checksum mismatch");
 	if (h->byte_order != STREAM_BYTE_ORDER)
 		FAIL(r, "offset 8: byte-order mark %#x", h->byte_order);
@@ -318,10 +278,34 @@ int stream_reader_open(struct stream_reader *r, struct stream_source src)
 	return 0;
 }
 
-int stream_next(struct stream_reader *r)
+int stream_read_exact(struct stream_reader *r, void *buf, size_t len)
+{
+	const char *name = rec_type_name(r->rec.type);
+
+	if (r_get(r, buf, len) < 0)
+		FAIL(r, "offset %llu: truncated: record %s (%#x) says %u bytes, the stream ends first",
+		     (unsigned long long)r->rec_offset, name ? name : "?",
+		     r->rec.type, r->rec.length);
+	return 0;
+}
+
+int stream_body_reserve(struct stream_reader *r, size_t len)
+{
+	uint8_t *b;
+
+	if (len <= r->body_cap)
+		return 0;
+	b = realloc(r->body, len);
+	if (!b)
+		FAIL(r, "out of memory for a %zu-byte record", len);
+	r->body = b;
+	r->body_cap = len;
+	return 0;
+}
+
+int stream_next_head(struct stream_reader *r)
 {
 	struct rec_header *rh = &r->rec;
-	size_t padded, i;
 	const char *name;
 
 	if (r->ended)
@@ -339,25 +323,26 @@ int stream_next(struct stream_reader *r)
 	if (rh->flags & ~REC_F_OPTIONAL)
 		FAIL(r, "offset %llu: record %#x has unknown flags %#x",
 		     (unsigned long long)r->rec_offset, rh->type, rh->flags);
-	padded = (rh->length + 7) & ~7u;
-	if (padded > r->body_cap) {
-		uint8_t *b = realloc(r->body, padded);
+	return 1;
+}
 
-		if (!b)
-			FAIL(r, "out of memory for a %zu-byte record", padded);
-		r->body = b;
-		r->body_cap = padded;
-	}
-	if (padded && r_get(r, r->body, padded) < 0)
-		FAIL(r, "offset %llu: truncated: record %s (%#x) says %u bytes, the stream ends first",
-		     (unsigned long long)r->rec_offset, name ? name : "?",
-		     rh->type, rh->length);
+int stream_read_rest(struct stream_reader *r, size_t have)
+{
+	struct rec_header *rh = &r->rec;
+	const char *name = rec_type_name(rh->type);
+	size_t padded = (rh->length + 7) & ~7u, i;
+
+	if (stream_body_reserve(r, padded) < 0)
+		return -1;
+	if (padded > have &&
+	    stream_read_exact(r, r->body + have, padded - have) < 0)
+		return -1;
 	for (i = rh->length; i < padded; i++)
 		if (r->body[i])
 			FAIL(r, "offset %llu: record %s (%#x) has non-zero padding",
 			     (unsigned long long)r->rec_offset,
 			     name ? name : "?", rh->type);
-	if (crc32(0, r->body, rh->length) != rh->crc)
+	if (stream_crc32(0, r->body, rh->length) != rh->crc)
 		FAIL(r, "offset %llu: checksum mismatch in record %s (%#x)",
 		     (unsigned long long)r->rec_offset, name ? name : "?",
 		     rh->type);
@@ -372,6 +357,13 @@ int stream_next(struct stream_reader *r)
 		return 0;
 	}
 	return 1;
+}
+
+int stream_next(struct stream_reader *r)
+{
+	if (stream_next_head(r) < 0)
+		return -1;
+	return stream_read_rest(r, 0);
 }
 
 void stream_reader_close(struct stream_reader *r)

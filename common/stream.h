@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "records.h"
 
@@ -63,7 +64,11 @@ struct stream_sink {
 	/* Write all len bytes: 0, or an errno. */
 	int (*write)(void *opaque, const void *buf, size_t len);
 	void *opaque;
+	/* Optional: all of iov[0..cnt) in one go (a file), else write. */
+	int (*writev)(void *opaque, const struct iovec *iov, int cnt);
 };
+
+struct page_pipe;
 
 struct stream_writer {
 	struct stream_sink sink;	/* where the bytes go */
@@ -81,8 +86,7 @@ struct stream_writer {
 	 * inherits (disk images, taps) instead of -1.
 	 */
 	bool handover;
-	void *scratch;			/* compression buffer */
-	void *raw;			/* a batch's non-zero pages */
+	struct page_pipe *pipe;		/* builds PAGE_BATCHes (pagepipe.h) */
 };
 
 int stream_writer_open(struct stream_writer *w, int fd, unsigned version,
@@ -99,9 +103,11 @@ int stream_write_record2(struct stream_writer *w, uint32_t type,
 			 uint32_t flags, const void *a, uint32_t alen,
 			 const void *b, uint32_t blen);
 /*
- * Write the pages pfn[0..n) found at data (n * 4 KiB, n <= BATCH_PAGES),
- * eliding zero pages, encoded as asked (falls back to none when encoding
- * does not help; version 1 streams always use none).
+ * Write the pages pfn[0..n) found at pages[] (4 KiB each, n <=
+ * BATCH_PAGES), eliding zero pages, encoded as asked (falls back to none
+ * when encoding does not help; version 1 streams always use none).  The
+ * page pipeline (pagepipe.h) may write them later: the pages must stay
+ * mapped until the next record or stream_writer_flush().
  */
 int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
 		       const uint8_t *const *pages, unsigned n,
@@ -132,6 +138,17 @@ struct stream_reader {
 int stream_reader_open(struct stream_reader *r, struct stream_source src);
 /* Next record into r->rec / r->body: 1 got one, 0 END seen, -1 error. */
 int stream_next(struct stream_reader *r);
+/*
+ * stream_next() in two steps: the record's header only (1, or -1), then
+ * the rest of the body, of which `have` bytes are in r->body already
+ * (1 got one, 0 END seen, -1 error), with every check stream_next() makes.
+ */
+int stream_next_head(struct stream_reader *r);
+int stream_read_rest(struct stream_reader *r, size_t have);
+/* Exactly len bytes of the stream: 0, or -1 (r->err says where). */
+int stream_read_exact(struct stream_reader *r, void *buf, size_t len);
+/* Room for len bytes in r->body: 0, or -1. */
+int stream_body_reserve(struct stream_reader *r, size_t len);
 void stream_reader_close(struct stream_reader *r);
 
 /* A PAGE_BATCH body checked and decoded into out (n * 4 KiB). */
@@ -145,6 +162,10 @@ struct mem_source {
 	size_t len, pos;
 };
 int stream_mem_read(void *opaque, void *buf, size_t len);
+
+/* zlib's CRC-32, as the format defines it, computed with the CPU's
+ * carry-less multiply where it has one (libdeflate). */
+uint32_t stream_crc32(uint32_t crc, const void *buf, size_t len);
 
 const char *page_encoding_name(uint32_t enc);
 int page_encoding_from_name(const char *name, enum page_encoding *out);

@@ -64,6 +64,14 @@ static size_t value_size(const struct livepatch_param *d)
 	}
 }
 
+static bool vars_overlap(const struct livepatch_param *a,
+			 const struct livepatch_param *b)
+{
+	uint64_t a0 = (uint64_t)a->value, b0 = (uint64_t)b->value;
+
+	return a0 < b0 + value_size(b) && b0 < a0 + value_size(a);
+}
+
 /* The declaration's own consistency: type, bounds, default, variable. */
 static int check_decl(const struct payload *p, struct lp_param *lp,
 		      struct lp_err *e)
@@ -137,6 +145,12 @@ int lp_params_read(struct payload *p, const void *sec, size_t size,
 					       "declared twice", lp->name);
 		if (check_decl(p, lp, e))
 			return -1;
+		/* Else writing one's value would change another's. */
+		for (k = 0; k < i; k++)
+			if (vars_overlap(&p->params[k].d, &lp->d))
+				return lp_fail(e, CTL_EINVAL, "parameter %s: its "
+					       "variable overlaps parameter %s's",
+					       lp->name, p->params[k].name);
 	}
 	return 0;
 }

@@ -174,9 +174,11 @@ int lp_payload_load(struct payload *p, const uint8_t *buf, size_t size,
 
 	elf_version(EV_CURRENT);
 	elf = elf_memory((char *)buf, size);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh))
-		return lp_fail(e, CTL_EINVAL, "corrupt ELF: not an ELF object "
-			    "(%s)", elf_errmsg(-1));
+	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh)) {
+		lp_fail(e, CTL_EINVAL, "corrupt ELF: not an ELF object (%s)",
+			elf_errmsg(-1));
+		goto out;
+	}
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_type != ET_REL ||
 	    eh.e_machine != EM_X86_64) {
 		lp_fail(e, CTL_EINVAL, "%s", "corrupt ELF: not a relocatable "
@@ -458,6 +460,11 @@ range:
 				o += l + 1;
 			}
 		} else if (!strcmp(sname, ".livepatch.funcs")) {
+			if (p->funcs) {
+				lp_fail(e, CTL_EINVAL, "%s", "two "
+					".livepatch.funcs sections");
+				goto out;
+			}
 			if (!(sh[i].sh_flags & SHF_ALLOC) || !sh[i].sh_size ||
 			    sh[i].sh_size % sizeof(struct livepatch_func)) {
 				lp_fail(e, CTL_EINVAL, "%s", ".livepatch.funcs: "

@@ -10,6 +10,7 @@
 #include "dev/devices.h"
 #include "feature.h"
 #include "kvm.h"
+#include "liveupdate/ahead.h"
 #include "liveupdate/lu.h"
 #include "log.h"
 
@@ -20,7 +21,9 @@ static struct {
 	const char *rollback_reason;
 	long long exec_ns;
 	int old_image_fd;
-} args = { .handover_fd = -1, .check_fd = -1, .old_image_fd = -1 };
+	int ahead_sock;			/* --lu-build-ahead */
+} args = { .handover_fd = -1, .check_fd = -1, .old_image_fd = -1,
+	   .ahead_sock = -1 };
 
 static int lu_parse_option(unsigned index, const char *arg)
 {
@@ -30,6 +33,7 @@ static int lu_parse_option(unsigned index, const char *arg)
 	case LU_OPT_ROLLBACK: args.rollback_reason = arg; break;
 	case LU_OPT_EXEC_NS: args.exec_ns = atoll(arg); break;
 	case LU_OPT_OLD_IMAGE_FD: args.old_image_fd = atoi(arg); break;
+	case LU_OPT_BUILD_AHEAD: args.ahead_sock = atoi(arg); break;
 	default: return -1;
 	}
 	return 0;
@@ -59,11 +63,16 @@ static void lu_early(const struct daemon_opts *d)
 
 static bool lu_takes_over(void)
 {
-	return args.handover_fd >= 0;
+	return args.handover_fd >= 0 || args.ahead_sock >= 0;
 }
 
 static int lu_take_over(void)
 {
+	if (args.ahead_sock >= 0) {
+		log_info("xen %s (build-id %s) taking over from a live "
+			 "update, building ahead", XEN_VERSION, build_id_hex());
+		return lu_ahead_takeover(args.ahead_sock, args.exec_ns);
+	}
 	log_info("xen %s (build-id %s) taking over from a live update%s%s",
 		 XEN_VERSION, build_id_hex(),
 		 args.rollback_reason ? ", rolling back: " : "",
@@ -77,6 +86,8 @@ static void lu_start_failed(const char *why)
 {
 	char reason[600];
 
+	if (args.ahead_sock >= 0)
+		lu_ahead_start_failed(args.ahead_sock, why);
 	if (args.handover_fd < 0)
 		return;
 	snprintf(reason, sizeof(reason), "new image failed to start: %s", why);

@@ -22,6 +22,7 @@
 #include "feature.h"
 #include "kvm.h"
 #include "livepatch/livepatch.h"
+#include "liveupdate/ahead.h"
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "monotime.h"
@@ -87,7 +88,7 @@ static json_t *kvm_fds(void)
 	return fds;
 }
 
-static json_t *created_times(void)
+json_t *lu_created_times(void)
 {
 	json_t *o = json_object();
 	struct domain *d;
@@ -126,7 +127,7 @@ static json_t *handover_info(struct client *req, int old_fd,
 	json_object_set_new(h, "stale_fds", kvm_fds());
 	json_object_set_new(h, "daemon_start_ns",
 			    json_integer(daemon_start_ns()));
-	json_object_set_new(h, "created_ns", created_times());
+	json_object_set_new(h, "created_ns", lu_created_times());
 	/* Applied payloads die with this process: the next image loads them
 	 * again where they still apply (livepatch/carry_over.c). */
 	json_object_set_new(h, "livepatches", livepatch_handover_json());
@@ -134,7 +135,7 @@ static json_t *handover_info(struct client *req, int old_fd,
 }
 
 /* Each connection, with the input it sent that was not served yet. */
-static int write_client(const struct ctl_client_state *s, void *opaque)
+int lu_write_client(const struct ctl_client_state *s, void *opaque)
 {
 	struct rec_client rc = {
 		.fd = s->fd,
@@ -164,7 +165,7 @@ static int write_handover(int fd, unsigned version, json_t *info)
 	for (d = domain_first(); d; d = d->next)
 		if (write_domain(&w, d) < 0)
 			goto fail;
-	if (control_export_clients(write_client, &w) < 0 ||
+	if (control_export_clients(lu_write_client, &w) < 0 ||
 	    stream_writer_finish(&w) < 0)
 		goto out;
 	ret = 0;
@@ -181,6 +182,17 @@ static void keep_device_fd(int fd, void *keep)
 	set_cloexec(fd, !*(bool *)keep);
 }
 
+void lu_domain_fds(void (*fn)(int fd, void *arg), void *arg)
+{
+	struct domain *d;
+
+	for (d = domain_first(); d; d = d->next) {
+		fn(d->mem.fd, arg);
+		devices_for_each_fd(d, fn, arg);
+	}
+	feature_handover_fds(fn, arg);	/* listeners, same numbers */
+}
+
 /* The fds the new image inherits: everything else stays close-on-exec. */
 static void keep_fds_open(bool keep, int hfd, int old_fd)
 {
@@ -195,22 +207,27 @@ static void keep_fds_open(bool keep, int hfd, int old_fd)
 		for (i = 0; i < d->nr_vcpus; i++)
 			set_cloexec(d->vcpus[i].fd, !keep);
 	}
+	feature_handover_fds(keep_device_fd, &keep);
 	control_set_cloexec(!keep);
 	set_cloexec(hfd, !keep);
 	set_cloexec(old_fd, !keep);
 }
 
-static int exec_image(const struct lu_image *img, int hfd, int old_fd,
-		      const char *mode, long long t_exec)
+const char *lu_state_dir(void)
 {
-	char fdbuf[16], tbuf[32], oldbuf[16];
-	char *argv[48];
+	return dopts.state_dir;
+}
+
+const char *lu_socket_group(void)
+{
+	return dopts.socket_group;
+}
+
+unsigned lu_image_argv(char **argv, const char *path)
+{
 	unsigned i = 0;
 
-	snprintf(fdbuf, sizeof(fdbuf), "%d", hfd);
-	snprintf(oldbuf, sizeof(oldbuf), "%d", old_fd);
-	snprintf(tbuf, sizeof(tbuf), "%lld", t_exec);
-	argv[i++] = (char *)img->path;
+	argv[i++] = (char *)path;
 	argv[i++] = "--socket";
 	argv[i++] = (char *)control_socket_path();
 	argv[i++] = "--state-dir";
@@ -225,10 +242,28 @@ static int exec_image(const struct lu_image *img, int hfd, int old_fd,
 	if (dopts.no_sandbox)
 		argv[i++] = "--no-sandbox";
 	/* Only when given: an image without the option can still take over. */
+	if (dopts.socket_group) {
+		argv[i++] = "--socket-group";
+		argv[i++] = (char *)dopts.socket_group;
+	}
 	if (dopts.client_idle_s) {
 		argv[i++] = "--client-idle-timeout";
 		argv[i++] = (char *)dopts.client_idle_s;
 	}
+	return i;
+}
+
+static int exec_image(const struct lu_image *img, int hfd, int old_fd,
+		      const char *mode, long long t_exec)
+{
+	char fdbuf[16], tbuf[32], oldbuf[16];
+	char *argv[48];
+	unsigned i;
+
+	snprintf(fdbuf, sizeof(fdbuf), "%d", hfd);
+	snprintf(oldbuf, sizeof(oldbuf), "%d", old_fd);
+	snprintf(tbuf, sizeof(tbuf), "%lld", t_exec);
+	i = lu_image_argv(argv, img->path);
 	argv[i++] = (char *)mode;
 	argv[i++] = fdbuf;
 	argv[i++] = "--lu-old-image-fd";
@@ -281,7 +316,7 @@ static int dry_run(const struct lu_image *img, int hfd, struct ctl_reply *r)
 }
 
 int lu_exec(struct client *requester, const char *fail_phase, bool dry,
-	    struct ctl_reply *r)
+	    enum lu_mode mode, struct ctl_reply *r)
 {
 	const struct lu_image *img = lu_staged();
 	long long t_start = now_ns(), t_quiesced;
@@ -296,6 +331,19 @@ int lu_exec(struct client *requester, const char *fail_phase, bool dry,
 	version = lu_handover_version(img, err, sizeof(err));
 	if (version < 0)
 		return ctl_fail(r, CTL_EINVAL, "%s", err);
+	if (mode == LU_MODE_AHEAD && !(img->features & XKVM_CAN_BUILD_AHEAD)) {
+		/* An older image: it would not know --lu-build-ahead. */
+		if (fail_phase && lu_phase_ahead_only(fail_phase))
+			return ctl_fail(r, CTL_EINVAL, "phase '%s' exists only "
+					"in mode build-ahead, and %s cannot "
+					"be built ahead (no build-ahead note)",
+					fail_phase, img->path);
+		log_info("live update: %s has no build-ahead note: updating "
+			 "by re-exec", img->path);
+		mode = LU_MODE_REEXEC;
+	}
+	if (mode == LU_MODE_AHEAD && !dry)
+		return lu_ahead_exec(requester, img, version, fail_phase, r);
 	if (quiesce(&q, NULL, LU_PARK_TIMEOUT_MS, err, sizeof(err)) < 0) {
 		code = ctl_fail(r, CTL_EBUSY, "quiesce: %s", err);
 		goto resume;

@@ -13,23 +13,36 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "elfnote.h"
 
 struct client;
 struct ctl_reply;
+struct domain;
 
-/* The ELF note every image carries: the stream versions it handles. */
-#define XKVM_NOTE_NAME		"XKVM"
-#define XKVM_NOTE_STREAM	1
+/*
+ * The notes every image carries (common/elfnote.h): XKVM_NOTE_STREAM, the
+ * stream versions it handles, and XKVM_NOTE_FEATURES, what the image can
+ * do as the new image of an update, a 32-bit word of flags.  An image
+ * without the latter (older than build-ahead) is updated to by re-exec,
+ * whatever mode was asked.
+ */
+#define XKVM_CAN_BUILD_AHEAD	(1u << 0)	/* --lu-build-ahead */
 
 struct lu_image {
 	char path[4096];
 	int fd;				/* O_RDONLY, kept until exec/unload */
 	char build_id[41];
 	unsigned read_min, read_max, write_min, write_max;
+	uint32_t features;		/* XKVM_CAN_*; 0 without the note */
 };
 
 /* Phases that fault injection can fail (docs/live-update.md). */
-#define LU_PHASES "quiesce save exec verify restore kvm crash"
+#define LU_PHASES "quiesce save exec verify restore kvm crash build confirm record started"
+
+/* Phases only the build-ahead conversation has (commands.c). */
+bool lu_phase_ahead_only(const char *phase);
 
 /* The largest image `load` stages (the daemon is ~1 MiB, ~3 with ASan). */
 #define LU_IMAGE_MAX		(128 << 20)
@@ -41,6 +54,12 @@ struct lu_image {
  */
 int lu_check_image(const char *path, const char *sig_path,
 		   struct lu_image *img, char *err, size_t errlen);
+/*
+ * A CLIENT record of one connection, with the input it sent that was not
+ * served yet, into the stream writer `w` (control_export_clients()).
+ */
+struct ctl_client_state;
+int lu_write_client(const struct ctl_client_state *s, void *w);
 /* The stream version to hand over in, or -1 if the image cannot read ours. */
 int lu_handover_version(const struct lu_image *img, char *err,
 			size_t errlen);
@@ -56,6 +75,7 @@ enum lu_option {
 	LU_OPT_ROLLBACK,		/* --rollback REASON: back to the old */
 	LU_OPT_EXEC_NS,			/* --lu-exec-ns NS: when exec began */
 	LU_OPT_OLD_IMAGE_FD,		/* --lu-old-image-fd FD: to roll back */
+	LU_OPT_BUILD_AHEAD,		/* --lu-build-ahead SOCK: build ahead */
 };
 extern const struct option lu_options[];
 
@@ -63,10 +83,41 @@ extern const struct option lu_options[];
 struct daemon_opts;
 void lu_set_daemon_opts(const struct daemon_opts *o);
 
-/* Old image side (handover.c): 0 = dry run done; on success exec does
- * not return. */
+/* How exec hands over (docs/live-update.md, "Modes"). */
+enum lu_mode {
+	LU_MODE_AHEAD,		/* a separate process builds ahead */
+	LU_MODE_REEXEC,		/* the previous design: exec in place */
+};
+
+/*
+ * Old image side (handover.c): 0 = dry run done; on success the old
+ * image does not return (exec, or exit once the new one runs).
+ */
 int lu_exec(struct client *requester, const char *fail_phase, bool dry_run,
-	    struct ctl_reply *r);
+	    enum lu_mode mode, struct ctl_reply *r);
+/*
+ * The command line every image is started with (docs/live-update.md,
+ * "Different builds"): the image's path, the daemon's options and the
+ * carried feature options, at most 40 entries; how many.
+ */
+unsigned lu_image_argv(char **argv, const char *path);
+
+/*
+ * An injected crash: a real fault, not raise(): the sandbox lets the main
+ * thread send itself only the signals it names.
+ */
+static inline void lu_crash(void)
+{
+	volatile int *volatile p = NULL;
+
+	*p = 0;
+}
+const char *lu_socket_group(void);	/* --socket-group, NULL: none */
+/* Each domain's creation time, by id (JSON object), and the fail phase. */
+json_t *lu_created_times(void);
+/* The fds a domain's records name, kept by a new image: RAM and devices. */
+void lu_domain_fds(void (*fn)(int fd, void *arg), void *arg);
+const char *lu_state_dir(void);
 
 /*
  * New image side (takeover.c), called from the start-up hooks (feature.c)
@@ -79,6 +130,8 @@ void lu_early_init(int hfd, int old_fd, const char *rollback_reason,
 void lu_fail_early(const char *reason);
 int lu_takeover(int handover_fd, const char *rollback_reason,
 		long long t_exec_ns);
+/* A domain's creation time from the handover's created_ns. */
+void lu_restore_created(json_t *info, struct domain *d);
 /* --handover-check: parse a handover without taking over (dry run). */
 int lu_check_handover(int handover_fd);
 

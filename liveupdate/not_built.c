@@ -13,7 +13,8 @@ static bool asked;
 
 static int lu_parse_option(unsigned index, const char *arg)
 {
-	if (index == LU_OPT_HANDOVER || index == LU_OPT_HANDOVER_CHECK)
+	if (index == LU_OPT_HANDOVER || index == LU_OPT_HANDOVER_CHECK ||
+	    index == LU_OPT_BUILD_AHEAD)
 		asked = true;
 	return 0;
 }

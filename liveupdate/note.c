@@ -38,3 +38,24 @@ static const struct xkvm_note xkvm_note = {
 	.write_min = STREAM_VERSION_MIN,
 	.write_max = STREAM_VERSION,
 };
+
+struct xkvm_features_note {
+	uint32_t namesz, descsz, type;
+	char name[8];
+	uint32_t flags;
+};
+
+#ifdef CONFIG_LIVE_UPDATE
+#define IMAGE_FEATURES	XKVM_CAN_BUILD_AHEAD
+#else
+#define IMAGE_FEATURES	0
+#endif
+
+__attribute__((section(".note.xkvm"), aligned(4), used))
+static const struct xkvm_features_note xkvm_features_note = {
+	.namesz = sizeof(XKVM_NOTE_NAME),
+	.descsz = 4,
+	.type = XKVM_NOTE_FEATURES,
+	.name = XKVM_NOTE_NAME,
+	.flags = IMAGE_FEATURES,
+};

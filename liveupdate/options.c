@@ -12,5 +12,7 @@ const struct option lu_options[] = {
 	[LU_OPT_EXEC_NS] = { "lu-exec-ns", required_argument, NULL, 0 },
 	[LU_OPT_OLD_IMAGE_FD] = { "lu-old-image-fd", required_argument,
 				  NULL, 0 },
+	[LU_OPT_BUILD_AHEAD] = { "lu-build-ahead", required_argument,
+				 NULL, 0 },
 	{ NULL, 0, NULL, 0 },
 };

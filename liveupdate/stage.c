@@ -23,6 +23,7 @@ struct notes {
 	bool have_build_id, have_xkvm;
 	char build_id[41];
 	uint32_t versions[4];
+	uint32_t features;
 };
 
 static int read_note(const GElf_Nhdr *nh, const char *name,
@@ -43,6 +44,11 @@ static int read_note(const GElf_Nhdr *nh, const char *name,
 		   nh->n_descsz == sizeof(n->versions)) {
 		memcpy(n->versions, desc, sizeof(n->versions));
 		n->have_xkvm = true;
+	} else if (nh->n_type == XKVM_NOTE_FEATURES &&
+		   nh->n_namesz == sizeof(XKVM_NOTE_NAME) &&
+		   !memcmp(name, XKVM_NOTE_NAME, sizeof(XKVM_NOTE_NAME)) &&
+		   nh->n_descsz == sizeof(n->features)) {
+		memcpy(&n->features, desc, sizeof(n->features));
 	}
 	return 0;
 }
@@ -112,6 +118,7 @@ static int check_elf(int fd, const char *path, struct lu_image *img,
 	img->read_max = n.versions[1];
 	img->write_min = n.versions[2];
 	img->write_max = n.versions[3];
+	img->features = n.features;
 	ret = 0;
 out:
 	if (e)

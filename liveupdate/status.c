@@ -51,13 +51,15 @@ json_t *lu_status(void)
 
 	if (have_staged)
 		json_object_set_new(s, "staged",
-				    json_pack("{s:s, s:s, s:[i,i], s:[i,i]}",
+				    json_pack("{s:s, s:s, s:[i,i], s:[i,i], s:b}",
 					      "image", staged.path,
 					      "build_id", staged.build_id,
 					      "reads", staged.read_min,
 					      staged.read_max, "writes",
 					      staged.write_min,
-					      staged.write_max));
+					      staged.write_max, "build_ahead",
+					      !!(staged.features &
+						 XKVM_CAN_BUILD_AHEAD)));
 	else
 		json_object_set_new(s, "staged", json_null());
 	json_object_set(s, "last", last_result ? last_result : json_null());

@@ -74,29 +74,26 @@ static int info_int(json_t *info, const char *key)
 static void install_crash_handlers(bool on);
 static void exec_old_image(void);
 
-/* From our own arguments: rollback must work even if the handover does not. */
+/*
+ * From our own arguments: rollback must work even if the handover does
+ * not.  The old image's own options are those it started us with, up to
+ * --handover (lu_image_argv(), then the handover's): given back as they
+ * are, so that it gets every option of its features, also those of a
+ * feature this image is built without (and cannot carry).
+ */
 static void prepare_rollback(const struct daemon_opts *d, int hfd,
 			     int old_fd)
 {
+	const unsigned room = sizeof(rb_argv) / sizeof(rb_argv[0]) - 7;
 	unsigned i = 0;
 
 	rb_image_fd = old_fd;
 	snprintf(rb_fd, sizeof(rb_fd), "%d", rb_image_fd);
 	snprintf(rb_hfd, sizeof(rb_hfd), "%d", hfd);
 	rb_argv[i++] = "xen";
-	rb_argv[i++] = "--socket";
-	rb_argv[i++] = (char *)d->socket;
-	rb_argv[i++] = "--state-dir";
-	rb_argv[i++] = (char *)d->state_dir;
-	if (d->log) {
-		rb_argv[i++] = "--log";
-		rb_argv[i++] = (char *)d->log;
-	} else {
-		rb_argv[i++] = "--foreground";
-	}
-	i += feature_carry_options(rb_argv + i, 16);	/* --trusted-keys */
-	if (d->no_sandbox)
-		rb_argv[i++] = "--no-sandbox";
+	for (; d->argv && d->argv[i] && i < room &&
+	       strcmp(d->argv[i], "--handover"); i++)
+		rb_argv[i] = d->argv[i];
 	rb_argv[i++] = "--handover";
 	rb_argv[i++] = rb_hfd;
 	rb_argv[i++] = "--lu-old-image-fd";
@@ -248,6 +245,11 @@ static int restore_domain(struct takeover *t, struct stream_reader *r,
 			 b.domid);
 		return -1;
 	}
+	/* Both images refuse it: the failure that used to lose the guests. */
+	if (t->nr_doms == 0 && json_is_string(json_object_get(t->info,
+							       "fail_phase")) &&
+	    !strcmp(info_str(t->info, "fail_phase"), "record"))
+		o.refuse_type = REC_VCPU_XCRS;
 	if (state_restore_domain(r, &o, &dom, err, errlen))
 		return -1;
 	t->doms[t->nr_doms++] = dom;
@@ -255,7 +257,7 @@ static int restore_domain(struct takeover *t, struct stream_reader *r,
 	dom->exit_code = b.exit_code;
 	dom->shutdown_reason = b.shutdown_reason;
 	if (fail_here(t, "crash"))
-		raise(SIGSEGV);
+		lu_crash();
 	if (fail_here(t, "restore")) {
 		snprintf(err, errlen, "d%u: injected failure in phase restore",
 			 dom->id);
@@ -410,7 +412,7 @@ static void close_stale_fds(json_t *fds)
 }
 
 /* A domain's uptime goes on from when the first image created it. */
-static void restore_created(json_t *info, struct domain *d)
+void lu_restore_created(json_t *info, struct domain *d)
 {
 	char key[16];
 	json_t *v;
@@ -471,7 +473,7 @@ static void go_live(struct takeover *t, long long t_exec)
 			log_err("d%u: cannot start after live update: %s",
 				d->id, err);
 		d->state = st;
-		restore_created(t->info, d);
+		lu_restore_created(t->info, d);
 		/* RAM is mapped through our duplicate; drop the inherited fd
 		 * (and the devices theirs: disk images, taps). */
 		close(d->adopt_ram_fd);

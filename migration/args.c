@@ -77,6 +77,7 @@ int mig_parse_args(json_t *args, struct mig_opts *o, struct ctl_reply *r)
 	int code;
 
 	o->max_downtime_ms = DEFAULT_DOWNTIME_MS;
+	o->connections = 1;
 	code = ctl_arg_bool(args, "insecure", false, &o->insecure, r);
 	if (!code)
 		code = ctl_arg_bool(args, "auto_converge", false,
@@ -89,6 +90,9 @@ int mig_parse_args(json_t *args, struct mig_opts *o, struct ctl_reply *r)
 	if (!code)
 		code = arg_uint(args, "bandwidth_mib", 0, 1000000,
 				&o->bandwidth_mib, r);
+	if (!code)
+		code = arg_uint(args, "connections", 1, MIG_CONNECTIONS_MAX,
+				&o->connections, r);
 	if (!code)
 		code = arg_compress(args, o, r);
 	if (!code)

@@ -186,7 +186,7 @@ static json_t *progress_json(struct migration *m)
 
 	pthread_mutex_lock(&m->lock);
 	j = json_pack("{s:i, s:s, s:s, s:s, s:i, s:I, s:I, s:I, s:f, s:I, "
-		      "s:f, s:f, s:f, s:i, s:i, s:f, s:f}",
+		      "s:I, s:f, s:f, s:f, s:i, s:I, s:i, s:f, s:f}",
 		      "id", m->domid, "name", m->name,
 		      "state", mig_state_name(p->state), "phase", p->phase,
 		      "iteration", p->iteration,
@@ -197,10 +197,12 @@ static json_t *progress_json(struct migration *m)
 				p->ram_bytes ? p->ram_bytes : p->sent_bytes) /
 				p->ram_bytes : 0.0,
 		      "remaining_pages", (json_int_t)p->remaining_pages,
+		      "unchanged_pages", (json_int_t)p->unchanged_pages,
 		      "rate_mib_s", p->rate_mib_s,
 		      "dirty_rate_mib_s", p->dirty_rate_mib_s,
 		      "expected_downtime_ms", p->expected_downtime_ms,
 		      "throttle_pct", p->throttle_pct,
+		      "throttle_ms", (json_int_t)p->throttle_ms,
 		      "format_version", p->version,
 		      "downtime_ms", p->downtime_ms, "total_s", p->total_s);
 	if (j && p->state == MIG_DONE)

@@ -24,9 +24,16 @@ struct domain;
 
 #define MIG_PROTO		1
 #define MIG_HELLO		"XKVM-MIGRATE"
+#define MIG_PAGES_HELLO		"XKVM-PAGES"	/* a page connection */
+#define MIG_CONNECTIONS_MAX	16
 #define MIG_LINE_MAX		512
 #define MIG_MAX_ROUNDS		30	/* without auto-converge */
 #define MIG_IO_TIMEOUT_S	30	/* a stalled peer fails the migration */
+/* Auto-converge's duty cycle, as QEMU's cpu-throttle-* defaults. */
+#define MIG_THROTTLE_PERIOD_MS	10
+#define MIG_THROTTLE_INITIAL	20	/* % of each period parked, first */
+#define MIG_THROTTLE_STEP	10	/* added per round still too dirty */
+#define MIG_THROTTLE_MAX	99
 
 enum mig_state {
 	MIG_ACTIVE,
@@ -41,6 +48,7 @@ struct mig_opts {
 	unsigned max_downtime_ms;
 	unsigned bandwidth_mib;		/* 0: unlimited */
 	enum page_encoding enc;
+	unsigned connections;		/* 1 + page connections */
 	bool auto_converge;
 	bool paused;
 	bool insecure;
@@ -54,9 +62,11 @@ struct mig_progress {
 	unsigned iteration;
 	uint64_t ram_bytes, sent_bytes, wire_bytes;
 	uint64_t remaining_pages;
+	uint64_t unchanged_pages;	/* dirty, same content: not resent */
 	double rate_mib_s, dirty_rate_mib_s;
 	double expected_downtime_ms, downtime_ms, total_s;
 	unsigned throttle_pct;
+	uint64_t throttle_ms;		/* the guest parked by the throttle */
 	unsigned version;
 	unsigned dest_id;
 	char error[400];
@@ -81,6 +91,22 @@ struct migration {
 	struct migration *next;
 };
 
+/* throttle.c: auto-converge's duty cycle on the guest's vCPUs. */
+struct mig_throttle {
+	struct domain *dom;
+	pthread_t thread;
+	bool started, stop;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned pct;			/* parked share of each period */
+	uint64_t parked_ns, periods;
+};
+
+int mig_throttle_start(struct mig_throttle *t, struct domain *dom);
+void mig_throttle_set(struct mig_throttle *t, unsigned pct);
+uint64_t mig_throttle_parked_ms(struct mig_throttle *t);
+void mig_throttle_stop(struct mig_throttle *t);
+
 /* send.c: the migration thread. */
 void *mig_send_thread(void *arg);
 
@@ -100,7 +126,13 @@ int cmd_migrate_cancel(struct client *c, json_t *args, struct ctl_reply *r);
 int mig_parse_args(json_t *args, struct mig_opts *o, struct ctl_reply *r);
 
 /* recv.c: destination side (TLS when mig_tls_loaded()). */
-int mig_listen_start(const char *addr, bool insecure);
+/*
+ * Listen on addr; inherited_fd >= 0: a live update's old image listened
+ * there already and handed its socket over (never bound twice).
+ */
+int mig_listen_start(const char *addr, bool insecure, int inherited_fd);
+/* The listening socket, or -1. */
+int mig_listen_fd(void);
 
 /* wire.c */
 int mig_parse_hostport(const char *s, char *host, size_t hostlen,

@@ -9,17 +9,20 @@
  * cannot hold the daemon.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "domain.h"
 #include "log.h"
 #include "loop.h"
-#include "migration/mig.h"
+#include "migration/recv.h"
 #include "state.h"
 
 struct incoming {
@@ -28,6 +31,10 @@ struct incoming {
 	char name[64];
 	bool paused;
 	unsigned version;
+	unsigned conns;			/* 1 + page connections */
+	char token[40];			/* a page connection names it */
+	struct pages_in pages;
+	int lfd;			/* the listener, for the page ones */
 	struct domain *dom;
 	char err[400];
 };
@@ -36,6 +43,37 @@ struct incoming {
 	snprintf((x)->err, sizeof((x)->err), __VA_ARGS__); \
 	return -1; \
 } while (0)
+
+/* A fresh token for the page connections of this migration. */
+static int make_token(struct incoming *x)
+{
+	unsigned char b[16];
+	unsigned i;
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		IFAIL(x, "getrandom: %s", strerror(errno));
+	for (i = 0; i < sizeof(b); i++)
+		snprintf(x->token + 2 * i, 3, "%02x", b[i]);
+	return 0;
+}
+
+/* conns=N, said by a source with --connections N (N > 1). */
+static int parse_conns(struct incoming *x, const char *line)
+{
+	const char *p = strstr(line, " conns=");
+
+	x->conns = 1;
+	if (!p)
+		return 0;
+	if (sscanf(p, " conns=%u", &x->conns) != 1 || x->conns < 1 ||
+	    x->conns > MIG_CONNECTIONS_MAX)
+		IFAIL(x, "conns: 1..%u connections", MIG_CONNECTIONS_MAX);
+	if (x->conns > 1 &&
+	    (make_token(x) < 0 || pages_in_init(&x->pages, x->conns - 1,
+						x->version, x->c.fd) < 0))
+		IFAIL(x, "out of memory");
+	return 0;
+}
 
 /* The hello: protocol, the versions the source writes, the options. */
 static int agree(struct incoming *x)
@@ -61,6 +99,11 @@ static int agree(struct incoming *x)
 	if (!domcfg_valid_name(x->name))
 		IFAIL(x, "'%s' is not a valid domain name", x->name);
 	x->paused = paused;
+	if (parse_conns(x, line) < 0)
+		return -1;
+	if (x->conns > 1)
+		return mig_send_line(&x->c, "OK %u token=%s", x->version,
+				     x->token);
 	return mig_send_line(&x->c, "OK %u", x->version);
 }
 
@@ -74,7 +117,12 @@ static int receive(struct incoming *x)
 	};
 	struct stream_source src = { mig_conn_source, &x->c };
 	struct stream_reader r;
-	int ret = -1;
+	int ret = -1, rc;
+
+	if (x->conns > 1) {
+		o.prepared = pages_in_prepared;
+		o.opaque = &x->pages;
+	}
 
 	if (stream_reader_open(&r, src) < 0) {
 		snprintf(x->err, sizeof(x->err), "%s", r.err);
@@ -85,7 +133,20 @@ static int receive(struct incoming *x)
 			 r.hdr.version, x->version);
 		goto out;
 	}
-	if (state_restore_domain(&r, &o, &x->dom, x->err, sizeof(x->err)))
+	rc = state_restore_domain(&r, &o, &x->dom, x->err, sizeof(x->err));
+	/* Every page connection applied to its END before READY. */
+	if (x->conns > 1 &&
+	    pages_in_finish(&x->pages, !rc && r.ended, x->err,
+			    sizeof(x->err)) < 0) {
+		if (x->pages.err[0])	/* the cause, not the main read's */
+			snprintf(x->err, sizeof(x->err), "%s", x->pages.err);
+		if (!rc) {
+			domain_discard(x->dom);
+			x->dom = NULL;
+			goto out;
+		}
+	}
+	if (rc)
 		goto out;
 	if (!r.ended) {
 		snprintf(x->err, sizeof(x->err), "records after the domain's end");
@@ -140,39 +201,18 @@ static void drain(int fd)
  * The transport first: with TLS, a source whose certificate does not
  * chain to our CA is refused here, before a byte of the protocol.
  */
-static int open_transport(struct incoming *x, int fd)
+static int open_transport(struct mig_conn *c, int fd, const char *peer)
 {
 	char what[400];
 
 	mig_set_timeouts(fd, MIG_IO_TIMEOUT_S);
 	if (!mig_tls_loaded())
-		return mig_conn_plain(&x->c, fd);
-	if (mig_tls_server(&x->c, fd) < 0)
+		return mig_conn_plain(c, fd);
+	if (mig_tls_server(c, fd) < 0)
 		return -1;
-	mig_tls_peer(&x->c, what, sizeof(what));
-	log_info("incoming migration from %s: %s", x->peer, what);
+	mig_tls_peer(c, what, sizeof(what));
+	log_info("incoming migration from %s: %s", peer, what);
 	return 0;
-}
-
-static void serve(struct incoming *x, int fd)
-{
-	if (open_transport(x, fd) < 0) {
-		log_err("incoming migration from %s refused: %s", x->peer,
-			x->c.err);
-		drain(fd);	/* the source reads our alert, not a reset */
-		close(fd);
-		return;
-	}
-	if (agree(x) == 0 && receive(x) == 0 && hand_over(x) == 0)
-		goto out;
-	log_err("incoming migration%s%s from %s failed: %s",
-		x->name[0] ? " of " : "", x->name, x->peer, x->err);
-	if (x->dom)
-		domain_discard(x->dom);
-	mig_send_line(&x->c, "ERR %.400s", x->err);
-	drain(fd);
-out:
-	mig_conn_close(&x->c);
 }
 
 static void peer_name(const struct sockaddr_storage *sa, socklen_t len,
@@ -188,9 +228,122 @@ static void peer_name(const struct sockaddr_storage *sa, socklen_t len,
 			 host, port);
 }
 
+/*
+ * One connection to the listener while a migration with page
+ * connections is set up: authenticated as the main one, and taken if
+ * its hello names this migration's token and a free index.  1 taken,
+ * 0 refused (and closed).
+ */
+static int take_page_conn(struct incoming *x, int fd, const char *peer)
+{
+	struct mig_conn c = { .fd = -1 };
+	char line[MIG_LINE_MAX], hello[32], token[40], why[300];
+	unsigned proto, idx;
+
+	if (open_transport(&c, fd, peer) < 0) {
+		log_err("incoming migration from %s refused: %s", peer, c.err);
+		drain(fd);
+		close(fd);
+		return 0;
+	}
+	if (mig_recv_line(&c, line, sizeof(line)) < 0)
+		snprintf(why, sizeof(why), "no hello (%.250s)", c.err);
+	else if (sscanf(line, "%31s %u token=%39s index=%u", hello, &proto,
+			token, &idx) != 4 || strcmp(hello, MIG_PAGES_HELLO) ||
+		 proto != MIG_PROTO)
+		snprintf(why, sizeof(why), "busy with another migration");
+	else if (strcmp(token, x->token) || idx >= x->pages.n ||
+		 x->pages.pi[idx].c.ops)
+		snprintf(why, sizeof(why), "not a page connection of the "
+			 "migration in progress");
+	else {
+		x->pages.pi[idx].c = c;
+		return mig_send_line(&x->pages.pi[idx].c, "OK") < 0 ? 0 : 1;
+	}
+	log_err("connection from %s during the migration of %s refused: %s",
+		peer, x->name, why);
+	mig_send_line(&c, "ERR %s", why);
+	drain(fd);
+	mig_conn_close(&c);
+	return 0;
+}
+
+static long ms_left(const struct timespec *end)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (end->tv_sec - now.tv_sec) * 1000 +
+	       (end->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* The page connections of --connections N, within the I/O timeout. */
+static int accept_pages(struct incoming *x)
+{
+	struct pollfd p = { .fd = x->lfd, .events = POLLIN };
+	struct sockaddr_storage sa;
+	struct timespec end;
+	unsigned joined = 0;
+	char peer[80];
+	socklen_t len;
+	long left;
+	int fd;
+
+	if (x->conns < 2)
+		return 0;
+	if (x->lfd < 0)		/* served without a listener (the fuzzer) */
+		IFAIL(x, "no listener for %u page connections", x->pages.n);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += MIG_IO_TIMEOUT_S;
+	while (joined < x->pages.n) {
+		left = ms_left(&end);
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			IFAIL(x, "%u of %u page connections came", joined,
+			      x->pages.n);
+		len = sizeof(sa);
+		fd = accept4(x->lfd, (struct sockaddr *)&sa, &len,
+			     SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		peer_name(&sa, len, peer, sizeof(peer));
+		joined += take_page_conn(x, fd, peer);
+	}
+	if (pages_in_start(&x->pages) < 0)
+		IFAIL(x, "cannot start a thread");
+	log_info("incoming migration of %s: %u page connections", x->name,
+		 joined);
+	return 0;
+}
+
+static void serve(struct incoming *x, int fd)
+{
+	if (open_transport(&x->c, fd, x->peer) < 0) {
+		log_err("incoming migration from %s refused: %s", x->peer,
+			x->c.err);
+		drain(fd);	/* the source reads our alert, not a reset */
+		close(fd);
+		return;
+	}
+	if (agree(x) == 0 && accept_pages(x) == 0 && receive(x) == 0 &&
+	    hand_over(x) == 0)
+		goto out;
+	log_err("incoming migration%s%s from %s failed: %s",
+		x->name[0] ? " of " : "", x->name, x->peer, x->err);
+	if (x->dom)
+		domain_discard(x->dom);
+	if (x->pages.pi)
+		pages_in_finish(&x->pages, false, x->err, sizeof(x->err));
+	mig_send_line(&x->c, "ERR %.400s", x->err);
+	drain(fd);
+out:
+	if (x->pages.pi)
+		pages_in_free(&x->pages);
+	mig_conn_close(&x->c);
+}
+
 static void on_accept(int lfd, short revents, void *opaque)
 {
-	struct incoming x = { .c.fd = -1 };
+	struct incoming x = { .c.fd = -1, .lfd = lfd };
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof(sa);
 	int fd = accept4(lfd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC);
@@ -201,7 +354,38 @@ static void on_accept(int lfd, short revents, void *opaque)
 	serve(&x, fd);
 }
 
-int mig_listen_start(const char *addr, bool insecure)
+static int listen_fd = -1;
+
+int mig_listen_fd(void)
+{
+	return listen_fd;
+}
+
+/* The old image's listener: a listening stream socket, close-on-exec. */
+static int adopt_listener(const char *addr, int fd)
+{
+	int yes = 0;
+	socklen_t len = sizeof(yes);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &yes, &len) < 0 ||
+	    !yes) {
+		log_err("--migrate-listen %s: fd %d handed over is not a "
+			"listening socket", addr, fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if (loop_add(fd, POLLIN, on_accept, NULL) < 0) {
+		log_err("--migrate-listen %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	listen_fd = fd;
+	log_info("accepting migrations on %s (%s), the socket handed over by "
+		 "a live update", addr, mig_tls_loaded() ?
+		 "TLS 1.3, mutual X.509" : "plain TCP, loopback");
+	return 0;
+}
+
+int mig_listen_start(const char *addr, bool insecure, int inherited_fd)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE }, *ai;
@@ -224,6 +408,8 @@ int mig_listen_start(const char *addr, bool insecure)
 			"only)", addr);
 		return -1;
 	}
+	if (inherited_fd >= 0)
+		return adopt_listener(addr, inherited_fd);
 	snprintf(ps, sizeof(ps), "%u", port);
 	if (getaddrinfo(host, ps, &hints, &ai)) {
 		log_err("--migrate-listen %s: cannot resolve", addr);
@@ -241,6 +427,7 @@ int mig_listen_start(const char *addr, bool insecure)
 		return -1;
 	}
 	freeaddrinfo(ai);
+	listen_fd = fd;
 	log_info("accepting migrations on %s (%s)", addr, mig_tls_loaded() ?
 		 "TLS 1.3, mutual X.509" : "plain TCP, loopback");
 	return 0;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,33 +20,13 @@
 #include "domain.h"
 #include "log.h"
 #include "memory.h"
-#include "migration/mig.h"
-#include "quiesce.h"
+#include "migration/send.h"
 #include "sandbox.h"
 #include "state.h"
 
-#define PAGE		STREAM_PAGE_SIZE
 #define PARK_TIMEOUT_MS	5000
 
-struct sender {
-	struct migration *m;
-	struct domain *dom;
-	struct stream_writer w;
-	struct mig_conn conn;		/* plain TCP or TLS */
-	bool have_conn, writer_open, logging, parked, final;
-	struct quiesce q;
-	uint64_t *bitmap[2];		/* one bit per page of each slot */
-	uint64_t *fetched[2];		/* KVM_GET_DIRTY_LOG's answer */
-	uint64_t slot_pages[2];
-	uint64_t pfns[STREAM_BATCH_PAGES];
-	const uint8_t *pages[STREAM_BATCH_PAGES];
-	unsigned nbatch;
-	double t0, rate_t0;
-	uint64_t rate_bytes0;
-	char err[400];
-};
-
-static double now_s(void)
+double mig_now_s(void)
 {
 	struct timespec t;
 
@@ -72,25 +53,11 @@ static void set_phase(struct sender *s, const char *phase)
 	pthread_mutex_unlock(&s->m->lock);
 }
 
-/* Hold to --bandwidth: sleep until the bytes sent fit the rate. */
-static void throttle_link(struct sender *s)
-{
-	double want, el;
-
-	if (!s->m->o.bandwidth_mib)
-		return;
-	want = (double)(s->w.bytes - s->rate_bytes0) /
-	       (s->m->o.bandwidth_mib * 1048576.0);
-	el = now_s() - s->rate_t0;
-	if (want > el)
-		usleep((want - el) * 1e6);
-}
-
 /*
  * What a destination that gave up said (ERR ...), waiting up to wait_ms;
  * 1 if it said something (s->err then says what), else 0.
  */
-static int peer_reason(struct sender *s, int wait_ms)
+int mig_peer_reason(struct sender *s, int wait_ms)
 {
 	char line[MIG_LINE_MAX];
 
@@ -112,89 +79,6 @@ static const char *write_err(struct sender *s)
 	if (s->conn.err[0])
 		return s->conn.err;
 	return strerror(s->w.error ? s->w.error : EIO);
-}
-
-static int flush_batch(struct sender *s)
-{
-	if (!s->nbatch)
-		return 0;
-	if (stream_write_pages(&s->w, s->pfns, s->pages, s->nbatch,
-			       s->m->o.enc) < 0)
-		SFAIL(s, "sending pages failed: %s", write_err(s));
-	pthread_mutex_lock(&s->m->lock);
-	s->m->p.sent_bytes += (uint64_t)s->nbatch * PAGE;
-	s->m->p.wire_bytes = s->w.bytes;
-	pthread_mutex_unlock(&s->m->lock);
-	s->nbatch = 0;
-	throttle_link(s);
-	if (peer_reason(s, 0))
-		return -1;
-	return check_cancel(s);
-}
-
-static uint64_t slot_pfn(unsigned slot, uint64_t i)
-{
-	return slot ? MEM_4G / PAGE + i : i;
-}
-
-static const uint8_t *slot_page(struct sender *s, unsigned slot, uint64_t i)
-{
-	return s->dom->mem.base + (slot ? s->dom->mem.low_size : 0) + i * PAGE;
-}
-
-static int add_page(struct sender *s, unsigned slot, uint64_t i)
-{
-	s->pfns[s->nbatch] = slot_pfn(slot, i);
-	s->pages[s->nbatch] = slot_page(s, slot, i);
-	if (++s->nbatch == STREAM_BATCH_PAGES)
-		return flush_batch(s);
-	return 0;
-}
-
-/*
- * Where the next page with data is in [*from, end) of the RAM memfd, and
- * where it ends: false if there is none.  A hole reads as zero and would
- * be elided, but reading it would allocate it (a page fault and a zeroed
- * page each: seconds for an idle 1 GiB guest), so the first pass skips
- * holes.  Dirty logging is on already: a page the guest writes after
- * the lseek() is sent by a later round.  Where the file system cannot
- * say (lseek fails otherwise), everything is data.
- */
-static bool next_data(int fd, off_t *from, off_t end, off_t *data_end)
-{
-	off_t d = lseek(fd, *from, SEEK_DATA), h;
-
-	if (d < 0 && errno == ENXIO)
-		return false;		/* holes to the end of the file */
-	if (d < 0) {
-		*data_end = end;
-		return true;
-	}
-	if (d >= end)
-		return false;
-	h = lseek(fd, d, SEEK_HOLE);
-	*from = d;
-	*data_end = h < 0 || h > end ? end : h;
-	return true;
-}
-
-static int send_all(struct sender *s)
-{
-	int fd = s->dom->mem.fd;
-	off_t base, pos, end, stop;
-	unsigned slot;
-
-	for (slot = 0; slot < 2; slot++) {
-		base = slot ? s->dom->mem.low_size : 0;
-		pos = base;
-		end = base + (off_t)(s->slot_pages[slot] * PAGE);
-		while (pos < end && next_data(fd, &pos, end, &stop)) {
-			for (pos &= ~(off_t)(PAGE - 1); pos < stop; pos += PAGE)
-				if (add_page(s, slot, (pos - base) / PAGE) < 0)
-					return -1;
-		}
-	}
-	return flush_batch(s);
 }
 
 /*
@@ -228,27 +112,17 @@ static int64_t fetch_dirty(struct sender *s, bool merge)
 	return n;
 }
 
-/* Send the pages of the fetched dirty log; resume a throttled guest
- * once pct percent of them are sent. */
-static int send_dirty(struct sender *s, uint64_t ndirty, unsigned pct)
+/* The first pass over RAM, or a round's dirty pages, on every stream. */
+static int send_pages(struct sender *s, bool all)
 {
-	uint64_t sent = 0, i;
-	unsigned slot;
+	int rc;
 
-	s->w.keep_zero = true;
-	for (slot = 0; slot < 2; slot++)
-		for (i = 0; i < s->slot_pages[slot]; i++) {
-			if (!(s->bitmap[slot][i / 64] >> (i % 64) & 1))
-				continue;
-			if (add_page(s, slot, i) < 0)
-				return -1;
-			if (s->parked && !s->final &&
-			    ++sent * 100 >= ndirty * pct) {
-				quiesce_resume(&s->q);
-				s->parked = false;
-			}
-		}
-	return flush_batch(s);
+	if (s->pool.n)
+		return pool_run(s, all ? POOL_ALL : POOL_DIRTY);
+	rc = all ? page_out_all(&s->out) : page_out_dirty(&s->out);
+	if (rc < 0)
+		snprintf(s->err, sizeof(s->err), "%s", s->out.err);
+	return rc;
 }
 
 static int setup_dirty_log(struct sender *s)
@@ -261,9 +135,13 @@ static int setup_dirty_log(struct sender *s)
 	for (slot = 0; slot < 2; slot++) {
 		s->bitmap[slot] = calloc((s->slot_pages[slot] + 63) / 64 + 1, 8);
 		s->fetched[slot] = calloc((s->slot_pages[slot] + 63) / 64 + 1, 8);
-		if (!s->bitmap[slot] || !s->fetched[slot])
+		s->sent_hash[slot] = calloc(s->slot_pages[slot] + 1, 8);
+		if (!s->bitmap[slot] || !s->fetched[slot] ||
+		    !s->sent_hash[slot])
 			SFAIL(s, "out of memory");
 	}
+	if (getrandom(&s->seed, sizeof(s->seed), 0) != sizeof(s->seed))
+		SFAIL(s, "getrandom: %s", strerror(errno));
 	if (guest_mem_log_dirty(s->dom, true) < 0)
 		SFAIL(s, "cannot turn on dirty logging: %s", strerror(errno));
 	devices_log_changed(s->dom);
@@ -296,6 +174,8 @@ static void note_round(struct sender *s, unsigned iter, uint64_t ndirty,
 			      (dt > 1e-4 ? dt : 1e-4);
 	p->expected_downtime_ms = bw > 0 ? ndirty * (double)PAGE / bw * 1e3 : 0;
 	p->throttle_pct = pct;
+	p->throttle_ms = mig_throttle_parked_ms(&s->throttle);
+	p->unchanged_pages = page_out_unchanged(s);
 	pthread_mutex_unlock(&s->m->lock);
 }
 
@@ -329,6 +209,25 @@ static int converged(struct sender *s, unsigned iter, uint64_t ndirty,
 	      o->auto_converge ? "" : "; try --auto-converge");
 }
 
+/*
+ * Auto-converge: a round that dirtied more than half of what it sent
+ * raises the throttle's duty cycle (QEMU's rule, by one step a round).
+ */
+static int raise_throttle(struct sender *s, uint64_t ndirty,
+			  uint64_t sent, unsigned *pct)
+{
+	if (!s->m->o.auto_converge || ndirty * (double)PAGE <= sent / 2.0)
+		return 0;
+	if (!s->throttle.started &&
+	    mig_throttle_start(&s->throttle, s->dom) < 0)
+		SFAIL(s, "cannot start the throttle: %s", strerror(errno));
+	*pct = *pct ? *pct + MIG_THROTTLE_STEP : MIG_THROTTLE_INITIAL;
+	if (*pct > MIG_THROTTLE_MAX)
+		*pct = MIG_THROTTLE_MAX;
+	mig_throttle_set(&s->throttle, *pct);
+	return 0;
+}
+
 static int precopy(struct sender *s)
 {
 	unsigned iter = 0, pct = 0;
@@ -338,13 +237,13 @@ static int precopy(struct sender *s)
 	int c;
 
 	set_phase(s, "precopy");
-	s->rate_t0 = t = now_s();
-	s->rate_bytes0 = b0 = s->w.bytes;
-	if (send_all(s) < 0)
+	t = mig_now_s();
+	b0 = page_out_wire_bytes(s);
+	if (send_pages(s, true) < 0)
 		return -1;
 	for (;;) {
-		dt = now_s() - t;
-		bw = link_rate(s, dt, s->w.bytes - b0, bw);
+		dt = mig_now_s() - t;
+		bw = link_rate(s, dt, page_out_wire_bytes(s) - b0, bw);
 		nd = fetch_dirty(s, false);
 		if (nd < 0)
 			return -1;
@@ -352,19 +251,13 @@ static int precopy(struct sender *s)
 		c = converged(s, iter, nd, bw);
 		if (c)
 			return c < 0 ? -1 : 0;
-		if (s->m->o.auto_converge) {
-			pct = pct ? (pct + 10 > 99 ? 99 : pct + 10) : 20;
-			if (park(s) < 0)
-				return -1;
-		}
-		t = now_s();
-		b0 = s->w.bytes;
-		if (send_dirty(s, nd, pct) < 0)
+		if (raise_throttle(s, nd, page_out_wire_bytes(s) - b0,
+				   &pct) < 0)
 			return -1;
-		if (s->parked) {
-			quiesce_resume(&s->q);
-			s->parked = false;
-		}
+		t = mig_now_s();
+		b0 = page_out_wire_bytes(s);
+		if (send_pages(s, false) < 0)
+			return -1;
 	}
 }
 
@@ -385,13 +278,18 @@ static int stop_and_copy(struct sender *s, double *t_stop)
 	int64_t nd;
 
 	set_phase(s, "stop-copy");
-	*t_stop = now_s();
+	*t_stop = mig_now_s();
+	/* The throttle lets go before the final park takes the vCPUs. */
+	mig_throttle_stop(&s->throttle);
 	if (park(s) < 0)
 		return -1;
-	s->final = true;
 	/* What the last round fetched and the pages dirtied since. */
 	nd = fetch_dirty(s, true);
-	if (nd < 0 || send_dirty(s, nd, 0) < 0)
+	if (nd < 0 || send_pages(s, false) < 0)
+		return -1;
+	/* Every page connection applied at the destination (SYNCED) before
+	 * the device state goes out. */
+	if (s->pool.n && pool_run(s, POOL_FINISH) < 0)
 		return -1;
 	if (state_save_epilogue(s->dom, &s->w) < 0 ||
 	    stream_writer_finish(&s->w) < 0)
@@ -460,16 +358,22 @@ static int connect_and_agree(struct sender *s)
 	struct migration *m = s->m;
 	char line[MIG_LINE_MAX];
 	unsigned v;
+	char conns[24] = "";
 
 	if (connect_transport(s) < 0)
 		return -1;
-	if (mig_send_line(&s->conn, "%s %u min=%u max=%u paused=%d name=%s",
+	/* Said only when asked for: a destination that predates it reads
+	 * the hello as before, and gives no token. */
+	if (m->o.connections > 1)
+		snprintf(conns, sizeof(conns), " conns=%u", m->o.connections);
+	if (mig_send_line(&s->conn, "%s %u min=%u max=%u paused=%d name=%s%s",
 			  MIG_HELLO, MIG_PROTO, STREAM_VERSION_MIN,
 			  STREAM_VERSION, m->o.paused,
-			  m->o.new_name[0] ? m->o.new_name : m->name) < 0) {
+			  m->o.new_name[0] ? m->o.new_name : m->name,
+			  conns) < 0) {
 		snprintf(s->err, sizeof(s->err), "cannot send to %.100s: "
 			 "%.250s", m->o.host, s->conn.err);
-		peer_reason(s, 1000);	/* a TLS alert may say why */
+		mig_peer_reason(s, 1000);	/* a TLS alert may say why */
 		return -1;
 	}
 	if (expect(s, "agreeing on a version", line) < 0)
@@ -477,6 +381,10 @@ static int connect_and_agree(struct sender *s)
 	if (sscanf(line, "OK %u", &v) != 1 || v < STREAM_VERSION_MIN ||
 	    v > STREAM_VERSION)
 		SFAIL(s, "the destination answered '%.100s'", line);
+	if (m->o.connections > 1 &&
+	    sscanf(line, "OK %*u token=%32[0-9a-f]", s->token) != 1)
+		SFAIL(s, "the destination does not take --connections "
+		      "(it answered '%.100s')", line);
 	pthread_mutex_lock(&m->lock);
 	m->p.version = v;
 	pthread_mutex_unlock(&m->lock);
@@ -488,7 +396,8 @@ static int open_stream(struct sender *s)
 	uint8_t bid[20];
 	unsigned n = build_id_bytes(bid, sizeof(bid));
 
-	struct stream_sink sink = { mig_conn_sink, &s->conn };
+	struct stream_sink sink = { .write = mig_conn_sink,
+				    .opaque = &s->conn };
 
 	if (stream_writer_open_sink(&s->w, sink, s->m->p.version,
 				    XEN_VERSION, bid, n) < 0)
@@ -496,6 +405,13 @@ static int open_stream(struct sender *s)
 	s->writer_open = true;
 	if (state_save_prologue(s->dom, &s->w) < 0)
 		SFAIL(s, "sending the config failed: %s", write_err(s));
+	pthread_mutex_lock(&s->m->lock);
+	s->m->p.wire_bytes = s->w.bytes;
+	pthread_mutex_unlock(&s->m->lock);
+	if (page_out_init(&s->out, s, &s->w, &s->conn, 0, 1) < 0)
+		SFAIL(s, "out of memory");
+	if (s->m->o.connections > 1)
+		return pool_open(s);
 	return 0;
 }
 
@@ -505,6 +421,10 @@ static void finish(struct sender *s, int ret, double t_stop)
 	enum mig_state st = ret ? (m->cancel ? MIG_CANCELLED : MIG_FAILED)
 				: MIG_DONE;
 
+	mig_throttle_stop(&s->throttle);
+	pthread_mutex_lock(&m->lock);
+	m->p.throttle_ms = mig_throttle_parked_ms(&s->throttle);
+	pthread_mutex_unlock(&m->lock);
 	if (s->logging && ret) {
 		guest_mem_log_dirty(s->dom, false);
 		devices_log_changed(s->dom);
@@ -515,6 +435,12 @@ static void finish(struct sender *s, int ret, double t_stop)
 		else
 			quiesce_keep(&s->q);
 	}
+	m->p.wire_bytes = page_out_wire_bytes(s);
+	m->p.unchanged_pages = page_out_unchanged(s);
+	pool_close(s);
+	page_out_free(&s->out);
+	free(s->sent_hash[0]);
+	free(s->sent_hash[1]);
 	if (s->writer_open)
 		stream_writer_free(&s->w);
 	free(s->bitmap[0]);
@@ -530,9 +456,9 @@ static void finish(struct sender *s, int ret, double t_stop)
 	m->success = !ret;
 	m->p.state = st;
 	m->p.phase = mig_state_name(st);
-	m->p.total_s = now_s() - s->t0;
+	m->p.total_s = mig_now_s() - s->t0;
 	if (!ret)
-		m->p.downtime_ms = (now_s() - t_stop) * 1e3;
+		m->p.downtime_ms = (mig_now_s() - t_stop) * 1e3;
 	if (ret)
 		snprintf(m->p.error, sizeof(m->p.error), "%s",
 			 m->cancel ? "cancelled" : s->err);
@@ -549,7 +475,7 @@ void *mig_send_thread(void *arg)
 
 	snprintf(name, sizeof(name), "d%u migration", m->domid);
 	sandbox_thread_enter(SANDBOX_MIGRATION, m->domid, name);
-	s.t0 = now_s();
+	s.t0 = mig_now_s();
 	ret = connect_and_agree(&s);
 	if (!ret)
 		ret = open_stream(&s);
@@ -562,7 +488,7 @@ void *mig_send_thread(void *arg)
 	/* A write failed: the destination may have said why. */
 	if (ret && !m->cancel && !m->uncertain && s.have_conn &&
 	    !strncmp(s.err, "sending", 7))
-		peer_reason(&s, 1000);
+		mig_peer_reason(&s, 1000);
 	finish(&s, ret, t_stop);
 	sandbox_thread_leave();
 	mig_finished(m);

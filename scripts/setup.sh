@@ -4,10 +4,11 @@
 set -eu
 
 PACKAGES="build-essential gcc make binutils libelf-dev zlib1g-dev liblz4-dev \
+libdeflate-dev \
 libjansson-dev kconfig-frontends qemu-system-x86 python3 python3-pytest \
 busybox-static clang libclang-rt-14-dev linux-image-amd64 kmod iproute2 \
 e2fsprogs libssl-dev libgnutls28-dev gnutls-bin \
-libseccomp-dev libcap-dev"
+libseccomp-dev libcap-dev libxxhash-dev"
 
 missing=""
 for p in $PACKAGES; do

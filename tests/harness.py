@@ -220,6 +220,111 @@ class Api:
         self.sock.close()
 
 
+def become_subreaper():
+    """Orphans of our children come to us, as to a service manager: the
+    daemon a build-ahead live update starts is the old daemon's child,
+    and once that exits it is ours to reap (docs/live-update.md)."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)                  # PR_SET_CHILD_SUBREAPER
+    except OSError:
+        pass
+
+
+class DaemonProcess:
+    """The daemon's process, wherever a live update moved it: the one we
+    started, then the one its pid file names (a build-ahead update starts
+    a new process; the old one exits).  Popen's interface, as the tests
+    use it: pid, poll(), returncode, wait(), terminate(), kill()."""
+
+    def __init__(self, popen, pid_file):
+        self.popen = popen
+        self.pid_file = pid_file
+        self._pid = popen.pid
+        self.returncode = None
+
+    def _successor(self):
+        try:
+            with open(self.pid_file) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return None
+        return pid if pid and pid != self._pid else None
+
+    @staticmethod
+    def _running(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+        except (OSError, IndexError):
+            return False
+
+    def _reap(self, pid, block=False):
+        """Exit status of `pid` if it ended (None if it runs)."""
+        if pid == self.popen.pid:
+            if block:
+                return self.popen.wait()
+            return self.popen.poll()
+        try:
+            got, st = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            # Not ours (no subreaper): gone once /proc says so.
+            while block and os.path.exists(f"/proc/{pid}"):
+                time.sleep(0.02)
+            return 0 if not os.path.exists(f"/proc/{pid}") else None
+        if got == 0:
+            return None
+        return os.waitstatus_to_exitcode(st)
+
+    def _follow(self, block=False):
+        while True:
+            rc = self._reap(self._pid, block=block)
+            if rc is None:
+                return None
+            nxt = self._successor() if rc == 0 else None
+            if nxt is None:
+                self.returncode = rc
+                return rc
+            self._pid = nxt
+
+    @property
+    def pid(self):
+        # The new image names itself in the pid file just before the old
+        # one exits: from then on it is the daemon.
+        nxt = self._successor()
+        if nxt and self._running(nxt):
+            if self._pid == self.popen.pid:
+                self.popen.poll()
+            self._pid = nxt
+        self._follow()
+        return self._pid
+
+    def poll(self):
+        if self.returncode is not None:
+            return self.returncode
+        return self._follow()
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("xen", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig):
+        pid = self.pid              # the pid file's, once it moved
+        if self.poll() is None:
+            os.kill(pid, sig)
+
+    def terminate(self):
+        self.send_signal(15)
+
+    def kill(self):
+        self.send_signal(9)
+
+
 class Daemon:
     """One xen daemon with its socket, state dir and log under `root`."""
 
@@ -238,12 +343,14 @@ class Daemon:
 
     # -- lifecycle
     def start(self, timeout=20):
-        self.proc = subprocess.Popen(
+        become_subreaper()
+        self.proc = DaemonProcess(subprocess.Popen(
             self.prefix + [self.binary, "--socket", self.sock,
                            "--state-dir", self.state, "--foreground",
                            "--log", self.log_path] + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.root, "xen.stderr"), "w"))
+            stderr=open(os.path.join(self.root, "xen.stderr"), "w")),
+            os.path.join(self.state, "xen.pid"))
         deadline = deadline_after(timeout)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -931,11 +1038,14 @@ def elf_notes(path):
     """What an image's PT_NOTE segments say, parsed without libelf:
     {"build_id": hex or None, "xkvm": (read_min, read_max, write_min,
     write_max) or None, "xkvm_desc_offset": file offset of the XKVM
-    note's 16-byte descriptor or None, "complete": the file holds every
+    note's 16-byte descriptor or None, "features": the XKVM features
+    note's flags or None (an image older than build-ahead),
+    "features_desc_offset", "complete": the file holds every
     PT_LOAD segment and the section header table (not truncated)}."""
     with open(path, "rb") as f:
         data = f.read()
     out = {"build_id": None, "xkvm": None, "xkvm_desc_offset": None,
+           "features": None, "features_desc_offset": None,
            "complete": False}
     if data[:4] != b"\x7fELF" or data[4] != 2:
         return out
@@ -963,6 +1073,9 @@ def elf_notes(path):
             elif name == b"XKVM\0" and ntype == 1 and descsz == 16:
                 out["xkvm"] = struct.unpack("<4I", desc)
                 out["xkvm_desc_offset"] = desc_off
+            elif name == b"XKVM\0" and ntype == 3 and descsz == 4:  # features
+                out["features"], = struct.unpack("<I", desc)
+                out["features_desc_offset"] = desc_off
             off = desc_off + (descsz + align - 1) // align * align
     out["complete"] = max(ends) <= len(data)
     return out

@@ -924,7 +924,11 @@ def test_rolled_back_update_keeps_the_patch(vd, lab, lu_images):
     assert ei.value.code == 13, ei.value
     st = d.call("live-update-status")["last"]
     assert st["result"] == "rolled-back", st
-    assert st["livepatches"] == {"reapplied": ["fix"], "dropped": []}, st
+    # Build-ahead: the old image never stopped; its patch stayed applied.
+    assert st["livepatches"] == {"kept": ["fix"], "reapplied": [],
+                                 "dropped": []}, st
+    assert re.search(r"livepatch_kept +: fix\n",
+                     d.xl("live-update", "status").out)
     assert probe(d) == "yes"
     assert set(_probe_lines_since(d, mark)) == {"yes"}
     assert listing(d)["fix"]["state"] == "applied"

@@ -131,6 +131,23 @@ def test_idle_and_busy_guests_migrate_over_tls(pair):
     CounterWatch(a.d, "busy").assert_counting(lines=2)
 
 
+def test_four_connections_over_tls(pair):
+    """--connections 4 between the two hosts: each page connection is
+    authenticated as the main one (the destination logs the client
+    certificate of each), and the busy guest counts on with errors=0,
+    there and back."""
+    a, b = pair
+    a.d.start_counter("busy", interval=200, cmdline_extra=BUSY)
+    for src, dst in ((a, b), (b, a)):
+        rep = migrate(src, dst, "busy", "--connections", "4")
+        assert rep["state"] == "completed"
+        assert_only_on(dst, src, "busy")
+        log = dst.d.log()
+        assert "incoming migration of busy: 3 page connections" in log, log
+        assert log.count(f"incoming migration from {src.ip}:") == 4, log
+        CounterWatch(dst.d, "busy").assert_counting(lines=2)
+
+
 # case (see wrong_creds()): (what the destination's log says, what xl
 # migrate says).  The side that checks a certificate names what is wrong
 # with it; the other side names the TLS alert it got.

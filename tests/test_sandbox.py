@@ -180,6 +180,9 @@ def test_live_update_installs_the_filters_again(tmp_path, daemon):
         shutil.copy(XEN, image)
         r = d.xl("live-update", image, "--json")
         assert json.loads(r.out)["result"] == "ok", r.out
+        # Build-ahead: the daemon moved to the new image's process.
+        assert d.proc.pid != pid
+        pid = d.proc.pid
         assert d.call("info")["pid"] == pid
         after = assert_all_filtered(pid)
         assert int(after[pid][1]["Seccomp_filters"]) == 1, (n, after[pid])

@@ -15,11 +15,15 @@
 #include <stddef.h>
 
 #include "control.h"
+#include "elfnote.h"
 #include "signature.h"
 
-/* An image that enforces signatures in turn says so in this note. */
-#define TRUST_NOTE_NAME		"XKVM"
-#define TRUST_NOTE_SIGNATURE	2	/* desc: u32 SIG_VERSION */
+/*
+ * An image that enforces signatures in turn says so in its
+ * XKVM_NOTE_SIGNATURE note (common/elfnote.h); desc: u32 SIG_VERSION.
+ */
+#define TRUST_NOTE_NAME		XKVM_NOTE_NAME
+#define TRUST_NOTE_SIGNATURE	XKVM_NOTE_SIGNATURE
 
 /*
  * The optional "signature" argument of live-update-load and

@@ -13,6 +13,7 @@
 #include "domain.h"
 #include "log.h"
 #include "openfile.h"
+#include "pagepipe.h"
 #include "quiesce.h"
 #include "state.h"
 
@@ -54,6 +55,16 @@ static int save_args(json_t *args, struct save_opts *o, const char **path,
 	if (o->version < 2 && o->encoding != PAGE_ENC_NONE)
 		return ctl_fail(r, CTL_EINVAL, "%s",
 				"format version 1 has no compression");
+	o->workers = state_default_workers();
+	v = json_object_get(args, "workers");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > PAGE_PIPE_MAX_WORKERS)
+			return ctl_fail(r, CTL_EINVAL,
+					"'workers' must be 1 to %d",
+					PAGE_PIPE_MAX_WORKERS);
+		o->workers = json_integer_value(v);
+	}
 	return CTL_OK;
 }
 
@@ -171,13 +182,14 @@ int cmd_save(struct client *c, json_t *args, struct ctl_reply *r)
 	paused_s = now_s() - t0;
 	if (code)
 		return code;
-	r->result = json_pack("{s:I, s:I, s:I, s:f, s:i, s:s}",
+	r->result = json_pack("{s:I, s:I, s:I, s:f, s:i, s:s, s:i}",
 			      "bytes", (json_int_t)st.bytes,
 			      "pages", (json_int_t)st.pages,
 			      "zero_pages", (json_int_t)st.zero_pages,
 			      "seconds", paused_s,
 			      "format_version", o.version,
-			      "compress", page_encoding_name(o.encoding));
+			      "compress", page_encoding_name(o.encoding),
+			      "workers", o.workers);
 	return CTL_OK;
 }
 

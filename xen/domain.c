@@ -82,25 +82,6 @@ struct domain *domain_lookup(const char *name_or_id)
 	return NULL;
 }
 
-const char *dom_state_name(enum dom_state s)
-{
-	static const char *const names[] = {
-		[DOM_RUNNING] = "running", [DOM_PAUSED] = "paused",
-		[DOM_SHUTDOWN] = "shutdown", [DOM_CRASHED] = "crashed",
-		[DOM_DYING] = "dying",
-	};
-	return names[s];
-}
-
-const char *dom_event_name(enum dom_event e)
-{
-	static const char *const names[] = {
-		[DOM_EV_NONE] = NULL, [DOM_EV_POWEROFF] = "poweroff",
-		[DOM_EV_REBOOT] = "reboot", [DOM_EV_CRASH] = "crash",
-	};
-	return names[e];
-}
-
 static int vm_setup(struct domain *dom)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -423,10 +404,23 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 	return 0;
 }
 
+int domain_start_parked(struct domain *dom, char *err, size_t errlen)
+{
+	return domain_start(dom, true, err, errlen) < 0 ? -ENOMEM : 0;
+}
+
 int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen)
 {
-	if (domain_start(dom, paused, err, errlen) < 0)
+	if (dom->nr_vcpus && dom->vcpus[0].thread_started) {
+		/* Started parked (domain_start_parked()): let them run. */
+		pthread_mutex_lock(&dom->lock);
+		dom->run_ok = !paused;
+		dom->state = paused ? DOM_PAUSED : DOM_RUNNING;
+		pthread_cond_broadcast(&dom->cond);
+		pthread_mutex_unlock(&dom->lock);
+	} else if (domain_start(dom, paused, err, errlen) < 0) {
 		return -ENOMEM;
+	}
 	domain_link(dom);
 	/* A paused domain's devices go on at unpause (domain_resume()). */
 	if (!paused)

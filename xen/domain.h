@@ -42,6 +42,7 @@ struct vcpu {
 	bool thread_started;
 	bool parked;		/* waiting in vcpu_park(), not in KVM_RUN */
 	bool nmi_pending;	/* vcpu_nmi(): KVM_NMI before the next run */
+	unsigned long exits;	/* KVM_RUN returns handled (atomic) */
 };
 
 struct guest_mem {
@@ -138,6 +139,13 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 		   bool inherit_fds, unsigned domid, struct domain **out, char *err,
 		   size_t errlen);
 int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen);
+/*
+ * Start a prepared domain's vCPU threads parked, before its state is
+ * loaded (live update's build-ahead: threads and their sandbox filters
+ * are made while the guests still run on the old image); a later
+ * domain_commit() only lets them run.
+ */
+int domain_start_parked(struct domain *dom, char *err, size_t errlen);
 void domain_discard(struct domain *dom);
 /* Park all vCPUs outside KVM_RUN / let them run again. */
 void domain_quiesce(struct domain *dom);

@@ -139,6 +139,15 @@ unsigned feature_carry_options(char **argv, unsigned max)
 	return n;
 }
 
+void feature_handover_fds(void (*fn)(int fd, void *arg), void *arg)
+{
+	const struct feature *f;
+
+	for (f = features; f; f = f->next)
+		if (f->handover_fds)
+			f->handover_fds(fn, arg);
+}
+
 void feature_domain_gone(struct domain *dom)
 {
 	const struct feature *f;

@@ -30,6 +30,7 @@ struct daemon_opts {
 	const char *state_dir;
 	const char *log;			/* NULL: stderr (--foreground) */
 	bool no_sandbox;			/* --no-sandbox */
+	char *const *argv;	/* as given (not permuted), NULL-ended */
 };
 
 struct feature {
@@ -89,6 +90,13 @@ struct feature {
 	unsigned (*carry_options)(char **argv, unsigned max);
 
 	/*
+	 * The fds the new image of a live update adopts at the same numbers
+	 * (a listening socket its carry_options name): fn() on each; they
+	 * are kept open across the exec.  NULL: none.
+	 */
+	void (*handover_fds)(void (*fn)(int fd, void *arg), void *arg);
+
+	/*
 	 * The domain is about to be destroyed (xl destroy, the guest's own
 	 * poweroff or crash, a restart): let go of it, on the main thread,
 	 * before it is freed.  NULL: the feature holds no domain.
@@ -128,6 +136,7 @@ int feature_started(void);
 bool feature_busy(const struct feature *self, char *why, size_t len);
 /* Every feature's carry_options, into argv (at most max); how many. */
 unsigned feature_carry_options(char **argv, unsigned max);
+void feature_handover_fds(void (*fn)(int fd, void *arg), void *arg);
 /* Every feature's domain_gone hook. */
 void feature_domain_gone(struct domain *dom);
 

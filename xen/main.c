@@ -17,6 +17,7 @@
 #include "dev/devices.h"
 #include "domain.h"
 #include "feature.h"
+#include "identity.h"
 #include "kvm.h"
 #include "log.h"
 #include "loop.h"
@@ -25,6 +26,7 @@
 struct options {
 	struct daemon_opts d;
 	int foreground;
+	char bad[80];		/* the first argument refused, for the log */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -82,6 +84,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	};
 	struct option *longopts = feature_options(core);
 	int c, ret = -1;
+	bool bad = false;
 
 	if (!longopts)
 		return -1;
@@ -92,7 +95,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'g': o->d.socket_group = optarg; break;
 		case 'i':
 			if (parse_idle_timeout(optarg, &o->d) < 0)
-				goto out;
+				bad = true;
 			break;
 		case 'd': o->d.state_dir = optarg; break;
 		case 'l': o->d.log = optarg; break;
@@ -101,13 +104,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("xen %s\n", XEN_VERSION); exit(0);
 		default:
-			if (feature_parse_option(c, optarg) < 0)
-				goto out;
+			/* Parse on: a live update's new image must still
+			 * find its handover to give the guests back. */
+			if (feature_parse_option(c, optarg) < 0 && !bad) {
+				bad = true;
+				snprintf(o->bad, sizeof(o->bad), "%s",
+					 argv[optind - 1]);
+			}
 		}
 	}
-	if (optind == argc)
+	if (optind == argc && !bad)
 		ret = 0;
-out:
+	else if (!o->bad[0])
+		snprintf(o->bad, sizeof(o->bad), "%s",
+			 optind < argc ? argv[optind] : "?");
 	free(longopts);
 	if (ret < 0)
 		usage(stderr);
@@ -155,26 +165,6 @@ static void detach_stdio(void)
 	dup2(fd, 2);
 	if (fd > 2)
 		close(fd);
-}
-
-/* Files the daemon makes, whatever the umask it was started with. */
-#define PID_FILE_MODE	0600
-
-static int write_pid_file(const char *dir)
-{
-	char path[4096];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/xen.pid", dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		  PID_FILE_MODE);
-	if (fd < 0)
-		return -1;
-	if (fchmod(fd, PID_FILE_MODE) < 0 || dprintf(fd, "%d\n", getpid()) < 0)
-		ret = -1;
-	if (close(fd) < 0)
-		ret = -1;
-	return ret;
 }
 
 static void install_signals(void)
@@ -283,16 +273,44 @@ static int start(const struct options *o, const struct feature *taker)
 	return 0;
 }
 
+/* The command line as given: getopt_long() permutes argv.  Kept for the
+ * process's life (a static, not a leak). */
+static char **argv_given;
+
+static char *const *argv_copy(int argc, char **argv)
+{
+	argv_given = calloc(argc + 1, sizeof(*argv_given));
+	if (argv_given)
+		memcpy(argv_given, argv, argc * sizeof(*argv_given));
+	return argv_given;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .foreground = 0 };
 	const struct feature *taker;
-	char logpath[4096];
+	char logpath[4096], note[64];
 	int ready_fd = -1, ret;
 	char ok = 0;
 
-	if (parse_args(argc, argv, &o) < 0)
+	o.d.argv = argv_copy(argc, argv);
+	if (parse_args(argc, argv, &o) < 0) {
+		/*
+		 * A new image given an option it does not know: the old
+		 * image carried a feature this build is without (listening
+		 * for migrations, say).  It gives the guests back.
+		 */
+		if (feature_taking_over() && o.d.socket && o.d.state_dir) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "it does not know the "
+				 "option %s (a feature it is built without?)",
+				 o.bad);
+			feature_early(&o.d);
+			start_failed(why);
+		}
 		return 64;
+	}
 	daemon_mark_start();
 	ret = feature_run();
 	if (ret >= 0)
@@ -315,9 +333,12 @@ int main(int argc, char **argv)
 	}
 	if (start(&o, taker))
 		return 1;
-	write_pid_file(o.d.state_dir);
+	pid_file_write(o.d.state_dir);
 	log_info("xen %s (build-id %s) serving on %s, pid %d", XEN_VERSION,
 		 build_id_hex(), o.d.socket, getpid());
+	/* Under systemd (Type=notify): serving, and which pid is the daemon. */
+	snprintf(note, sizeof(note), "READY=1\nMAINPID=%d", getpid());
+	supervisor_notify(note);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, &ok, 1) != 1)
 			return 1;

@@ -180,6 +180,25 @@ void guest_mem_free(struct guest_mem *mem)
 	mem->fd = -1;
 }
 
+bool guest_mem_next_data(const struct guest_mem *mem, uint64_t *from,
+			 uint64_t end, uint64_t *data_end)
+{
+	off_t d = lseek(mem->fd, *from, SEEK_DATA), h;
+
+	if (d < 0 && errno == ENXIO)
+		return false;		/* holes to the end of the file */
+	if (d < 0) {
+		*data_end = end;
+		return true;
+	}
+	if ((uint64_t)d >= end)
+		return false;
+	h = lseek(mem->fd, d, SEEK_HOLE);
+	*from = d;
+	*data_end = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
+	return true;
+}
+
 void *gpa_to_hva(struct guest_mem *mem, uint64_t gpa, uint64_t len)
 {
 	if (gpa + len < gpa)

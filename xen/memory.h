@@ -32,6 +32,16 @@ int guest_mem_get_dirty(struct domain *dom, unsigned slot, void *bitmap);
 /* A device wrote [gpa, gpa+len) of RAM (any thread). */
 void guest_mem_mark_dirty(struct guest_mem *mem, uint64_t gpa,
 			  uint64_t len);
+/*
+ * The next part of RAM that holds data, at or after *from and before end
+ * (offsets into the RAM memfd): true with [*from, *data_end), false if
+ * only holes are left.  A hole reads as zero and would be elided from a
+ * stream, but reading it would allocate it (a page fault and a zeroed
+ * page each: seconds for an idle 1 GiB guest), so save and migration
+ * skip holes.  Where the file system cannot say, everything is data.
+ */
+bool guest_mem_next_data(const struct guest_mem *mem, uint64_t *from,
+			 uint64_t end, uint64_t *data_end);
 /* Host address of [gpa, gpa+len) if it is all RAM, else NULL. */
 void *gpa_to_hva(struct guest_mem *mem, uint64_t gpa, uint64_t len);
 

@@ -225,7 +225,7 @@ static bool prepared;
 static pid_t prepared_pid;	/* the programs name it (tgkill) */
 
 /* libseccomp 2.5 exports a program to an fd only: through a memfd. */
-static void hash_main_program(void);
+static int hash_main_program(void);
 
 static int export_program(scmp_filter_ctx ctx, struct sock_fprog *p)
 {
@@ -250,7 +250,8 @@ out:
 	return ret;
 }
 
-static int build_program(enum sandbox_role role)
+static int build_program(enum sandbox_role role, pid_t pid,
+			 struct sock_fprog *prog)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
 	int ret = -1;
@@ -262,13 +263,13 @@ static int build_program(enum sandbox_role role)
 		goto out;
 	/* A binary tree: KVM_RUN's ioctl is found in a few steps. */
 	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-	ret = sandbox_rules_add(ctx, role);
+	ret = sandbox_rules_add(ctx, role, pid);
 	if (ret < 0) {
 		log_err("sandbox: the %s thread rules: %s",
 			sandbox_role_names[role], strerror(-ret));
 		goto out;
 	}
-	ret = export_program(ctx, &progs[role]);
+	ret = export_program(ctx, prog);
 out:
 	seccomp_release(ctx);
 	return ret;
@@ -288,13 +289,12 @@ int sandbox_prepare(void)
 	for (r = 0; r < SANDBOX_NR_ROLES; r++) {
 		free(progs[r].filter);
 		progs[r].filter = NULL;
-		if (build_program(r) < 0)
+		if (build_program(r, getpid(), &progs[r]) < 0)
 			return -1;
 	}
 	prepared = true;
 	prepared_pid = getpid();
-	hash_main_program();
-	return 0;
+	return hash_main_program();
 }
 
 /* ------------------------------------------------- the inherited filter */
@@ -314,16 +314,28 @@ int sandbox_prepare(void)
 static char main_hash[17];
 static bool main_inherited;
 
-static void hash_main_program(void)
+/*
+ * The hash of the main program built for pid 0: the same for every
+ * process of a build, whatever its pid (the installed program names the
+ * pid, which a live update's execve keeps).
+ */
+static int hash_main_program(void)
 {
-	const unsigned char *p = (const unsigned char *)progs[SANDBOX_MAIN].filter;
-	size_t i, n = progs[SANDBOX_MAIN].len * sizeof(struct sock_filter);
+	struct sock_fprog p = { 0 };
+	const unsigned char *b;
 	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
+	size_t i, n;
 
+	if (build_program(SANDBOX_MAIN, 0, &p) < 0)
+		return -1;
+	b = (const unsigned char *)p.filter;
+	n = p.len * sizeof(struct sock_filter);
 	for (i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	free(p.filter);
 	snprintf(main_hash, sizeof(main_hash), "%016llx",
 		 (unsigned long long)h);
+	return 0;
 }
 
 /* This thread runs under some seccomp filter (mode 2). */

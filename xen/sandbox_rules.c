@@ -89,7 +89,7 @@ static const struct rule plain[] = {
 	{ "fchmod", M }, { "chmod", M }, { "fchmodat", M }, { "umask", M },
 	{ "getcwd", M }, { "sysinfo", M }, { "getppid", M },
 	{ "getrlimit", M }, { "prlimit64", M }, { "wait4", M },
-	{ "waitid", M }, { "kill", M },
+	{ "waitid", M }, { "kill", M }, { "setsid", M },
 	{ "execve", M }, { "execveat", M }, { "membarrier", M },
 	{ "arch_prctl", M }, { "set_tid_address", M }, { "prctl", M },
 	{ "capget", M }, { "capset", M }, { "seccomp", M },
@@ -218,24 +218,27 @@ static int add_memory(scmp_filter_ctx ctx, enum sandbox_role role)
 }
 
 /*
- * Signals to our own threads only: a vCPU kicks the others of its domain
- * out of KVM_RUN (pause, reboot; SIGUSR1, as livepatch's stack sampling),
- * the probe uses SIGUSR2, abort() raises SIGABRT.  The threads' filters
- * name our pid (they are built again if the pid changes: the daemon forks
- * to detach).  The main thread's filter names the signals instead, not
- * the pid: a live update's new image inherits it (filters survive
- * execve), and it must be the same program whatever the pid, so that the
- * new image can see that it already runs under it (sandbox.c).
+ * Signals to our own threads: a vCPU kicks the others of its domain out
+ * of KVM_RUN (pause, reboot; SIGUSR1, as livepatch's stack sampling), the
+ * probe uses SIGUSR2, abort() raises SIGABRT.  The threads' programs name
+ * our pid (they are built again if it changes: the daemon forks to
+ * detach).  The main thread's program names these signals instead, not
+ * the pid: a live update's new image is a child process (build-ahead)
+ * that inherits it (filters survive fork and execve) under another pid,
+ * and every thread it makes runs under it.  The price: the main filter
+ * lets a subverted daemon send these three signals to another process of
+ * its user (docs/sandbox.md).
  */
-static int add_signals(scmp_filter_ctx ctx, enum sandbox_role role)
+static int add_signals(scmp_filter_ctx ctx, enum sandbox_role role,
+		       pid_t pid)
 {
 	static const int ours[] = { SIGUSR1, SIGUSR2, SIGABRT };
-	struct scmp_arg_cmp pid = SCMP_A0_64(SCMP_CMP_EQ, getpid());
+	struct scmp_arg_cmp pinned = SCMP_A0_64(SCMP_CMP_EQ, pid);
 	unsigned i;
 	int ret = 0;
 
 	if (role != SANDBOX_MAIN)
-		return add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &pid);
+		return add(ctx, SCMP_ACT_ALLOW, "tgkill", 1, &pinned);
 	for (i = 0; i < sizeof(ours) / sizeof(ours[0]) && ret == 0; i++) {
 		struct scmp_arg_cmp sig = SCMP_A2_64(SCMP_CMP_EQ, ours[i]);
 
@@ -275,7 +278,8 @@ static int add_clone(scmp_filter_ctx ctx, enum sandbox_role role)
 	return add(ctx, SCMP_ACT_ALLOW, "clone", 1, &thread);
 }
 
-int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_role role)
+int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_role role,
+		      pid_t pid)
 {
 	int ret;
 
@@ -292,7 +296,7 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_role role)
 	if (ret == 0)
 		ret = add_clone(ctx, role);
 	if (ret == 0)
-		ret = add_signals(ctx, role);
+		ret = add_signals(ctx, role, pid);
 	if (ret == 0)
 		ret = add_thread_name(ctx, role);
 	return ret;

@@ -17,12 +17,16 @@ struct vcpu;
 struct save_opts {
 	unsigned version;		/* stream format version to write */
 	enum page_encoding encoding;
+	unsigned workers;		/* page pipeline threads (pagepipe.h) */
 	bool no_memory;			/* RAM stays in its memfd (live update) */
 };
 
 struct save_stats {
 	uint64_t bytes, pages, zero_pages;
 };
+
+/* Page pipeline threads when not asked: the CPUs we may use, at most 4. */
+unsigned state_default_workers(void);
 
 /* Write the whole state of a quiesced domain as a stream of its own. */
 int state_save(struct domain *dom, int fd, const struct save_opts *o,
@@ -57,6 +61,12 @@ struct restore_opts {
 	bool no_start;			/* leave it prepared, not running */
 	bool inherit_fds;		/* a live update: devices adopt the
 					 * fds their records name */
+	/* Called once the domain and its RAM exist (after MEMORY_LAYOUT):
+	 * migration's page connections write into that RAM. */
+	void (*prepared)(struct domain *dom, void *opaque);
+	void *opaque;
+	uint32_t refuse_type;		/* fault injection: refuse this
+					 * record as KVM would, or 0 */
 };
 
 /*
@@ -73,6 +83,23 @@ int state_restore(struct stream_source src, const struct restore_opts *o,
 int state_restore_domain(struct stream_reader *r,
 			 const struct restore_opts *o, struct domain **out,
 			 char *err, size_t errlen);
+
+/*
+ * A domain restored in two parts (live update's build-ahead): begin()
+ * reads DOMAIN_CONFIG, MEMORY_LAYOUT and what follows up to DOMAIN_END
+ * (CPUID) and builds the domain, not started; finish() loads the rest of
+ * its records, from another stream, up to DOMAIN_END and checks the
+ * domain is complete.  done() hands the domain over (not started);
+ * abort() discards it.  0 or a negative errno with `err` set.
+ */
+struct state_restoring;
+int state_restore_begin(struct stream_reader *r, const struct restore_opts *o,
+			struct state_restoring **out, char *err, size_t errlen);
+int state_restore_finish(struct stream_reader *r, struct state_restoring *x,
+			 char *err, size_t errlen);
+struct domain *state_restore_domain_of(struct state_restoring *x);
+struct domain *state_restore_done(struct state_restoring *x);
+void state_restore_abort(struct state_restoring *x);
 
 /* Per-vCPU and VM-wide KVM state (vcpu_state.c, vm_state.c). */
 int vcpu_state_save(struct vcpu *v, struct stream_writer *w);

@@ -7,20 +7,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpuid.h"
 #include "dev/devices.h"
 #include "domain.h"
 #include "log.h"
 #include "memory.h"
+#include "pagepipe.h"
 #include "rec_table.h"
 #include "state.h"
 
-struct restore {
-	struct stream_reader r;
+struct state_restoring {
+	struct stream_reader *r;
 	struct stream_check check;	/* the record table's checks */
 	struct domain *dom;
 	uint8_t *pages;			/* one decoded batch */
+	uint32_t refuse_type;		/* fault injection: refuse it */
 	char *err;
 	size_t errlen;
 };
@@ -30,37 +33,37 @@ struct restore {
 	return -1; \
 } while (0)
 
-static const char *offset_of(struct restore *x, char *buf, size_t len)
+static const char *offset_of(struct state_restoring *x, char *buf, size_t len)
 {
-	snprintf(buf, len, "offset %llu", (unsigned long long)x->r.rec_offset);
+	snprintf(buf, len, "offset %llu", (unsigned long long)x->r->rec_offset);
 	return buf;
 }
 
 /* The record table's checks of the current record, before any loading. */
-static int check(struct restore *x)
+static int check(struct state_restoring *x)
 {
-	if (check_record(&x->check, x->r.rec_offset, &x->r.rec,
-			 x->r.body) < 0)
+	if (check_record(&x->check, x->r->rec_offset, &x->r->rec,
+			 x->r->body) < 0)
 		RFAIL(x, "%s", x->check.err);
 	return 0;
 }
 
-static int next_expect(struct restore *x, uint32_t type)
+static int next_expect(struct state_restoring *x, uint32_t type)
 {
-	int got = stream_next(&x->r);
+	int got = stream_next(x->r);
 
 	if (got < 0)
-		RFAIL(x, "%s", x->r.err);
-	if (got == 0 || x->r.rec.type != type)
+		RFAIL(x, "%s", x->r->err);
+	if (got == 0 || x->r->rec.type != type)
 		RFAIL(x, "offset %llu: expected a %s record, found %s",
-		      (unsigned long long)x->r.rec_offset, rec_type_name(type),
-		      got ? (rec_type_name(x->r.rec.type) ?: "an unknown one")
+		      (unsigned long long)x->r->rec_offset, rec_type_name(type),
+		      got ? (rec_type_name(x->r->rec.type) ?: "an unknown one")
 			  : "END");
 	return check(x);
 }
 
 /* DOMAIN_CONFIG then MEMORY_LAYOUT, and the domain shell from them. */
-static int read_prologue(struct restore *x, const struct restore_opts *o)
+static int read_prologue(struct state_restoring *x, const struct restore_opts *o)
 {
 	const char *name;
 
@@ -78,96 +81,114 @@ static int read_prologue(struct restore *x, const struct restore_opts *o)
 }
 
 /* Refused here when this host cannot offer it: nothing has run yet. */
-static int load_cpuid(struct restore *x, const struct rec_desc *d)
+static int load_cpuid(struct state_restoring *x, const struct rec_desc *d)
 {
 	char why[256], at[40];
 
-	if (cpuid_load(x->dom, x->r.body, x->r.rec.length, why,
+	if (cpuid_load(x->dom, x->r->body, x->r->rec.length, why,
 		       sizeof(why)) < 0)
 		RFAIL(x, "%s: %s", offset_of(x, at, sizeof(at)), why);
 	return 0;
 }
 
-static int load_pages(struct restore *x, const struct rec_desc *d)
+/* The page pipeline's view of the restoring domain (pagepipe.h). */
+static int target_check(void *opaque, const uint64_t *pfns, unsigned n)
 {
-	const uint64_t *pfns;
-	unsigned n, i;
+	struct state_restoring *x = opaque;
 
-	if (stream_decode_pages(&x->r, &pfns, &n, x->pages,
-				STREAM_BATCH_PAGES * STREAM_PAGE_SIZE) < 0)
-		RFAIL(x, "%s", x->r.err);
-	if (check_pages(&x->check, x->r.rec_offset, pfns, n) < 0)
+	return check_pages(&x->check, x->r->rec_offset, pfns, n);
+}
+
+static uint8_t *target_map(void *opaque, uint64_t pfn)
+{
+	struct state_restoring *x = opaque;
+
+	/* check_pages() saw it is RAM. */
+	return gpa_to_hva(&x->dom->mem, pfn * STREAM_PAGE_SIZE,
+			  STREAM_PAGE_SIZE);
+}
+
+/*
+ * New RAM about to be filled: its pages allocated in one call rather
+ * than a fault each (MADV_POPULATE_WRITE, Linux 5.14; without it the
+ * read faults them in as before).
+ */
+static void target_prepare(void *opaque, uint8_t *hva, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	madvise(hva, len, MADV_POPULATE_WRITE);
+#endif
+}
+
+/*
+ * A PAGE_BATCH whose record header alone was read: checked against the
+ * record order, then its pages read (raw ones straight into RAM).
+ */
+static int load_pages(struct state_restoring *x)
+{
+	struct page_target t = { target_check, target_map, x,
+				 target_prepare };
+	bool t_failed;
+
+	if (check_record(&x->check, x->r->rec_offset, &x->r->rec, NULL) < 0)
 		RFAIL(x, "%s", x->check.err);
-	for (i = 0; i < n; i++) {
-		uint64_t pfn;
-		void *dst;
-
-		memcpy(&pfn, &pfns[i], sizeof(pfn));
-		dst = gpa_to_hva(&x->dom->mem, pfn * STREAM_PAGE_SIZE,
-				 STREAM_PAGE_SIZE);
-		if (!dst)	/* check_pages() saw it is RAM */
-			RFAIL(x, "offset %llu: page %#llx has no memory",
-			      (unsigned long long)x->r.rec_offset,
-			      (unsigned long long)pfn);
-		memcpy(dst, x->pages + (size_t)i * STREAM_PAGE_SIZE,
-		       STREAM_PAGE_SIZE);
-	}
+	if (page_batch_read(x->r, &t, x->pages, &t_failed) < 0)
+		RFAIL(x, "%s", t_failed ? x->check.err : x->r->err);
 	return 0;
 }
 
-static int load_vcpu(struct restore *x, const struct rec_desc *d)
+static int load_vcpu(struct state_restoring *x, const struct rec_desc *d)
 {
 	struct rec_vcpu_head h;
 	char why[256], at[40];
 
-	memcpy(&h, x->r.body, sizeof(h));
-	if (vcpu_state_load(&x->dom->vcpus[h.vcpu], d->type, x->r.body,
-			    x->r.rec.length, why, sizeof(why)) < 0)
+	memcpy(&h, x->r->body, sizeof(h));
+	if (vcpu_state_load(&x->dom->vcpus[h.vcpu], d->type, x->r->body,
+			    x->r->rec.length, why, sizeof(why)) < 0)
 		RFAIL(x, "%s: vCPU %u: %s", offset_of(x, at, sizeof(at)),
 		      h.vcpu, why);
 	return 0;
 }
 
-static int load_vm(struct restore *x, const struct rec_desc *d)
+static int load_vm(struct state_restoring *x, const struct rec_desc *d)
 {
 	char why[256], at[40];
 
-	if (vm_state_load(x->dom, d->type, x->r.body, x->r.rec.length, why,
+	if (vm_state_load(x->dom, d->type, x->r->body, x->r->rec.length, why,
 			  sizeof(why)) < 0)
 		RFAIL(x, "%s: %s", offset_of(x, at, sizeof(at)), why);
 	return 0;
 }
 
-static int load_device(struct restore *x, const struct rec_desc *d)
+static int load_device(struct state_restoring *x, const struct rec_desc *d)
 {
 	char why[256], at[40];
 	int ret;
 
-	ret = devices_load(x->dom, d->type, x->r.body, x->r.rec.length, why,
+	ret = devices_load(x->dom, d->type, x->r->body, x->r->rec.length, why,
 			   sizeof(why));
 	if (ret < 0)
 		RFAIL(x, "%s: %s", offset_of(x, at, sizeof(at)), why);
 	/* Written by a device this build lacks: skip it if optional. */
-	if (ret == 0 && !(x->r.rec.flags & REC_F_OPTIONAL))
+	if (ret == 0 && !(x->r->rec.flags & REC_F_OPTIONAL))
 		RFAIL(x, "%s: %s: this build has no such device",
 		      offset_of(x, at, sizeof(at)), d->name);
 	return 0;
 }
 
-static int load_console(struct restore *x, const struct rec_desc *d)
+static int load_console(struct state_restoring *x, const struct rec_desc *d)
 {
 	struct rec_console_head h;
-	size_t n = x->r.rec.length - sizeof(h);
+	size_t n = x->r->rec.length - sizeof(h);
 
-	memcpy(&h, x->r.body, sizeof(h));
-	ring_restore(&x->dom->console, h.total, x->r.body + sizeof(h), n);
+	memcpy(&h, x->r->body, sizeof(h));
+	ring_restore(&x->dom->console, h.total, x->r->body + sizeof(h), n);
 	return 0;
 }
 
 /* What loads each part of a domain's stream into the domain. */
-static int (*const loaders[])(struct restore *x, const struct rec_desc *d) = {
+static int (*const loaders[])(struct state_restoring *x, const struct rec_desc *d) = {
 	[PH_CPUID] = load_cpuid,
-	[PH_PAGES] = load_pages,
 	[PH_VCPUS] = load_vcpu,
 	[PH_VM] = load_vm,
 	[PH_DEVICES] = load_device,
@@ -176,9 +197,9 @@ static int (*const loaders[])(struct restore *x, const struct rec_desc *d) = {
 
 #define NR_LOADERS (sizeof(loaders) / sizeof(loaders[0]))
 
-static int load_record(struct restore *x)
+static int load_record(struct state_restoring *x)
 {
-	const struct rec_desc *d = rec_desc(x->r.rec.type);
+	const struct rec_desc *d = rec_desc(x->r->rec.type);
 
 	if (check(x) < 0)
 		return -1;
@@ -187,49 +208,147 @@ static int load_record(struct restore *x)
 	return loaders[d->phase](x, d);
 }
 
+#define GOT_PAGES	2
+
+/*
+ * The next record: 1 read whole, GOT_PAGES a PAGE_BATCH of which only
+ * the record header is read (load_pages() reads the rest), 0 END, -1.
+ */
+static int next_record(struct state_restoring *x)
+{
+	if (stream_next_head(x->r) < 0)
+		return -1;
+	if (x->r->rec.type == REC_PAGE_BATCH)
+		return GOT_PAGES;
+	return stream_read_rest(x->r, 0);
+}
+
+/* Load records into x->dom up to DOMAIN_END (or END). */
+static int load_until_end(struct state_restoring *x)
+{
+	int got;
+
+	while ((got = next_record(x)) > 0 &&
+	       x->r->rec.type != REC_DOMAIN_END) {
+		if (x->refuse_type && x->r->rec.type == x->refuse_type) {
+			char at[40];
+
+			RFAIL(x, "%s: %s: KVM refused it (injected failure in "
+			      "phase record)",
+			      offset_of(x, at, sizeof(at)),
+			      rec_type_name(x->refuse_type));
+		}
+		if ((got == GOT_PAGES ? load_pages(x) : load_record(x)) < 0)
+			return -1;
+	}
+	if (got < 0)
+		RFAIL(x, "%s", x->r->err);
+	return 0;
+}
+
+static void set_reader(struct state_restoring *x, struct stream_reader *r,
+		       char *err, size_t errlen)
+{
+	x->r = r;
+	x->err = err;
+	x->errlen = errlen;
+}
+
+int state_restore_begin(struct stream_reader *r, const struct restore_opts *o,
+			struct state_restoring **out, char *err, size_t errlen)
+{
+	struct state_restoring *x = calloc(1, sizeof(*x));
+	int code;
+
+	if (!x) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	set_reader(x, r, err, errlen);
+	x->refuse_type = o->refuse_type;
+	check_init(&x->check);
+	x->pages = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
+	if (!x->pages) {
+		snprintf(err, errlen, "out of memory");
+		code = -ENOMEM;
+		goto fail;
+	}
+	code = read_prologue(x, o);
+	if (code)
+		goto fail;
+	if (o->prepared)
+		o->prepared(x->dom, o->opaque);
+	code = -EINVAL;
+	if (load_until_end(x) < 0)
+		goto fail;
+	*out = x;
+	return 0;
+fail:
+	state_restore_abort(x);
+	return code;
+}
+
+int state_restore_finish(struct stream_reader *r, struct state_restoring *x,
+			 char *err, size_t errlen)
+{
+	set_reader(x, r, err, errlen);
+	if (load_until_end(x) < 0)
+		return -EINVAL;
+	if (check_end(&x->check, x->r->rec_offset) < 0) {
+		snprintf(err, errlen, "%s", x->check.err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct domain *state_restore_domain_of(struct state_restoring *x)
+{
+	return x->dom;
+}
+
+struct domain *state_restore_done(struct state_restoring *x)
+{
+	struct domain *dom = x->dom;
+
+	x->dom = NULL;
+	state_restore_abort(x);
+	return dom;
+}
+
+void state_restore_abort(struct state_restoring *x)
+{
+	if (!x)
+		return;
+	if (x->dom)
+		domain_discard(x->dom);
+	free(x->pages);
+	check_free(&x->check);
+	free(x);
+}
+
 int state_restore_domain(struct stream_reader *r,
 			 const struct restore_opts *o, struct domain **out,
 			 char *err, size_t errlen)
 {
-	struct restore x = { .err = err, .errlen = errlen };
-	int code, got;
+	struct state_restoring *x;
+	int code;
 
-	x.r = *r;
-	check_init(&x.check);
-	code = read_prologue(&x, o);
+	/* A domain's records are one part: begin reads them all. */
+	code = state_restore_begin(r, o, &x, err, errlen);
 	if (code)
-		goto out;
-	code = -EINVAL;
-	x.pages = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
-	if (!x.pages) {
-		snprintf(err, errlen, "out of memory");
-		code = -ENOMEM;
-		goto out;
+		return code;
+	if (check_end(&x->check, x->r->rec_offset) < 0) {
+		snprintf(err, errlen, "%s", x->check.err);
+		state_restore_abort(x);
+		return -EINVAL;
 	}
-	while ((got = stream_next(&x.r)) > 0 &&
-	       x.r.rec.type != REC_DOMAIN_END)
-		if (load_record(&x) < 0)
-			goto out;
-	if (got < 0) {
-		snprintf(err, errlen, "%s", x.r.err);
-		goto out;
+	code = o->no_start ? 0 : domain_commit(x->dom, o->paused, err, errlen);
+	if (code) {
+		state_restore_abort(x);
+		return code;
 	}
-	if (check_end(&x.check, x.r.rec_offset) < 0) {
-		snprintf(err, errlen, "%s", x.check.err);
-		goto out;
-	}
-	code = o->no_start ? 0 : domain_commit(x.dom, o->paused, err, errlen);
-	if (!code) {
-		*out = x.dom;
-		x.dom = NULL;
-	}
-out:
-	if (x.dom)
-		domain_discard(x.dom);
-	free(x.pages);
-	check_free(&x.check);
-	*r = x.r;		/* the reader moved on (and may own a new body) */
-	return code;
+	*out = state_restore_done(x);
+	return 0;
 }
 
 int state_restore(struct stream_source src, const struct restore_opts *o,

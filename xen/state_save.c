@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 
 #include "buildinfo.h"
@@ -9,6 +10,7 @@
 #include "dev/devices.h"
 #include "domain.h"
 #include "memory.h"
+#include "pagepipe.h"
 #include "state.h"
 
 static int save_config(struct domain *dom, struct stream_writer *w)
@@ -47,24 +49,40 @@ static uint64_t nth_pfn(struct guest_mem *m, uint64_t i)
 	return i < low_pages ? i : (MEM_4G / STREAM_PAGE_SIZE) + i - low_pages;
 }
 
+/*
+ * The RAM that holds data, in batches of pages straight from the
+ * mapping (the domain is quiesced: the pipeline writes raw batches from
+ * there without a copy); holes are zero and skipped.
+ */
 static int save_memory(struct domain *dom, struct stream_writer *w,
 		       enum page_encoding enc)
 {
 	struct guest_mem *m = &dom->mem;
-	uint64_t total = m->size / STREAM_PAGE_SIZE, i = 0;
 	uint64_t pfns[STREAM_BATCH_PAGES];
 	const uint8_t *pages[STREAM_BATCH_PAGES];
+	uint64_t pos = 0, stop, i;
+	unsigned n = 0;
 
-	while (i < total) {
-		unsigned n = 0;
-
-		for (; n < STREAM_BATCH_PAGES && i < total; n++, i++) {
+	while (pos < m->size && guest_mem_next_data(m, &pos, m->size, &stop)) {
+		for (i = pos / STREAM_PAGE_SIZE; i * STREAM_PAGE_SIZE < stop;
+		     i++) {
 			pfns[n] = nth_pfn(m, i);
 			pages[n] = m->base + i * STREAM_PAGE_SIZE;
+			if (++n < STREAM_BATCH_PAGES)
+				continue;
+			if (stream_write_pages(w, pfns, pages, n, enc) < 0)
+				return -1;
+			n = 0;
 		}
-		if (stream_write_pages(w, pfns, pages, n, enc) < 0)
-			return -1;
+		pos = i * STREAM_PAGE_SIZE;
 	}
+	if (n && stream_write_pages(w, pfns, pages, n, enc) < 0)
+		return -1;
+	if (stream_writer_flush(w) < 0)
+		return -1;
+	/* Holes are zero pages too: counted as the stream leaves them out. */
+	w->zero_pages += m->size / STREAM_PAGE_SIZE - w->pages;
+	w->pages = m->size / STREAM_PAGE_SIZE;
 	return 0;
 }
 
@@ -85,6 +103,19 @@ static int save_console(struct domain *dom, struct stream_writer *w)
 				   &total, sizeof(total), buf, n);
 	free(buf);
 	return ret;
+}
+
+/* The CPUs this thread may run on (sched_getaffinity: every sandbox
+ * role may ask; sysconf() would open files under /sys). */
+unsigned state_default_workers(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	n = CPU_COUNT(&set);
+	return n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;
 }
 
 int state_save_prologue(struct domain *dom, struct stream_writer *w)
@@ -111,7 +142,9 @@ int state_save_domain(struct domain *dom, struct stream_writer *w,
 {
 	if (state_save_prologue(dom, w) < 0)
 		return -1;
-	if (!o->no_memory && save_memory(dom, w, o->encoding) < 0)
+	if (!o->no_memory &&
+	    (stream_writer_pipeline(w, o->workers, true) < 0 ||
+	     save_memory(dom, w, o->encoding) < 0))
 		return -1;
 	return state_save_epilogue(dom, w);
 }

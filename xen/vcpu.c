@@ -174,6 +174,7 @@ static void *vcpu_thread(void *arg)
 			continue;
 		}
 		vcpu_handle_exit(v);
+		__atomic_add_fetch(&v->exits, 1, __ATOMIC_RELAXED);
 	}
 	sandbox_thread_leave();
 	return NULL;

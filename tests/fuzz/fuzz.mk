@@ -1,76 +1,150 @@
-# libFuzzer targets under ASan+UBSan: the state stream
-# (tests/fuzz/fuzz_stream.c: the common reader and xen-stream's verify and
-# dump paths) and the virtqueue walker (tests/fuzz/fuzz_virtq.c: guest RAM
-# as a hostile guest may lay it out).
+# libFuzzer targets under ASan+UBSan, one per parser (tests/fuzz/README.md):
 #
-#   make fuzz-build    build $(BUILD)/fuzz/fuzz_stream and fuzz_virtq
-#   make fuzz          fuzz for FUZZ_SECONDS (default 600)
-#   make fuzz-quick    fuzz for 30 seconds
+#   stream   the state stream: common reader, record table, xen-stream
+#   virtq    the virtqueue walker over guest RAM a hostile guest lays out
+#   control  control protocol lines -> command dispatch (fake domains)
+#   xlcfg    xl's config parser and the daemon's config checks
+#   payload  the livepatch payload loader (ELF checks, relocation)
+#   stage    the live-update image stager (ELF, notes, build-id)
+#   migrecv  the migration receive path: hello, answer, stream, GO
+#
+#   make fuzz-build    build $(BUILD)/fuzz/fuzz_<target> for every target
+#   make fuzz          fuzz each for FUZZ_SECONDS (default 600)
+#   make fuzz-quick    fuzz each for 30 seconds
+#   make fuzz-long     fuzz each for FUZZ_LONG_RUNS executions (10^7),
+#                      then a table: executions, exec/s, findings
+#   make fuzz-replay   run every checked-in seed and regression once
+#   FUZZ_TARGETS="control xlcfg" limits any of these to some targets.
 #
 # Included by the top-level Makefile after the common definitions (WARN,
 # CPPFLAGS, AUTOCONF).  The sources are compiled again with clang into
-# $(BUILD)/fuzz/obj: no gcc object is reused.  New inputs go to
-# $(BUILD)/fuzz/corpus, crashes to $(BUILD)/fuzz/artifacts/; a crash
-# fixed becomes a file in tests/fuzz/regressions/, which every run (and
-# tests/test_stream_tool.py) replays.
+# $(BUILD)/fuzz/obj: no gcc object is reused.  Each target reads its
+# seeds from tests/fuzz/corpus/<target>/ and its regressions from
+# tests/fuzz/regressions/<target>/ (both only read), writes new inputs to
+# $(BUILD)/fuzz/corpus-<target>/ and crashes to
+# $(BUILD)/fuzz/artifacts/<target>/.
 
 FUZZ_CC          ?= clang
 FUZZ_SECONDS     ?= 600
+FUZZ_LONG_RUNS   ?= 10000000
 FUZZ_FLAGS       ?=
 FUZZ_DIR         := $(BUILD)/fuzz
-FUZZ_BIN         := $(FUZZ_DIR)/fuzz_stream
-FUZZ_SEEDS       := tests/fuzz/corpus
-FUZZ_REGRESSIONS := tests/fuzz/regressions
+FUZZ_ARTIFACTS   = $(FUZZ_DIR)/artifacts
 FUZZ_SANITIZE    := -fsanitize=fuzzer,address,undefined \
                     -fno-sanitize-recover=undefined
 FUZZ_CFLAGS      := $(CPPFLAGS) -Itools/stream $(WARN) -O1 -g \
                     -fno-omit-frame-pointer $(FUZZ_SANITIZE) -MMD -MP
-FUZZ_SRC         := tests/fuzz/fuzz_stream.c common/stream.c \
-                    common/domcfg.c common/domcfg_fwcfg.c \
-                    common/domcfg_disk.c common/domcfg_vif.c \
-                    common/rec_table.c \
-                    tools/stream/verify.c tools/stream/dump.c
-FUZZ_OBJ         := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRC))
-FUZZ_VIRTQ_BIN   := $(FUZZ_DIR)/fuzz_virtq
-FUZZ_VIRTQ_SRC   := tests/fuzz/fuzz_virtq.c xen/dev/virtqueue.c xen/memory.c
-FUZZ_VIRTQ_OBJ   := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_VIRTQ_SRC))
-LDLIBS_FUZZ      := -ljansson -llz4 -lz
+FUZZ_ALL         := stream virtq control xlcfg payload stage migrecv
+FUZZ_TARGETS     ?= $(FUZZ_ALL)
 
-.PHONY: fuzz-build fuzz fuzz-quick
-fuzz-build: $(FUZZ_BIN) $(FUZZ_VIRTQ_BIN)
+DOMCFG_SRC       := $(wildcard common/domcfg*.c)
+
+# Per target: sources, libraries, longest input.
+fuzz_src_stream  := tests/fuzz/fuzz_stream.c common/stream.c common/pagepipe.c $(DOMCFG_SRC) \
+                    common/rec_table.c tools/stream/verify.c \
+                    tools/stream/dump.c
+fuzz_libs_stream := -ljansson -llz4 -lz -ldeflate -lpthread
+fuzz_len_stream  := 65536
+
+fuzz_src_virtq   := tests/fuzz/fuzz_virtq.c xen/dev/virtqueue.c xen/memory.c
+fuzz_len_virtq   := 8192
+
+fuzz_src_control := tests/fuzz/fuzz_control.c tests/fuzz/fake_domain.c xen/dom_names.c \
+                    xen/control.c xen/commands.c xen/feature.c xen/log.c \
+                    xen/ring.c xen/buildinfo.c xen/memory.c xen/audit.c \
+                    xen/cmd_power.c $(DOMCFG_SRC)
+fuzz_libs_control := -ljansson -lpthread
+fuzz_len_control := 16384
+
+fuzz_src_xlcfg   := tests/fuzz/fuzz_xlcfg.c common/xlcfg.c common/openfile.c \
+                    $(DOMCFG_SRC)
+fuzz_libs_xlcfg  := -ljansson
+fuzz_len_xlcfg   := 16384
+
+fuzz_src_payload := tests/fuzz/fuzz_payload.c livepatch/payload_load.c \
+                    livepatch/symbols.c livepatch/params.c \
+                    livepatch/ranges.c livepatch/stack.c livepatch/patching.c \
+                    xen/log.c xen/ring.c xen/buildinfo.c \
+                    tests/fuzz/fake_livepatch.c
+fuzz_libs_payload := -ljansson -lelf -ldl
+fuzz_len_payload := 65536
+
+fuzz_src_stage   := tests/fuzz/fuzz_stage.c liveupdate/stage.c \
+                    common/elfnote.c common/openfile.c trust/not_built.c \
+                    xen/feature.c xen/log.c xen/ring.c
+fuzz_libs_stage  := -lelf -ljansson
+fuzz_len_stage   := 65536
+
+fuzz_src_migrecv := tests/fuzz/fuzz_migrecv.c tests/fuzz/fake_domain.c xen/dom_names.c \
+                    migration/wire.c migration/conn.c migration/tls.c \
+                    migration/recv_pages.c xen/state_restore.c common/stream.c common/pagepipe.c \
+                    common/rec_table.c xen/log.c xen/ring.c xen/memory.c \
+                    $(DOMCFG_SRC)
+fuzz_libs_migrecv := -ljansson -llz4 -lz -ldeflate -lpthread -lgnutls
+fuzz_len_migrecv := 65536
+
+# Dictionaries (tests/fuzz/<target>.dict); libFuzzer takes one, so a
+# target that reads a stream gets stream.dict's tokens too.
+fuzz_dicts_migrecv := tests/fuzz/migrecv.dict tests/fuzz/stream.dict
+
+fuzz_bin = $(FUZZ_DIR)/fuzz_$(1)
+fuzz_obj = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(fuzz_src_$(1)))
+fuzz_dicts = $(or $(fuzz_dicts_$(1)),$(wildcard tests/fuzz/$(1).dict))
+fuzz_dict = $(if $(call fuzz_dicts,$(1)),$(FUZZ_DIR)/$(1).dict)
+
+define fuzz_target
+$(call fuzz_bin,$(1)): $(call fuzz_obj,$(1)) $(call fuzz_dict,$(1))
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_SANITIZE) -o $$@ $$(filter %.o,$$^) \
+	  $$(fuzz_libs_$(1))
+$(if $(call fuzz_dict,$(1)),$(call fuzz_dict,$(1)): $(call fuzz_dicts,$(1))
+	@mkdir -p $$(dir $$@)
+	cat $$^ >$$@)
+endef
+$(foreach t,$(FUZZ_ALL),$(eval $(call fuzz_target,$(t))))
+
+# A target that includes a daemon source is rebuilt when that changes.
+$(FUZZ_DIR)/obj/tests/fuzz/fuzz_migrecv.o: migration/recv.c
+
+.PHONY: fuzz-build fuzz fuzz-quick fuzz-long fuzz-replay
+fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(call fuzz_bin,$(t)))
 
 $(FUZZ_DIR)/obj/%.o: %.c $(AUTOCONF)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
-$(FUZZ_BIN): $(FUZZ_OBJ)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_SANITIZE) -o $@ $^ $(LDLIBS_FUZZ)
-
-$(FUZZ_VIRTQ_BIN): $(FUZZ_VIRTQ_OBJ)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_SANITIZE) -o $@ $^
-
-# The first directory receives new inputs; the seeds and the regressions
-# are only read.
-fuzz_run = mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts && \
-	$(FUZZ_BIN) -max_total_time=$(1) -max_len=65536 -print_final_stats=1 \
-	  -dict=tests/fuzz/stream.dict \
-	  -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_FLAGS) \
-	  $(FUZZ_DIR)/corpus $(FUZZ_SEEDS) $(FUZZ_REGRESSIONS)
-
-# The virtqueue target starts from nothing: its inputs are small.
-fuzz_virtq_run = mkdir -p $(FUZZ_DIR)/corpus-virtq && \
-	$(FUZZ_VIRTQ_BIN) -max_total_time=$(1) -max_len=8192 \
-	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ \
-	  $(FUZZ_FLAGS) $(FUZZ_DIR)/corpus-virtq
+# One target for $(2) (libFuzzer options): the first directory receives
+# new inputs; the seeds and the regressions are only read.
+fuzz_run = mkdir -p $(FUZZ_DIR)/corpus-$(1) $(FUZZ_ARTIFACTS)/$(1) && \
+	$(call fuzz_bin,$(1)) $(2) -max_len=$(fuzz_len_$(1)) \
+	  -print_final_stats=1 $(addprefix -dict=,$(call fuzz_dict,$(1))) \
+	  -artifact_prefix=$(FUZZ_ARTIFACTS)/$(1)/ $(FUZZ_FLAGS) \
+	  $(FUZZ_DIR)/corpus-$(1) $(wildcard tests/fuzz/corpus/$(1) \
+	  tests/fuzz/regressions/$(1))
 
 fuzz: fuzz-build
-	$(call fuzz_run,$(FUZZ_SECONDS))
-	$(call fuzz_virtq_run,$(FUZZ_SECONDS))
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),-max_total_time=$(FUZZ_SECONDS)) &&) true
 
 fuzz-quick: fuzz-build
-	$(call fuzz_run,30)
-	$(call fuzz_virtq_run,30)
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t),-max_total_time=30) &&) true
+
+# Each target to FUZZ_LONG_RUNS executions (FUZZ_FLAGS=-max_total_time=S
+# bounds each in time too), its log in $(FUZZ_DIR)/long/<target>.log and
+# its findings in $(FUZZ_DIR)/long/artifacts/<target>/, both emptied
+# first; then the table.  A finding does not stop the other targets; two
+# runs over different FUZZ_TARGETS may share the directory.
+fuzz-long: FUZZ_ARTIFACTS = $(FUZZ_DIR)/long/artifacts
+fuzz-long: fuzz-build
+	mkdir -p $(FUZZ_DIR)/long
+	$(foreach t,$(FUZZ_TARGETS),rm -rf $(FUZZ_DIR)/long/$(t).log \
+	  $(FUZZ_DIR)/long/artifacts/$(t) && \
+	  ($(call fuzz_run,$(t),-runs=$(FUZZ_LONG_RUNS))) \
+	  >$(FUZZ_DIR)/long/$(t).log 2>&1 || true;)
+	@tests/fuzz/summary.sh $(FUZZ_DIR)/long $(FUZZ_TARGETS)
+
+# Every checked-in input once: a crash fixed stays fixed.
+fuzz-replay: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_bin,$(t)) -runs=0 \
+	  $(wildcard tests/fuzz/corpus/$(t) tests/fuzz/regressions/$(t)) &&) true
 
 -include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)

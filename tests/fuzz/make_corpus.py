@@ -9,9 +9,11 @@ each well under 64 KiB, that `xen-stream verify` accepts:
   v2-2vcpu       2 vCPUs, an unknown optional record, uart input queued
   v1-plain       format version 1 (no compression), 2 vCPUs
   v2-high        3200 MiB of RAM: pages below the hole and above 4 GiB
+  v2-devices     CPUID, ACPI PM, fw_cfg and virtio device records, a
+                 DOMAIN_STATUS
   v2-minimal     only the records restore requires
 
-Usage: make_corpus.py [OUTDIR]   (default: tests/fuzz/corpus next to this)
+Usage: make_corpus.py [OUTDIR]   (default: tests/fuzz/corpus/stream)
 
 Also a small library: Stream builds a stream record by record (used by
 tests/test_stream_tool.py), lz4_block() is a plain LZ4 block compressor
@@ -322,6 +324,31 @@ def corpus():
     s.devices()
     out["v2-high"] = s.end()
 
+    s = Stream(version=2, name="devices", vcpus=1)
+    cpuid = [(0, 0, 0, (0xD, 0x68747541, 0x444D4163, 0x69746E65)),
+             (1, 0, 0, (0x00A20F12, 0x00000800, 0x80000000, 0x078BFBFF)),
+             (7, 0, 1, (0, 0x219C91A9, 0, 0))]
+    s.add(sl.TYPES["CPUID"], struct.pack(sl.CPUID_HEAD_FMT, len(cpuid), 0) +
+          b"".join(struct.pack(sl.CPUID_ENTRY_FMT, fn, idx, fl, *regs,
+                               bytes(12))
+                   for fn, idx, fl, regs in cpuid), F_OPTIONAL)
+    s.vcpu(0, full=False)
+    s.add(sl.TYPES["VCPU_TSC"], vcpu_body(0, struct.pack(
+        "<QQQII", 0x4680DCA87C0, 1764770000 * 10**9, 0xFFFFFF0000000000,
+        2445000, 0)), F_OPTIONAL)
+    s.devices()
+    s.add(sl.TYPES["DEV_ACPI_PM"], struct.pack(sl.ACPI_PM_FMT, 0x100, 0x100,
+                                               1, 0, 123456789), F_OPTIONAL)
+    s.add(sl.TYPES["DEV_FW_CFG"], struct.pack("<HHIII", 0x19, 0, 8, 0, 0),
+          F_OPTIONAL)
+    for slot, dev in ((3, 4), (4, 2)):
+        s.add(sl.TYPES["DEV_VIRTIO"], struct.pack(
+            sl.VIRTIO_FMT, slot, dev, 0, 0x0F, 1, 0, 0, 0, 0, 0, 0, 0xFFFF,
+            0, 0, 1 << 32, -1, 0, 0, bytes(256)), F_OPTIONAL)
+    s.add(sl.TYPES["DOMAIN_STATUS"], b'{"state":"running"}', F_OPTIONAL)
+    s.console(b"devices\n")
+    out["v2-devices"] = s.end()
+
     s = Stream(version=2, name="minimal", vcpus=1)
     s.vcpu(0, full=False)
     s.devices()
@@ -331,8 +358,8 @@ def corpus():
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here,
-                                                                "corpus")
+    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        here, "corpus", "stream")
     os.makedirs(outdir, exist_ok=True)
     for name, data in corpus().items():
         assert len(data) < 64 * 1024, (name, len(data))

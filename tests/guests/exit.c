@@ -255,6 +255,39 @@ __attribute__((noreturn)) static void cmos_probe(void)
     }
 }
 
+/* ------------------------------------------------------------ rtc-uip */
+
+static u8 cmos_read(u8 idx)
+{
+    outb(0x70, idx);
+    return inb(0x71);
+}
+
+/*
+ * Find the edge of an RTC second as BIOSes, OSes and kvm-unit-tests' s3
+ * do: wait for register A's update-in-progress bit to rise, then to fall.
+ * An RTC without UIP keeps the guest in the first loop for ever.  Reports
+ * the seconds register before the update and after it, then exits.
+ */
+__attribute__((noreturn)) static void rtc_uip(void)
+{
+    u8 before, after;
+
+    gprintf("RTC UIP waiting\n");
+    while (cmos_read(0x0a) & 0x80)      /* in the middle of one: let it end */
+        cpu_relax();
+    while (!(cmos_read(0x0a) & 0x80))
+        cpu_relax();
+    before = cmos_read(0x00);           /* may already be the new second */
+    while (cmos_read(0x0a) & 0x80)
+        cpu_relax();
+    after = cmos_read(0x00);
+    gprintf("RTC UIP rose and fell sec_during=0x%x sec_after=0x%x\n",
+            (unsigned)before, (unsigned)after);
+    outb(DEBUG_EXIT_PORT, 0);
+    still_alive("RTC UIP");
+}
+
 /* ------------------------------------------------------------ main */
 
 void guest_main(u32 mbi_phys)
@@ -312,6 +345,8 @@ void guest_main(u32 mbi_phys)
         unclaimed();
     } else if (strcmp(mode, "cmos-probe") == 0) {
         cmos_probe();
+    } else if (strcmp(mode, "rtc-uip") == 0) {
+        rtc_uip();
     } else if (strcmp(mode, "cpuinfo") == 0) {
         gprintf("CPUINFO mem_upper_kib=%u cmdline=%s\n",
                 boot_info.have_mem ? boot_info.mem_upper_kib : 0,

@@ -42,6 +42,10 @@ CURRENT_HOST = None     # the session's HostVM, for the failure hook
 HOST_TROUBLE = re.compile(r"soft lockup - CPU#\d+ stuck|hung_task|"
                           r"rcu_\w+ detected stalls|Kernel panic")
 # What a guest console must never show (WARN(), BUG(), oopses, panics).
+# A kernel message printed into the middle of a console line.
+# Right after a character of ours that is not a blank: our own lines may
+# quote kernel messages after a space ("SYSTEST: e820 [    0.0] BIOS-e820").
+KMSG_IN_LINE = re.compile(r"(?<=\S)\[ *\d+\.\d+\] [^\n]*\n")
 BAD_CONSOLE = re.compile(r"WARNING:|BUG:|Oops|Call Trace|Kernel panic")
 HOST_CPU = "qemu64,+svm,+npt"
 
@@ -343,9 +347,13 @@ class Guest:
 
     # ------------------------------------------------------------ console
     def console(self):
-        """The guest's console so far (fetched from the host)."""
+        """The guest's console so far (fetched from the host), without the
+        kernel messages that the console printed into the middle of one
+        of our lines (a loaded host delays a line long enough for a
+        warning to land in it: 'content=same[   51.2] clocksource: ...')."""
         self.raw += self.host.read_bytes(self.console_file, len(self.raw))
-        return self.raw.decode(errors="replace").replace("\r\n", "\n")
+        text = self.raw.decode(errors="replace").replace("\r\n", "\n")
+        return KMSG_IN_LINE.sub("", text)
 
     def fail(self, why):
         raise AssertionError(f"{why}\n--- console of guest {self.name} "

@@ -32,11 +32,15 @@
 
 #define T0	1709214356	/* Thursday 2024-02-29 13:45:56 UTC */
 
-static int64_t now = T0;
+#define NS	1000000000LL
+#define MID	(NS / 2)		/* mid-second: no update in progress */
+
+static int64_t now = T0;		/* seconds */
+static int64_t now_ns = MID;		/* and the fraction of the second */
 
 static int64_t test_clock(void)
 {
-	return now;
+	return now * NS + now_ns;
 }
 
 static struct mc146818 *fresh(void)
@@ -44,6 +48,7 @@ static struct mc146818 *fresh(void)
 	static struct mc146818 m;
 
 	now = T0;
+	now_ns = MID;
 	mc146818_reset(&m, test_clock);
 	return &m;
 }
@@ -166,6 +171,42 @@ static void test_status_registers(void)
 	CHECK_INT(mc146818_read(m, REG_D), 0x80);	/* read-only */
 	mc146818_write(m, REG_B, 0x7e);			/* the rest is kept */
 	CHECK_INT(mc146818_read(m, REG_B), 0x7e);
+}
+
+/*
+ * UIP rises 244 us before the seconds register advances and falls 1984 us
+ * after (the datasheet's tBUC + tUC); a guest that waits for it to rise
+ * and fall (kvm-unit-tests' s3) must see both.  Not while the divider is
+ * stopped or the guest holds SET.
+ */
+static void test_update_in_progress(void)
+{
+	struct mc146818 *m = fresh();
+
+	CHECK_INT(mc146818_read(m, REG_A), 0x26);
+	now_ns = NS - 244001;				/* just before */
+	CHECK_INT(mc146818_read(m, REG_A), 0x26);
+	now_ns = NS - 244000;
+	CHECK_INT(mc146818_read(m, REG_A), 0xa6);
+	CHECK_INT(mc146818_read(m, SEC), 0x56);		/* not yet advanced */
+	now++;
+	now_ns = 0;					/* the edge */
+	CHECK_INT(mc146818_read(m, REG_A), 0xa6);
+	CHECK_INT(mc146818_read(m, SEC), 0x57);
+	now_ns = 1983999;
+	CHECK_INT(mc146818_read(m, REG_A), 0xa6);
+	now_ns = 1984000;				/* the update is over */
+	CHECK_INT(mc146818_read(m, REG_A), 0x26);
+
+	now_ns = 1000;
+	mc146818_write(m, REG_A, 0x80 | 0x66);		/* divider in reset */
+	CHECK_INT(mc146818_read(m, REG_A), 0x66);
+	mc146818_write(m, REG_A, 0x26);
+	CHECK_INT(mc146818_read(m, REG_A), 0xa6);
+	mc146818_write(m, REG_B, 0x82);			/* SET */
+	CHECK_INT(mc146818_read(m, REG_A), 0x26);
+	mc146818_write(m, REG_B, 0x02);
+	CHECK_INT(mc146818_read(m, REG_A), 0xa6);
 }
 
 static void test_nvram(void)
@@ -374,6 +415,7 @@ int main(void)
 	test_12_hour();
 	test_set_time();
 	test_status_registers();
+	test_update_in_progress();
 	test_nvram();
 	test_glue_registration();
 	if (rtc_type) {

@@ -6,7 +6,7 @@
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 UNIT_OBJ := $(call obj,$(UNIT_SRC))
-LDLIBS_UNIT := -ljansson -llz4 -lz
+LDLIBS_UNIT := -ljansson -llz4 -lz -ldeflate -lpthread
 
 .PHONY: unit unit-run
 unit: $(UNIT_BIN)

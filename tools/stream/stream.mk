@@ -8,7 +8,7 @@ STREAM_TOOL_SRC := $(wildcard tools/stream/*.c)
 STREAM_TOOL_OBJ := $(call obj,$(STREAM_TOOL_SRC))
 STREAM_TOOL     := $(BUILD)/bin/xen-stream
 STREAM_TOOLS    := $(STREAM_TOOL)
-LDLIBS_STREAM   := -ljansson -llz4 -lz
+LDLIBS_STREAM   := -ljansson -llz4 -lz -ldeflate -lpthread
 
 .PHONY: xen-stream
 xen-stream: $(STREAM_TOOL)

@@ -5,6 +5,7 @@
  *   xl live-update load IMAGE        stage and check a new image
  *                                    (--sig SIG: its signature file)
  *   xl live-update exec [--dry-run]  perform the staged update
+ *                                    (--mode reexec: the previous design)
  *   xl live-update IMAGE             load, then exec
  *   xl live-update unload            drop the staged image
  *   xl live-update status            staged image, last result, blackout
@@ -23,6 +24,8 @@ static void print_livepatches(json_t *lp)
 
 	if (!json_is_object(lp))
 		return;
+	json_array_foreach(json_object_get(lp, "kept"), i, v)
+		xl_print_kv("livepatch_kept", "%s", json_string_value(v));
 	json_array_foreach(json_object_get(lp, "reapplied"), i, v)
 		xl_print_kv("livepatch_reapplied", "%s", json_string_value(v));
 	json_array_foreach(json_object_get(lp, "dropped"), i, v)
@@ -31,11 +34,25 @@ static void print_livepatches(json_t *lp)
 			    json_string_value(json_object_get(v, "reason")));
 }
 
-static void print_result(json_t *res)
+/* Each phase of `group` as "  NAME_ms" lines. */
+static void print_phases(json_t *group)
 {
-	json_t *phases = json_object_get(res, "phases_ms");
 	const char *k;
 	json_t *v;
+
+	json_object_foreach(group, k, v) {
+		char key[64];
+
+		if (!strcmp(k, "total"))
+			continue;
+		snprintf(key, sizeof(key), "  %s_ms", k);
+		xl_print_kv(key, "%.3f", json_real_value(v));
+	}
+}
+
+static void print_result(json_t *res)
+{
+	json_t *ahead = json_object_get(res, "build_ahead_ms");
 
 	xl_print_field("result", json_object_get(res, "result"));
 	xl_print_field("reason", json_object_get(res, "reason"));
@@ -45,15 +62,20 @@ static void print_result(json_t *res)
 	xl_print_field("format_version",
 		       json_object_get(res, "format_version"));
 	xl_print_field("domains", json_object_get(res, "domains"));
+	xl_print_field("mode", json_object_get(res, "mode"));
+	/* Build-ahead: the guests ran meanwhile; then the blackout. */
+	if (json_is_object(ahead)) {
+		xl_print_kv("build_ahead_ms", "%.3f", json_real_value(
+				    json_object_get(ahead, "total")));
+		print_phases(ahead);
+	}
 	if (json_object_get(res, "blackout_ms"))
 		xl_print_kv("blackout_ms", "%.3f", json_real_value(
 				    json_object_get(res, "blackout_ms")));
-	json_object_foreach(phases, k, v) {
-		char key[64];
-
-		snprintf(key, sizeof(key), "  %s_ms", k);
-		xl_print_kv(key, "%.3f", json_real_value(v));
-	}
+	print_phases(json_object_get(res, "phases_ms"));
+	if (json_object_get(res, "handoff_ms"))
+		xl_print_kv("handoff_ms", "%.3f", json_real_value(
+				    json_object_get(res, "handoff_ms")));
 	xl_print_field("report", json_object_get(res, "report"));
 	print_livepatches(json_object_get(res, "livepatches"));
 }
@@ -104,12 +126,15 @@ static int do_load(const char *image, const char *sig, bool quiet)
 	return ret;
 }
 
-static int do_exec(bool dry_run, const char *fail_phase, bool json)
+static int do_exec(bool dry_run, const char *fail_phase, const char *mode,
+		   bool json)
 {
 	json_t *args = json_pack("{s:b}", "dry_run", dry_run);
 	json_t *res = NULL;
 	int ret;
 
+	if (mode)
+		json_object_set_new(args, "mode", json_string(mode));
 	if (fail_phase)
 		json_object_set_new(args, "fail_phase",
 				    json_string(fail_phase));
@@ -143,9 +168,10 @@ int cmd_live_update(int argc, char **argv)
 		{ "fail-phase", required_argument, NULL, 'F' },
 		{ "sig", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "mode", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *fail_phase = NULL, *sig = NULL, *sub;
+	const char *fail_phase = NULL, *sig = NULL, *mode = NULL, *sub;
 	bool dry_run = false, json = false;
 	int c, ret;
 
@@ -154,6 +180,7 @@ int cmd_live_update(int argc, char **argv)
 		case 'd': dry_run = true; break;
 		case 'F': fail_phase = optarg; break;
 		case 'S': sig = optarg; break;
+		case 'M': mode = optarg; break;
 		case 'j': json = true; break;
 		case 'h': return xl_help(argv[0]);
 		default: return XL_EXIT_USAGE;
@@ -174,7 +201,7 @@ int cmd_live_update(int argc, char **argv)
 	if (!strcmp(sub, "load"))
 		return do_load(argv[optind + 1], sig, false);
 	if (!strcmp(sub, "exec"))
-		return do_exec(dry_run, fail_phase, json);
+		return do_exec(dry_run, fail_phase, mode, json);
 	if (!strcmp(sub, "unload"))
 		return do_simple("live-update-unload", true);
 	if (!strcmp(sub, "status")) {
@@ -187,5 +214,5 @@ int cmd_live_update(int argc, char **argv)
 		return ret;
 	}
 	ret = do_load(sub, sig, true);
-	return ret ? ret : do_exec(dry_run, fail_phase, json);
+	return ret ? ret : do_exec(dry_run, fail_phase, mode, json);
 }

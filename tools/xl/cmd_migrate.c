@@ -35,6 +35,7 @@ static int parse_opts(int argc, char **argv, struct mig_args *m)
 		{ "max-downtime", required_argument, NULL, 'D' },
 		{ "bandwidth", required_argument, NULL, 'B' },
 		{ "compress", required_argument, NULL, 'z' },
+		{ "connections", required_argument, NULL, 'C' },
 		{ "auto-converge", no_argument, NULL, 'a' },
 		{ "paused", no_argument, NULL, 'p' },
 		{ "name", required_argument, NULL, 'n' },
@@ -52,6 +53,8 @@ static int parse_opts(int argc, char **argv, struct mig_args *m)
 				       "--max-downtime", optarg); break;
 		case 'B': rc = set_num(a, "bandwidth_mib", argv[0],
 				       "--bandwidth", optarg); break;
+		case 'C': rc = set_num(a, "connections", argv[0],
+				       "--connections", optarg); break;
 		case 'z': json_object_set_new(a, "compress",
 					      json_string(optarg)); break;
 		case 'a': json_object_set_new(a, "auto_converge",

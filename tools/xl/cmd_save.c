@@ -14,6 +14,7 @@ struct save_opts {
 	bool checkpoint;
 	const char *compress;		/* NULL: the daemon's default */
 	long format_version;		/* 0: the daemon's default */
+	long workers;			/* 0: the daemon's default */
 };
 
 static int parse_opts(int argc, char **argv, struct save_opts *o)
@@ -22,6 +23,7 @@ static int parse_opts(int argc, char **argv, struct save_opts *o)
 		{ "checkpoint", no_argument, NULL, 'c' },
 		{ "compress", required_argument, NULL, 'z' },
 		{ "format-version", required_argument, NULL, 'V' },
+		{ "workers", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -41,6 +43,13 @@ static int parse_opts(int argc, char **argv, struct save_opts *o)
 				return -xl_usage_error(argv[0],
 					"--format-version wants a positive "
 					"integer, not '%s'", optarg);
+			break;
+		case 'w':
+			if (xl_parse_long(optarg, &o->workers) < 0 ||
+			    o->workers < 1)
+				return -xl_usage_error(argv[0],
+					"--workers wants a positive integer, "
+					"not '%s'", optarg);
 			break;
 		case 'h':
 			return -xl_help(argv[0]);
@@ -65,6 +74,11 @@ static json_t *save_args(const char *dom, const char *path,
 	if (args && o->format_version &&
 	    json_object_set_new(args, "format_version",
 				json_integer(o->format_version))) {
+		json_decref(args);
+		return NULL;
+	}
+	if (args && o->workers &&
+	    json_object_set_new(args, "workers", json_integer(o->workers))) {
 		json_decref(args);
 		return NULL;
 	}

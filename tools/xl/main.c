@@ -52,13 +52,17 @@ static const struct xl_command commands[] = {
 	  "  -d, --dump        print the console history and exit\n"
 	  "  -n, --no-history  do not replay the history when attaching\n" },
 	{ "save", cmd_save,
-	  "[-c] [--compress none|lz4|zlib] [--format-version N] DOM FILE",
+	  "[-c] [--compress none|lz4|zlib] [--format-version N] "
+	  "[--workers N] DOM FILE",
 	  "Save a domain's state to FILE; the domain is then destroyed.",
 	  "  -c, --checkpoint  leave the domain running after the save\n"
 	  "  --compress ENC    page encoding: none (default), lz4 or zlib\n"
 	  "  --format-version N\n"
 	  "                    stream format to write: 2 (default) or 1,\n"
 	  "                    for older builds (no compression)\n"
+	  "  --workers N       threads that find zero pages, encode and\n"
+	  "                    checksum the pages (default: the CPUs, at\n"
+	  "                    most 4)\n"
 	  "\nFILE may be relative to the working directory; the daemon writes\n"
 	  "FILE.tmp and renames it into place when the save is complete.\n" },
 	{ "restore", cmd_restore, "[-p] [--name NAME] FILE",
@@ -73,6 +77,7 @@ static const struct xl_command commands[] = {
 	  "  --max-downtime MS   longest pause allowed at the switch (300)\n"
 	  "  --bandwidth MIB     cap the link at MIB MiB/s (0: none)\n"
 	  "  --compress ENC      page batches: none (default), lz4, zlib\n"
+	  "  --connections N     N TCP/TLS streams, N-1 of them for pages\n"
 	  "  --auto-converge     throttle a guest that dirties too fast\n"
 	  "  -p, --paused        leave it paused on the destination\n"
 	  "  -n, --name NEW      its name on the destination\n"
@@ -95,11 +100,16 @@ static const struct xl_command commands[] = {
 	  "  --dry-run         with exec: the staged image parses the current\n"
 	  "                    state in a separate process and reports\n"
 	  "  --json            print the result as JSON\n"
+	  "  --mode M          with exec: build-ahead (default: the new image\n"
+	  "                    builds every domain while the guests run, then\n"
+	  "                    a short blackout) or reexec (the previous\n"
+	  "                    design: exec in place, rebuild in the blackout)\n"
 	  "  --sig SIG         with load or IMAGE: IMAGE's signature file\n"
 	  "                    (default IMAGE.sig; checked when the daemon\n"
 	  "                    runs with --trusted-keys)\n"
 	  "  --fail-phase P    debugging: fail phase P on purpose (quiesce,\n"
-	  "                    save, exec, verify, restore, kvm, crash)\n" },
+	  "                    save, exec, verify, restore, kvm, crash,\n"
+	  "                    record; build-ahead also build, confirm)\n" },
 	{ "livepatch", cmd_livepatch,
 	  "upload NAME FILE [K=V...] | apply NAME | revert NAME | "
 	  "replace NAME | unload NAME | load NAME FILE [K=V...] | "

@@ -4,6 +4,19 @@
 
 #include "dev/mc146818.h"
 
+#define NSEC_PER_SEC	1000000000LL
+
+/*
+ * The datasheet's update cycle: UIP rises 244 us (tBUC) before the time
+ * registers advance and falls when the update (tUC, 1984 us) is over.
+ * Guests wait for UIP to rise and fall to find the edge of a second (as
+ * kvm-unit-tests' s3 does before it sets an alarm): without it they spin
+ * for ever.  QEMU raises UIP for the 244 us only; the whole window keeps
+ * an edge visible to a guest whose port reads are slow.
+ */
+#define UIP_BEFORE_NS	244000LL
+#define UIP_AFTER_NS	1984000LL
+
 static uint8_t to_bcd(const struct mc146818 *m, unsigned v)
 {
 	if (m->cmos[MC146818_REG_B] & MC146818_B_BINARY)
@@ -41,7 +54,7 @@ static unsigned hour_of(const struct mc146818 *m)
 /* Refresh the time registers from the clock. */
 static void sync_time(struct mc146818 *m)
 {
-	time_t now = m->clock() + m->offset_s;
+	time_t now = m->clock() / NSEC_PER_SEC + m->offset_s;
 	struct tm tm;
 
 	if (m->cmos[MC146818_REG_B] & MC146818_B_SET)
@@ -71,7 +84,20 @@ static void adopt_guest_time(struct mc146818 *m)
 	tm.tm_mon = from_bcd(m, c[MC146818_MON]) - 1;
 	tm.tm_year = from_bcd(m, c[MC146818_CENTURY]) * 100 +
 		     from_bcd(m, c[MC146818_YEAR]) - 1900;
-	m->offset_s = (int64_t)timegm(&tm) - m->clock();
+	m->offset_s = (int64_t)timegm(&tm) - m->clock() / NSEC_PER_SEC;
+}
+
+/* Register A's UIP: only while the divider runs the clock and not SET. */
+static uint8_t update_in_progress(const struct mc146818 *m)
+{
+	int64_t frac = m->clock() % NSEC_PER_SEC;
+
+	if ((m->cmos[MC146818_REG_A] & MC146818_A_DV) != MC146818_A_DV_RUN ||
+	    (m->cmos[MC146818_REG_B] & MC146818_B_SET))
+		return 0;
+	if (frac >= NSEC_PER_SEC - UIP_BEFORE_NS || frac < UIP_AFTER_NS)
+		return MC146818_A_UIP;
+	return 0;
 }
 
 void mc146818_reset(struct mc146818 *m, int64_t (*clock)(void))
@@ -90,6 +116,8 @@ uint8_t mc146818_read(struct mc146818 *m, unsigned idx)
 	if (idx <= MC146818_YEAR || idx == MC146818_CENTURY)
 		sync_time(m);
 	v = m->cmos[idx];
+	if (idx == MC146818_REG_A)
+		v |= update_in_progress(m);
 	if (idx == MC146818_REG_C)
 		m->cmos[MC146818_REG_C] = 0;	/* reading clears flags */
 	return v;
@@ -101,7 +129,7 @@ void mc146818_write(struct mc146818 *m, unsigned idx, uint8_t v)
 
 	switch (idx) {
 	case MC146818_REG_A:
-		m->cmos[idx] = v & 0x7f;	/* UIP is read-only */
+		m->cmos[idx] = v & ~MC146818_A_UIP;	/* read-only */
 		break;
 	case MC146818_REG_B:
 		m->cmos[idx] = v;

@@ -1,7 +1,9 @@
 /*
  * The register model of an MC146818 RTC with its 128 bytes of CMOS, with
  * nothing of KVM or a domain in it.  Time registers are computed from a
- * clock plus an offset the guest moves by setting the time.  The index
+ * clock plus an offset the guest moves by setting the time; register A's
+ * update-in-progress bit follows the clock's fraction of a second.  The
+ * index
  * register (and the NMI mask sharing its port) is the caller's: the model
  * is addressed by a 7-bit index.  The caller serialises calls
  * (xen/dev/rtc.c holds a lock); tests/unit/test_rtc.c drives it directly.
@@ -26,6 +28,9 @@
 #define MC146818_REG_D		0x0d
 #define MC146818_CENTURY	0x32
 
+#define MC146818_A_UIP		0x80	/* update in progress (read-only) */
+#define MC146818_A_DV		0x70	/* divider: 010 runs the clock */
+#define MC146818_A_DV_RUN	0x20
 #define MC146818_B_SET		0x80	/* the guest is setting the time */
 #define MC146818_B_BINARY	0x04	/* binary, not BCD */
 #define MC146818_B_24H		0x02
@@ -33,7 +38,7 @@
 struct mc146818 {
 	uint8_t cmos[MC146818_NR_REGS];
 	int64_t offset_s;		/* guest time minus the clock's */
-	int64_t (*clock)(void);		/* seconds since 1970, UTC */
+	int64_t (*clock)(void);		/* nanoseconds since 1970, UTC */
 };
 
 /* Power-on: 24-hour BCD, valid RAM and time, the rest of CMOS 0. */

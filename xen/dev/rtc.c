@@ -23,7 +23,10 @@ struct rtc {
 
 static int64_t rtc_host_clock(void)
 {
-	return time(NULL);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static int rtc_io(struct vcpu *vcpu, void *opaque, uint16_t port,

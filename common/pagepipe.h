@@ -1,0 +1,71 @@
+/*
+ * The page pipeline: how PAGE_BATCH records (docs/state-format.md) are
+ * built, written and read by save, restore and migration alike
+ * (docs/page-pipeline.md).
+ *
+ * Writing: stream_write_pages() hands a batch of pages to the pipeline.
+ * Worker threads find the zero pages, encode and checksum each batch;
+ * the writer's own thread writes the finished records in the order the
+ * batches came, each in one gathered write.  Raw batches of pages that
+ * cannot change meanwhile (a paused domain) are written straight from
+ * guest RAM; otherwise a batch is copied once, by its worker.
+ *
+ * Reading: page_batch_read() reads a raw batch's pages straight into
+ * guest RAM and checks its checksum there; other batches are decoded
+ * through a buffer.
+ */
+#ifndef PAGEPIPE_H
+#define PAGEPIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream.h"
+
+#define PAGE_PIPE_MAX_WORKERS	16
+
+/*
+ * Set up w's pipeline: `workers` threads (0: the writer's thread builds
+ * each batch itself), and whether the pages handed in stay unchanged
+ * until written (`stable`: a quiesced domain), so that raw batches need
+ * no copy.  Pages handed to stream_write_pages() must stay mapped until
+ * the next record, stream_writer_flush() or the end of the stream.
+ */
+int stream_writer_pipeline(struct stream_writer *w, unsigned workers,
+			   bool stable);
+/* Write every batch handed in so far (the pipeline is empty after it). */
+int stream_writer_flush(struct stream_writer *w);
+
+/* Used by stream.c. */
+int page_pipe_open(struct stream_writer *w, unsigned workers, bool stable);
+void page_pipe_close(struct stream_writer *w);
+int page_pipe_submit(struct stream_writer *w, const uint64_t *pfns,
+		     const uint8_t *const *pages, unsigned n,
+		     enum page_encoding enc);
+bool page_is_zero(const uint8_t *p);
+
+/* Where a reader puts pages: the restoring domain's RAM. */
+struct page_target {
+	/* The pfns of a batch, before anything is written: 0 or -1. */
+	int (*check)(void *opaque, const uint64_t *pfns, unsigned n);
+	/* Where page pfn lives (checked already). */
+	uint8_t *(*map)(void *opaque, uint64_t pfn);
+	void *opaque;
+	/* Optional: [hva, hva+len) is about to be written whole. */
+	void (*prepare)(void *opaque, uint8_t *hva, size_t len);
+};
+
+/*
+ * After stream_next_head() returned a PAGE_BATCH: read it into t.  Raw
+ * batches go straight into guest RAM (pages found by t->map), their
+ * checksum computed there; anything else is read whole, checked like
+ * stream_next() and decoded into scratch (STREAM_BATCH_PAGES pages),
+ * then copied.  0, or -1 with r->err (or t's own error, *t_failed set).
+ * A checksum that fails leaves pages of the batch written: the caller
+ * discards the domain, which is not running.
+ */
+int page_batch_read(struct stream_reader *r, const struct page_target *t,
+		    uint8_t *scratch, bool *t_failed);
+
+#endif
