@@ -48,7 +48,8 @@ static const struct rec_desc table[] = {
 	/* Its framing and pages: stream_decode_pages(), check_pages(). */
 	REC(PAGE_BATCH, PAGES, ANY, 0, 0, NULL),
 	/* The order restore applies them in: SREGS (APIC base) before
-	 * LAPIC, MSRs (TSC) before events. */
+	 * LAPIC, MSRs (TSC) before events; IA32_TSC_DEADLINE is set again
+	 * after LAPIC and after TSC (xen/vcpu_state.c). */
 	REC(VCPU_REGS, VCPUS, EXACT, sizeof(struct kvm_regs), REC_REQUIRED,
 	    check_vcpu),
 	REC(VCPU_SREGS, VCPUS, EXACT, sizeof(struct kvm_sregs),

@@ -43,6 +43,9 @@ struct vcpu {
 	bool parked;		/* waiting in vcpu_park(), not in KVM_RUN */
 	bool nmi_pending;	/* vcpu_nmi(): KVM_NMI before the next run */
 	unsigned long exits;	/* KVM_RUN returns handled (atomic) */
+	/* Restore: IA32_TSC_DEADLINE from VCPU_MSRS, set again once the
+	 * LAPIC and the TSC are in (vcpu_state.c). */
+	uint64_t restore_tsc_deadline;
 };
 
 struct guest_mem {

@@ -168,6 +168,7 @@ static int save_xcrs(struct vcpu *v, struct stream_writer *w)
 }
 
 #define MSR_IA32_TSC	0x10
+#define MSR_IA32_TSC_DEADLINE	0x6e0
 
 static uint64_t realtime_ns(void)
 {
@@ -273,11 +274,54 @@ static uint64_t msr_reset_value(uint32_t index)
 	}
 }
 
+/*
+ * KVM takes IA32_TSC_DEADLINE only while the LAPIC timer is in TSC-deadline
+ * mode and drops it otherwise; it arms the timer by the TSC of the moment
+ * (KVM's lapic.c, as QEMU's kvm_put_tscdeadline_msr() notes).  VCPU_MSRS
+ * loads before VCPU_LAPIC, into a LAPIC still at reset: the value is kept
+ * and set again after the LAPIC and again after VCPU_TSC moved the TSC.
+ * Dropped, the guest's next timer interrupt never comes: a Linux guest
+ * whose clockevent deadline passed meanwhile waits for it for ever (its
+ * hrtimers, sleeps and timeouts stop) — seen after a migration, where
+ * the TSC moves on past the deadline.
+ */
+static void keep_tsc_deadline(struct vcpu *v, const struct kvm_msrs *m)
+{
+	uint32_t i;
+
+	v->restore_tsc_deadline = 0;
+	for (i = 0; i < m->nmsrs; i++)
+		if (m->entries[i].index == MSR_IA32_TSC_DEADLINE)
+			v->restore_tsc_deadline = m->entries[i].data;
+}
+
+static int set_tsc_deadline(struct vcpu *v, char *err, size_t errlen)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} one = {
+		.h.nmsrs = 1,
+		.e.index = MSR_IA32_TSC_DEADLINE,
+		.e.data = v->restore_tsc_deadline,
+	};
+
+	if (!v->restore_tsc_deadline)
+		return 0;	/* not armed, or this host has no such MSR */
+	if (ioctl(v->fd, KVM_SET_MSRS, &one) == 1)
+		return 0;
+	snprintf(err, errlen, "IA32_TSC_DEADLINE %#llx refused by KVM",
+		 (unsigned long long)v->restore_tsc_deadline);
+	return -1;
+}
+
 static int load_msrs(struct vcpu *v, const void *data, size_t size,
 		     char *err, size_t errlen)
 {
 	struct kvm_msrs *m = (struct kvm_msrs *)data;
 	int ret;
+
+	keep_tsc_deadline(v, m);
 
 	/*
 	 * KVM sets MSRs in order and stops at the first it refuses.  A stream
@@ -350,7 +394,7 @@ static int load_xsave(struct vcpu *v, const void *data, size_t size,
  * done through IA32_TSC since KVM reports no host_tsc without a master
  * clock).  xl restore leaves the TSC as VCPU_MSRS set it.
  */
-static int load_tsc(struct vcpu *v, const struct rec_vcpu_tsc *t,
+static int move_tsc(struct vcpu *v, const struct rec_vcpu_tsc *t,
 		    char *err, size_t errlen)
 {
 	int mode = v->dom->restore_clock;
@@ -376,6 +420,16 @@ static int load_tsc(struct vcpu *v, const struct rec_vcpu_tsc *t,
 		return -1;
 	}
 	return 0;
+}
+
+/* The TSC moved: the deadline is armed again by it (one that passed
+ * meanwhile fires at once). */
+static int load_tsc(struct vcpu *v, const struct rec_vcpu_tsc *t,
+		    char *err, size_t errlen)
+{
+	if (move_tsc(v, t, err, errlen) < 0)
+		return -1;
+	return set_tsc_deadline(v, err, errlen);
 }
 
 /* The record passed the record table's checks (size, head, count). */
@@ -423,5 +477,8 @@ int vcpu_state_load(struct vcpu *v, uint32_t type, const void *body,
 			 rec_type_name(type), strerror(errno));
 		return -1;
 	}
+	/* Its timer mode is in: now KVM takes the deadline (above). */
+	if (type == REC_VCPU_LAPIC)
+		return set_tsc_deadline(v, err, errlen);
 	return 0;
 }

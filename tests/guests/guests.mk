@@ -32,7 +32,7 @@ GUEST_LDFLAGS := $(GUEST_LDBASE) -Wl,-T,$(GUEST_SRCDIR)/link.ld
 GUEST_CPU_OBJ    := $(GUEST_OBJDIR)/cpu.o $(GUEST_OBJDIR)/lib.o
 # The multiboot guests: their entry (boot.S) first.
 GUEST_COMMON_OBJ := $(GUEST_OBJDIR)/boot.o $(GUEST_CPU_OBJ)
-GUEST_NAMES      := counter exit fwcfg virtio acpi cpuid
+GUEST_NAMES      := counter exit fwcfg virtio acpi cpuid timer
 GUEST_ELFS       := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_NAMES))
 
 # The virtio guest: virtio.c (main) and its pieces.
