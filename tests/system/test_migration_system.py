@@ -150,7 +150,8 @@ def migrate(host, timeout=1500):
     15 s (`xl migrate-status`); its final report.  Fails with both
     daemons' logs when it fails or does not end in `timeout` s."""
     out = "/tmp/guests/migrate.out"
-    host.sh(f"rm -f {out}; ({SRC_XL} migrate --json {NAME} {DST_IP}:{PORT} "
+    host.sh(f"rm -f {out}; ({SRC_XL} migrate --json --auto-converge "
+            f"{NAME} {DST_IP}:{PORT} "
             f">{out} 2>&1; echo \"rc=$?\" >>{out}) </dev/null "
             f">/dev/null 2>&1 &")
     deadline = time.monotonic() + timeout
