@@ -314,3 +314,41 @@ def test_silent_peer_times_out_over_tls(pair, net):
     assert r.returncode != 0 and "timed out" in r.err, r.err
     w.mark()
     w.assert_counting(lines=2)
+
+
+def test_migration_announces_the_mac_on_the_destination(pair, net):
+    """The destination announces a migrated guest's MAC from its tap,
+    with QEMU's five RARP rounds, once the guest runs there: none while
+    it is kept paused (-p), five on its bridge once unpaused, and five
+    on the other host's bridge when it migrates back without -p.  Each
+    host has a bridge its vif's tap joins; the test listens on it."""
+    from netns import ip
+    from test_virtio import assert_rarp, rarps, tap_socket
+    a, b = pair
+    br = "xkbr0"
+    for ns in net.ns:
+        ip("-n", ns, "link", "add", br, "type", "bridge")
+        ip("-n", ns, "link", "set", br, "up")
+    mac = "00:16:3e:5a:01:07"
+    want = bytes.fromhex(mac.replace(":", ""))
+    done = "announced the guest's MAC (5 RARPs)"
+    a.d.start_counter("g", interval=200,
+                      extra=f"vif = [ 'mac={mac}, bridge={br}' ]\n")
+    for src, dst, side, opts in ((a, b, 1, ("-p",)), (b, a, 0, ())):
+        s = in_netns(net.ns[side], lambda: tap_socket(br))
+        try:
+            seen = dst.d.log().count(done)
+            migrate(src, dst, "g", *opts)
+            if opts:
+                assert not rarps(s, 1, want, lambda: True), \
+                    "a RARP before the guest runs"
+                dst.d.xl("unpause", "g")
+            frames = rarps(s, 5, want,
+                           lambda: dst.d.log().count(done) > seen)
+        finally:
+            s.close()
+        assert len(frames) == 5, (len(frames), dst.d.log()[-2000:])
+        for f in frames:
+            assert_rarp(f, want)
+        assert_only_on(dst, src, "g")
+        CounterWatch(dst.d, "g").assert_counting(lines=2)

@@ -5,8 +5,9 @@
  * (IFF_VNET_HDR).  The tap is made (or opened, if it exists) with the
  * vif's name and attached to its bridge; a live update carries the open
  * tap over, so the link never goes down and no packet queued in it is
- * lost.  A restored or migrated guest is announced with a RARP from its
- * MAC, as QEMU's announce does, so switches learn where it went.
+ * lost.  A restored or migrated guest is announced with RARPs from its
+ * MAC once it runs, as QEMU's announce_self does, so bridges and
+ * switches learn at once where it went.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,12 @@ enum {
 
 #define S_LINK_UP	1
 
+/* QEMU's announce defaults: 5 rounds, the first at once, then 50 ms
+ * apart, the gap growing by 100 ms each round (50, 150, 250, 350). */
+#define ANNOUNCE_ROUNDS		5
+#define ANNOUNCE_INITIAL_MS	50
+#define ANNOUNCE_STEP_MS	100
+
 struct net {
 	struct virtio_dev dev;		/* first: the device is the net */
 	struct virtq_elem elem;
@@ -48,6 +55,9 @@ struct net {
 	bool rx_wait;			/* no receive buffers: tap not read */
 	bool tx_wait;			/* tap full: waiting to write */
 	struct vhost *vhost;		/* vhost=1: the kernel's data path */
+	/* Restored: announce once it runs (rounds left, the next gap). */
+	bool announce_pending;
+	unsigned announce_left, announce_gap_ms;
 };
 
 static struct net *net_of(struct virtio_dev *d)
@@ -328,6 +338,13 @@ static void net_resume(struct virtio_dev *d)
 	/* What arrived in the rings meanwhile, if userspace carries them. */
 	if (!vhost_running(n->vhost) && (d->status & VIRTIO_STATUS_DRIVER_OK))
 		virtio_kick_all(d);
+	/* Restored or migrated in, and running now: announce it. */
+	if (n->announce_pending) {
+		n->announce_pending = false;
+		n->announce_left = ANNOUNCE_ROUNDS;
+		n->announce_gap_ms = ANNOUNCE_INITIAL_MS;
+		virtio_set_timer(d, 0);
+	}
 }
 
 /* Migration logs dirty pages: the userspace path, whose writes are
@@ -400,6 +417,23 @@ static void announce(struct net *n)
 			 n->dev.label, strerror(errno));
 }
 
+/* One round of the announce; the next one later. */
+static void net_timer(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+
+	if (!n->announce_left || n->tap < 0)
+		return;
+	announce(n);
+	if (--n->announce_left) {
+		virtio_set_timer(d, n->announce_gap_ms);
+		n->announce_gap_ms += ANNOUNCE_STEP_MS;
+	} else {
+		log_info("%s: announced the guest's MAC (%u RARPs)",
+			 d->label, ANNOUNCE_ROUNDS);
+	}
+}
+
 static void net_save(struct virtio_dev *d, struct rec_dev_virtio *r,
 		     bool handover)
 {
@@ -440,7 +474,12 @@ static int net_load(struct virtio_dev *d, const struct rec_dev_virtio *r,
 		snprintf(err, errlen, "vif %s: no tap", n->ifname);
 		return -1;
 	}
-	announce(n);
+	/*
+	 * Not now: a migrated guest still runs on its source until the
+	 * handover, and its frames there would teach the bridges the old
+	 * port again.  Once it runs here (net_resume()).
+	 */
+	n->announce_pending = true;
 	return 0;
 }
 
@@ -473,6 +512,7 @@ static const struct virtio_backend_ops net_ops = {
 	.resume = net_resume,
 	.extra_event = net_extra_event,
 	.log_changed = net_log_changed,
+	.timer = net_timer,
 };
 
 struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
