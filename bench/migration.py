@@ -354,3 +354,17 @@ def table_rows(r, add):
                         med(q, "wire_mib"), v)
                     add("  wire MiB/s", med(o, "wire_mib_s"),
                         med(q, "wire_mib_s"), v)
+    # What TLS costs, each side against its own plain TCP in this run.
+    for enc in ENCODINGS:
+        for mib in SIZES:
+            for load in LOADS:
+                def ratio(d):
+                    tls = med(d.get(_key("tls", enc, mib, load)),
+                              "wire_mib_s")
+                    tcp = med(d.get(_key("tcp", enc, mib, load)),
+                              "wire_mib_s")
+                    return tls / tcp if tls and tcp else None
+                q = ratio(r["qemu"]) if enc == "none" else None
+                size = f"{mib} MiB" if mib < 1024 else f"{mib // 1024} GiB"
+                add(f"migration TLS / TCP wire MiB/s, {enc} {size} {load}",
+                    ratio(r["ours"]), q, QEMU_VARIANT if q else None)
