@@ -352,3 +352,51 @@ def test_migration_announces_the_mac_on_the_destination(pair, net):
             assert_rarp(f, want)
         assert_only_on(dst, src, "g")
         CounterWatch(dst.d, "g").assert_counting(lines=2)
+
+
+def test_guest_announces_itself_after_migration(pair, net):
+    """A vif with announce=1 offers VIRTIO_NET_F_GUEST_ANNOUNCE and a
+    control queue.  The virtio guest takes them and waits for the
+    device's announce request; it migrates while waiting.  Once it runs
+    on the destination the device sets VIRTIO_NET_S_ANNOUNCE: the guest
+    sees it, sends a gratuitous ARP (seen on the destination's bridge,
+    beside the daemon's RARPs) and acknowledges on the control queue,
+    which clears the status bit (the guest prints it)."""
+    from netns import ip
+    from test_virtio import tap_socket
+    a, b = pair
+    br = "xkbr0"
+    for ns in net.ns:
+        ip("-n", ns, "link", "add", br, "type", "bridge")
+        ip("-n", ns, "link", "set", br, "up")
+    mac = "00:16:3e:5a:01:08"
+    want = bytes.fromhex(mac.replace(":", ""))
+    a.d.create("ann", kernel="virtio",
+               cmdline="test=net net-announce=1 net-wait=1 "
+                       f"announce-wait={int(scaled(120000))}",
+               extra=f"vif = [ 'mac={mac}, bridge={br}, announce=1' ]\n"
+                     'on_poweroff = "preserve"\n')
+    a.d.wait_console("ann", r"NET: waiting for the announce request")
+    s = in_netns(net.ns[1], lambda: tap_socket(br))
+    frames = []
+    try:
+        migrate(a, b, "ann")
+        b.d.wait_console("ann", r"VIRTIO: done", timeout=scaled(60))
+        while True:
+            try:
+                f = s.recv(2048)
+            except OSError:
+                break
+            if f[6:12] == want:
+                frames.append(f)
+    finally:
+        s.close()
+    text = b.d.console("ann")
+    assert "NET: announce requested status=0x3" in text, text
+    assert "NET: announced ack=0 status=0x1" in text, text
+    assert "the guest announced itself" in b.d.log()
+    kinds = [f[12:14] for f in frames]
+    assert b"\x80\x35" in kinds, kinds                 # the daemon's RARP
+    arps = [f for f in frames if f[12:14] == b"\x08\x06"]
+    assert arps, kinds
+    assert arps[-1][28:32] == arps[-1][38:42]          # gratuitous

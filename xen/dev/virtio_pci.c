@@ -650,12 +650,12 @@ int virtio_watch_fd(struct virtio_dev *d, int fd, uint32_t tag, bool on)
 			 &ev);
 }
 
-void virtio_poll_kicks(struct virtio_dev *d, bool on)
+void virtio_poll_kicks(struct virtio_dev *d, unsigned nr, bool on)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	unsigned q;
 
-	for (q = 0; q < d->nr_queues; q++) {
+	for (q = 0; q < nr && q < d->nr_queues; q++) {
 		ev.data.u32 = q;
 		epoll_ctl(d->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
 			  d->vq[q].kick_fd, &ev);

@@ -142,8 +142,9 @@ void virtio_pause(struct virtio_dev *d);
 void virtio_resume(struct virtio_dev *d);
 /* Watch an fd of the backend's (readable: ops->extra_event(tag)). */
 int virtio_watch_fd(struct virtio_dev *d, int fd, uint32_t tag, bool on);
-/* Whether the thread reads the queues' kick eventfds (not under vhost). */
-void virtio_poll_kicks(struct virtio_dev *d, bool on);
+/* Whether the thread reads the kick eventfds of queues 0..nr-1 (not
+ * those vhost carries). */
+void virtio_poll_kicks(struct virtio_dev *d, unsigned nr, bool on);
 /*
  * Call ops->timer on the device thread in ms milliseconds (dev->lock
  * held; replaces an earlier time).
