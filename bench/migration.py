@@ -139,6 +139,30 @@ def _check_guest(d, name):
                          f"{m.group(0)}")
 
 
+VCPU_THREAD = re.compile(r"d\d+v\d+")     # xen/vcpu.c names them so
+
+
+def daemon_cpu_s(pid):
+    """CPU seconds of a daemon's threads but its vCPUs' (the guest's own
+    work): what migrating costs the host, which stays comparable on a
+    loaded host where wall times are not."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue                        # the thread ended meanwhile
+        if VCPU_THREAD.fullmatch(comm):
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])     # utime, stime
+    return total / hz
+
+
 def ours_point(pair, tls, enc, mib, load, runs, log):
     src, dst = pair.hosts
     name = f"m{mib}{load}{enc}{'s' if tls else 'p'}"
@@ -151,7 +175,10 @@ def ours_point(pair, tls, enc, mib, load, runs, log):
             args = ["migrate", "--json", "--compress", enc]
             if not tls:
                 args.append("--insecure")
+            pids = [d.proc.pid for d in pair.hosts]
+            cpu0 = sum(daemon_cpu_s(p) for p in pids)
             r = src.xl(*args, name, dst.addr, check=False, timeout=300)
+            cpu = sum(daemon_cpu_s(p) for p in pids) - cpu0
             if r.returncode:
                 raise BenchError(f"xl migrate: {r.err.strip()}")
             rep = json.loads(r.out)
@@ -159,6 +186,7 @@ def ours_point(pair, tls, enc, mib, load, runs, log):
             pt["samples"].append({k: rep.get(k) for k in (
                 "total_s", "downtime_ms", "wire_bytes", "sent_bytes",
                 "iteration", "rate_mib_s")})
+            pt["samples"][-1]["daemon_cpu_s"] = cpu
             src, dst = dst, src
     finally:
         src.call("destroy", domain=name)
@@ -169,6 +197,9 @@ def ours_point(pair, tls, enc, mib, load, runs, log):
     pt["ram_mib_s"] = summary([mib / x["total_s"] for x in s])
     pt["wire_mib_s"] = summary([x["wire_bytes"] / 2**20 / x["total_s"]
                                 for x in s])
+    pt["cpu_s_per_gib"] = summary([x["daemon_cpu_s"] /
+                                   (x["wire_bytes"] / 2**30) for x in s
+                                   if x["wire_bytes"] >= 1 << 20])
     log(f"  ours {'TLS' if tls else 'TCP'} {enc} {mib} MiB {load}: total "
         f"{pt['total_s']['median']:.2f} s, downtime "
         f"{pt['downtime_ms']['median']:.1f} ms, wire "
@@ -354,3 +385,22 @@ def table_rows(r, add):
                         med(q, "wire_mib"), v)
                     add("  wire MiB/s", med(o, "wire_mib_s"),
                         med(q, "wire_mib_s"), v)
+    # What TLS costs, each side against its own plain TCP in this run.
+    for enc in ENCODINGS:
+        for mib in SIZES:
+            for load in LOADS:
+                def ratio(d):
+                    tls = med(d.get(_key("tls", enc, mib, load)),
+                              "wire_mib_s")
+                    tcp = med(d.get(_key("tcp", enc, mib, load)),
+                              "wire_mib_s")
+                    return tls / tcp if tls and tcp else None
+                q = ratio(r["qemu"]) if enc == "none" else None
+                size = f"{mib} MiB" if mib < 1024 else f"{mib // 1024} GiB"
+                add(f"migration TLS / TCP wire MiB/s, {enc} {size} {load}",
+                    ratio(r["ours"]), q, QEMU_VARIANT if q else None)
+                for transport in TRANSPORTS:
+                    add(f"  ours {transport.upper()}: daemon CPU s per GiB "
+                        "on the wire", med(r["ours"].get(
+                            _key(transport, enc, mib, load)),
+                            "cpu_s_per_gib"), None, None)

@@ -33,7 +33,8 @@ static bool in_list(const char *const *list, size_t n, const char *s)
 
 /* Options read here; Xen's others are refused by name. */
 static const char *const keys[] = {
-	"mac", "bridge", "vifname", "model", "type", "vhost", "script",
+	"mac", "bridge", "vifname", "model", "type", "vhost", "announce",
+	"script",
 };
 static const char *const xen_keys[] = {
 	"ip", "backend", "rate", "gatewaydev", "netdev", "devid", "mtu",
@@ -209,7 +210,8 @@ static int check_kind(const char *model, const char *type,
 }
 
 /* A JSON boolean, 0 or 1, or "0" or "1" (xl's vhost=1). */
-static int get_vhost(json_t *v, bool *out, char *why, size_t whylen)
+static int get_bool(json_t *v, const char *name, bool *out, char *why,
+		    size_t whylen)
 {
 	const char *s = json_string_value(v);
 
@@ -225,7 +227,7 @@ static int get_vhost(json_t *v, bool *out, char *why, size_t whylen)
 	if ((json_is_integer(v) && json_integer_value(v) == 0) ||
 	    (s && !strcmp(s, "0")))
 		return 0;
-	snprintf(why, whylen, "vhost must be 0 or 1");
+	snprintf(why, whylen, "%s must be 0 or 1", name);
 	return -1;
 }
 
@@ -260,8 +262,10 @@ static int vif_from_object(json_t *obj, struct domcfg_vif *out, char *why,
 	    check_mac(mac, out, why, whylen) ||
 	    check_ifname("bridge", bridge, why, whylen) ||
 	    check_ifname("vifname", vifname, why, whylen) ||
-	    get_vhost(json_object_get(obj, "vhost"), &out->vhost, why,
-		      whylen))
+	    get_bool(json_object_get(obj, "vhost"), "vhost", &out->vhost, why,
+		     whylen) ||
+	    get_bool(json_object_get(obj, "announce"), "announce",
+		     &out->guest_announce, why, whylen))
 		return -1;
 	if (dup_nonempty(&out->bridge, bridge) ||
 	    dup_nonempty(&out->vifname, vifname) ||
@@ -379,6 +383,9 @@ static json_t *vif_to_json(const struct domcfg_vif *v)
 	if (v->origin)
 		rc |= json_object_set_new(obj, "origin",
 					  json_string(v->origin));
+	/* Only when set: a build without it reads the config as before. */
+	if (v->guest_announce)
+		rc |= json_object_set_new(obj, "announce", json_true());
 	if (rc) {
 		json_decref(obj);
 		return NULL;
@@ -417,6 +424,7 @@ int domcfg_vif_list_copy(struct domcfg_vif **dst,
 		memcpy(v[i].mac, src[i].mac, sizeof(v[i].mac));
 		v[i].mac_set = src[i].mac_set;
 		v[i].vhost = src[i].vhost;
+		v[i].guest_announce = src[i].guest_announce;
 		if (domcfg_dup_opt(&v[i].bridge, src[i].bridge) ||
 		    domcfg_dup_opt(&v[i].vifname, src[i].vifname) ||
 		    domcfg_dup_opt(&v[i].origin, src[i].origin)) {

@@ -15,11 +15,13 @@
  *   model=virtio-net the only model (rtl8139, e1000... are refused)
  *   type=ioemu|vif   accepted and ignored, as Xen configs carry it
  *   vhost=0|1        ours: the data path in /dev/vhost-net (default 0)
+ *   announce=0|1     ours: offer VIRTIO_NET_F_GUEST_ANNOUNCE and a control
+ *                    queue (default 0: a device of two queues, as before)
  * Interface names are 1-15 characters of [A-Za-z0-9_.-].  script= (no
  * hotplug scripts) and Xen's other options are refused.
  *
  * In the JSON config a vif is an object {"mac", "bridge", "vifname",
- * "model", "vhost", "origin"} or a string in the syntax above; "origin"
+ * "model", "vhost", "announce", "origin"} or a string in the syntax above; "origin"
  * (optional) says where it was written, e.g. "/etc/xen/guest.cfg:7".
  */
 #ifndef DOMCFG_VIF_H
@@ -42,6 +44,7 @@ struct domcfg_vif {
 	char *bridge;		/* NULL: attached to no bridge */
 	char *vifname;		/* NULL: the daemon's vifDOMID.N */
 	bool vhost;		/* use /dev/vhost-net */
+	bool guest_announce;	/* a control queue, GUEST_ANNOUNCE */
 	char *origin;		/* "FILE:LINE" or NULL */
 };
 

@@ -209,6 +209,9 @@ static json_t *progress_json(struct migration *m)
 		json_object_set_new(j, "dest_id", json_integer(p->dest_id));
 	if (j && p->error[0])
 		json_object_set_new(j, "error", json_string(p->error));
+	if (j && p->failed_phase)
+		json_object_set_new(j, "failed_phase",
+				    json_string(p->failed_phase));
 	pthread_mutex_unlock(&m->lock);
 	return j;
 }

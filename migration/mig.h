@@ -25,6 +25,9 @@ struct domain;
 #define MIG_PROTO		1
 #define MIG_HELLO		"XKVM-MIGRATE"
 #define MIG_PAGES_HELLO		"XKVM-PAGES"	/* a page connection */
+#define MIG_QUERY		"XKVM-QUERY"	/* what became of a handover */
+#define MIG_ID_LEN		32	/* hex digits of a migration's id */
+#define MIG_QUERY_TRIES		3	/* connections to ask, 1 s apart */
 #define MIG_CONNECTIONS_MAX	16
 #define MIG_LINE_MAX		512
 #define MIG_MAX_ROUNDS		30	/* without auto-converge */
@@ -59,6 +62,7 @@ struct mig_opts {
 struct mig_progress {
 	enum mig_state state;
 	const char *phase;		/* connecting, precopy, stop-copy, ... */
+	const char *failed_phase;	/* the phase a failure came in */
 	unsigned iteration;
 	uint64_t ram_bytes, sent_bytes, wire_bytes;
 	uint64_t remaining_pages;
@@ -133,6 +137,16 @@ int mig_parse_args(json_t *args, struct mig_opts *o, struct ctl_reply *r);
 int mig_listen_start(const char *addr, bool insecure, int inherited_fd);
 /* The listening socket, or -1. */
 int mig_listen_fd(void);
+
+/*
+ * outcome.c: the destination remembers its last handovers by the id the
+ * source gave; a source that heard nothing after GO asks (XKVM-QUERY).
+ */
+void mig_outcome_note(const char *id, bool running, unsigned domid);
+void mig_outcome_answer(struct mig_conn *c, const char *line,
+			const char *peer);
+/* " id=<32 hex digits>" in line: 0 and id (MIG_ID_LEN + 1 bytes), or -1. */
+int mig_parse_id(const char *line, char *id);
 
 /* wire.c */
 int mig_parse_hostport(const char *s, char *host, size_t hostlen,

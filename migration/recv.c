@@ -2,7 +2,8 @@
  * The destination side.  The listener is served on the main thread, one
  * migration at a time, start to end: agree on the version, build the
  * domain from the stream without starting it, say READY, start it on
- * GO and say RUNNING.  With TLS, the source's certificate is checked
+ * GO and say RUNNING; a source that heard nothing after GO asks on a
+ * connection of its own what became of the guest (outcome.c).  With TLS, the source's certificate is checked
  * before anything else (tls.c).  Any failure discards the half-built
  * domain and tells the source (ERR), which then resumes its guest.
  * Reads and writes time out (MIG_IO_TIMEOUT_S), so a stalled source
@@ -33,6 +34,7 @@ struct incoming {
 	unsigned version;
 	unsigned conns;			/* 1 + page connections */
 	char token[40];			/* a page connection names it */
+	char id[MIG_ID_LEN + 1];	/* the source's name for it, or "" */
 	struct pages_in pages;
 	int lfd;			/* the listener, for the page ones */
 	struct domain *dom;
@@ -76,14 +78,12 @@ static int parse_conns(struct incoming *x, const char *line)
 }
 
 /* The hello: protocol, the versions the source writes, the options. */
-static int agree(struct incoming *x)
+static int agree(struct incoming *x, const char *line)
 {
-	char line[MIG_LINE_MAX], hello[32];
+	char hello[32];
 	unsigned proto, lo, hi;
 	int paused;
 
-	if (mig_recv_line(&x->c, line, sizeof(line)) < 0)
-		IFAIL(x, "no hello from the source (%s)", x->c.err);
 	if (sscanf(line, "%31s %u min=%u max=%u paused=%d name=%63s", hello,
 		   &proto, &lo, &hi, &paused, x->name) != 6 ||
 	    strcmp(hello, MIG_HELLO))
@@ -99,6 +99,9 @@ static int agree(struct incoming *x)
 	if (!domcfg_valid_name(x->name))
 		IFAIL(x, "'%s' is not a valid domain name", x->name);
 	x->paused = paused;
+	/* A source that predates ids sends none: it cannot ask later. */
+	if (mig_parse_id(line, x->id) < 0)
+		x->id[0] = '\0';
 	if (parse_conns(x, line) < 0)
 		return -1;
 	if (x->conns > 1)
@@ -168,10 +171,15 @@ static int hand_over(struct incoming *x)
 
 	if (mig_send_line(&x->c, "READY") < 0)
 		IFAIL(x, "the source went away before the handover");
-	if (mig_recv_line(&x->c, line, sizeof(line)) < 0 || strcmp(line, "GO"))
+	if (mig_recv_line(&x->c, line, sizeof(line)) < 0 || strcmp(line, "GO")) {
+		mig_outcome_note(x->id, false, 0);
 		IFAIL(x, "the source did not say GO");
-	if (domain_commit(x->dom, x->paused, x->err, sizeof(x->err)))
+	}
+	if (domain_commit(x->dom, x->paused, x->err, sizeof(x->err))) {
+		mig_outcome_note(x->id, false, 0);
 		return -1;
+	}
+	mig_outcome_note(x->id, true, x->dom->id);
 	log_info("d%u: migrated in as '%s'%s", x->dom->id, x->dom->name,
 		 x->paused ? " (paused)" : "");
 	id = x->dom->id;
@@ -317,6 +325,8 @@ static int accept_pages(struct incoming *x)
 
 static void serve(struct incoming *x, int fd)
 {
+	char line[MIG_LINE_MAX];
+
 	if (open_transport(&x->c, fd, x->peer) < 0) {
 		log_err("incoming migration from %s refused: %s", x->peer,
 			x->c.err);
@@ -324,9 +334,19 @@ static void serve(struct incoming *x, int fd)
 		close(fd);
 		return;
 	}
-	if (agree(x) == 0 && accept_pages(x) == 0 && receive(x) == 0 &&
+	if (mig_recv_line(&x->c, line, sizeof(line)) < 0) {
+		snprintf(x->err, sizeof(x->err), "no hello from the source "
+			 "(%s)", x->c.err);
+		goto fail;
+	}
+	if (!strncmp(line, MIG_QUERY " ", strlen(MIG_QUERY) + 1)) {
+		mig_outcome_answer(&x->c, line, x->peer);
+		goto out;
+	}
+	if (agree(x, line) == 0 && accept_pages(x) == 0 && receive(x) == 0 &&
 	    hand_over(x) == 0)
 		goto out;
+fail:
 	log_err("incoming migration%s%s from %s failed: %s",
 		x->name[0] ? " of " : "", x->name, x->peer, x->err);
 	if (x->dom)

@@ -271,6 +271,32 @@ static int expect(struct sender *s, const char *what, char *line)
 	return 0;
 }
 
+/*
+ * GO went out and no answer came: ask the destination again (its answer
+ * to the first connection may be what was lost).  Running there: done.
+ * Dropped there: the guest resumes here.  Otherwise it stays paused
+ * here, never running on both sides.
+ */
+static int after_lost_answer(struct sender *s)
+{
+	char why[256];
+	int rc;
+
+	snprintf(why, sizeof(why), "%s", s->conn.err);
+	set_phase(s, "asking");
+	rc = mig_ask_outcome(s);
+	if (rc > 0)
+		return 0;
+	if (rc == 0)
+		SFAIL(s, "the connection dropped at the handover (%.200s); "
+		      "the destination did not start the guest (it says so "
+		      "when asked): it runs on here", why);
+	s->m->uncertain = true;
+	SFAIL(s, "no answer from the destination after the handover (%.200s); "
+	      "the guest is kept paused here: check the destination, then "
+	      "destroy or unpause it here", why);
+}
+
 /* Park, send the rest, and hand over: READY, GO, RUNNING. */
 static int stop_and_copy(struct sender *s, double *t_stop)
 {
@@ -308,12 +334,8 @@ static int stop_and_copy(struct sender *s, double *t_stop)
 	if (mig_send_line(&s->conn, "GO") < 0)
 		SFAIL(s, "the destination went away before GO");
 	/* From here on the destination may run the guest. */
-	if (mig_recv_line(&s->conn, line, sizeof(line)) < 0) {
-		s->m->uncertain = true;
-		SFAIL(s, "no answer from the destination after the handover; "
-		      "the guest is kept paused here: check the destination, "
-		      "then destroy or unpause it here");
-	}
+	if (mig_recv_line(&s->conn, line, sizeof(line)) < 0)
+		return after_lost_answer(s);
 	if (sscanf(line, "RUNNING %u", &s->m->p.dest_id) != 1) {
 		if (!strncmp(line, "ERR ", 4))
 			SFAIL(s, "the destination failed to start it: %.300s",
@@ -352,6 +374,19 @@ static int connect_transport(struct sender *s)
 	return check_cancel(s);
 }
 
+/* This migration's random id, the name a later XKVM-QUERY gives it. */
+static int make_id(struct sender *s)
+{
+	unsigned char b[MIG_ID_LEN / 2];
+	unsigned i;
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		SFAIL(s, "getrandom: %s", strerror(errno));
+	for (i = 0; i < sizeof(b); i++)
+		snprintf(s->id + 2 * i, 3, "%02x", b[i]);
+	return 0;
+}
+
 /* Hello with the versions we write; the destination picks one. */
 static int connect_and_agree(struct sender *s)
 {
@@ -360,17 +395,18 @@ static int connect_and_agree(struct sender *s)
 	unsigned v;
 	char conns[24] = "";
 
-	if (connect_transport(s) < 0)
+	if (make_id(s) < 0 || connect_transport(s) < 0)
 		return -1;
 	/* Said only when asked for: a destination that predates it reads
 	 * the hello as before, and gives no token. */
 	if (m->o.connections > 1)
 		snprintf(conns, sizeof(conns), " conns=%u", m->o.connections);
-	if (mig_send_line(&s->conn, "%s %u min=%u max=%u paused=%d name=%s%s",
-			  MIG_HELLO, MIG_PROTO, STREAM_VERSION_MIN,
+	/* id= last: a destination that predates it reads the rest. */
+	if (mig_send_line(&s->conn, "%s %u min=%u max=%u paused=%d name=%s%s "
+			  "id=%s", MIG_HELLO, MIG_PROTO, STREAM_VERSION_MIN,
 			  STREAM_VERSION, m->o.paused,
 			  m->o.new_name[0] ? m->o.new_name : m->name,
-			  conns) < 0) {
+			  conns, s->id) < 0) {
 		snprintf(s->err, sizeof(s->err), "cannot send to %.100s: "
 			 "%.250s", m->o.host, s->conn.err);
 		mig_peer_reason(s, 1000);	/* a TLS alert may say why */
@@ -455,6 +491,8 @@ static void finish(struct sender *s, int ret, double t_stop)
 	m->sock = -1;
 	m->success = !ret;
 	m->p.state = st;
+	if (ret)
+		m->p.failed_phase = m->p.phase;
 	m->p.phase = mig_state_name(st);
 	m->p.total_s = mig_now_s() - s->t0;
 	if (!ret)

@@ -73,6 +73,7 @@ struct sender {
 	struct page_out out;		/* pages on the main connection */
 	struct conn_pool pool;		/* or on the page connections */
 	char token[40];			/* ties them to this migration */
+	char id[MIG_ID_LEN + 1];	/* this migration's, for XKVM-QUERY */
 	uint64_t *bitmap[2];		/* one bit per page of each slot */
 	uint64_t *fetched[2];		/* KVM_GET_DIRTY_LOG's answer */
 	/* A hash of each page as last sent (0: never sent), see
@@ -87,6 +88,13 @@ struct sender {
 double mig_now_s(void);
 /* What a destination that gave up said (ERR ...), within wait_ms. */
 int mig_peer_reason(struct sender *s, int wait_ms);
+
+/*
+ * send_outcome.c: after GO and no answer, ask the destination: 1 the
+ * guest runs there (m->p.dest_id set), 0 it was dropped there, -1 no
+ * answer that decides.
+ */
+int mig_ask_outcome(struct sender *s);
 
 /* send_pages.c */
 int page_out_init(struct page_out *po, struct sender *s,

@@ -9,7 +9,6 @@ exactly one side.  A peer with a wrong certificate is refused in the
 handshake: the source has sent no byte of state (wire_bytes 0), the
 destination's log names the refusal and it has no domain, and the guest
 counts on at the source.  No test has a wall-time threshold."""
-import json
 import os
 import random
 import socket
@@ -17,10 +16,12 @@ import socket
 import pytest
 
 import tlscerts
+import miglib
 from harness import (CounterWatch, Daemon, build_has, require_binaries,
                      require_kvm, scaled, stop_and_check, wait_until)
+from miglib import Cut, Proxy, assert_only_on, wait_dropped, wait_exit, \
+    wait_phase
 from netns import VethPair, in_netns
-from test_migration import CuttingProxy, wait_exit, wait_phase
 
 pytestmark = pytest.mark.skipif(not build_has("MIGRATION"),
                                 reason="MIGRATION is not in this build")
@@ -92,20 +93,14 @@ def pair(tmp_path, net, ca, hosts):
 
 
 def migrate(src, dst, dom, *opts, check=True, timeout=120):
+    """Over TLS to dst's address (dst: a Host, or anything with addr),
+    with scaled(1000) ms of downtime allowed unless opts say."""
     if "--max-downtime" not in opts:
         opts += ("--max-downtime", str(int(scaled(1000))))
-    r = src.d.xl("migrate", "--json", *opts, dom, dst.addr, check=False,
-                 timeout=timeout)
-    if check:
-        assert r.returncode == 0, r.err + r.out
-        return json.loads(r.out)
-    return r
-
-
-def assert_only_on(here, there, name):
-    assert name in here.d.domains(), here.d.log()[-2000:]
-    assert here.d.domains()[name]["state"] == "running"
-    assert name not in there.d.domains(), there.d.log()[-2000:]
+    insecure = "--insecure" in opts
+    opts = tuple(o for o in opts if o != "--insecure")
+    return miglib.migrate(src, dst.addr, dom, *opts, insecure=insecure,
+                          check=check, timeout=timeout)
 
 
 def test_idle_and_busy_guests_migrate_over_tls(pair):
@@ -244,14 +239,14 @@ def test_insecure_listener_off_loopback_is_refused(tmp_path, net):
 def test_cancel_over_tls(pair):
     a, b = pair
     w = a.d.start_counter("g", interval=200, cmdline_extra=BUSY)
-    p = a.d.xl_popen("migrate", "--json", "--bandwidth", "2", "g", b.addr)
+    p = miglib.start_migrate(a, b.addr, "g", "--bandwidth", "2",
+                             insecure=False)
     wait_phase(a, "g", ("precopy",))
     a.d.xl("migrate-cancel", "g")
     assert wait_exit(p) != 0
     assert "cancelled" in p.err, p.err
     assert a.d.call("migrate-status", domain="g")["state"] == "cancelled"
-    wait_until(lambda: "g" not in b.d.domains() or None, scaled(30),
-               "the destination dropping its half-built domain")
+    wait_dropped(b, "g")
     assert_only_on(a, b, "g")
     w.mark()
     w.assert_counting(lines=2)
@@ -269,19 +264,17 @@ def test_connection_cut_over_tls(pair, net):
     limits = [10, 300, 2000, 6000] + [rng.randrange(6000, 6 << 20)
                                       for _ in range(3)]
     for limit in limits:
-        proxy = in_netns(net.ns[1], lambda: CuttingProxy(PORT, limit,
-                                                         host=b.ip))
-        proxied = type("P", (), {"addr": proxy.addr})
-        r = migrate(a, proxied, "g", check=False)
-        proxy.t.join(scaled(30))
+        proxy = in_netns(net.ns[1], lambda: Proxy(
+            PORT, Cut(src_bytes=limit), host=b.ip))
+        r = migrate(a, proxy, "g", check=False)
+        proxy.close()
         if r.returncode == 0:      # the cut came after the whole stream
             assert_only_on(b, a, "g")
             migrate(b, a, "g")
             w = CounterWatch(a.d, "g")
         else:
             assert "migration failed" in r.err, r.err
-            wait_until(lambda: "g" not in b.d.domains() or None, scaled(30),
-                       "the destination dropping its half-built domain")
+            wait_dropped(b, "g")
             assert_only_on(a, b, "g")
         w.mark()
         w.assert_counting(lines=1)
@@ -290,7 +283,8 @@ def test_connection_cut_over_tls(pair, net):
 def test_destination_killed_mid_stream_over_tls(pair):
     a, b = pair
     w = a.d.start_counter("g", interval=200, cmdline_extra="ws=8M rate=2000")
-    p = a.d.xl_popen("migrate", "--json", "--bandwidth", "2", "g", b.addr)
+    p = miglib.start_migrate(a, b.addr, "g", "--bandwidth", "2",
+                             insecure=False)
     wait_phase(a, "g", ("precopy",))
     b.d.proc.kill()
     b.d.proc.wait()
@@ -320,3 +314,89 @@ def test_silent_peer_times_out_over_tls(pair, net):
     assert r.returncode != 0 and "timed out" in r.err, r.err
     w.mark()
     w.assert_counting(lines=2)
+
+
+def test_migration_announces_the_mac_on_the_destination(pair, net):
+    """The destination announces a migrated guest's MAC from its tap,
+    with QEMU's five RARP rounds, once the guest runs there: none while
+    it is kept paused (-p), five on its bridge once unpaused, and five
+    on the other host's bridge when it migrates back without -p.  Each
+    host has a bridge its vif's tap joins; the test listens on it."""
+    from netns import ip
+    from test_virtio import assert_rarp, rarps, tap_socket
+    a, b = pair
+    br = "xkbr0"
+    for ns in net.ns:
+        ip("-n", ns, "link", "add", br, "type", "bridge")
+        ip("-n", ns, "link", "set", br, "up")
+    mac = "00:16:3e:5a:01:07"
+    want = bytes.fromhex(mac.replace(":", ""))
+    done = "announced the guest's MAC (5 RARPs)"
+    a.d.start_counter("g", interval=200,
+                      extra=f"vif = [ 'mac={mac}, bridge={br}' ]\n")
+    for src, dst, side, opts in ((a, b, 1, ("-p",)), (b, a, 0, ())):
+        s = in_netns(net.ns[side], lambda: tap_socket(br))
+        try:
+            seen = dst.d.log().count(done)
+            migrate(src, dst, "g", *opts)
+            if opts:
+                assert not rarps(s, 1, want, lambda: True), \
+                    "a RARP before the guest runs"
+                dst.d.xl("unpause", "g")
+            frames = rarps(s, 5, want,
+                           lambda: dst.d.log().count(done) > seen)
+        finally:
+            s.close()
+        assert len(frames) == 5, (len(frames), dst.d.log()[-2000:])
+        for f in frames:
+            assert_rarp(f, want)
+        assert_only_on(dst, src, "g")
+        CounterWatch(dst.d, "g").assert_counting(lines=2)
+
+
+def test_guest_announces_itself_after_migration(pair, net):
+    """A vif with announce=1 offers VIRTIO_NET_F_GUEST_ANNOUNCE and a
+    control queue.  The virtio guest takes them and waits for the
+    device's announce request; it migrates while waiting.  Once it runs
+    on the destination the device sets VIRTIO_NET_S_ANNOUNCE: the guest
+    sees it, sends a gratuitous ARP (seen on the destination's bridge,
+    beside the daemon's RARPs) and acknowledges on the control queue,
+    which clears the status bit (the guest prints it)."""
+    from netns import ip
+    from test_virtio import tap_socket
+    a, b = pair
+    br = "xkbr0"
+    for ns in net.ns:
+        ip("-n", ns, "link", "add", br, "type", "bridge")
+        ip("-n", ns, "link", "set", br, "up")
+    mac = "00:16:3e:5a:01:08"
+    want = bytes.fromhex(mac.replace(":", ""))
+    a.d.create("ann", kernel="virtio",
+               cmdline="test=net net-announce=1 net-wait=1 "
+                       f"announce-wait={int(scaled(120000))}",
+               extra=f"vif = [ 'mac={mac}, bridge={br}, announce=1' ]\n"
+                     'on_poweroff = "preserve"\n')
+    a.d.wait_console("ann", r"NET: waiting for the announce request")
+    s = in_netns(net.ns[1], lambda: tap_socket(br))
+    frames = []
+    try:
+        migrate(a, b, "ann")
+        b.d.wait_console("ann", r"VIRTIO: done", timeout=scaled(60))
+        while True:
+            try:
+                f = s.recv(2048)
+            except OSError:
+                break
+            if f[6:12] == want:
+                frames.append(f)
+    finally:
+        s.close()
+    text = b.d.console("ann")
+    assert "NET: announce requested status=0x3" in text, text
+    assert "NET: announced ack=0 status=0x1" in text, text
+    assert "the guest announced itself" in b.d.log()
+    kinds = [f[12:14] for f in frames]
+    assert b"\x80\x35" in kinds, kinds                 # the daemon's RARP
+    arps = [f for f in frames if f[12:14] == b"\x08\x06"]
+    assert arps, kinds
+    assert arps[-1][28:32] == arps[-1][38:42]          # gratuitous

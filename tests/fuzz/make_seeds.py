@@ -132,6 +132,10 @@ def migrecv():
         + streams["v1-plain"] + b"GO\n",
         "no-go": hello + streams["v2-2vcpu"] + b"STOP\n",
         "bad-hello": b"XKVM-MIGRATE 2 min=5 max=9 paused=0 name=a b\n",
+        # The id a source names its migration by, and a later query.
+        "with-id": hello.replace(b"\n", b" id=" + b"ab" * 16 + b"\n")
+        + streams["v2-minimal"] + b"GO\n",
+        "query": b"XKVM-QUERY 1 id=" + b"ab" * 16 + b"\n",
     }
 
 

@@ -10,6 +10,10 @@
 #define NET_F_MAC               5
 #define NET_F_MRG_RXBUF         15
 #define NET_F_STATUS            16
+#define NET_F_CTRL_VQ           17
+#define NET_F_GUEST_ANNOUNCE    21
+#define NET_S_ANNOUNCE          2
+#define CTRL_ANNOUNCE           3       /* class; its ACK is command 0 */
 
 #define NET_HDR_LEN             12      /* virtio_net_hdr_v1 */
 #define RX_BUFS                 8
@@ -106,10 +110,71 @@ static void print_rx(const u8 *bufs, u32 id, u32 len)
     gprintf("\n");
 }
 
+/*
+ * net-announce=1: wait (net-wait) for the device to set S_ANNOUNCE, as it
+ * does once a migrated or restored guest runs; then announce ourselves
+ * with a gratuitous ARP and acknowledge on the control queue.
+ */
+static void wait_announce(struct vdev *d, struct vq *tx, struct vq *ctrl,
+                          u8 *hdr, u8 *frame, const u8 *mac, const u8 *ip,
+                          u64 wait)
+{
+    u64 deadline = rdtsc() + ms_to_tsc(wait), next;
+    u8 *cmd = dma_alloc(3);
+    u16 st = 0;
+    u32 id, len;
+
+    if (!(d->features & 1ull << NET_F_GUEST_ANNOUNCE)) {
+        gprintf("NET: GUEST_ANNOUNCE not offered\n");
+        check_failed("announce");
+        return;
+    }
+    gprintf("NET: waiting for the announce request\n");
+    while (rdtsc() < deadline) {
+        st = mmio_read16(d->devcfg + 6);
+        if (st & NET_S_ANNOUNCE)
+            break;
+        next = rdtsc() + ms_to_tsc(10);     /* a config read is an exit */
+        while (rdtsc() < next)
+            cpu_relax();
+    }
+    if (!(st & NET_S_ANNOUNCE)) {
+        gprintf("NET: no announce request\n");
+        check_failed("announce");
+        return;
+    }
+    gprintf("NET: announce requested status=0x%x\n", st);
+    build_arp(frame, mac, ip, ip);          /* gratuitous */
+    struct vbuf b[2] = {
+        { (u64)(uintptr_t)hdr, NET_HDR_LEN, 0 },
+        { (u64)(uintptr_t)frame, FRAME_LEN, 0 },
+    };
+    vq_add(tx, 0, b, 2);
+    vq_kick(tx);
+    if (vq_wait(tx, timeout_ms, &id, &len) < 0)
+        check_failed("announce arp");
+    cmd[0] = CTRL_ANNOUNCE;
+    cmd[1] = 0;
+    cmd[2] = 0xff;
+    struct vbuf c[2] = {
+        { (u64)(uintptr_t)cmd, 2, 0 },
+        { (u64)(uintptr_t)(cmd + 2), 1, 1 },
+    };
+    vq_add(ctrl, 0, c, 2);
+    vq_kick(ctrl);
+    if (vq_wait(ctrl, timeout_ms, &id, &len) < 0) {
+        check_failed("announce ack");
+        return;
+    }
+    gprintf("NET: announced ack=%u status=0x%x\n", cmd[2],
+            mmio_read16(d->devcfg + 6));
+}
+
 int test_net(void)
 {
     struct vdev *d = find_vdev(VIRTIO_ID_NET, cmdline_num("net", 0));
-    static struct vq rx, tx;
+    static struct vq rx, tx, ctrl;
+    u64 announce = cmdline_num("net-announce", 0);
     u8 mac[6], ip[4], target[4], *hdr, *frame, *bufs;
     u64 wait = cmdline_num("net-wait", timeout_ms);
     u64 want_rx = cmdline_num("net-rx", 1), deadline;
@@ -121,9 +186,13 @@ int test_net(void)
     }
     gprintf("NET: device 00:%02x.%u\n", d->pci.dev, d->pci.fn);
     if (virtio_init(d, 1ull << NET_F_MAC | 1ull << NET_F_STATUS |
-                       1ull << NET_F_MTU) < 0 ||
+                       1ull << NET_F_MTU |
+                       (announce ? 1ull << NET_F_CTRL_VQ |
+                                   1ull << NET_F_GUEST_ANNOUNCE : 0)) < 0 ||
         vq_setup(d, &rx, 0, VIRTIO_NO_VECTOR) < 0 ||
-        vq_setup(d, &tx, 1, VIRTIO_NO_VECTOR) < 0) {
+        vq_setup(d, &tx, 1, VIRTIO_NO_VECTOR) < 0 ||
+        (announce && (d->features & 1ull << NET_F_CTRL_VQ) &&
+         vq_setup(d, &ctrl, 2, VIRTIO_NO_VECTOR) < 0)) {
         gprintf("NET: init failed\n");
         return EXIT_NODEV;
     }
@@ -171,5 +240,8 @@ int test_net(void)
         got++;
     }
     gprintf("NET: rx frames=%u status=0x%02x\n", got, virtio_status(d));
+    if (announce)
+        wait_announce(d, &tx, &ctrl, hdr, frame, mac, ip,
+                      cmdline_num("announce-wait", 60000));
     return EXIT_OK;
 }

@@ -144,6 +144,7 @@ static void test_vif_refused(void)
 	VIF_ERR("type=pv", "vif[0]: type must be ioemu or vif, not 'pv'");
 	VIF_ERR("vhost=2", "vif[0]: vhost must be 0 or 1");
 	VIF_ERR("vhost=yes", "vif[0]: vhost must be 0 or 1");
+	VIF_ERR("announce=2", "vif[0]: announce must be 0 or 1");
 	VIF_ERR("script=vif-bridge", "vif[0]: script= is not supported (no "
 		"hotplug scripts: bridge= names the bridge to join)");
 	VIF_ERR("bridge=xenbr0,script=", "vif[0]: script= is not supported "
@@ -230,7 +231,8 @@ static bool same_vifs(const struct domcfg *a, const struct domcfg *b)
 		    (x->mac_set && memcmp(x->mac, y->mac, 6)) ||
 		    !same_str(x->bridge, y->bridge) ||
 		    !same_str(x->vifname, y->vifname) ||
-		    !same_str(x->origin, y->origin) || x->vhost != y->vhost)
+		    !same_str(x->origin, y->origin) || x->vhost != y->vhost ||
+		    x->guest_announce != y->guest_announce)
 			return false;
 	}
 	return true;
@@ -254,8 +256,10 @@ static void test_vif_round_trip(void)
 	json_t *obj, *v;
 
 	if (PARSE_OK(MIN_CFG "vif = [ '', 'mac=00:16:3e:0a:0b:0c,bridge=br0,"
-		     "vifname=v1,vhost=1' ]\n", &cfg))
+		     "vifname=v1,vhost=1,announce=1' ]\n", &cfg))
 		return;
+	CHECK(!cfg.vifs[0].guest_announce);
+	CHECK(cfg.vifs[1].guest_announce);
 	obj = domcfg_to_json(&cfg);
 	v = json_array_get(json_object_get(obj, "vif"), 1);
 	CHECK_STR(json_string_value(json_object_get(v, "mac")),
@@ -263,9 +267,12 @@ static void test_vif_round_trip(void)
 	CHECK_STR(json_string_value(json_object_get(v, "model")),
 		  "virtio-net");
 	CHECK(json_is_true(json_object_get(v, "vhost")));
+	CHECK(json_is_true(json_object_get(v, "announce")));
 	v = json_array_get(json_object_get(obj, "vif"), 0);
 	CHECK(json_object_get(v, "mac") == NULL);
 	CHECK(json_is_false(json_object_get(v, "vhost")));
+	/* Not said when off: a build without it reads the config as ever. */
+	CHECK(json_object_get(v, "announce") == NULL);
 	json_decref(obj);
 	CHECK_INT(json_trip(&cfg, &back), 0);
 	CHECK(same_vifs(&cfg, &back));

@@ -5,8 +5,9 @@
  * (IFF_VNET_HDR).  The tap is made (or opened, if it exists) with the
  * vif's name and attached to its bridge; a live update carries the open
  * tap over, so the link never goes down and no packet queued in it is
- * lost.  A restored or migrated guest is announced with a RARP from its
- * MAC, as QEMU's announce does, so switches learn where it went.
+ * lost.  A restored or migrated guest is announced with RARPs from its
+ * MAC once it runs, as QEMU's announce_self does, so bridges and
+ * switches learn at once where it went.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,14 +31,29 @@
 #define NET_QUEUE_SIZE	256
 #define RXQ		0
 #define TXQ		1
+#define CTRLQ		2	/* vif announce=1 only */
 #define NET_HDR_LEN	12	/* virtio_net_hdr_v1 (num_buffers) */
 
 enum {
 	F_CSUM = 0, F_GUEST_CSUM = 1, F_MAC = 5, F_GUEST_TSO4 = 7,
 	F_GUEST_TSO6 = 8, F_HOST_TSO4 = 11, F_HOST_TSO6 = 12, F_STATUS = 16,
+	F_CTRL_VQ = 17, F_GUEST_ANNOUNCE = 21,
 };
 
 #define S_LINK_UP	1
+#define S_ANNOUNCE	2
+
+/* The control queue's commands (virtio 1.2, 5.1.6.5). */
+#define CTRL_ANNOUNCE		3	/* class */
+#define CTRL_ANNOUNCE_ACK	0	/* its command */
+#define CTRL_OK			0
+#define CTRL_ERR		1
+
+/* QEMU's announce defaults: 5 rounds, the first at once, then 50 ms
+ * apart, the gap growing by 100 ms each round (50, 150, 250, 350). */
+#define ANNOUNCE_ROUNDS		5
+#define ANNOUNCE_INITIAL_MS	50
+#define ANNOUNCE_STEP_MS	100
 
 struct net {
 	struct virtio_dev dev;		/* first: the device is the net */
@@ -48,6 +64,11 @@ struct net {
 	bool rx_wait;			/* no receive buffers: tap not read */
 	bool tx_wait;			/* tap full: waiting to write */
 	struct vhost *vhost;		/* vhost=1: the kernel's data path */
+	/* Restored: announce once it runs (rounds left, the next gap). */
+	bool announce_pending;
+	unsigned announce_left, announce_gap_ms;
+	/* VIRTIO_NET_S_ANNOUNCE: the guest is to announce itself too. */
+	bool guest_announce;
 };
 
 static struct net *net_of(struct virtio_dev *d)
@@ -246,11 +267,53 @@ static int transmit(struct net *n, char *err, size_t errlen)
 	return ret < 0 ? -1 : 0;
 }
 
+/*
+ * The control queue: the only command taken is ANNOUNCE_ACK, the guest
+ * saying it has announced itself (clears S_ANNOUNCE); others get ERR.
+ */
+static int control(struct net *n, char *err, size_t errlen)
+{
+	struct virtio_dev *d = &n->dev;
+	struct virtq_elem *e = &n->elem;
+	uint8_t cmd[2], ack;
+	bool used = false;
+	int ret = 0;
+
+	while (queue_live(d, CTRLQ)) {
+		ret = virtio_pop(d, CTRLQ, e, err, errlen);
+		if (ret <= 0)
+			break;
+		if (e->rd_len < sizeof(cmd) || e->wr_len < 1) {
+			snprintf(err, errlen, "a control command of %llu "
+				 "bytes with %llu for its answer",
+				 (unsigned long long)e->rd_len,
+				 (unsigned long long)e->wr_len);
+			return -1;
+		}
+		virtq_read(e, 0, cmd, sizeof(cmd));
+		ack = CTRL_ERR;
+		if (cmd[0] == CTRL_ANNOUNCE && cmd[1] == CTRL_ANNOUNCE_ACK &&
+		    virtio_has_feature(d, F_GUEST_ANNOUNCE)) {
+			n->guest_announce = false;
+			ack = CTRL_OK;
+			log_info("%s: the guest announced itself", d->label);
+		}
+		virtq_write(e, 0, &ack, 1);
+		virtq_push(&d->vq[CTRLQ], &d->dom->mem, e, 1);
+		used = true;
+	}
+	if (used)
+		virtio_notify(d, CTRLQ);
+	return ret < 0 ? -1 : 0;
+}
+
 static int net_process(struct virtio_dev *d, unsigned q, char *err,
 		       size_t errlen)
 {
 	struct net *n = net_of(d);
 
+	if (q == CTRLQ)
+		return control(n, err, errlen);
 	if (n->tap < 0)
 		return 0;
 	if (q == RXQ) {
@@ -317,6 +380,23 @@ static void net_pause(struct virtio_dev *d)
 		vhost_stop(n->vhost);
 }
 
+/*
+ * A guest that took GUEST_ANNOUNCE announces itself too (gratuitous ARP,
+ * IPv6 neighbour advertisements: the addresses only it knows), told so
+ * by S_ANNOUNCE and a configuration change interrupt; its ANNOUNCE_ACK
+ * on the control queue clears it (virtio 1.2, 5.1.6.5.4).
+ */
+static void ask_guest_to_announce(struct net *n)
+{
+	struct virtio_dev *d = &n->dev;
+
+	if (!(d->status & VIRTIO_STATUS_DRIVER_OK) || d->broken ||
+	    !virtio_has_feature(d, F_GUEST_ANNOUNCE))
+		return;
+	n->guest_announce = true;
+	virtio_config_changed(d);
+}
+
 static void net_resume(struct virtio_dev *d)
 {
 	struct net *n = net_of(d);
@@ -328,6 +408,14 @@ static void net_resume(struct virtio_dev *d)
 	/* What arrived in the rings meanwhile, if userspace carries them. */
 	if (!vhost_running(n->vhost) && (d->status & VIRTIO_STATUS_DRIVER_OK))
 		virtio_kick_all(d);
+	/* Restored or migrated in, and running now: announce it. */
+	if (n->announce_pending) {
+		n->announce_pending = false;
+		n->announce_left = ANNOUNCE_ROUNDS;
+		n->announce_gap_ms = ANNOUNCE_INITIAL_MS;
+		virtio_set_timer(d, 0);
+		ask_guest_to_announce(n);
+	}
 }
 
 /* Migration logs dirty pages: the userspace path, whose writes are
@@ -360,6 +448,7 @@ static void net_reset(struct virtio_dev *d)
 		vhost_stop(n->vhost);
 	n->rx_wait = true;
 	n->tx_wait = false;
+	n->guest_announce = false;
 	watch(n);
 }
 
@@ -368,7 +457,7 @@ static void net_config_read(struct virtio_dev *d, unsigned off, void *buf,
 {
 	struct net *n = net_of(d);
 	uint8_t cfg[10] = { 0 };
-	uint16_t status = S_LINK_UP;
+	uint16_t status = S_LINK_UP | (n->guest_announce ? S_ANNOUNCE : 0);
 
 	memcpy(cfg, n->cfg->mac, 6);
 	memcpy(cfg + 6, &status, 2);
@@ -398,6 +487,23 @@ static void announce(struct net *n)
 	if (write(n->tap, frame, sizeof(frame)) < 0)
 		log_warn("%s: cannot announce the guest's MAC: %s",
 			 n->dev.label, strerror(errno));
+}
+
+/* One round of the announce; the next one later. */
+static void net_timer(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+
+	if (!n->announce_left || n->tap < 0)
+		return;
+	announce(n);
+	if (--n->announce_left) {
+		virtio_set_timer(d, n->announce_gap_ms);
+		n->announce_gap_ms += ANNOUNCE_STEP_MS;
+	} else {
+		log_info("%s: announced the guest's MAC (%u RARPs)",
+			 d->label, ANNOUNCE_ROUNDS);
+	}
 }
 
 static void net_save(struct virtio_dev *d, struct rec_dev_virtio *r,
@@ -440,7 +546,12 @@ static int net_load(struct virtio_dev *d, const struct rec_dev_virtio *r,
 		snprintf(err, errlen, "vif %s: no tap", n->ifname);
 		return -1;
 	}
-	announce(n);
+	/*
+	 * Not now: a migrated guest still runs on its source until the
+	 * handover, and its frames there would teach the bridges the old
+	 * port again.  Once it runs here (net_resume()).
+	 */
+	n->announce_pending = true;
 	return 0;
 }
 
@@ -473,6 +584,7 @@ static const struct virtio_backend_ops net_ops = {
 	.resume = net_resume,
 	.extra_event = net_extra_event,
 	.log_changed = net_log_changed,
+	.timer = net_timer,
 };
 
 struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
@@ -484,7 +596,12 @@ struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
 			    1ULL << F_GUEST_TSO6 | 1ULL << F_HOST_TSO4 |
 			    1ULL << F_HOST_TSO6 | 1ULL << F_STATUS;
 	struct net *n = calloc(1, sizeof(*n));
+	unsigned queues = 2;
 
+	if (c->guest_announce) {
+		features |= 1ULL << F_CTRL_VQ | 1ULL << F_GUEST_ANNOUNCE;
+		queues = 3;
+	}
 	if (!n) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -508,7 +625,7 @@ struct virtio_dev *virtio_net_new(struct domain *dom, unsigned slot,
 		return NULL;
 	}
 	if (virtio_init(&n->dev, dom, slot, &net_ops, index, n->ifname,
-			features, 2, NET_QUEUE_SIZE) < 0) {
+			features, queues, NET_QUEUE_SIZE) < 0) {
 		snprintf(err, errlen, "vif %s: cannot make its device: %s",
 			 n->ifname, strerror(errno));
 		virtio_free(&n->dev);

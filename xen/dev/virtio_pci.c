@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dev/virtio_pci.h"
@@ -531,6 +532,35 @@ static void handle_event(struct virtio_dev *d, const struct epoll_event *ev)
 	}
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000ull + t.tv_nsec;
+}
+
+/* epoll_wait()'s timeout: until ops->timer's time, or for ever. */
+static int timer_wait_ms(struct virtio_dev *d)
+{
+	uint64_t at = __atomic_load_n(&d->timer_ns, __ATOMIC_RELAXED);
+	uint64_t now;
+
+	if (!at)
+		return -1;
+	now = now_ns();
+	return at <= now ? 0 : (int)((at - now + 999999) / 1000000);
+}
+
+static void run_timer(struct virtio_dev *d)
+{
+	if (!d->timer_ns || now_ns() < d->timer_ns)
+		return;
+	d->timer_ns = 0;
+	if (d->ops->timer)
+		d->ops->timer(d);
+}
+
 static void *thread_main(void *arg)
 {
 	struct virtio_dev *d = arg;
@@ -539,7 +569,7 @@ static void *thread_main(void *arg)
 
 	sandbox_thread_enter(SANDBOX_DEVICE, d->dom->id, d->label);
 	for (;;) {
-		n = epoll_wait(d->epfd, ev, 8, -1);
+		n = epoll_wait(d->epfd, ev, 8, timer_wait_ms(d));
 		if (n < 0 && errno != EINTR)
 			break;
 		pthread_mutex_lock(&d->lock);
@@ -555,6 +585,7 @@ static void *thread_main(void *arg)
 		}
 		for (i = 0; i < n; i++)
 			handle_event(d, &ev[i]);
+		run_timer(d);
 		pthread_mutex_unlock(&d->lock);
 	}
 	sandbox_thread_leave();
@@ -568,6 +599,13 @@ static void wake(struct virtio_dev *d)
 	if (write(d->ctl_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_warn("%s: cannot wake its thread: %s", d->label,
 			 strerror(errno));
+}
+
+void virtio_set_timer(struct virtio_dev *d, unsigned ms)
+{
+	__atomic_store_n(&d->timer_ns, now_ns() + ms * 1000000ull,
+			 __ATOMIC_RELAXED);
+	wake(d);		/* its epoll_wait() takes the new time */
 }
 
 void virtio_pause(struct virtio_dev *d)
@@ -612,12 +650,12 @@ int virtio_watch_fd(struct virtio_dev *d, int fd, uint32_t tag, bool on)
 			 &ev);
 }
 
-void virtio_poll_kicks(struct virtio_dev *d, bool on)
+void virtio_poll_kicks(struct virtio_dev *d, unsigned nr, bool on)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	unsigned q;
 
-	for (q = 0; q < d->nr_queues; q++) {
+	for (q = 0; q < nr && q < d->nr_queues; q++) {
 		ev.data.u32 = q;
 		epoll_ctl(d->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
 			  d->vq[q].kick_fd, &ev);

@@ -83,6 +83,9 @@ struct virtio_backend_ops {
 	void (*log_changed)(struct virtio_dev *d);
 	/* Optional: an fd watched with virtio_watch_fd() is readable. */
 	void (*extra_event)(struct virtio_dev *d, uint32_t tag);
+	/* Optional, device thread, dev->lock held: virtio_set_timer()'s
+	 * time came (never while the device is parked). */
+	void (*timer)(struct virtio_dev *d);
 };
 
 struct virtio_dev {
@@ -117,6 +120,7 @@ struct virtio_dev {
 	int backend_fd_carried;		/* a live update keeps it, or -1 */
 	int inherited_fd;		/* the live update's original, or -1 */
 	uint32_t backend_events;
+	uint64_t timer_ns;		/* ops->timer's CLOCK_MONOTONIC, or 0 */
 };
 
 /*
@@ -138,8 +142,14 @@ void virtio_pause(struct virtio_dev *d);
 void virtio_resume(struct virtio_dev *d);
 /* Watch an fd of the backend's (readable: ops->extra_event(tag)). */
 int virtio_watch_fd(struct virtio_dev *d, int fd, uint32_t tag, bool on);
-/* Whether the thread reads the queues' kick eventfds (not under vhost). */
-void virtio_poll_kicks(struct virtio_dev *d, bool on);
+/* Whether the thread reads the kick eventfds of queues 0..nr-1 (not
+ * those vhost carries). */
+void virtio_poll_kicks(struct virtio_dev *d, unsigned nr, bool on);
+/*
+ * Call ops->timer on the device thread in ms milliseconds (dev->lock
+ * held; replaces an earlier time).
+ */
+void virtio_set_timer(struct virtio_dev *d, unsigned ms);
 /* Watch (or stop watching: fd -1) the backend's fd for events. */
 int virtio_watch_backend(struct virtio_dev *d, int fd, uint32_t events);
 

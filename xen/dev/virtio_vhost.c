@@ -153,7 +153,7 @@ int vhost_start(struct vhost *v, int tap, char *err, size_t errlen)
 	    (want & ~have) || ioctl(v->fd, VHOST_SET_FEATURES, &want) < 0 ||
 	    set_mem_table(v) < 0)
 		goto fail;
-	virtio_poll_kicks(d, false);
+	virtio_poll_kicks(d, VHOST_QUEUES, false);
 	v->running = true;
 	for (q = 0; q < VHOST_QUEUES; q++)
 		if (set_ring(v, q, tap) < 0)
@@ -188,7 +188,7 @@ void vhost_stop(struct vhost *v)
 			d->vq[q].used_idx = __atomic_load_n(&used[1],
 							    __ATOMIC_ACQUIRE);
 	}
-	virtio_poll_kicks(d, true);
+	virtio_poll_kicks(d, VHOST_QUEUES, true);
 	v->running = false;
 }
 
