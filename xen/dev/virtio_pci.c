@@ -11,6 +11,7 @@
 
 #include "dev/virtio_pci.h"
 #include "domain.h"
+#include "monotime.h"
 #include "log.h"
 #include "rec_table.h"
 #include "sandbox.h"
@@ -532,14 +533,6 @@ static void handle_event(struct virtio_dev *d, const struct epoll_event *ev)
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000ull + t.tv_nsec;
-}
-
 /* epoll_wait()'s timeout: until ops->timer's time, or for ever. */
 static int timer_wait_ms(struct virtio_dev *d)
 {
@@ -548,13 +541,13 @@ static int timer_wait_ms(struct virtio_dev *d)
 
 	if (!at)
 		return -1;
-	now = now_ns();
+	now = (uint64_t)now_ns();
 	return at <= now ? 0 : (int)((at - now + 999999) / 1000000);
 }
 
 static void run_timer(struct virtio_dev *d)
 {
-	if (!d->timer_ns || now_ns() < d->timer_ns)
+	if (!d->timer_ns || (uint64_t)now_ns() < d->timer_ns)
 		return;
 	d->timer_ns = 0;
 	if (d->ops->timer)
@@ -603,7 +596,7 @@ static void wake(struct virtio_dev *d)
 
 void virtio_set_timer(struct virtio_dev *d, unsigned ms)
 {
-	__atomic_store_n(&d->timer_ns, now_ns() + ms * 1000000ull,
+	__atomic_store_n(&d->timer_ns, (uint64_t)now_ns() + ms * 1000000ull,
 			 __ATOMIC_RELAXED);
 	wake(d);		/* its epoll_wait() takes the new time */
 }
