@@ -213,6 +213,7 @@ static int send_stream(struct ahead *a, uint32_t type, json_t *info,
 		       bool prologue)
 {
 	struct stream_writer w;
+	char text[32] = "";
 	int fd, ret;
 
 	fd = open_memfd_stream(a, prologue ? "xkvm-lu-prologue"
@@ -230,7 +231,10 @@ static int send_stream(struct ahead *a, uint32_t type, json_t *info,
 		close(fd);
 		return -1;
 	}
-	ret = lu_msg_send(a->sock, type, NULL, 0, &fd, 1);
+	/* The state's text: when it was written (blackout_steps_ms). */
+	if (!prologue)
+		snprintf(text, sizeof(text), "%lld", now_ns());
+	ret = lu_msg_send(a->sock, type, text, strlen(text), &fd, 1);
 	if (ret < 0)
 		snprintf(a->err, sizeof(a->err), "the new image went away: %s",
 			 strerror(errno));
