@@ -63,7 +63,7 @@ struct newside {
 	unsigned nr_fds;
 	long long t_main, t_prologue, t_built, t_epilogue, t_loaded, t_running;
 	/* Inside the blackout, for blackout_steps_ms (result_json()). */
-	long long t_saved;		/* the old image had written the state */
+	json_t *times;			/* the old image's: t_blackout_ns... */
 	long long t_checked;		/* the state stream checked here */
 	long long t_release;		/* every domain listed, none released */
 	long long t_last_ran;		/* the last vCPU released ran, or -1 */
@@ -106,11 +106,11 @@ static int map_stream(struct lu_msg *m, struct stream_map *sm, char *err,
 
 /*
  * The next message, which must be `type` carrying a stream: mapped into
- * sm (0), or why not in s->err (-1).  Its text is a number, if any:
- * into *num.
+ * sm (0), or why not in s->err (-1).  Its text, a JSON object if any,
+ * into *text (NULL if none).
  */
 static int recv_stream(struct newside *s, uint32_t type, const char *what,
-		       struct stream_map *sm, long long *num)
+		       struct stream_map *sm, json_t **text)
 {
 	struct lu_msg *m = malloc(sizeof(*m));
 	int ret = -1;
@@ -121,8 +121,8 @@ static int recv_stream(struct newside *s, uint32_t type, const char *what,
 			 what);
 		goto out;
 	}
-	if (num)
-		*num = strtoll(m->text, NULL, 10);
+	if (text)
+		*text = m->len ? json_loads(m->text, 0, NULL) : NULL;
 	ret = map_stream(m, sm, s->err, sizeof(s->err));
 out:
 	if (m)
@@ -370,8 +370,8 @@ static int load(struct newside *s)
 	unsigned n, k;
 	int ret = -1;
 
-	/* Its text: when the old image had written it (ahead.c). */
-	if (recv_stream(s, LU_MSG_EPILOGUE, "state", &sm, &s->t_saved) < 0)
+	/* Its text: the old image's times (ahead.c, send_state()). */
+	if (recv_stream(s, LU_MSG_EPILOGUE, "state", &sm, &s->times) < 0)
 		goto out;
 	s->t_epilogue = now_ns();
 	s->epi = check_stream(s, &sm, begins, &n);
@@ -595,6 +595,17 @@ static struct client *take_control(struct newside *s, json_t **h)
 	return req;
 }
 
+/*
+ * One of the old image's times: in the state message's text, or (an
+ * image before it wrote them there) in the state's HANDOVER record.
+ */
+static long long old_ns(struct newside *s, const char *key)
+{
+	json_t *v = json_object_get(s->times, key);
+
+	return v ? json_integer_value(v) : info_ns(s->epi, key);
+}
+
 static double ms(long long a, long long b)
 {
 	return a && b ? (b - a) / 1e6 : 0;
@@ -604,8 +615,9 @@ static json_t *result_json(struct newside *s, long long t_done)
 {
 	long long t_start = info_ns(s->info, "t_start_ns");
 	long long t_spawn = info_ns(s->info, "t_spawn_ns");
-	long long t_bo = info_ns(s->epi, "t_blackout_ns");
-	long long t_q = info_ns(s->epi, "t_quiesced_ns");
+	long long t_bo = old_ns(s, "t_blackout_ns");
+	long long t_q = old_ns(s, "t_quiesced_ns");
+	long long t_saved = old_ns(s, "t_saved_ns");
 	json_t *res;
 
 	res = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:f}",
@@ -632,9 +644,8 @@ static json_t *result_json(struct newside *s, long long t_done)
 	/* Finer: where the blackout's phases go (docs/live-update.md). */
 	json_object_set_new(res, "blackout_steps_ms",
 			    json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-				      "save_records", ms(t_q, s->t_saved),
-				      "save_pass", ms(s->t_saved,
-						      s->t_epilogue),
+				      "save_records", ms(t_q, t_saved),
+				      "save_pass", ms(t_saved, s->t_epilogue),
 				      "load_check", ms(s->t_epilogue,
 						       s->t_checked),
 				      "load_slowest_domain",
@@ -776,6 +787,7 @@ out:
 	}
 	json_decref(s.info);
 	json_decref(s.epi);
+	json_decref(s.times);
 	json_decref(s.lp);
 	return ret;
 }

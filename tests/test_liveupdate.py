@@ -317,7 +317,14 @@ def test_guest_sees_the_blackout(daemon, images):
           f"(before the update {max_gap_ms(before):.2f} ms)")
     assert after["errors"] == 0
     assert gap > 0
-    assert after["max_gap_tsc"] > before["max_gap_tsc"], (before, after)
+    # The guest shows only its longest gap: the blackout's must show
+    # unless a longer one came before it (the host took the CPU for
+    # longer before the update: a sub-millisecond blackout on a busy
+    # host is often shorter than that).  A frozen clock shows no gap.
+    assert after["max_gap_tsc"] >= before["max_gap_tsc"]
+    if before["max_gap_tsc"] < blackout * khz:
+        assert after["max_gap_tsc"] > before["max_gap_tsc"], \
+            (before, after)
     # Of the blackout's order (a ratio, no wall-time threshold).  A
     # build-ahead blackout is a millisecond or two and host noise alone
     # gives gaps of several: the bound above allows that, and still
