@@ -46,6 +46,7 @@ struct ahead {
 	bool parked;
 	bool started;		/* the new image said STARTING */
 	long long t_start, t_spawn, t_blackout, t_quiesced;
+	struct stream_writer w;		/* the state, written as they park */
 	int keep[MAX_KEEP_FDS];
 	unsigned nr_keep;
 	/* The control connections handed over, by their fd here. */
@@ -186,54 +187,125 @@ static int begin_domain(struct stream_writer *w, struct domain *d)
 	return stream_write_record(w, REC_DOMAIN_BEGIN, 0, &b, sizeof(b));
 }
 
-/* A domain's records in two parts: prologue (true) or the rest. */
-static int write_domains(int fd, struct stream_writer *w, bool prologue)
+/* One domain's records: those the build needs, or (!prologue) the rest. */
+static int write_domain(struct stream_writer *w, struct domain *d,
+			bool prologue)
 {
-	struct domain *d;
-	int ret;
-
-	for (d = domain_first(); d; d = d->next) {
-		if (begin_domain(w, d) < 0)
-			goto fail;
-		ret = prologue ? state_save_prologue(d, w)
-			       : state_save_epilogue(d, w);
-		if (ret < 0 ||
-		    stream_write_record(w, REC_DOMAIN_END, 0, NULL, 0) < 0)
-			goto fail;
-	}
-	if (stream_writer_finish(w) < 0)
+	if (begin_domain(w, d) < 0)
 		return -1;
-	return 0;
-fail:
-	stream_writer_free(w);
-	return -1;
+	if ((prologue ? state_save_prologue(d, w) : state_save_epilogue(d, w)) < 0)
+		return -1;
+	return stream_write_record(w, REC_DOMAIN_END, 0, NULL, 0);
 }
 
-static int send_stream(struct ahead *a, uint32_t type, json_t *info,
-		       bool prologue)
+/* While the guests run: what the new image builds every domain from. */
+static int send_prologue(struct ahead *a)
 {
 	struct stream_writer w;
-	int fd, ret;
+	struct domain *d;
+	int fd, ret = -1;
 
-	fd = open_memfd_stream(a, prologue ? "xkvm-lu-prologue"
-					   : "xkvm-lu-epilogue", &w, info);
-	if (fd < 0 || write_domains(fd, &w, prologue) < 0) {
-		snprintf(a->err, sizeof(a->err), "writing the %s failed: %s",
-			 prologue ? "prologue" : "state", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (!prologue && fail_here(a, "save")) {
-		snprintf(a->err, sizeof(a->err), "writing the state failed "
-			 "(injected failure in phase save)");
-		close(fd);
-		return -1;
-	}
-	ret = lu_msg_send(a->sock, type, NULL, 0, &fd, 1);
+	fd = open_memfd_stream(a, "xkvm-lu-prologue", &w, prologue_info(a));
+	if (fd < 0)
+		goto out;
+	for (d = domain_first(); d; d = d->next)
+		if (write_domain(&w, d, true) < 0) {
+			stream_writer_free(&w);
+			goto out;
+		}
+	if (stream_writer_finish(&w) < 0)
+		goto out;
+	ret = lu_msg_send(a->sock, LU_MSG_PROLOGUE, NULL, 0, &fd, 1);
 	if (ret < 0)
 		snprintf(a->err, sizeof(a->err), "the new image went away: %s",
 			 strerror(errno));
+out:
+	if (ret < 0 && !a->err[0])
+		snprintf(a->err, sizeof(a->err), "writing the prologue failed: "
+			 "%s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/*
+ * The state to the new image.  The times go in the message's text (JSON:
+ * t_blackout_ns, t_quiesced_ns, t_saved_ns), written last.
+ */
+static int send_state(struct ahead *a, int fd)
+{
+	char text[160];
+	int len;
+
+	len = snprintf(text, sizeof(text), "{\"t_blackout_ns\": %lld, "
+		       "\"t_quiesced_ns\": %lld, \"t_saved_ns\": %lld}",
+		       a->t_blackout, a->t_quiesced, now_ns());
+	if (lu_msg_send(a->sock, LU_MSG_EPILOGUE, text, len, &fd, 1) < 0) {
+		snprintf(a->err, sizeof(a->err), "the new image went away: %s",
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* quiesce_each(): a domain is parked, its state goes into the stream. */
+static int save_parked(struct domain *d, void *arg)
+{
+	struct ahead *a = arg;
+
+	a->t_quiesced = now_ns();	/* the last call's: all parked */
+	return write_domain(&a->w, d, false) < 0 ? -EIO : 0;
+}
+
+/*
+ * The blackout, this image's part: park every vCPU, writing each
+ * domain's state as soon as it is parked, while the others still park
+ * (quiesce_each()); then pass the state.  Its message's text holds the
+ * times (blackout_steps_ms), known only once the stream is written.
+ */
+static int park_and_save(struct ahead *a)
+{
+	char why[256];
+	int fd, ret = -1;
+
+	fd = open_memfd_stream(a, "xkvm-lu-epilogue", &a->w, json_object());
+	if (fd < 0) {
+		snprintf(a->err, sizeof(a->err), "writing the state failed: "
+			 "%s", strerror(errno));
+		return -1;
+	}
+	a->t_blackout = now_ns();
+	ret = quiesce_each(&a->q, LU_PARK_TIMEOUT_MS, save_parked, a, why,
+			   sizeof(why));
+	a->parked = true;	/* whatever is held resumes on failure */
+	if (ret) {
+		stream_writer_free(&a->w);
+		if (ret == -EIO)
+			snprintf(a->err, sizeof(a->err), "writing the state "
+				 "failed: %s", strerror(errno));
+		else
+			snprintf(a->err, sizeof(a->err), "quiesce: %s", why);
+		goto out;
+	}
+	ret = -1;
+	if (fail_here(a, "quiesce")) {
+		stream_writer_free(&a->w);
+		snprintf(a->err, sizeof(a->err),
+			 "injected failure in phase quiesce");
+		goto out;
+	}
+	if (stream_writer_finish(&a->w) < 0) {
+		snprintf(a->err, sizeof(a->err), "writing the state failed: "
+			 "%s", strerror(errno));
+		goto out;
+	}
+	if (fail_here(a, "save")) {
+		snprintf(a->err, sizeof(a->err), "writing the state failed "
+			 "(injected failure in phase save)");
+		goto out;
+	}
+	ret = send_state(a, fd);
+out:
 	close(fd);
 	return ret;
 }
@@ -283,26 +355,6 @@ static int expect(struct ahead *a, uint32_t want, int timeout_ms,
 	if (m->type != want) {
 		snprintf(a->err, sizeof(a->err), "the new image said %s, not %s",
 			 lu_msg_name(m->type), lu_msg_name(want));
-		return -1;
-	}
-	return 0;
-}
-
-static int park(struct ahead *a)
-{
-	char why[256];
-
-	a->t_blackout = now_ns();
-	if (quiesce(&a->q, NULL, LU_PARK_TIMEOUT_MS, why, sizeof(why)) < 0) {
-		quiesce_resume(&a->q);
-		snprintf(a->err, sizeof(a->err), "quiesce: %s", why);
-		return -1;
-	}
-	a->parked = true;
-	a->t_quiesced = now_ns();
-	if (fail_here(a, "quiesce")) {
-		snprintf(a->err, sizeof(a->err),
-			 "injected failure in phase quiesce");
 		return -1;
 	}
 	return 0;
@@ -517,15 +569,12 @@ int lu_ahead_exec(struct client *requester, const struct lu_image *img,
 		goto fail;
 	/* From here on, a failure is the new image's: a rollback. */
 	a.code = CTL_EROLLEDBACK;
-	if (send_stream(&a, LU_MSG_PROLOGUE, prologue_info(&a), true) < 0 ||
+	if (send_prologue(&a) < 0 ||
 	    expect(&a, LU_MSG_BUILT, LU_AHEAD_BUILD_TIMEOUT_MS,
 		   "while building the domains", m) < 0)
 		goto fail;
 	a.code = CTL_EINTERNAL;
-	if (park(&a) < 0 ||
-	    send_stream(&a, LU_MSG_EPILOGUE, json_pack(
-			"{s:I, s:I}", "t_blackout_ns", (json_int_t)a.t_blackout,
-			"t_quiesced_ns", (json_int_t)a.t_quiesced), false) < 0)
+	if (park_and_save(&a) < 0)
 		goto fail;
 	a.code = CTL_EROLLEDBACK;
 	if (expect(&a, LU_MSG_STARTING, LU_AHEAD_RUN_TIMEOUT_MS,

@@ -40,6 +40,7 @@ struct nd {
 	struct rec_domain_begin b;	/* the prologue's, then the state's */
 	struct state_restoring *x;
 	struct domain *dom;		/* once committed */
+	int ret;			/* of its part of the last stream */
 	char err[512];
 };
 
@@ -61,6 +62,12 @@ struct newside {
 	struct fdmap *fds;
 	unsigned nr_fds;
 	long long t_main, t_prologue, t_built, t_epilogue, t_loaded, t_running;
+	/* Inside the blackout, for blackout_steps_ms (result_json()). */
+	json_t *times;			/* the old image's: t_blackout_ns... */
+	long long t_checked;		/* the state stream checked here */
+	long long t_release;		/* every domain listed, none released */
+	long long t_last_ran;		/* the last vCPU released ran, or -1 */
+	long long slowest_load;		/* ns: the longest one domain loaded */
 	char err[1024];
 };
 
@@ -95,6 +102,33 @@ static int map_stream(struct lu_msg *m, struct stream_map *sm, char *err,
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The next message, which must be `type` carrying a stream: mapped into
+ * sm (0), or why not in s->err (-1).  Its text, a JSON object if any,
+ * into *text (NULL if none).
+ */
+static int recv_stream(struct newside *s, uint32_t type, const char *what,
+		       struct stream_map *sm, json_t **text)
+{
+	struct lu_msg *m = malloc(sizeof(*m));
+	int ret = -1;
+
+	if (!m || lu_msg_recv(s->sock, m, WAIT_EPILOGUE_MS) < 0 ||
+	    m->type != type) {
+		snprintf(s->err, sizeof(s->err), "no %s from the old image",
+			 what);
+		goto out;
+	}
+	if (text)
+		*text = m->len ? json_loads(m->text, 0, NULL) : NULL;
+	ret = map_stream(m, sm, s->err, sizeof(s->err));
+out:
+	if (m)
+		lu_msg_close_fds(m);
+	free(m);
+	return ret;
 }
 
 static void unmap_stream(struct stream_map *sm)
@@ -158,13 +192,16 @@ out:
 	return info;
 }
 
-/* One domain's part of a stream, on a thread of its own. */
-struct job {
+/*
+ * One stream's domains, shared by the threads that load them: each takes
+ * the next domain not yet taken until none is left.
+ */
+struct pool {
 	struct newside *s;
 	const struct stream_map *sm;
-	unsigned k;
 	bool prologue;
-	int ret;
+	unsigned next;			/* atomic: the next domain to take */
+	long long slowest;		/* atomic: ns, the longest domain */
 };
 
 /* Move the reader just past the k-th DOMAIN_BEGIN. */
@@ -178,7 +215,8 @@ static int seek_domain(struct stream_reader *r, unsigned k)
 	return -1;
 }
 
-static int build_one(struct job *j, struct stream_reader *r, struct nd *nd)
+static int build_one(struct pool *p, unsigned k, struct stream_reader *r,
+		     struct nd *nd)
 {
 	struct restore_opts o = {
 		.no_start = true, .inherit_fds = true,
@@ -186,14 +224,14 @@ static int build_one(struct job *j, struct stream_reader *r, struct nd *nd)
 		.clock = STATE_CLOCK_SAME_HOST,	/* time runs through it */
 	};
 
-	if (j->k == 0 && fail_here(j->s, "kvm")) {
+	if (k == 0 && fail_here(p->s, "kvm")) {
 		snprintf(nd->err, sizeof(nd->err), "d%u: KVM_CREATE_VM failed "
 			 "(injected failure in phase kvm)", nd->b.domid);
 		return -1;
 	}
 	/* The record both images refuse (KVM_SET_XCRS on a host without
 	 * XSAVE, say): only this new image ever tries it. */
-	if (j->k == 0 && fail_here(j->s, "record"))
+	if (k == 0 && fail_here(p->s, "record"))
 		o.refuse_type = REC_VCPU_XCRS;
 	if (state_restore_begin(r, &o, &nd->x, nd->err, sizeof(nd->err)))
 		return -1;
@@ -204,54 +242,77 @@ static int build_one(struct job *j, struct stream_reader *r, struct nd *nd)
 	return 0;
 }
 
-static void *run_job(void *arg)
+/* Domain k's part of the pool's stream: built, or its state loaded. */
+static void run_one(struct pool *p, unsigned k)
 {
-	struct job *j = arg;
-	struct nd *nd = &j->s->doms[j->k];
+	struct nd *nd = &p->s->doms[k];
+	long long t0 = now_ns(), took, prev;
 	struct mem_source ms;
 	struct stream_reader r;
 
-	j->ret = -1;
-	if (open_mem(&r, &ms, j->sm) < 0 || seek_domain(&r, j->k) < 0) {
+	nd->ret = -1;
+	if (open_mem(&r, &ms, p->sm) < 0 || seek_domain(&r, k) < 0) {
 		snprintf(nd->err, sizeof(nd->err), "d%u: %s", nd->b.domid,
 			 r.err);
-	} else if (j->prologue) {
-		j->ret = build_one(j, &r, nd);
+	} else if (p->prologue) {
+		nd->ret = build_one(p, k, &r, nd);
 	} else {
-		j->ret = state_restore_finish(&r, nd->x, nd->err,
-					      sizeof(nd->err)) ? -1 : 0;
+		nd->ret = state_restore_finish(&r, nd->x, nd->err,
+					       sizeof(nd->err)) ? -1 : 0;
 	}
 	stream_reader_close(&r);
+	took = now_ns() - t0;
+	prev = __atomic_load_n(&p->slowest, __ATOMIC_RELAXED);
+	while (took > prev &&
+	       !__atomic_compare_exchange_n(&p->slowest, &prev, took, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+static void *run_worker(void *arg)
+{
+	struct pool *p = arg;
+	unsigned k;
+
+	while ((k = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) <
+	       p->s->nr)
+		run_one(p, k);
 	return NULL;
 }
 
-/* Every domain's part at once; the first failure into s->err. */
+/*
+ * Every domain's part of a stream at once; the first failure into s->err.
+ * Building (the guests run meanwhile) takes a thread per domain: most of
+ * it is KVM creating things, which sleeps.  Loading the state (inside the
+ * blackout) is short work on the CPU: as many threads as this process may
+ * use CPUs, this one among them, so that no thread waits for a CPU that
+ * a sibling holds and none is started for nothing.
+ */
 static int run_parallel(struct newside *s, const struct stream_map *sm,
-			bool prologue)
+			bool prologue, long long *slowest)
 {
-	struct job jobs[CONFIG_MAX_DOMAINS];
+	struct pool p = { .s = s, .sm = sm, .prologue = prologue };
 	pthread_t tids[CONFIG_MAX_DOMAINS];
-	bool started[CONFIG_MAX_DOMAINS];
-	unsigned k;
-	int ret = 0;
+	unsigned width = prologue ? s->nr : state_default_workers();
+	unsigned k, nr_threads = 0;
 
+	if (width > s->nr)
+		width = s->nr;
+	while (nr_threads + 1 < width &&
+	       !pthread_create(&tids[nr_threads], NULL, run_worker, &p))
+		nr_threads++;
+	run_worker(&p);
+	for (k = 0; k < nr_threads; k++)
+		pthread_join(tids[k], NULL);
+	if (slowest)
+		*slowest = p.slowest;
 	for (k = 0; k < s->nr; k++) {
-		jobs[k] = (struct job){ s, sm, k, prologue, -1 };
-		/* One domain: no thread to start and join in the blackout. */
-		started[k] = s->nr > 1 &&
-			     !pthread_create(&tids[k], NULL, run_job, &jobs[k]);
-		if (!started[k])
-			run_job(&jobs[k]);
-	}
-	for (k = 0; k < s->nr; k++) {
-		if (started[k])
-			pthread_join(tids[k], NULL);
-		if (jobs[k].ret < 0 && !ret) {
+		if (s->doms[k].ret < 0) {
 			snprintf(s->err, sizeof(s->err), "%s", s->doms[k].err);
-			ret = -1;
+			return -1;
 		}
 	}
-	return ret;
+	return 0;
 }
 
 /* ---- build-ahead */
@@ -260,19 +321,12 @@ static int build(struct newside *s)
 {
 	struct rec_domain_begin begins[CONFIG_MAX_DOMAINS];
 	struct stream_map sm = { 0 };
-	struct lu_msg *m = malloc(sizeof(*m));
 	unsigned k;
 	int ret = -1;
 
-	if (!m || lu_msg_recv(s->sock, m, WAIT_EPILOGUE_MS) < 0 ||
-	    m->type != LU_MSG_PROLOGUE) {
-		snprintf(s->err, sizeof(s->err), "no prologue from the old "
-			 "image");
+	if (recv_stream(s, LU_MSG_PROLOGUE, "prologue", &sm, NULL) < 0)
 		goto out;
-	}
 	s->t_prologue = now_ns();
-	if (map_stream(m, &sm, s->err, sizeof(s->err)) < 0)
-		goto out;
 	s->info = check_stream(s, &sm, begins, &s->nr);
 	if (!s->info)
 		goto out;
@@ -290,7 +344,7 @@ static int build(struct newside *s)
 							     "next_domid")));
 	for (k = 0; k < s->nr; k++)
 		s->doms[k].b = begins[k];
-	if (run_parallel(s, &sm, true) < 0)
+	if (run_parallel(s, &sm, true, NULL) < 0)
 		goto out;
 	if (s->nr && fail_here(s, "build")) {
 		snprintf(s->err, sizeof(s->err), "d%u: injected failure in "
@@ -304,9 +358,6 @@ static int build(struct newside *s)
 	ret = 0;
 out:
 	unmap_stream(&sm);
-	if (m)
-		lu_msg_close_fds(m);
-	free(m);
 	return ret;
 }
 
@@ -316,21 +367,17 @@ static int load(struct newside *s)
 {
 	struct rec_domain_begin begins[CONFIG_MAX_DOMAINS];
 	struct stream_map sm = { 0 };
-	struct lu_msg *m = malloc(sizeof(*m));
 	unsigned n, k;
 	int ret = -1;
 
-	if (!m || lu_msg_recv(s->sock, m, WAIT_EPILOGUE_MS) < 0 ||
-	    m->type != LU_MSG_EPILOGUE) {
-		snprintf(s->err, sizeof(s->err), "no state from the old image");
+	/* Its text: the old image's times (ahead.c, send_state()). */
+	if (recv_stream(s, LU_MSG_EPILOGUE, "state", &sm, &s->times) < 0)
 		goto out;
-	}
 	s->t_epilogue = now_ns();
-	if (map_stream(m, &sm, s->err, sizeof(s->err)) < 0)
-		goto out;
 	s->epi = check_stream(s, &sm, begins, &n);
 	if (!s->epi)
 		goto out;
+	s->t_checked = now_ns();
 	for (k = 0; k < n && k < s->nr; k++)
 		if (begins[k].domid != s->doms[k].b.domid)
 			break;
@@ -341,7 +388,7 @@ static int load(struct newside *s)
 	}
 	for (k = 0; k < n; k++)
 		s->doms[k].b = begins[k];
-	if (run_parallel(s, &sm, false) < 0)
+	if (run_parallel(s, &sm, false, &s->slowest_load) < 0)
 		goto out;
 	if (s->nr && fail_here(s, "crash"))
 		lu_crash();
@@ -356,36 +403,78 @@ static int load(struct newside *s)
 	ret = 0;
 out:
 	unmap_stream(&sm);
-	if (m)
-		lu_msg_close_fds(m);
-	free(m);
 	return ret;
 }
 
-static int start_all(struct newside *s)
+/*
+ * Every domain listed as the old image had it, then every vCPU let go at
+ * once (domain_commit_parked()): the blackout ends with the last one.
+ */
+static void start_all(struct newside *s)
 {
-	char err[256];
+	struct domain *doms[CONFIG_MAX_DOMAINS];
+	enum dom_state st[CONFIG_MAX_DOMAINS];
+	bool paused[CONFIG_MAX_DOMAINS];
 	unsigned k;
 
 	for (k = 0; k < s->nr; k++) {
 		struct nd *nd = &s->doms[k];
 		struct domain *d = state_restore_done(nd->x);
-		enum dom_state st = nd->b.state <= DOM_CRASHED ? nd->b.state
-							       : DOM_PAUSED;
 
 		nd->x = NULL;
-		nd->dom = d;
+		nd->dom = doms[k] = d;
 		d->exit_code = nd->b.exit_code;
 		d->shutdown_reason = nd->b.shutdown_reason;
-		if (domain_commit(d, st != DOM_RUNNING, err, sizeof(err))) {
-			snprintf(s->err, sizeof(s->err), "d%u: cannot start: "
-				 "%s", d->id, err);
-			return -1;
-		}
-		d->state = st;
+		st[k] = nd->b.state <= DOM_CRASHED ? nd->b.state : DOM_PAUSED;
+		paused[k] = st[k] != DOM_RUNNING;
 		lu_restore_created(s->info, d);
 	}
-	return 0;
+	s->t_release = now_ns();
+	s->t_running = domain_commit_parked(doms, paused, s->nr);
+	for (k = 0; k < s->nr; k++)
+		doms[k]->state = st[k];
+}
+
+/*
+ * When the last vCPU start_all() let go left its park to run (each vCPU
+ * thread notes the time): at most RESUMED_WAIT_MS after t_release, or -1.
+ */
+#define RESUMED_WAIT_MS	1000
+
+static long long last_resumed(struct newside *s)
+{
+	long long last = s->t_release, t;
+	unsigned k;
+
+	for (k = 0; k < s->nr; k++) {
+		struct domain *d = s->doms[k].dom;
+
+		if (d->state != DOM_RUNNING)
+			continue;
+		t = domain_wait_resumed(d, s->t_release, RESUMED_WAIT_MS);
+		if (t < 0) {
+			log_warn("live update: d%u: a vCPU did not run within "
+				 "%d ms of its release", d->id, RESUMED_WAIT_MS);
+			return -1;
+		}
+		if (t > last)
+			last = t;
+	}
+	return last;
+}
+
+/*
+ * The blackout ends once the last vCPU is let go.  This thread's clock
+ * once the gate is open (start_all()) is late whenever a guest let go
+ * took its CPU before it read it; the last vCPU to run again is late
+ * whenever the host had no CPU free for it at once.  Both come after the
+ * last release: the earlier of the two is the closer, and never early.
+ */
+static void end_blackout(struct newside *s)
+{
+	s->t_last_ran = last_resumed(s);
+	if (s->t_last_ran > 0 && s->t_last_ran < s->t_running)
+		s->t_running = s->t_last_ran;
 }
 
 /* ---- after the confirmation */
@@ -506,6 +595,17 @@ static struct client *take_control(struct newside *s, json_t **h)
 	return req;
 }
 
+/*
+ * One of the old image's times: in the state message's text, or (an
+ * image before it wrote them there) in the state's HANDOVER record.
+ */
+static long long old_ns(struct newside *s, const char *key)
+{
+	json_t *v = json_object_get(s->times, key);
+
+	return v ? json_integer_value(v) : info_ns(s->epi, key);
+}
+
 static double ms(long long a, long long b)
 {
 	return a && b ? (b - a) / 1e6 : 0;
@@ -515,8 +615,9 @@ static json_t *result_json(struct newside *s, long long t_done)
 {
 	long long t_start = info_ns(s->info, "t_start_ns");
 	long long t_spawn = info_ns(s->info, "t_spawn_ns");
-	long long t_bo = info_ns(s->epi, "t_blackout_ns");
-	long long t_q = info_ns(s->epi, "t_quiesced_ns");
+	long long t_bo = old_ns(s, "t_blackout_ns");
+	long long t_q = old_ns(s, "t_quiesced_ns");
+	long long t_saved = old_ns(s, "t_saved_ns");
 	json_t *res;
 
 	res = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:f}",
@@ -540,6 +641,22 @@ static json_t *result_json(struct newside *s, long long t_done)
 				      "save", ms(t_q, s->t_epilogue),
 				      "load", ms(s->t_epilogue, s->t_loaded),
 				      "start", ms(s->t_loaded, s->t_running)));
+	/* Finer: where the blackout's phases go (docs/live-update.md). */
+	json_object_set_new(res, "blackout_steps_ms",
+			    json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+				      "save_records", ms(t_q, t_saved),
+				      "save_pass", ms(t_saved, s->t_epilogue),
+				      "load_check", ms(s->t_epilogue,
+						       s->t_checked),
+				      "load_slowest_domain",
+				      s->slowest_load / 1e6,
+				      "start_list", ms(s->t_loaded,
+						       s->t_release),
+				      "start_release", ms(s->t_release,
+							  s->t_running),
+				      "start_last_vcpu_ran",
+				      s->t_last_ran > 0 ?
+				      ms(s->t_release, s->t_last_ran) : -1.0));
 	json_object_set_new(res, "handoff_ms",
 			    json_real(ms(s->t_running, t_done)));
 	if (s->lp)
@@ -640,37 +757,39 @@ static void discard_all(struct newside *s)
 int lu_ahead_takeover(int sock, long long t_spawn)
 {
 	struct newside s = { .sock = sock, .t_main = now_ns() };
+	int ret = -1;
 
 	if (build(&s) < 0)
-		goto fail;
+		goto out;
 	s.t_built = now_ns();
-	if (lu_msg_send(sock, LU_MSG_BUILT, NULL, 0, NULL, 0) < 0)
-		goto fail;
-	if (load(&s) < 0)
-		goto fail;
+	if (lu_msg_send(sock, LU_MSG_BUILT, NULL, 0, NULL, 0) < 0 ||
+	    load(&s) < 0)
+		goto out;
 	s.t_loaded = now_ns();
 	/* Before any vCPU runs here: from now on the old image's state may be
 	 * stale, it must not resume it (ahead.h). */
 	if (lu_msg_send(sock, LU_MSG_STARTING, NULL, 0, NULL, 0) < 0)
-		goto fail;
-	if (start_all(&s) < 0)
-		goto fail;
-	s.t_running = now_ns();
+		goto out;
+	start_all(&s);
 	if (fail_here(&s, "started"))
 		die_after_running(&s);
 	/* From here on the guests are ours, whatever the old image hears. */
 	lu_msg_send(sock, LU_MSG_RUNNING, NULL, 0, NULL, 0);
+	end_blackout(&s);
 	go_live(&s);
 	close(sock);
+	ret = 0;
+out:
+	if (ret < 0) {
+		log_err("live update: this new image gives up: %s", s.err);
+		lu_msg_send(sock, LU_MSG_ERR, s.err, strlen(s.err), NULL, 0);
+		discard_all(&s);
+	}
 	json_decref(s.info);
 	json_decref(s.epi);
+	json_decref(s.times);
 	json_decref(s.lp);
-	return 0;
-fail:
-	log_err("live update: this new image gives up: %s", s.err);
-	lu_msg_send(sock, LU_MSG_ERR, s.err, strlen(s.err), NULL, 0);
-	discard_all(&s);
-	return -1;
+	return ret;
 }
 
 void lu_ahead_start_failed(int sock, const char *why)

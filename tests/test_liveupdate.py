@@ -38,6 +38,9 @@ from harness import (BUILD, COUNTER_LINE_RX, COUNTER_WATCH, ROOT, XEN,
 # before it, and those of the previous design (--mode reexec).
 PHASES = ("quiesce", "save", "load", "start")
 AHEAD_PHASES = ("spawn", "prologue", "build", "total")
+BLACKOUT_STEPS = ("save_records", "save_pass", "load_check",
+                  "load_slowest_domain", "start_list", "start_release",
+                  "start_last_vcpu_ran")
 REEXEC_PHASES = ("quiesce", "save", "exec", "restore", "resume")
 OLD_SIDE = ("quiesce", "save", "exec")          # error 11, result failed
 NEW_SIDE = ("verify", "restore", "kvm", "crash",  # error 13, rolled back
@@ -237,6 +240,7 @@ def test_basic_update(daemon, images):
             list(res["build_ahead_ms"].items()):
         assert isinstance(v, (int, float)) and v >= 0, (k, v)
     assert res["blackout_ms"] > 0
+    check_blackout_steps(res)
     print(f"\nblackout {res['blackout_ms']:.2f} ms, phases "
           f"{ {k: round(v, 2) for k, v in res['phases_ms'].items()} }")
 
@@ -274,6 +278,26 @@ def test_basic_update(daemon, images):
     assert re.search(rf"^c1\s+{before['c1']['id']}\s+32\s+1\s+r", out, re.M)
 
 
+def check_blackout_steps(res):
+    """The finer steps of a build-ahead blackout add up to its phases
+    (rounding aside), and its end is never after the last vCPU ran."""
+    steps, ph = res["blackout_steps_ms"], res["phases_ms"]
+    assert set(steps) == set(BLACKOUT_STEPS), res
+    for k, v in steps.items():
+        assert isinstance(v, (int, float)), (k, v)
+        assert v >= 0 or (k == "start_last_vcpu_ran" and v == -1), (k, v)
+    assert abs(steps["save_records"] + steps["save_pass"] -
+               ph["save"]) < 0.01, res
+    assert abs(steps["start_list"] + steps["start_release"] -
+               ph["start"]) < 0.01, res
+    assert steps["load_check"] <= ph["load"] + 0.01, res
+    assert steps["load_slowest_domain"] <= ph["load"] + 0.01, res
+    if steps["start_last_vcpu_ran"] >= 0:
+        assert steps["start_release"] <= \
+            steps["start_last_vcpu_ran"] + 0.01, res
+    assert abs(sum(ph.values()) - res["blackout_ms"]) < 0.05, res
+
+
 def test_guest_sees_the_blackout(daemon, images):
     """The guest's clocks go on through the blackout, as a real machine's
     do: its own TSC shows a gap in its loop of the daemon's blackout's
@@ -293,7 +317,14 @@ def test_guest_sees_the_blackout(daemon, images):
           f"(before the update {max_gap_ms(before):.2f} ms)")
     assert after["errors"] == 0
     assert gap > 0
-    assert after["max_gap_tsc"] > before["max_gap_tsc"], (before, after)
+    # The guest shows only its longest gap: the blackout's must show
+    # unless a longer one came before it (the host took the CPU for
+    # longer before the update: a sub-millisecond blackout on a busy
+    # host is often shorter than that).  A frozen clock shows no gap.
+    assert after["max_gap_tsc"] >= before["max_gap_tsc"]
+    if before["max_gap_tsc"] < blackout * khz:
+        assert after["max_gap_tsc"] > before["max_gap_tsc"], \
+            (before, after)
     # Of the blackout's order (a ratio, no wall-time threshold).  A
     # build-ahead blackout is a millisecond or two and host noise alone
     # gives gaps of several: the bound above allows that, and still
@@ -1247,8 +1278,11 @@ def test_eight_guests_through_an_update(daemon, images):
         report = w.stop()
     for res in results:
         assert res["domains"] == 8 and res["mode"] == "build-ahead", res
+        check_blackout_steps(res)
+        steps = {k: round(v, 2) for k, v in res["blackout_steps_ms"].items()}
         print(f"\n8 guests: blackout {res['blackout_ms']:.2f} ms, phases "
               f"{ {k: round(v, 2) for k, v in res['phases_ms'].items()} }, "
+              f"steps {steps}, "
               f"built ahead in {res['build_ahead_ms']['build']:.1f} ms")
     assert set(report) == ids, report
     for g in report.values():

@@ -222,6 +222,9 @@ static void domain_teardown(struct domain *dom)
 	dom->run_ok = false;
 	pthread_cond_broadcast(&dom->cond);
 	pthread_mutex_unlock(&dom->lock);
+	/* Past the gate, they see `stopping` (the others, parked, too). */
+	if (dom->gated)
+		vcpu_gate_open();
 	for (i = 0; dom->vcpus && i < dom->nr_vcpus; i++)
 		vcpu_kick(&dom->vcpus[i]);
 	dom->cpu_time_dead = domain_cpu_time(dom);
@@ -406,6 +409,11 @@ int domain_prepare(const struct domcfg *cfg, const char *name, int ram_fd,
 
 int domain_start_parked(struct domain *dom, char *err, size_t errlen)
 {
+	unsigned i;
+
+	dom->gated = true;
+	for (i = 0; i < dom->nr_vcpus; i++)
+		dom->vcpus[i].gated = true;
 	return domain_start(dom, true, err, errlen) < 0 ? -ENOMEM : 0;
 }
 
@@ -426,6 +434,70 @@ int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen)
 	if (!paused)
 		devices_resume(dom);
 	return 0;
+}
+
+long long domain_commit_parked(struct domain **doms, const bool *paused,
+			       unsigned n)
+{
+	long long released;
+	unsigned k;
+
+	for (k = 0; k < n; k++) {
+		doms[k]->state = paused[k] ? DOM_PAUSED : DOM_RUNNING;
+		domain_link(doms[k]);
+	}
+	for (k = 0; k < n; k++) {
+		pthread_mutex_lock(&doms[k]->lock);
+		doms[k]->run_ok = !paused[k];
+		doms[k]->gated = false;
+		pthread_mutex_unlock(&doms[k]->lock);
+	}
+	/* Every vCPU at once; then any that was already past the gate. */
+	vcpu_gate_open();
+	released = now_ns();
+	for (k = 0; k < n; k++) {
+		pthread_mutex_lock(&doms[k]->lock);
+		pthread_cond_broadcast(&doms[k]->cond);
+		pthread_mutex_unlock(&doms[k]->lock);
+	}
+	for (k = 0; k < n; k++)
+		if (!paused[k])
+			devices_resume(doms[k]);
+	return released;
+}
+
+long long domain_wait_resumed(struct domain *dom, long long since,
+			      long timeout_ms)
+{
+	long long last = 0;
+	struct timespec dl;
+	unsigned i;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&dom->lock);
+	for (i = 0; i < dom->nr_vcpus; i++) {
+		struct vcpu *v = &dom->vcpus[i];
+
+		while (v->thread_started && v->resumed_ns < since &&
+		       dom->run_ok && !dom->stopping)
+			if (pthread_cond_timedwait(&dom->cond, &dom->lock,
+						   &dl) == ETIMEDOUT)
+				break;
+		if (v->resumed_ns < since) {
+			last = -1;
+			break;
+		}
+		if (v->resumed_ns > last)
+			last = v->resumed_ns;
+	}
+	pthread_mutex_unlock(&dom->lock);
+	return last;
 }
 
 void domain_discard(struct domain *dom)

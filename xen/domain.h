@@ -41,6 +41,9 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	bool parked;		/* waiting in vcpu_park(), not in KVM_RUN */
+	bool gated;		/* waits at the start gate (vcpu.h); its own */
+	/* When it last left the park to run (now_ns(); under dom->lock). */
+	long long resumed_ns;
 	bool nmi_pending;	/* vcpu_nmi(): KVM_NMI before the next run */
 	unsigned long exits;	/* KVM_RUN returns handled (atomic) */
 	/* Restore: IA32_TSC_DEADLINE from VCPU_MSRS, set again once the
@@ -84,6 +87,7 @@ struct domain {
 	pthread_cond_t cond;
 	bool run_ok;
 	bool stopping;
+	bool gated;		/* its vCPUs were started at the gate */
 	unsigned nr_parked;
 	enum dom_event pending;		/* set by a vCPU, handled by main */
 	double cpu_time_dead;		/* CPU seconds of finished threads */
@@ -149,6 +153,23 @@ int domain_commit(struct domain *dom, bool paused, char *err, size_t errlen);
  * domain_commit() only lets them run.
  */
 int domain_start_parked(struct domain *dom, char *err, size_t errlen);
+/*
+ * domain_commit() for n domains whose vCPU threads were started parked,
+ * all at once: every domain is listed first, then their vCPUs are let go
+ * in one tight loop, so that no guest's release waits behind another's
+ * bookkeeping, nor behind a guest released before it that took the CPU
+ * (a live update's blackout ends when the last one runs).  It cannot fail.
+ * Returns now_ns() once the gate is open (every vCPU let go).
+ */
+long long domain_commit_parked(struct domain **doms, const bool *paused,
+			       unsigned n);
+/*
+ * When the last of dom's vCPUs let go after `since` (now_ns()) left its
+ * park to run, waiting up to timeout_ms for each: that time, or -1 if one
+ * did not within it (or the domain is not let run).
+ */
+long long domain_wait_resumed(struct domain *dom, long long since,
+			      long timeout_ms);
 void domain_discard(struct domain *dom);
 /* Park all vCPUs outside KVM_RUN / let them run again. */
 void domain_quiesce(struct domain *dom);

@@ -77,13 +77,12 @@ static bool wait_parked(struct quiesce_held *h, const struct timespec *dl,
 	return ok;
 }
 
-int quiesce(struct quiesce *q, struct domain *dom, long timeout_ms,
-	    char *err, size_t errlen)
+/* Hold `dom`, or every domain when NULL: kick them all before any wait. */
+static int hold_all(struct quiesce *q, struct domain *dom, char *err,
+		    size_t errlen)
 {
-	long long t0 = now_ns();
-	struct timespec dl;
 	struct domain *d;
-	unsigned n = 0, i, want;
+	unsigned n = 0;
 
 	for (d = dom ? dom : domain_first(); d; d = dom ? NULL : d->next)
 		n++;
@@ -95,20 +94,74 @@ int quiesce(struct quiesce *q, struct domain *dom, long timeout_ms,
 	}
 	for (d = dom ? dom : domain_first(); d; d = dom ? NULL : d->next)
 		hold(q, d);
+	return 0;
+}
+
+/* Held domain i parked (its device threads too), or -ETIMEDOUT. */
+static int park_one(struct quiesce *q, unsigned i, const struct timespec *dl,
+		    long timeout_ms, char *err, size_t errlen)
+{
+	struct domain *d = q->held[i].dom;
+	unsigned want;
+
+	if (!wait_parked(&q->held[i], dl, timeout_ms, &want)) {
+		snprintf(err, errlen, "d%u has %u of %u vCPUs parked after "
+			 "%ld ms", d->id, d->nr_parked, want, timeout_ms);
+		return -ETIMEDOUT;
+	}
+	q->vcpus += want;
+	/* Then the device threads, between two requests. */
+	devices_pause(d);
+	return 0;
+}
+
+int quiesce(struct quiesce *q, struct domain *dom, long timeout_ms,
+	    char *err, size_t errlen)
+{
+	long long t0 = now_ns();
+	struct timespec dl;
+	unsigned i;
+	int ret = hold_all(q, dom, err, errlen);
+
+	if (ret)
+		return ret;
 	if (timeout_ms >= 0)
 		deadline_in(&dl, timeout_ms);
 	for (i = 0; i < q->nr; i++) {
-		d = q->held[i].dom;
-		if (!wait_parked(&q->held[i], timeout_ms >= 0 ? &dl : NULL,
-				 timeout_ms, &want)) {
-			snprintf(err, errlen, "d%u has %u of %u vCPUs parked "
-				 "after %ld ms", d->id, d->nr_parked, want,
-				 timeout_ms);
-			return -ETIMEDOUT;
+		ret = park_one(q, i, timeout_ms >= 0 ? &dl : NULL, timeout_ms,
+			       err, errlen);
+		if (ret)
+			return ret;
+	}
+	q->park_ns = now_ns() - t0;
+	return 0;
+}
+
+int quiesce_each(struct quiesce *q, long timeout_ms,
+		 int (*each)(struct domain *d, void *arg), void *arg,
+		 char *err, size_t errlen)
+{
+	long long t0 = now_ns();
+	struct timespec dl;
+	struct domain *d;
+	unsigned i = 0;
+	int ret = hold_all(q, NULL, err, errlen);
+
+	if (ret)
+		return ret;
+	if (timeout_ms >= 0)
+		deadline_in(&dl, timeout_ms);
+	/* The held domains are in the list's order, a subset of it. */
+	for (d = domain_first(); d; d = d->next) {
+		if (i < q->nr && q->held[i].dom == d) {
+			ret = park_one(q, i++, timeout_ms >= 0 ? &dl : NULL,
+				       timeout_ms, err, errlen);
+			if (ret)
+				return ret;
 		}
-		q->vcpus += want;
-		/* Then the device threads, between two requests. */
-		devices_pause(d);
+		ret = each(d, arg);
+		if (ret)
+			return ret;
 	}
 	q->park_ns = now_ns() - t0;
 	return 0;

@@ -32,6 +32,17 @@ struct quiesce {
  */
 int quiesce(struct quiesce *q, struct domain *dom, long timeout_ms,
 	    char *err, size_t errlen);
+/*
+ * quiesce() of every domain, handing each to each(d, arg) in the domain
+ * list's order as soon as it is parked (at once for a domain that could
+ * not be held: ending, or without vCPUs), while later ones still park:
+ * work on the parked (writing their state) overlaps the wait for the
+ * others.  A nonzero return of `each` stops it and is returned (the
+ * domains held stay held, as on a timeout).
+ */
+int quiesce_each(struct quiesce *q, long timeout_ms,
+		 int (*each)(struct domain *d, void *arg), void *arg,
+		 char *err, size_t errlen);
 /* Let each held domain run again if it ran before; frees the set. */
 void quiesce_resume(struct quiesce *q);
 /* Keep the domains parked (paused, preserved, saved away); frees the set. */

@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -6,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cpuid.h"
@@ -13,6 +16,7 @@
 #include "exits.h"
 #include "kvm.h"
 #include "log.h"
+#include "monotime.h"
 #include "sandbox.h"
 #include "vcpu.h"
 
@@ -101,6 +105,22 @@ static void vcpu_complete_exit(struct vcpu *v)
 	v->run->immediate_exit = 0;
 }
 
+static uint32_t gate_open;
+
+void vcpu_gate_open(void)
+{
+	__atomic_store_n(&gate_open, 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &gate_open, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
+		NULL, 0);
+}
+
+static void vcpu_wait_gate(void)
+{
+	while (!__atomic_load_n(&gate_open, __ATOMIC_ACQUIRE))
+		syscall(SYS_futex, &gate_open, FUTEX_WAIT_PRIVATE, 0, NULL,
+			NULL, 0);
+}
+
 /*
  * Wait while the domain is paused or quiescing.  Returns true when the
  * thread must end.
@@ -108,8 +128,13 @@ static void vcpu_complete_exit(struct vcpu *v)
 static bool vcpu_wait_runnable(struct vcpu *v)
 {
 	struct domain *dom = v->dom;
-	bool stop;
+	bool stop, waited = false;
 
+	if (v->gated) {
+		vcpu_wait_gate();
+		v->gated = false;
+		waited = true;
+	}
 	pthread_mutex_lock(&dom->lock);
 	if (!dom->run_ok && !dom->stopping) {
 		pthread_mutex_unlock(&dom->lock);
@@ -123,6 +148,12 @@ static bool vcpu_wait_runnable(struct vcpu *v)
 		pthread_cond_wait(&dom->cond, &dom->lock);
 		dom->nr_parked--;
 		v->parked = false;
+		waited = true;
+	}
+	if (waited && dom->run_ok) {
+		/* Running again, for domain_wait_resumed(). */
+		v->resumed_ns = now_ns();
+		pthread_cond_broadcast(&dom->cond);
 	}
 	stop = dom->stopping;
 	pthread_mutex_unlock(&dom->lock);

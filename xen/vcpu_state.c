@@ -101,39 +101,79 @@ static bool msr_follows_host(uint32_t index)
 	       index == 0x345;		/* IA32_PERF_CAPABILITIES */
 }
 
-/* Every MSR KVM lists as worth saving, read one by one: some may fail. */
+/*
+ * KVM_GET_MSRS takes at most 255 entries at once (its MAX_IO_MSRS is 256,
+ * exclusive).
+ */
+#define MSR_CHUNK	255
+
+/*
+ * The first `n` entries of `chunk` read with one KVM_GET_MSRS: KVM reads
+ * them in order and stops at the first it cannot read.  Every one read
+ * is appended to out; the one it stopped at is skipped.  Returns how many
+ * of the n it consumed (read, plus the one refused), or -1.
+ */
+static int read_msr_chunk(struct vcpu *v, struct kvm_msrs *chunk, unsigned n,
+			  struct kvm_msrs *out)
+{
+	int got;
+
+	chunk->nmsrs = n;
+	got = ioctl(v->fd, KVM_GET_MSRS, chunk);
+	if (got < 0)
+		return -1;
+	memcpy(&out->entries[out->nmsrs], chunk->entries,
+	       got * sizeof(struct kvm_msr_entry));
+	out->nmsrs += got;
+	return (unsigned)got < n ? got + 1 : got;
+}
+
+/*
+ * Every MSR KVM lists as worth saving.  Read in as few KVM_GET_MSRS as
+ * KVM allows (one per MSR it refuses, rather than one per MSR: a vCPU
+ * ioctl costs a vCPU load, and this runs inside a live update's
+ * blackout, for every vCPU).
+ */
 static int save_msrs(struct vcpu *v, struct stream_writer *w)
 {
 	struct kvm_msr_list probe = { .nmsrs = 0 }, *list;
-	struct kvm_msrs *msrs;
-	unsigned i, n = 0;
-	int ret = -1;
+	struct kvm_msrs *msrs, *chunk;
+	unsigned i, pos, n = 0;
+	int ret = -1, used;
 
 	ioctl(kvm_host.fd, KVM_GET_MSR_INDEX_LIST, &probe);
 	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
 	msrs = calloc(1, sizeof(*msrs) +
 		      probe.nmsrs * sizeof(struct kvm_msr_entry));
-	if (!list || !msrs)
+	chunk = calloc(1, sizeof(*chunk) +
+		       MSR_CHUNK * sizeof(struct kvm_msr_entry));
+	if (!list || !msrs || !chunk)
 		goto out;
 	list->nmsrs = probe.nmsrs;
 	if (ioctl(kvm_host.fd, KVM_GET_MSR_INDEX_LIST, list) < 0)
 		goto out;
-	for (i = 0; i < list->nmsrs; i++) {
-		struct {
-			struct kvm_msrs h;
-			struct kvm_msr_entry e;
-		} one = { .h.nmsrs = 1, .e.index = list->indices[i] };
+	for (i = 0; i < list->nmsrs; i++)
+		if (!msr_is_hyperv(list->indices[i]))
+			list->indices[n++] = list->indices[i];
+	for (pos = 0; pos < n; pos += used) {
+		unsigned k, len = n - pos < MSR_CHUNK ? n - pos : MSR_CHUNK;
 
-		if (!msr_is_hyperv(one.e.index) &&
-		    ioctl(v->fd, KVM_GET_MSRS, &one) == 1)
-			msrs->entries[n++] = one.e;
+		for (k = 0; k < len; k++)
+			chunk->entries[k] = (struct kvm_msr_entry){
+				.index = list->indices[pos + k] };
+		used = read_msr_chunk(v, chunk, len, msrs);
+		if (used < 0) {
+			log_err("d%uv%u: reading the MSRs: %s", v->dom->id,
+				v->id, strerror(errno));
+			goto out;
+		}
 	}
-	msrs->nmsrs = n;
 	ret = put(w, v, REC_VCPU_MSRS, msrs,
-		  sizeof(*msrs) + n * sizeof(struct kvm_msr_entry));
+		  sizeof(*msrs) + msrs->nmsrs * sizeof(struct kvm_msr_entry));
 out:
 	free(list);
 	free(msrs);
+	free(chunk);
 	return ret;
 }
 

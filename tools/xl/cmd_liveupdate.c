@@ -34,8 +34,8 @@ static void print_livepatches(json_t *lp)
 			    json_string_value(json_object_get(v, "reason")));
 }
 
-/* Each phase of `group` as "  NAME_ms" lines. */
-static void print_phases(json_t *group)
+/* Each phase of `group` as "INDENT NAME_ms" lines. */
+static void print_phases(json_t *group, const char *indent)
 {
 	const char *k;
 	json_t *v;
@@ -45,7 +45,7 @@ static void print_phases(json_t *group)
 
 		if (!strcmp(k, "total"))
 			continue;
-		snprintf(key, sizeof(key), "  %s_ms", k);
+		snprintf(key, sizeof(key), "%s%s_ms", indent, k);
 		xl_print_kv(key, "%.3f", json_real_value(v));
 	}
 }
@@ -67,12 +67,14 @@ static void print_result(json_t *res)
 	if (json_is_object(ahead)) {
 		xl_print_kv("build_ahead_ms", "%.3f", json_real_value(
 				    json_object_get(ahead, "total")));
-		print_phases(ahead);
+		print_phases(ahead, "  ");
 	}
 	if (json_object_get(res, "blackout_ms"))
 		xl_print_kv("blackout_ms", "%.3f", json_real_value(
 				    json_object_get(res, "blackout_ms")));
-	print_phases(json_object_get(res, "phases_ms"));
+	print_phases(json_object_get(res, "phases_ms"), "  ");
+	/* Build-ahead: finer steps within those phases. */
+	print_phases(json_object_get(res, "blackout_steps_ms"), "    ");
 	if (json_object_get(res, "handoff_ms"))
 		xl_print_kv("handoff_ms", "%.3f", json_real_value(
 				    json_object_get(res, "handoff_ms")));
