@@ -10,9 +10,10 @@
  * cannot change meanwhile (a paused domain) are written straight from
  * guest RAM; otherwise a batch is copied once, by its worker.
  *
- * Reading: page_batch_read() reads a raw batch's pages straight into
- * guest RAM and checks its checksum there; other batches are decoded
- * through a buffer.
+ * Reading: page_batch_read() reads a raw batch's pages a piece at a
+ * time into a buffer small enough to stay in the CPU's cache, checksums
+ * them there and stores them into guest RAM; other batches are decoded
+ * through a buffer and stored run by run.
  */
 #ifndef PAGEPIPE_H
 #define PAGEPIPE_H
@@ -52,18 +53,26 @@ struct page_target {
 	/* Where page pfn lives (checked already). */
 	uint8_t *(*map)(void *opaque, uint64_t pfn);
 	void *opaque;
-	/* Optional: [hva, hva+len) is about to be written whole. */
-	void (*prepare)(void *opaque, uint8_t *hva, size_t len);
+	/*
+	 * Optional: write src to [hva, hva+len), a run of pages map() gave,
+	 * without touching it through the mapping (guest RAM: a pwrite()
+	 * into its memfd, which allocates a new page without a page fault,
+	 * without zeroing it first and without a page-table entry).  0, or
+	 * -1 with errno.  Without it, pages are written through map().
+	 */
+	int (*store)(void *opaque, uint8_t *hva, const void *src, size_t len);
 };
 
 /*
- * After stream_next_head() returned a PAGE_BATCH: read it into t.  Raw
- * batches go straight into guest RAM (pages found by t->map), their
- * checksum computed there; anything else is read whole, checked like
- * stream_next() and decoded into scratch (STREAM_BATCH_PAGES pages),
- * then copied.  0, or -1 with r->err (or t's own error, *t_failed set).
- * A checksum that fails leaves pages of the batch written: the caller
- * discards the domain, which is not running.
+ * After stream_next_head() returned a PAGE_BATCH: read it into t.  A
+ * raw batch is read through scratch piece by piece, each piece
+ * checksummed and stored (t->store) before the next is read; anything
+ * else is read whole, checked like stream_next() and decoded into
+ * scratch (STREAM_BATCH_PAGES pages), then stored run by run.  Without
+ * t->store, a raw batch is read straight into RAM through t->map and
+ * checksummed there.  0, or -1 with r->err (or t's own error, *t_failed
+ * set).  A checksum that fails leaves pages of the batch written: the
+ * caller discards the domain, which is not running.
  */
 int page_batch_read(struct stream_reader *r, const struct page_target *t,
 		    uint8_t *scratch, bool *t_failed);

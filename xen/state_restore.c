@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cpuid.h"
 #include "dev/devices.h"
@@ -109,15 +109,32 @@ static uint8_t *target_map(void *opaque, uint64_t pfn)
 }
 
 /*
- * New RAM about to be filled: its pages allocated in one call rather
- * than a fault each (MADV_POPULATE_WRITE, Linux 5.14; without it the
- * read faults them in as before).
+ * Pages written into the RAM memfd rather than through the mapping: a
+ * page not allocated yet is allocated by the write itself, not by a page
+ * fault, and not zeroed first (docs/page-pipeline.md, "Reading").
  */
-static void target_prepare(void *opaque, uint8_t *hva, size_t len)
+static int target_store(void *opaque, uint8_t *hva, const void *src,
+			size_t len)
 {
-#ifdef MADV_POPULATE_WRITE
-	madvise(hva, len, MADV_POPULATE_WRITE);
-#endif
+	struct state_restoring *x = opaque;
+	struct guest_mem *mem = &x->dom->mem;
+	off_t at = hva - mem->base;
+	const uint8_t *p = src;
+	ssize_t n;
+
+	while (len) {
+		n = pwrite(mem->fd, p, len, at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			errno = n < 0 ? errno : ENOSPC;
+			return -1;
+		}
+		p += n;
+		at += n;
+		len -= n;
+	}
+	return 0;
 }
 
 /*
@@ -126,8 +143,7 @@ static void target_prepare(void *opaque, uint8_t *hva, size_t len)
  */
 static int load_pages(struct state_restoring *x)
 {
-	struct page_target t = { target_check, target_map, x,
-				 target_prepare };
+	struct page_target t = { target_check, target_map, x, target_store };
 	bool t_failed;
 
 	if (check_record(&x->check, x->r->rec_offset, &x->r->rec, NULL) < 0)

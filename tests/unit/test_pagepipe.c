@@ -6,6 +6,7 @@
  * (or kept, when asked); pages read back land where their pfns say;
  * and a damaged batch is refused by its checksum.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -122,6 +123,28 @@ static uint8_t *t_map(void *opaque, uint64_t pfn)
 	return ram2 + pfn * PAGE;
 }
 
+/* A store as the daemon's pwrite() into the RAM memfd: whole runs. */
+static unsigned stores;
+
+static int t_store(void *opaque, uint8_t *hva, const void *src, size_t len)
+{
+	CHECK(hva >= ram2 && hva + len <= ram2 + (size_t)RAM_PAGES * PAGE);
+	CHECK(len && len % PAGE == 0);
+	memcpy(hva, src, len);
+	stores++;
+	return 0;
+}
+
+static int t_store_full(void *opaque, uint8_t *hva, const void *src,
+			size_t len)
+{
+	errno = ENOSPC;
+	return -1;
+}
+
+/* How read_stream() stores pages: through t_map() when NULL. */
+static int (*store_fn)(void *, uint8_t *, const void *, size_t);
+
 /*
  * Read o back: every batch through page_batch_read() into ram2, which
  * must then equal ram; batches' pfns must come in the order written.
@@ -130,7 +153,7 @@ static uint8_t *t_map(void *opaque, uint64_t pfn)
 static int read_stream(struct out *o, unsigned stride, char *err,
 		       size_t errlen)
 {
-	struct page_target t = { t_check, t_map, NULL, NULL };
+	struct page_target t = { t_check, t_map, NULL, store_fn };
 	struct mem_source m = { .data = o->data, .len = o->len };
 	uint8_t *scratch = malloc(STREAM_BATCH_PAGES * PAGE);
 	struct stream_reader r;
@@ -236,8 +259,16 @@ static void test_ordering(void)
 			CHECK(!memcmp(o.data, base.data, base.len));
 			free_out(&o);
 		}
+		/* Through the mapping, then by stores of whole runs. */
+		store_fn = NULL;
 		CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
 		CHECK(same_ram());
+		store_fn = t_store;
+		stores = 0;
+		CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
+		CHECK(same_ram());
+		CHECK(stores > 0);
+		store_fn = NULL;
 		free_out(&base);
 	}
 }
@@ -299,9 +330,11 @@ static void test_checksum_mid_file(void)
 	char err[256], want[128];
 	unsigned e, where;
 
-	for (e = 0; e < 2; e++) {
+	for (e = 0; e < 4; e++) {
+		store_fn = e >= 2 ? t_store : NULL;
 		for (where = 0; where < 2; where++) {
-			write_stream(&o, 2, e == 0, encs[e], 512, 1, false);
+			write_stream(&o, 2, e % 2 == 0, encs[e % 2], 512, 1,
+				     false);
 			off = nth_batch(&o, 4, &len);
 			/* where 0: a pfn's high bits; 1: the data's middle */
 			if (where == 0)
@@ -317,6 +350,31 @@ static void test_checksum_mid_file(void)
 			free_out(&o);
 		}
 	}
+	store_fn = NULL;
+}
+
+/* A store that fails (RAM full): the reader says so, at the record. */
+static void test_store_fails(void)
+{
+	static const enum page_encoding encs[] = {
+		PAGE_ENC_NONE, PAGE_ENC_LZ4,
+	};
+	struct out o;
+	uint32_t len;
+	char err[256], want[128];
+	unsigned e;
+
+	store_fn = t_store_full;
+	for (e = 0; e < 2; e++) {
+		write_stream(&o, 0, false, encs[e], 512, 1, false);
+		CHECK(read_stream(&o, 1, err, sizeof(err)) < 0);
+		snprintf(want, sizeof(want), "offset %zu: writing guest RAM: "
+			 "%s", nth_batch(&o, 0, &len), strerror(ENOSPC));
+		unit_check(!strcmp(err, want), __FILE__, __LINE__,
+			   "enc %u: '%s', want '%s'", e, err, want);
+		free_out(&o);
+	}
+	store_fn = NULL;
 }
 
 /* A pfn the target refuses, with a good checksum: the target's error. */
@@ -365,6 +423,7 @@ int main(void)
 	test_ordering();
 	test_zero_straddle();
 	test_checksum_mid_file();
+	test_store_fails();
 	test_target_refuses();
 	return unit_done();
 }
