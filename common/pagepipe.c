@@ -78,8 +78,8 @@ static size_t lz4_bound(void)
 	return LZ4_compressBound(BATCH_BYTES);
 }
 
-/* Encode raw into j->out: the length, or 0 if it would not be smaller. */
-static size_t encode(struct pp_job *j, size_t len)
+/* Encode len bytes at src into j->out: the length, or 0 if not smaller. */
+static size_t encode(struct pp_job *j, const uint8_t *src, size_t len)
 {
 	size_t cap = lz4_bound();
 	uLongf zlen = cap;
@@ -87,11 +87,11 @@ static size_t encode(struct pp_job *j, size_t len)
 
 	switch (j->enc) {
 	case PAGE_ENC_LZ4:
-		n = LZ4_compress_default((const char *)j->raw, (char *)j->out,
+		n = LZ4_compress_default((const char *)src, (char *)j->out,
 					 len, cap);
 		return n > 0 && (size_t)n < len ? (size_t)n : 0;
 	case PAGE_ENC_ZLIB:
-		if (compress2(j->out, &zlen, j->raw, len, 1) != Z_OK)
+		if (compress2(j->out, &zlen, src, len, 1) != Z_OK)
 			return 0;
 		return zlen < len ? zlen : 0;
 	default:
@@ -140,26 +140,55 @@ static void select_pages(struct pp_job *j, bool gather)
 	}
 }
 
+/* The kept pages of stable memory one after another: one piece. */
+static bool kept_contiguous(const struct pp_job *j)
+{
+	unsigned i;
+
+	for (i = 1; i < j->kept; i++)
+		if (j->pages[i] != j->pages[0] + (size_t)i * PAGE)
+			return false;
+	return true;
+}
+
+/*
+ * The pages to encode, in one piece: stable pages in place when they
+ * are one run (save: guest RAM; migration: its copy), else gathered
+ * into j->raw (which select_pages() did already for unstable pages).
+ */
+static const uint8_t *encode_source(struct pp_job *j, bool stable)
+{
+	unsigned i;
+
+	if (!stable)
+		return j->raw;
+	if (kept_contiguous(j))
+		return j->pages[0];
+	for (i = 0; i < j->kept; i++)
+		memcpy(j->raw + (size_t)i * PAGE, j->pages[i], PAGE);
+	return j->raw;
+}
+
 /*
  * The record of one batch: pfn list, data and checksum, as iovecs.  The
- * data is guest RAM itself for a raw batch of stable pages, else j->raw
- * or j->out; the checksum is computed piece by piece.
+ * data of stable pages is written from where they are unless encoded;
+ * other pages are copied into j->raw once.  The checksum is computed
+ * piece by piece.
  */
 static void build(struct pp_job *j, bool stable)
 {
 	struct rec_page_batch b = { 0 };
-	bool raw_direct = stable && j->enc == PAGE_ENC_NONE;
 	size_t hlen, raw_len, elen = 0;
 	uint32_t crc;
 	int i;
 
 	j->niov = 0;
-	select_pages(j, !raw_direct);
+	select_pages(j, !stable);
 	if (!j->kept)
 		return;
 	raw_len = (size_t)j->kept * PAGE;
-	if (!raw_direct)
-		elen = encode(j, raw_len);
+	if (j->enc != PAGE_ENC_NONE)
+		elen = encode(j, encode_source(j, stable), raw_len);
 	b.nr_pages = j->kept;
 	b.encoding = elen ? j->enc : PAGE_ENC_NONE;
 	b.data_len = elen ? elen : raw_len;
@@ -170,11 +199,13 @@ static void build(struct pp_job *j, bool stable)
 	};
 	add_iov(j, &j->rh, sizeof(j->rh));
 	add_iov(j, j->head, hlen);
-	if (raw_direct) {
+	if (elen) {
+		add_iov(j, j->out, elen);
+	} else if (stable) {
 		for (i = 0; i < (int)j->kept; i++)
 			add_iov(j, j->pages[i], PAGE);
 	} else {
-		add_iov(j, elen ? j->out : j->raw, b.data_len);
+		add_iov(j, j->raw, raw_len);
 	}
 	crc = 0;
 	for (i = 1; i < j->niov; i++)

@@ -273,6 +273,34 @@ static void test_ordering(void)
 	}
 }
 
+/*
+ * Stable pages encoded where they are (a batch that is one run of RAM)
+ * or gathered first (a zero page inside it): the same bytes as pages
+ * copied by the pipeline.
+ */
+static void test_stable_in_place(void)
+{
+	static const enum page_encoding encs[] = {
+		PAGE_ENC_NONE, PAGE_ENC_LZ4, PAGE_ENC_ZLIB,
+	};
+	struct out a, b;
+	unsigned e, workers;
+	char err[256];
+
+	for (e = 0; e < 3; e++) {
+		write_stream(&a, 0, false, encs[e], 3, 1, false);
+		for (workers = 0; workers <= 2; workers += 2) {
+			write_stream(&b, workers, true, encs[e], 3, 1, false);
+			CHECK_INT(b.len, a.len);
+			CHECK(!memcmp(a.data, b.data, a.len));
+			free_out(&b);
+		}
+		CHECK(read_stream(&a, 1, err, sizeof(err)) == 0);
+		CHECK(same_ram());
+		free_out(&a);
+	}
+}
+
 /* A batch of zero and non-zero pages: only the latter unless asked. */
 static void test_zero_straddle(void)
 {
@@ -421,6 +449,7 @@ int main(void)
 	fill_ram();
 	ram2 = malloc((size_t)RAM_PAGES * PAGE);
 	test_ordering();
+	test_stable_in_place();
 	test_zero_straddle();
 	test_checksum_mid_file();
 	test_store_fails();
