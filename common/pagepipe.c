@@ -529,37 +529,126 @@ static int read_buffered(struct stream_reader *r, const struct page_target *t,
 	return 0;
 }
 
-int page_batch_read(struct stream_reader *r, const struct page_target *t,
-		    uint8_t *scratch, bool *t_failed)
+/*
+ * The batch head into r->body (after the record header): true if it is
+ * a well-formed raw batch, whose pfn list is then read too; false (and
+ * *have: what r->body holds) for the careful path; -1 on a read error.
+ */
+static int read_head(struct stream_reader *r, size_t *have)
 {
 	struct rec_page_batch b;
 	size_t hlen, len = r->rec.length;
-	const uint64_t *pfns;
 
-	*t_failed = false;
+	*have = 0;
 	if (len < sizeof(b) || stream_body_reserve(r, (len + 7) & ~7u) < 0 ||
 	    stream_read_exact(r, r->body, sizeof(b)) < 0)
-		return read_buffered(r, t, scratch, 0, t_failed);
+		return 0;
+	*have = sizeof(b);
 	memcpy(&b, r->body, sizeof(b));
 	hlen = sizeof(b) + (size_t)b.nr_pages * 8;
 	/* Anything but a well-formed raw batch: the careful path. */
 	if (b.encoding != PAGE_ENC_NONE || !b.nr_pages || b.nr_pages > BATCH ||
 	    hlen > len || b.data_len != len - hlen ||
 	    b.data_len != (size_t)b.nr_pages * PAGE || b.reserved)
-		return read_buffered(r, t, scratch, sizeof(b), t_failed);
+		return 0;
 	if (stream_read_exact(r, r->body + sizeof(b), hlen - sizeof(b)) < 0)
 		return -1;
-	pfns = (const uint64_t *)(r->body + sizeof(b));
-	/*
-	 * pfns the target refuses: read the rest, so a damaged record is
-	 * reported as such (its checksum) and not by what it happens to say.
-	 */
-	if (t->check(t->opaque, pfns, b.nr_pages) < 0) {
-		if (stream_read_rest(r, hlen) < 0)
-			return -1;
-		*t_failed = true;
+	*have = hlen;
+	return 1;
+}
+
+/*
+ * pfns the target refuses: read the rest, so a damaged record is
+ * reported as such (its checksum) and not by what it happens to say.
+ */
+static int refused(struct stream_reader *r, size_t have, bool *t_failed)
+{
+	if (stream_read_rest(r, have) < 0)
 		return -1;
+	*t_failed = true;
+	return -1;
+}
+
+int page_batch_read(struct stream_reader *r, const struct page_target *t,
+		    uint8_t *scratch, bool *t_failed)
+{
+	const uint64_t *pfns;
+	size_t have;
+	unsigned n;
+	int raw;
+
+	*t_failed = false;
+	raw = read_head(r, &have);
+	if (raw < 0)
+		return -1;
+	if (!raw)
+		return read_buffered(r, t, scratch, have, t_failed);
+	pfns = (const uint64_t *)(r->body + sizeof(struct rec_page_batch));
+	n = (have - sizeof(struct rec_page_batch)) / 8;
+	if (t->check(t->opaque, pfns, n) < 0)
+		return refused(r, have, t_failed);
+	return read_direct(r, t, pfns, n, scratch,
+			   stream_crc32(0, r->body, have));
+}
+
+/* The runs of pages[0..n) in j->buf to their places in RAM. */
+static void job_runs(struct ps_job *j, const struct page_target *t,
+		     const uint64_t *pfns, unsigned n)
+{
+	unsigned i, k;
+	uint8_t *dst;
+
+	j->nruns = 0;
+	for (i = 0; i < n; i += k) {
+		k = run_of(t, pfns, i, n, &dst);
+		j->runs[j->nruns].dst = dst;
+		j->runs[j->nruns].off = i * PAGE;
+		j->runs[j->nruns].len = k * PAGE;
+		j->nruns++;
 	}
-	return read_direct(r, t, pfns, b.nr_pages, scratch,
-			   stream_crc32(0, r->body, hlen));
+}
+
+int page_batch_read_queued(struct stream_reader *r, struct page_store *s,
+			   bool *t_failed)
+{
+	const struct page_target *t = page_store_target(s);
+	struct ps_job *j;
+	const uint64_t *pfns;
+	size_t have;
+	unsigned n;
+	int raw;
+
+	*t_failed = false;
+	if (page_store_failed(s, r->err, sizeof(r->err)) < 0)
+		return -1;
+	j = page_store_job(s);
+	j->rec_offset = r->rec_offset;
+	raw = read_head(r, &have);
+	if (raw < 0)
+		return -1;
+	if (!raw) {
+		if (stream_read_rest(r, have) < 0 ||
+		    stream_decode_pages(r, &pfns, &n, j->buf, BATCH_BYTES) < 0)
+			return -1;
+		if (t->check(t->opaque, pfns, n) < 0) {
+			*t_failed = true;
+			return -1;
+		}
+	} else {
+		pfns = (const uint64_t *)(r->body +
+					  sizeof(struct rec_page_batch));
+		n = (have - sizeof(struct rec_page_batch)) / 8;
+		if (t->check(t->opaque, pfns, n) < 0)
+			return refused(r, have, t_failed);
+		if (stream_read_exact(r, j->buf, (size_t)n * PAGE) < 0)
+			return -1;
+		if (stream_crc32(stream_crc32(0, r->body, have), j->buf,
+				 (size_t)n * PAGE) != r->rec.crc)
+			RFAIL(r, "offset %llu: checksum mismatch in record PAGE_BATCH (%#x)",
+			      (unsigned long long)r->rec_offset,
+			      REC_PAGE_BATCH);
+	}
+	job_runs(j, t, pfns, n);
+	page_store_submit(s);
+	return 0;
 }

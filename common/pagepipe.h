@@ -77,4 +77,44 @@ struct page_target {
 int page_batch_read(struct stream_reader *r, const struct page_target *t,
 		    uint8_t *scratch, bool *t_failed);
 
+/*
+ * A storer thread (common/pagestore.c) for a target with a store hook:
+ * page_batch_read_queued() reads and checks a batch in the caller's
+ * thread, then hands its runs to the storer, which stores them while
+ * the next batch is read.  Batches are stored in the order read.
+ */
+struct page_store;
+
+/* A batch's pages in buf, and where each run of them goes. */
+struct ps_job {
+	uint8_t *buf;			/* STREAM_BATCH_PAGES pages */
+	uint64_t rec_offset;		/* for the error message */
+	unsigned nruns;
+	struct {
+		uint8_t *dst;
+		uint32_t off, len;
+	} runs[STREAM_BATCH_PAGES];
+};
+
+/* NULL if t has no store or no thread could be started. */
+struct page_store *page_store_open(const struct page_target *t);
+const struct page_target *page_store_target(const struct page_store *s);
+/* The next job to fill (waits while every job is queued). */
+struct ps_job *page_store_job(struct page_store *s);
+void page_store_submit(struct page_store *s);
+/* 0, or -1 with "offset N: writing guest RAM: why" if a store failed. */
+int page_store_failed(struct page_store *s, char *err, size_t len);
+/* Every job stored (do this before anything reads guest RAM); as above. */
+int page_store_drain(struct page_store *s, char *err, size_t len);
+/* Stores what is queued, then stops the thread. */
+void page_store_close(struct page_store *s);
+
+/*
+ * page_batch_read() through s: the checksum of a raw batch is checked
+ * before any of it is stored; a failed store is reported here by a
+ * later batch or by page_store_drain().
+ */
+int page_batch_read_queued(struct stream_reader *r, struct page_store *s,
+			   bool *t_failed);
+
 #endif

@@ -23,6 +23,7 @@ struct state_restoring {
 	struct stream_check check;	/* the record table's checks */
 	struct domain *dom;
 	uint8_t *pages;			/* one decoded batch */
+	struct page_store *store;	/* the storer thread, or NULL */
 	uint32_t refuse_type;		/* fault injection: refuse it */
 	char *err;
 	size_t errlen;
@@ -145,12 +146,36 @@ static int load_pages(struct state_restoring *x)
 {
 	struct page_target t = { target_check, target_map, x, target_store };
 	bool t_failed;
+	int ret;
 
 	if (check_record(&x->check, x->r->rec_offset, &x->r->rec, NULL) < 0)
 		RFAIL(x, "%s", x->check.err);
-	if (page_batch_read(x->r, &t, x->pages, &t_failed) < 0)
+	if (x->store)
+		ret = page_batch_read_queued(x->r, x->store, &t_failed);
+	else
+		ret = page_batch_read(x->r, &t, x->pages, &t_failed);
+	if (ret < 0)
 		RFAIL(x, "%s", t_failed ? x->check.err : x->r->err);
 	return 0;
+}
+
+/* Every page read so far in RAM: before anything else reads it. */
+static int pages_stored(struct state_restoring *x)
+{
+	if (x->store && page_store_drain(x->store, x->err, x->errlen) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The storer thread, once the domain (its RAM) exists; without it (no
+ * thread could be started) pages are stored by this thread.
+ */
+static void start_storer(struct state_restoring *x)
+{
+	struct page_target t = { target_check, target_map, x, target_store };
+
+	x->store = page_store_open(&t);
 }
 
 static int load_vcpu(struct state_restoring *x, const struct rec_desc *d)
@@ -254,9 +279,13 @@ static int load_until_end(struct state_restoring *x)
 			      offset_of(x, at, sizeof(at)),
 			      rec_type_name(x->refuse_type));
 		}
+		if (got != GOT_PAGES && pages_stored(x) < 0)
+			return -1;
 		if ((got == GOT_PAGES ? load_pages(x) : load_record(x)) < 0)
 			return -1;
 	}
+	if (pages_stored(x) < 0)
+		return -1;
 	if (got < 0)
 		RFAIL(x, "%s", x->r->err);
 	return 0;
@@ -294,6 +323,7 @@ int state_restore_begin(struct stream_reader *r, const struct restore_opts *o,
 		goto fail;
 	if (o->prepared)
 		o->prepared(x->dom, o->opaque);
+	start_storer(x);
 	code = -EINVAL;
 	if (load_until_end(x) < 0)
 		goto fail;
@@ -335,6 +365,7 @@ void state_restore_abort(struct state_restoring *x)
 {
 	if (!x)
 		return;
+	page_store_close(x->store);	/* it writes into x->dom's RAM */
 	if (x->dom)
 		domain_discard(x->dom);
 	free(x->pages);

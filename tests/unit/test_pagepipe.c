@@ -144,6 +144,8 @@ static int t_store_full(void *opaque, uint8_t *hva, const void *src,
 
 /* How read_stream() stores pages: through t_map() when NULL. */
 static int (*store_fn)(void *, uint8_t *, const void *, size_t);
+/* ... and whether by a storer thread (page_batch_read_queued()). */
+static bool queued;
 
 /*
  * Read o back: every batch through page_batch_read() into ram2, which
@@ -156,11 +158,14 @@ static int read_stream(struct out *o, unsigned stride, char *err,
 	struct page_target t = { t_check, t_map, NULL, store_fn };
 	struct mem_source m = { .data = o->data, .len = o->len };
 	uint8_t *scratch = malloc(STREAM_BATCH_PAGES * PAGE);
+	struct page_store *ps = NULL;
 	struct stream_reader r;
 	bool t_failed;
 	int got, ret = -1;
 
 	memset(ram2, 0x5a, (size_t)RAM_PAGES * PAGE);
+	if (queued)
+		CHECK((ps = page_store_open(&t)) != NULL);
 	CHECK(stream_reader_open(&r, (struct stream_source){
 				 stream_mem_read, &m }) == 0);
 	while ((got = stream_next_head(&r)) > 0) {
@@ -170,15 +175,19 @@ static int read_stream(struct out *o, unsigned stride, char *err,
 				break;
 			continue;
 		}
-		if (page_batch_read(&r, &t, scratch, &t_failed) < 0) {
+		if ((ps ? page_batch_read_queued(&r, ps, &t_failed)
+			: page_batch_read(&r, &t, scratch, &t_failed)) < 0) {
 			got = -1;
 			break;
 		}
 	}
+	if (got == 0 && ps && page_store_drain(ps, r.err, sizeof(r.err)) < 0)
+		got = -1;
 	if (got == 0)
 		ret = 0;
 	else
 		snprintf(err, errlen, "%s", r.err);
+	page_store_close(ps);
 	stream_reader_close(&r);
 	free(scratch);
 	return ret;
@@ -268,6 +277,13 @@ static void test_ordering(void)
 		CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
 		CHECK(same_ram());
 		CHECK(stores > 0);
+		/* By the storer thread, while the next batch is read. */
+		queued = true;
+		stores = 0;
+		CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
+		CHECK(same_ram());
+		CHECK(stores > 0);
+		queued = false;
 		store_fn = NULL;
 		free_out(&base);
 	}
@@ -358,8 +374,9 @@ static void test_checksum_mid_file(void)
 	char err[256], want[128];
 	unsigned e, where;
 
-	for (e = 0; e < 4; e++) {
+	for (e = 0; e < 6; e++) {
 		store_fn = e >= 2 ? t_store : NULL;
+		queued = e >= 4;
 		for (where = 0; where < 2; where++) {
 			write_stream(&o, 2, e % 2 == 0, encs[e % 2], 512, 1,
 				     false);
@@ -379,6 +396,7 @@ static void test_checksum_mid_file(void)
 		}
 	}
 	store_fn = NULL;
+	queued = false;
 }
 
 /* A store that fails (RAM full): the reader says so, at the record. */
@@ -393,8 +411,9 @@ static void test_store_fails(void)
 	unsigned e;
 
 	store_fn = t_store_full;
-	for (e = 0; e < 2; e++) {
-		write_stream(&o, 0, false, encs[e], 512, 1, false);
+	for (e = 0; e < 4; e++) {
+		queued = e >= 2;
+		write_stream(&o, 0, false, encs[e % 2], 512, 1, false);
 		CHECK(read_stream(&o, 1, err, sizeof(err)) < 0);
 		snprintf(want, sizeof(want), "offset %zu: writing guest RAM: "
 			 "%s", nth_batch(&o, 0, &len), strerror(ENOSPC));
@@ -403,6 +422,59 @@ static void test_store_fails(void)
 		free_out(&o);
 	}
 	store_fn = NULL;
+	queued = false;
+}
+
+/*
+ * The same page twice in one stream (migration's rounds): by the storer
+ * thread too, the later copy is what stays.
+ */
+static void test_queued_in_order(void)
+{
+	static const uint8_t fill[] = { 0x11, 0x22, 0x33 };
+	uint8_t page[3][PAGE];
+	const uint8_t *pages[STREAM_BATCH_PAGES];
+	uint64_t pfns[STREAM_BATCH_PAGES];
+	struct stream_writer w;
+	struct out o;
+	char err[256];
+	unsigned round, i;
+
+	o.fd = memfd_create("pagepipe", 0);
+	CHECK(stream_writer_open(&w, o.fd, STREAM_VERSION, "unit", NULL,
+				 0) == 0);
+	w.keep_zero = true;
+	for (round = 0; round < 60; round++) {
+		memset(page[round % 3], fill[round % 3], PAGE);
+		for (i = 0; i < STREAM_BATCH_PAGES; i++) {
+			pfns[i] = (round * 7 + i) % RAM_PAGES;
+			pages[i] = page[round % 3];
+		}
+		CHECK(stream_write_pages(&w, pfns, pages, STREAM_BATCH_PAGES,
+					 round & 1 ? PAGE_ENC_LZ4
+						   : PAGE_ENC_NONE) == 0);
+		CHECK(stream_writer_flush(&w) == 0);
+	}
+	CHECK(stream_writer_finish(&w) == 0);
+	o.len = lseek(o.fd, 0, SEEK_END);
+	o.data = mmap(NULL, o.len, PROT_READ, MAP_SHARED, o.fd, 0);
+	store_fn = t_store;
+	queued = true;
+	CHECK(read_stream(&o, 1, err, sizeof(err)) == 0);
+	/* Each page holds the fill of the last round that sent it. */
+	for (i = 0; i < RAM_PAGES; i++) {
+		unsigned last = 60, rd;
+
+		for (rd = 0; rd < 60; rd++)
+			if ((i + RAM_PAGES - (rd * 7) % RAM_PAGES) % RAM_PAGES <
+			    STREAM_BATCH_PAGES)
+				last = rd;
+		CHECK(ram2[(size_t)i * PAGE + 100] ==
+		      (last == 60 ? 0x5a : fill[last % 3]));
+	}
+	queued = false;
+	store_fn = NULL;
+	free_out(&o);
 }
 
 /* A pfn the target refuses, with a good checksum: the target's error. */
@@ -453,6 +525,7 @@ int main(void)
 	test_zero_straddle();
 	test_checksum_mid_file();
 	test_store_fails();
+	test_queued_in_order();
 	test_target_refuses();
 	return unit_done();
 }
