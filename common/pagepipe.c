@@ -591,16 +591,26 @@ int page_batch_read(struct stream_reader *r, const struct page_target *t,
 			   stream_crc32(0, r->body, have));
 }
 
-/* The runs of pages[0..n) in j->buf to their places in RAM. */
+/*
+ * The runs of pages[0..n) in j->buf to their places in RAM, each cut
+ * so that the pages of a run start in one storer's region
+ * (PAGE_STORE_REGION_SHIFT), the region of its first byte: never more
+ * runs than pages.
+ */
 static void job_runs(struct ps_job *j, const struct page_target *t,
 		     const uint64_t *pfns, unsigned n)
 {
-	unsigned i, k;
+	const uintptr_t region = (uintptr_t)1 << PAGE_STORE_REGION_SHIFT;
+	unsigned i, k, c;
 	uint8_t *dst;
 
 	j->nruns = 0;
 	for (i = 0; i < n; i += k) {
 		k = run_of(t, pfns, i, n, &dst);
+		c = (region - ((uintptr_t)dst & (region - 1)) + PAGE - 1) /
+		    PAGE;
+		if (c < k)
+			k = c;		/* the rest is the next run */
 		j->runs[j->nruns].dst = dst;
 		j->runs[j->nruns].off = i * PAGE;
 		j->runs[j->nruns].len = k * PAGE;

@@ -78,12 +78,17 @@ int page_batch_read(struct stream_reader *r, const struct page_target *t,
 		    uint8_t *scratch, bool *t_failed);
 
 /*
- * A storer thread (common/pagestore.c) for a target with a store hook:
+ * Storer threads (common/pagestore.c) for a target with a store hook:
  * page_batch_read_queued() reads and checks a batch in the caller's
- * thread, then hands its runs to the storer, which stores them while
- * the next batch is read.  Batches are stored in the order read.
+ * thread, then hands its runs to the storers, which store them while
+ * the next batch is read.  Each storer owns every n-th 2 MiB region of
+ * the target's addresses (runs are cut at region boundaries), so the
+ * copies of one page are stored in the order read.
  */
 struct page_store;
+
+#define PAGE_STORE_MAX_THREADS	2
+#define PAGE_STORE_REGION_SHIFT	21
 
 /* A batch's pages in buf, and where each run of them goes. */
 struct ps_job {
@@ -97,7 +102,10 @@ struct ps_job {
 };
 
 /* NULL if t has no store or no thread could be started. */
-struct page_store *page_store_open(const struct page_target *t);
+struct page_store *page_store_open(const struct page_target *t,
+				   unsigned threads);
+/* Which of n threads stores the run at dst. */
+unsigned page_store_thread_of(const uint8_t *dst, unsigned nthreads);
 const struct page_target *page_store_target(const struct page_store *s);
 /* The next job to fill (waits while every job is queued). */
 struct ps_job *page_store_job(struct page_store *s);

@@ -23,7 +23,7 @@ struct state_restoring {
 	struct stream_check check;	/* the record table's checks */
 	struct domain *dom;
 	uint8_t *pages;			/* one decoded batch */
-	struct page_store *store;	/* the storer thread, or NULL */
+	struct page_store *store;	/* the storer threads, or NULL */
 	uint32_t refuse_type;		/* fault injection: refuse it */
 	char *err;
 	size_t errlen;
@@ -168,14 +168,15 @@ static int pages_stored(struct state_restoring *x)
 }
 
 /*
- * The storer thread, once the domain (its RAM) exists; without it (no
- * thread could be started) pages are stored by this thread.
+ * The storer threads, once the domain (its RAM) exists, as many as the
+ * CPUs this thread may use (at most PAGE_STORE_MAX_THREADS); without
+ * them (none could be started) pages are stored by this thread.
  */
 static void start_storer(struct state_restoring *x)
 {
 	struct page_target t = { target_check, target_map, x, target_store };
 
-	x->store = page_store_open(&t);
+	x->store = page_store_open(&t, state_default_workers());
 }
 
 static int load_vcpu(struct state_restoring *x, const struct rec_desc *d)

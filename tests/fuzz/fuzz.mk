@@ -77,7 +77,7 @@ fuzz_len_stage   := 65536
 
 fuzz_src_migrecv := tests/fuzz/fuzz_migrecv.c tests/fuzz/fake_domain.c xen/dom_names.c \
                     migration/wire.c migration/conn.c migration/tls.c \
-                    migration/recv_pages.c xen/state_restore.c common/stream.c common/pagepipe.c common/pagestore.c \
+                    migration/recv_pages.c xen/state_restore.c xen/state_workers.c common/stream.c common/pagepipe.c common/pagestore.c \
                     common/rec_table.c xen/log.c xen/ring.c xen/memory.c \
                     $(DOMCFG_SRC)
 fuzz_libs_migrecv := -ljansson -llz4 -lz -ldeflate -lpthread -lgnutls

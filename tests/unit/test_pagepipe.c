@@ -125,11 +125,17 @@ static uint8_t *t_map(void *opaque, uint64_t pfn)
 
 /* A store as the daemon's pwrite() into the RAM memfd: whole runs. */
 static unsigned stores;
+/* How many storer threads read_stream() uses (page_batch_read_queued()). */
+static unsigned queued;
 
 static int t_store(void *opaque, uint8_t *hva, const void *src, size_t len)
 {
 	CHECK(hva >= ram2 && hva + len <= ram2 + (size_t)RAM_PAGES * PAGE);
 	CHECK(len && len % PAGE == 0);
+	/* By storer threads: a run's pages start in one thread's region
+	 * (ram2 is not page-aligned: pages may straddle regions). */
+	CHECK(!queued || (uintptr_t)hva >> PAGE_STORE_REGION_SHIFT ==
+		  (uintptr_t)(hva + len - PAGE) >> PAGE_STORE_REGION_SHIFT);
 	memcpy(hva, src, len);
 	stores++;
 	return 0;
@@ -144,8 +150,6 @@ static int t_store_full(void *opaque, uint8_t *hva, const void *src,
 
 /* How read_stream() stores pages: through t_map() when NULL. */
 static int (*store_fn)(void *, uint8_t *, const void *, size_t);
-/* ... and whether by a storer thread (page_batch_read_queued()). */
-static bool queued;
 
 /*
  * Read o back: every batch through page_batch_read() into ram2, which
@@ -165,7 +169,7 @@ static int read_stream(struct out *o, unsigned stride, char *err,
 
 	memset(ram2, 0x5a, (size_t)RAM_PAGES * PAGE);
 	if (queued)
-		CHECK((ps = page_store_open(&t)) != NULL);
+		CHECK((ps = page_store_open(&t, queued)) != NULL);
 	CHECK(stream_reader_open(&r, (struct stream_source){
 				 stream_mem_read, &m }) == 0);
 	while ((got = stream_next_head(&r)) > 0) {
@@ -277,13 +281,14 @@ static void test_ordering(void)
 		CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
 		CHECK(same_ram());
 		CHECK(stores > 0);
-		/* By the storer thread, while the next batch is read. */
-		queued = true;
-		stores = 0;
-		CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
-		CHECK(same_ram());
-		CHECK(stores > 0);
-		queued = false;
+		/* By storer threads, while the next batch is read. */
+		for (queued = 1; queued <= 2; queued++) {
+			stores = 0;
+			CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
+			CHECK(same_ram());
+			CHECK(stores > 0);
+		}
+		queued = 0;
 		store_fn = NULL;
 		free_out(&base);
 	}
@@ -376,7 +381,7 @@ static void test_checksum_mid_file(void)
 
 	for (e = 0; e < 6; e++) {
 		store_fn = e >= 2 ? t_store : NULL;
-		queued = e >= 4;
+		queued = e >= 4 ? 2 : 0;
 		for (where = 0; where < 2; where++) {
 			write_stream(&o, 2, e % 2 == 0, encs[e % 2], 512, 1,
 				     false);
@@ -396,7 +401,7 @@ static void test_checksum_mid_file(void)
 		}
 	}
 	store_fn = NULL;
-	queued = false;
+	queued = 0;
 }
 
 /* A store that fails (RAM full): the reader says so, at the record. */
@@ -412,7 +417,7 @@ static void test_store_fails(void)
 
 	store_fn = t_store_full;
 	for (e = 0; e < 4; e++) {
-		queued = e >= 2;
+		queued = e >= 2 ? e - 1 : 0;
 		write_stream(&o, 0, false, encs[e % 2], 512, 1, false);
 		CHECK(read_stream(&o, 1, err, sizeof(err)) < 0);
 		snprintf(want, sizeof(want), "offset %zu: writing guest RAM: "
@@ -422,7 +427,7 @@ static void test_store_fails(void)
 		free_out(&o);
 	}
 	store_fn = NULL;
-	queued = false;
+	queued = 0;
 }
 
 /*
@@ -459,20 +464,21 @@ static void test_queued_in_order(void)
 	o.len = lseek(o.fd, 0, SEEK_END);
 	o.data = mmap(NULL, o.len, PROT_READ, MAP_SHARED, o.fd, 0);
 	store_fn = t_store;
-	queued = true;
-	CHECK(read_stream(&o, 1, err, sizeof(err)) == 0);
-	/* Each page holds the fill of the last round that sent it. */
-	for (i = 0; i < RAM_PAGES; i++) {
-		unsigned last = 60, rd;
+	for (queued = 1; queued <= 2; queued++) {
+		CHECK(read_stream(&o, 1, err, sizeof(err)) == 0);
+		/* Each page holds the fill of the last round that sent it. */
+		for (i = 0; i < RAM_PAGES; i++) {
+			unsigned last = 60, rd;
 
-		for (rd = 0; rd < 60; rd++)
-			if ((i + RAM_PAGES - (rd * 7) % RAM_PAGES) % RAM_PAGES <
-			    STREAM_BATCH_PAGES)
-				last = rd;
-		CHECK(ram2[(size_t)i * PAGE + 100] ==
-		      (last == 60 ? 0x5a : fill[last % 3]));
+			for (rd = 0; rd < 60; rd++)
+				if ((i + RAM_PAGES - (rd * 7) % RAM_PAGES) %
+				    RAM_PAGES < STREAM_BATCH_PAGES)
+					last = rd;
+			CHECK(ram2[(size_t)i * PAGE + 100] ==
+			      (last == 60 ? 0x5a : fill[last % 3]));
+		}
 	}
-	queued = false;
+	queued = 0;
 	store_fn = NULL;
 	free_out(&o);
 }
