@@ -78,8 +78,8 @@ static size_t lz4_bound(void)
 	return LZ4_compressBound(BATCH_BYTES);
 }
 
-/* Encode raw into j->out: the length, or 0 if it would not be smaller. */
-static size_t encode(struct pp_job *j, size_t len)
+/* Encode len bytes at src into j->out: the length, or 0 if not smaller. */
+static size_t encode(struct pp_job *j, const uint8_t *src, size_t len)
 {
 	size_t cap = lz4_bound();
 	uLongf zlen = cap;
@@ -87,11 +87,11 @@ static size_t encode(struct pp_job *j, size_t len)
 
 	switch (j->enc) {
 	case PAGE_ENC_LZ4:
-		n = LZ4_compress_default((const char *)j->raw, (char *)j->out,
+		n = LZ4_compress_default((const char *)src, (char *)j->out,
 					 len, cap);
 		return n > 0 && (size_t)n < len ? (size_t)n : 0;
 	case PAGE_ENC_ZLIB:
-		if (compress2(j->out, &zlen, j->raw, len, 1) != Z_OK)
+		if (compress2(j->out, &zlen, src, len, 1) != Z_OK)
 			return 0;
 		return zlen < len ? zlen : 0;
 	default:
@@ -140,26 +140,55 @@ static void select_pages(struct pp_job *j, bool gather)
 	}
 }
 
+/* The kept pages of stable memory one after another: one piece. */
+static bool kept_contiguous(const struct pp_job *j)
+{
+	unsigned i;
+
+	for (i = 1; i < j->kept; i++)
+		if (j->pages[i] != j->pages[0] + (size_t)i * PAGE)
+			return false;
+	return true;
+}
+
+/*
+ * The pages to encode, in one piece: stable pages in place when they
+ * are one run (save: guest RAM; migration: its copy), else gathered
+ * into j->raw (which select_pages() did already for unstable pages).
+ */
+static const uint8_t *encode_source(struct pp_job *j, bool stable)
+{
+	unsigned i;
+
+	if (!stable)
+		return j->raw;
+	if (kept_contiguous(j))
+		return j->pages[0];
+	for (i = 0; i < j->kept; i++)
+		memcpy(j->raw + (size_t)i * PAGE, j->pages[i], PAGE);
+	return j->raw;
+}
+
 /*
  * The record of one batch: pfn list, data and checksum, as iovecs.  The
- * data is guest RAM itself for a raw batch of stable pages, else j->raw
- * or j->out; the checksum is computed piece by piece.
+ * data of stable pages is written from where they are unless encoded;
+ * other pages are copied into j->raw once.  The checksum is computed
+ * piece by piece.
  */
 static void build(struct pp_job *j, bool stable)
 {
 	struct rec_page_batch b = { 0 };
-	bool raw_direct = stable && j->enc == PAGE_ENC_NONE;
 	size_t hlen, raw_len, elen = 0;
 	uint32_t crc;
 	int i;
 
 	j->niov = 0;
-	select_pages(j, !raw_direct);
+	select_pages(j, !stable);
 	if (!j->kept)
 		return;
 	raw_len = (size_t)j->kept * PAGE;
-	if (!raw_direct)
-		elen = encode(j, raw_len);
+	if (j->enc != PAGE_ENC_NONE)
+		elen = encode(j, encode_source(j, stable), raw_len);
 	b.nr_pages = j->kept;
 	b.encoding = elen ? j->enc : PAGE_ENC_NONE;
 	b.data_len = elen ? elen : raw_len;
@@ -170,11 +199,13 @@ static void build(struct pp_job *j, bool stable)
 	};
 	add_iov(j, &j->rh, sizeof(j->rh));
 	add_iov(j, j->head, hlen);
-	if (raw_direct) {
+	if (elen) {
+		add_iov(j, j->out, elen);
+	} else if (stable) {
 		for (i = 0; i < (int)j->kept; i++)
 			add_iov(j, j->pages[i], PAGE);
 	} else {
-		add_iov(j, elen ? j->out : j->raw, b.data_len);
+		add_iov(j, j->raw, raw_len);
 	}
 	crc = 0;
 	for (i = 1; i < j->niov; i++)
@@ -396,28 +427,76 @@ int stream_writer_pipeline(struct stream_writer *w, unsigned workers,
 	return -1; \
 } while (0)
 
-/*
- * Read a raw batch's data into guest RAM, run by run of pages that lie
- * next to each other there, and checksum it where it landed.
- */
-static int read_direct(struct stream_reader *r, const struct page_target *t,
-		       const uint64_t *pfns, unsigned n, uint32_t crc)
+/* Pages are read, checksummed and stored this much at a time. */
+#define PIECE		((size_t)256 << 10)
+
+/* The run of pages from pfns[i] that lie next to each other in RAM. */
+static unsigned run_of(const struct page_target *t, const uint64_t *pfns,
+		       unsigned i, unsigned n, uint8_t **dst)
 {
-	unsigned i = 0, k;
+	unsigned k;
 
-	while (i < n) {
-		uint8_t *dst = t->map(t->opaque, pfns[i]);
-		size_t len = PAGE;
+	*dst = t->map(t->opaque, pfns[i]);
+	for (k = i + 1; k < n && t->map(t->opaque, pfns[k]) ==
+				 *dst + (size_t)(k - i) * PAGE; k++)
+		;
+	return k - i;
+}
 
-		for (k = i + 1; k < n && t->map(t->opaque, pfns[k]) ==
-					 dst + (size_t)(k - i) * PAGE; k++)
-			len += PAGE;
-		if (t->prepare)
-			t->prepare(t->opaque, dst, len);
+static int store(struct stream_reader *r, const struct page_target *t,
+		 uint8_t *dst, const uint8_t *src, size_t len)
+{
+	if (!t->store) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+	if (t->store(t->opaque, dst, src, len) < 0)
+		RFAIL(r, "offset %llu: writing guest RAM: %s",
+		      (unsigned long long)r->rec_offset, strerror(errno));
+	return 0;
+}
+
+/*
+ * A run of a raw batch, PIECE bytes at a time: read into scratch while
+ * it is in the CPU's cache, checksummed there, stored from there.  Two
+ * copies, but no page fault for RAM not yet allocated: that costs more
+ * than the copies (docs/page-pipeline.md).  Without t->store, straight
+ * into RAM.
+ */
+static int read_run(struct stream_reader *r, const struct page_target *t,
+		    uint8_t *dst, size_t len, uint8_t *scratch, uint32_t *crc)
+{
+	size_t piece;
+
+	if (!t->store) {
 		if (stream_read_exact(r, dst, len) < 0)
 			return -1;
-		crc = stream_crc32(crc, dst, len);
-		i = k;
+		*crc = stream_crc32(*crc, dst, len);
+		return 0;
+	}
+	for (; len; len -= piece, dst += piece) {
+		piece = len < PIECE ? len : PIECE;
+		if (stream_read_exact(r, scratch, piece) < 0)
+			return -1;
+		*crc = stream_crc32(*crc, scratch, piece);
+		if (store(r, t, dst, scratch, piece) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A raw batch's data into guest RAM, run by run, checksummed on the way. */
+static int read_direct(struct stream_reader *r, const struct page_target *t,
+		       const uint64_t *pfns, unsigned n, uint8_t *scratch,
+		       uint32_t crc)
+{
+	unsigned i, k;
+	uint8_t *dst;
+
+	for (i = 0; i < n; i += k) {
+		k = run_of(t, pfns, i, n, &dst);
+		if (read_run(r, t, dst, (size_t)k * PAGE, scratch, &crc) < 0)
+			return -1;
 	}
 	if (crc != r->rec.crc)
 		RFAIL(r, "offset %llu: checksum mismatch in record PAGE_BATCH (%#x)",
@@ -425,13 +504,13 @@ static int read_direct(struct stream_reader *r, const struct page_target *t,
 	return 0;
 }
 
-/* The record whole into r->body, checked, decoded, copied page by page. */
+/* The record whole into r->body, checked, decoded, stored run by run. */
 static int read_buffered(struct stream_reader *r, const struct page_target *t,
 			 uint8_t *scratch, size_t have, bool *t_failed)
 {
 	const uint64_t *pfns;
-	unsigned n, i;
-	uint64_t pfn;
+	unsigned n, i, k;
+	uint8_t *dst;
 
 	if (stream_read_rest(r, have) < 0)
 		return -1;
@@ -441,45 +520,145 @@ static int read_buffered(struct stream_reader *r, const struct page_target *t,
 		*t_failed = true;
 		return -1;
 	}
-	for (i = 0; i < n; i++) {
-		memcpy(&pfn, &pfns[i], sizeof(pfn));
-		memcpy(t->map(t->opaque, pfn), scratch + (size_t)i * PAGE,
-		       PAGE);
+	for (i = 0; i < n; i += k) {
+		k = run_of(t, pfns, i, n, &dst);
+		if (store(r, t, dst, scratch + (size_t)i * PAGE,
+			  (size_t)k * PAGE) < 0)
+			return -1;
 	}
 	return 0;
 }
 
-int page_batch_read(struct stream_reader *r, const struct page_target *t,
-		    uint8_t *scratch, bool *t_failed)
+/*
+ * The batch head into r->body (after the record header): true if it is
+ * a well-formed raw batch, whose pfn list is then read too; false (and
+ * *have: what r->body holds) for the careful path; -1 on a read error.
+ */
+static int read_head(struct stream_reader *r, size_t *have)
 {
 	struct rec_page_batch b;
 	size_t hlen, len = r->rec.length;
-	const uint64_t *pfns;
 
-	*t_failed = false;
+	*have = 0;
 	if (len < sizeof(b) || stream_body_reserve(r, (len + 7) & ~7u) < 0 ||
 	    stream_read_exact(r, r->body, sizeof(b)) < 0)
-		return read_buffered(r, t, scratch, 0, t_failed);
+		return 0;
+	*have = sizeof(b);
 	memcpy(&b, r->body, sizeof(b));
 	hlen = sizeof(b) + (size_t)b.nr_pages * 8;
 	/* Anything but a well-formed raw batch: the careful path. */
 	if (b.encoding != PAGE_ENC_NONE || !b.nr_pages || b.nr_pages > BATCH ||
 	    hlen > len || b.data_len != len - hlen ||
 	    b.data_len != (size_t)b.nr_pages * PAGE || b.reserved)
-		return read_buffered(r, t, scratch, sizeof(b), t_failed);
+		return 0;
 	if (stream_read_exact(r, r->body + sizeof(b), hlen - sizeof(b)) < 0)
 		return -1;
-	pfns = (const uint64_t *)(r->body + sizeof(b));
-	/*
-	 * pfns the target refuses: read the rest, so a damaged record is
-	 * reported as such (its checksum) and not by what it happens to say.
-	 */
-	if (t->check(t->opaque, pfns, b.nr_pages) < 0) {
-		if (stream_read_rest(r, hlen) < 0)
-			return -1;
-		*t_failed = true;
+	*have = hlen;
+	return 1;
+}
+
+/*
+ * pfns the target refuses: read the rest, so a damaged record is
+ * reported as such (its checksum) and not by what it happens to say.
+ */
+static int refused(struct stream_reader *r, size_t have, bool *t_failed)
+{
+	if (stream_read_rest(r, have) < 0)
 		return -1;
+	*t_failed = true;
+	return -1;
+}
+
+int page_batch_read(struct stream_reader *r, const struct page_target *t,
+		    uint8_t *scratch, bool *t_failed)
+{
+	const uint64_t *pfns;
+	size_t have;
+	unsigned n;
+	int raw;
+
+	*t_failed = false;
+	raw = read_head(r, &have);
+	if (raw < 0)
+		return -1;
+	if (!raw)
+		return read_buffered(r, t, scratch, have, t_failed);
+	pfns = (const uint64_t *)(r->body + sizeof(struct rec_page_batch));
+	n = (have - sizeof(struct rec_page_batch)) / 8;
+	if (t->check(t->opaque, pfns, n) < 0)
+		return refused(r, have, t_failed);
+	return read_direct(r, t, pfns, n, scratch,
+			   stream_crc32(0, r->body, have));
+}
+
+/*
+ * The runs of pages[0..n) in j->buf to their places in RAM, each cut
+ * so that the pages of a run start in one storer's region
+ * (PAGE_STORE_REGION_SHIFT), the region of its first byte: never more
+ * runs than pages.
+ */
+static void job_runs(struct ps_job *j, const struct page_target *t,
+		     const uint64_t *pfns, unsigned n)
+{
+	const uintptr_t region = (uintptr_t)1 << PAGE_STORE_REGION_SHIFT;
+	unsigned i, k, c;
+	uint8_t *dst;
+
+	j->nruns = 0;
+	for (i = 0; i < n; i += k) {
+		k = run_of(t, pfns, i, n, &dst);
+		c = (region - ((uintptr_t)dst & (region - 1)) + PAGE - 1) /
+		    PAGE;
+		if (c < k)
+			k = c;		/* the rest is the next run */
+		j->runs[j->nruns].dst = dst;
+		j->runs[j->nruns].off = i * PAGE;
+		j->runs[j->nruns].len = k * PAGE;
+		j->nruns++;
 	}
-	return read_direct(r, t, pfns, b.nr_pages,
-			   stream_crc32(0, r->body, hlen));
+}
+
+int page_batch_read_queued(struct stream_reader *r, struct page_store *s,
+			   bool *t_failed)
+{
+	const struct page_target *t = page_store_target(s);
+	struct ps_job *j;
+	const uint64_t *pfns;
+	size_t have;
+	unsigned n;
+	int raw;
+
+	*t_failed = false;
+	if (page_store_failed(s, r->err, sizeof(r->err)) < 0)
+		return -1;
+	j = page_store_job(s);
+	j->rec_offset = r->rec_offset;
+	raw = read_head(r, &have);
+	if (raw < 0)
+		return -1;
+	if (!raw) {
+		if (stream_read_rest(r, have) < 0 ||
+		    stream_decode_pages(r, &pfns, &n, j->buf, BATCH_BYTES) < 0)
+			return -1;
+		if (t->check(t->opaque, pfns, n) < 0) {
+			*t_failed = true;
+			return -1;
+		}
+	} else {
+		pfns = (const uint64_t *)(r->body +
+					  sizeof(struct rec_page_batch));
+		n = (have - sizeof(struct rec_page_batch)) / 8;
+		if (t->check(t->opaque, pfns, n) < 0)
+			return refused(r, have, t_failed);
+		if (stream_read_exact(r, j->buf, (size_t)n * PAGE) < 0)
+			return -1;
+		if (stream_crc32(stream_crc32(0, r->body, have), j->buf,
+				 (size_t)n * PAGE) != r->rec.crc)
+			RFAIL(r, "offset %llu: checksum mismatch in record PAGE_BATCH (%#x)",
+			      (unsigned long long)r->rec_offset,
+			      REC_PAGE_BATCH);
+	}
+	job_runs(j, t, pfns, n);
+	page_store_submit(s);
+	return 0;
 }

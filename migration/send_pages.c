@@ -13,7 +13,11 @@
  * (docs/migration.md, "Dirty but unchanged").  Each page is copied
  * before it is sent and the copy hashed (XXH3, 64 bits, seeded at random
  * per migration): the hash is of exactly the bytes the destination got,
- * so a dirty page whose content hashes the same is there already.
+ * so a dirty page whose content hashes the same is there already.  The
+ * copy is what the page pipeline writes: it runs without workers, so a
+ * batch is built and written before stream_write_pages() returns and the
+ * copy is reused only then ("stable" pages, no second copy into the
+ * pipeline's buffer; docs/page-pipeline.md).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +32,7 @@
 #include "domain.h"
 #include "memory.h"
 #include "migration/send.h"
+#include "pagepipe.h"
 
 #define PFAIL(po, ...) do { \
 	snprintf((po)->err, sizeof((po)->err), __VA_ARGS__); \
@@ -41,6 +46,10 @@ int page_out_init(struct page_out *po, struct sender *s,
 	po->copy = malloc(STREAM_BATCH_PAGES * PAGE);
 	if (!po->copy)
 		return -1;
+	if (stream_writer_pipeline(w, 0, true) < 0) {
+		page_out_free(po);
+		return -1;
+	}
 	po->s = s;
 	po->w = w;
 	po->conn = conn;

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cpuid.h"
 #include "dev/devices.h"
@@ -23,6 +23,7 @@ struct state_restoring {
 	struct stream_check check;	/* the record table's checks */
 	struct domain *dom;
 	uint8_t *pages;			/* one decoded batch */
+	struct page_store *store;	/* the storer threads, or NULL */
 	uint32_t refuse_type;		/* fault injection: refuse it */
 	char *err;
 	size_t errlen;
@@ -109,15 +110,32 @@ static uint8_t *target_map(void *opaque, uint64_t pfn)
 }
 
 /*
- * New RAM about to be filled: its pages allocated in one call rather
- * than a fault each (MADV_POPULATE_WRITE, Linux 5.14; without it the
- * read faults them in as before).
+ * Pages written into the RAM memfd rather than through the mapping: a
+ * page not allocated yet is allocated by the write itself, not by a page
+ * fault, and not zeroed first (docs/page-pipeline.md, "Reading").
  */
-static void target_prepare(void *opaque, uint8_t *hva, size_t len)
+static int target_store(void *opaque, uint8_t *hva, const void *src,
+			size_t len)
 {
-#ifdef MADV_POPULATE_WRITE
-	madvise(hva, len, MADV_POPULATE_WRITE);
-#endif
+	struct state_restoring *x = opaque;
+	struct guest_mem *mem = &x->dom->mem;
+	off_t at = hva - mem->base;
+	const uint8_t *p = src;
+	ssize_t n;
+
+	while (len) {
+		n = pwrite(mem->fd, p, len, at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			errno = n < 0 ? errno : ENOSPC;
+			return -1;
+		}
+		p += n;
+		at += n;
+		len -= n;
+	}
+	return 0;
 }
 
 /*
@@ -126,15 +144,39 @@ static void target_prepare(void *opaque, uint8_t *hva, size_t len)
  */
 static int load_pages(struct state_restoring *x)
 {
-	struct page_target t = { target_check, target_map, x,
-				 target_prepare };
+	struct page_target t = { target_check, target_map, x, target_store };
 	bool t_failed;
+	int ret;
 
 	if (check_record(&x->check, x->r->rec_offset, &x->r->rec, NULL) < 0)
 		RFAIL(x, "%s", x->check.err);
-	if (page_batch_read(x->r, &t, x->pages, &t_failed) < 0)
+	if (x->store)
+		ret = page_batch_read_queued(x->r, x->store, &t_failed);
+	else
+		ret = page_batch_read(x->r, &t, x->pages, &t_failed);
+	if (ret < 0)
 		RFAIL(x, "%s", t_failed ? x->check.err : x->r->err);
 	return 0;
+}
+
+/* Every page read so far in RAM: before anything else reads it. */
+static int pages_stored(struct state_restoring *x)
+{
+	if (x->store && page_store_drain(x->store, x->err, x->errlen) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The storer threads, once the domain (its RAM) exists, as many as the
+ * CPUs this thread may use (at most PAGE_STORE_MAX_THREADS); without
+ * them (none could be started) pages are stored by this thread.
+ */
+static void start_storer(struct state_restoring *x)
+{
+	struct page_target t = { target_check, target_map, x, target_store };
+
+	x->store = page_store_open(&t, state_default_workers());
 }
 
 static int load_vcpu(struct state_restoring *x, const struct rec_desc *d)
@@ -238,9 +280,13 @@ static int load_until_end(struct state_restoring *x)
 			      offset_of(x, at, sizeof(at)),
 			      rec_type_name(x->refuse_type));
 		}
+		if (got != GOT_PAGES && pages_stored(x) < 0)
+			return -1;
 		if ((got == GOT_PAGES ? load_pages(x) : load_record(x)) < 0)
 			return -1;
 	}
+	if (pages_stored(x) < 0)
+		return -1;
 	if (got < 0)
 		RFAIL(x, "%s", x->r->err);
 	return 0;
@@ -278,6 +324,7 @@ int state_restore_begin(struct stream_reader *r, const struct restore_opts *o,
 		goto fail;
 	if (o->prepared)
 		o->prepared(x->dom, o->opaque);
+	start_storer(x);
 	code = -EINVAL;
 	if (load_until_end(x) < 0)
 		goto fail;
@@ -319,6 +366,7 @@ void state_restore_abort(struct state_restoring *x)
 {
 	if (!x)
 		return;
+	page_store_close(x->store);	/* it writes into x->dom's RAM */
 	if (x->dom)
 		domain_discard(x->dom);
 	free(x->pages);

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sched.h>
 #include <string.h>
 
 #include "buildinfo.h"
@@ -103,19 +102,6 @@ static int save_console(struct domain *dom, struct stream_writer *w)
 				   &total, sizeof(total), buf, n);
 	free(buf);
 	return ret;
-}
-
-/* The CPUs this thread may run on (sched_getaffinity: every sandbox
- * role may ask; sysconf() would open files under /sys). */
-unsigned state_default_workers(void)
-{
-	cpu_set_t set;
-	int n;
-
-	if (sched_getaffinity(0, sizeof(set), &set) < 0)
-		return 1;
-	n = CPU_COUNT(&set);
-	return n < 1 ? 1 : n > 4 ? 4 : (unsigned)n;
 }
 
 int state_save_prologue(struct domain *dom, struct stream_writer *w)

@@ -44,7 +44,7 @@ FUZZ_TARGETS     ?= $(FUZZ_ALL)
 DOMCFG_SRC       := $(wildcard common/domcfg*.c)
 
 # Per target: sources, libraries, longest input.
-fuzz_src_stream  := tests/fuzz/fuzz_stream.c common/stream.c common/pagepipe.c $(DOMCFG_SRC) \
+fuzz_src_stream  := tests/fuzz/fuzz_stream.c common/stream.c common/pagepipe.c common/pagestore.c $(DOMCFG_SRC) \
                     common/rec_table.c tools/stream/verify.c \
                     tools/stream/dump.c
 fuzz_libs_stream := -ljansson -llz4 -lz -ldeflate -lpthread
@@ -81,7 +81,9 @@ fuzz_len_stage   := 65536
 
 fuzz_src_migrecv := tests/fuzz/fuzz_migrecv.c tests/fuzz/fake_domain.c xen/dom_names.c \
                     migration/wire.c migration/conn.c migration/tls.c \
-                    migration/outcome.c migration/recv_pages.c xen/state_restore.c common/stream.c common/pagepipe.c \
+                    migration/outcome.c migration/recv_pages.c \
+                    xen/state_restore.c xen/state_workers.c common/stream.c \
+                    common/pagepipe.c common/pagestore.c \
                     common/rec_table.c xen/log.c xen/ring.c xen/memory.c \
                     $(DOMCFG_SRC)
 fuzz_libs_migrecv := -ljansson -llz4 -lz -ldeflate -lpthread -lgnutls

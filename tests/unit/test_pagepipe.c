@@ -6,6 +6,7 @@
  * (or kept, when asked); pages read back land where their pfns say;
  * and a damaged batch is refused by its checksum.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -122,6 +123,34 @@ static uint8_t *t_map(void *opaque, uint64_t pfn)
 	return ram2 + pfn * PAGE;
 }
 
+/* A store as the daemon's pwrite() into the RAM memfd: whole runs. */
+static unsigned stores;
+/* How many storer threads read_stream() uses (page_batch_read_queued()). */
+static unsigned queued;
+
+static int t_store(void *opaque, uint8_t *hva, const void *src, size_t len)
+{
+	CHECK(hva >= ram2 && hva + len <= ram2 + (size_t)RAM_PAGES * PAGE);
+	CHECK(len && len % PAGE == 0);
+	/* By storer threads: a run's pages start in one thread's region
+	 * (ram2 is not page-aligned: pages may straddle regions). */
+	CHECK(!queued || (uintptr_t)hva >> PAGE_STORE_REGION_SHIFT ==
+		  (uintptr_t)(hva + len - PAGE) >> PAGE_STORE_REGION_SHIFT);
+	memcpy(hva, src, len);
+	stores++;
+	return 0;
+}
+
+static int t_store_full(void *opaque, uint8_t *hva, const void *src,
+			size_t len)
+{
+	errno = ENOSPC;
+	return -1;
+}
+
+/* How read_stream() stores pages: through t_map() when NULL. */
+static int (*store_fn)(void *, uint8_t *, const void *, size_t);
+
 /*
  * Read o back: every batch through page_batch_read() into ram2, which
  * must then equal ram; batches' pfns must come in the order written.
@@ -130,14 +159,17 @@ static uint8_t *t_map(void *opaque, uint64_t pfn)
 static int read_stream(struct out *o, unsigned stride, char *err,
 		       size_t errlen)
 {
-	struct page_target t = { t_check, t_map, NULL, NULL };
+	struct page_target t = { t_check, t_map, NULL, store_fn };
 	struct mem_source m = { .data = o->data, .len = o->len };
 	uint8_t *scratch = malloc(STREAM_BATCH_PAGES * PAGE);
+	struct page_store *ps = NULL;
 	struct stream_reader r;
 	bool t_failed;
 	int got, ret = -1;
 
 	memset(ram2, 0x5a, (size_t)RAM_PAGES * PAGE);
+	if (queued)
+		CHECK((ps = page_store_open(&t, queued)) != NULL);
 	CHECK(stream_reader_open(&r, (struct stream_source){
 				 stream_mem_read, &m }) == 0);
 	while ((got = stream_next_head(&r)) > 0) {
@@ -147,15 +179,19 @@ static int read_stream(struct out *o, unsigned stride, char *err,
 				break;
 			continue;
 		}
-		if (page_batch_read(&r, &t, scratch, &t_failed) < 0) {
+		if ((ps ? page_batch_read_queued(&r, ps, &t_failed)
+			: page_batch_read(&r, &t, scratch, &t_failed)) < 0) {
 			got = -1;
 			break;
 		}
 	}
+	if (got == 0 && ps && page_store_drain(ps, r.err, sizeof(r.err)) < 0)
+		got = -1;
 	if (got == 0)
 		ret = 0;
 	else
 		snprintf(err, errlen, "%s", r.err);
+	page_store_close(ps);
 	stream_reader_close(&r);
 	free(scratch);
 	return ret;
@@ -236,9 +272,53 @@ static void test_ordering(void)
 			CHECK(!memcmp(o.data, base.data, base.len));
 			free_out(&o);
 		}
+		/* Through the mapping, then by stores of whole runs. */
+		store_fn = NULL;
 		CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
 		CHECK(same_ram());
+		store_fn = t_store;
+		stores = 0;
+		CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
+		CHECK(same_ram());
+		CHECK(stores > 0);
+		/* By storer threads, while the next batch is read. */
+		for (queued = 1; queued <= 2; queued++) {
+			stores = 0;
+			CHECK(read_stream(&base, 3, err, sizeof(err)) == 0);
+			CHECK(same_ram());
+			CHECK(stores > 0);
+		}
+		queued = 0;
+		store_fn = NULL;
 		free_out(&base);
+	}
+}
+
+/*
+ * Stable pages encoded where they are (a batch that is one run of RAM)
+ * or gathered first (a zero page inside it): the same bytes as pages
+ * copied by the pipeline.
+ */
+static void test_stable_in_place(void)
+{
+	static const enum page_encoding encs[] = {
+		PAGE_ENC_NONE, PAGE_ENC_LZ4, PAGE_ENC_ZLIB,
+	};
+	struct out a, b;
+	unsigned e, workers;
+	char err[256];
+
+	for (e = 0; e < 3; e++) {
+		write_stream(&a, 0, false, encs[e], 3, 1, false);
+		for (workers = 0; workers <= 2; workers += 2) {
+			write_stream(&b, workers, true, encs[e], 3, 1, false);
+			CHECK_INT(b.len, a.len);
+			CHECK(!memcmp(a.data, b.data, a.len));
+			free_out(&b);
+		}
+		CHECK(read_stream(&a, 1, err, sizeof(err)) == 0);
+		CHECK(same_ram());
+		free_out(&a);
 	}
 }
 
@@ -299,9 +379,12 @@ static void test_checksum_mid_file(void)
 	char err[256], want[128];
 	unsigned e, where;
 
-	for (e = 0; e < 2; e++) {
+	for (e = 0; e < 6; e++) {
+		store_fn = e >= 2 ? t_store : NULL;
+		queued = e >= 4 ? 2 : 0;
 		for (where = 0; where < 2; where++) {
-			write_stream(&o, 2, e == 0, encs[e], 512, 1, false);
+			write_stream(&o, 2, e % 2 == 0, encs[e % 2], 512, 1,
+				     false);
 			off = nth_batch(&o, 4, &len);
 			/* where 0: a pfn's high bits; 1: the data's middle */
 			if (where == 0)
@@ -317,6 +400,87 @@ static void test_checksum_mid_file(void)
 			free_out(&o);
 		}
 	}
+	store_fn = NULL;
+	queued = 0;
+}
+
+/* A store that fails (RAM full): the reader says so, at the record. */
+static void test_store_fails(void)
+{
+	static const enum page_encoding encs[] = {
+		PAGE_ENC_NONE, PAGE_ENC_LZ4,
+	};
+	struct out o;
+	uint32_t len;
+	char err[256], want[128];
+	unsigned e;
+
+	store_fn = t_store_full;
+	for (e = 0; e < 4; e++) {
+		queued = e >= 2 ? e - 1 : 0;
+		write_stream(&o, 0, false, encs[e % 2], 512, 1, false);
+		CHECK(read_stream(&o, 1, err, sizeof(err)) < 0);
+		snprintf(want, sizeof(want), "offset %zu: writing guest RAM: "
+			 "%s", nth_batch(&o, 0, &len), strerror(ENOSPC));
+		unit_check(!strcmp(err, want), __FILE__, __LINE__,
+			   "enc %u: '%s', want '%s'", e, err, want);
+		free_out(&o);
+	}
+	store_fn = NULL;
+	queued = 0;
+}
+
+/*
+ * The same page twice in one stream (migration's rounds): by the storer
+ * thread too, the later copy is what stays.
+ */
+static void test_queued_in_order(void)
+{
+	static const uint8_t fill[] = { 0x11, 0x22, 0x33 };
+	uint8_t page[3][PAGE];
+	const uint8_t *pages[STREAM_BATCH_PAGES];
+	uint64_t pfns[STREAM_BATCH_PAGES];
+	struct stream_writer w;
+	struct out o;
+	char err[256];
+	unsigned round, i;
+
+	o.fd = memfd_create("pagepipe", 0);
+	CHECK(stream_writer_open(&w, o.fd, STREAM_VERSION, "unit", NULL,
+				 0) == 0);
+	w.keep_zero = true;
+	for (round = 0; round < 60; round++) {
+		memset(page[round % 3], fill[round % 3], PAGE);
+		for (i = 0; i < STREAM_BATCH_PAGES; i++) {
+			pfns[i] = (round * 7 + i) % RAM_PAGES;
+			pages[i] = page[round % 3];
+		}
+		CHECK(stream_write_pages(&w, pfns, pages, STREAM_BATCH_PAGES,
+					 round & 1 ? PAGE_ENC_LZ4
+						   : PAGE_ENC_NONE) == 0);
+		CHECK(stream_writer_flush(&w) == 0);
+	}
+	CHECK(stream_writer_finish(&w) == 0);
+	o.len = lseek(o.fd, 0, SEEK_END);
+	o.data = mmap(NULL, o.len, PROT_READ, MAP_SHARED, o.fd, 0);
+	store_fn = t_store;
+	for (queued = 1; queued <= 2; queued++) {
+		CHECK(read_stream(&o, 1, err, sizeof(err)) == 0);
+		/* Each page holds the fill of the last round that sent it. */
+		for (i = 0; i < RAM_PAGES; i++) {
+			unsigned last = 60, rd;
+
+			for (rd = 0; rd < 60; rd++)
+				if ((i + RAM_PAGES - (rd * 7) % RAM_PAGES) %
+				    RAM_PAGES < STREAM_BATCH_PAGES)
+					last = rd;
+			CHECK(ram2[(size_t)i * PAGE + 100] ==
+			      (last == 60 ? 0x5a : fill[last % 3]));
+		}
+	}
+	queued = 0;
+	store_fn = NULL;
+	free_out(&o);
 }
 
 /* A pfn the target refuses, with a good checksum: the target's error. */
@@ -363,8 +527,11 @@ int main(void)
 	fill_ram();
 	ram2 = malloc((size_t)RAM_PAGES * PAGE);
 	test_ordering();
+	test_stable_in_place();
 	test_zero_straddle();
 	test_checksum_mid_file();
+	test_store_fails();
+	test_queued_in_order();
 	test_target_refuses();
 	return unit_done();
 }
