@@ -103,6 +103,9 @@ GARBAGE = [
     ("command-null", b'{"command": null, "id": 3}\n'),
     ("truncated-json", b'{"command": "list"\n'),
     ("invalid-utf8", b'{"command": "li\xffst"}\n'),
+    # The parser's message quotes these bytes: the reply must still be
+    # JSON with an error object (tests/fuzz/regressions/control/).
+    ("raw-bytes-in-message", b'{"comma\\\xdc\x80K\xf2U\x00\x00nd":7}\n'),
     ("duplicate-keys", b'{"command": "list", "command": "version"}\n'),
 ]
 

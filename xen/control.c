@@ -170,6 +170,7 @@ void control_reply(struct client *c, json_t *id, int code, json_t *result,
 		   const char *msg)
 {
 	json_t *resp = json_object();
+	char safe[4 * sizeof(((struct ctl_reply *)0)->msg)];
 	char *text;
 
 	json_object_set_new(resp, "version", json_integer(CTL_PROTOCOL_MAX));
@@ -179,10 +180,13 @@ void control_reply(struct client *c, json_t *id, int code, json_t *result,
 		json_object_set_new(resp, "result",
 				    result ? json_incref(result) : json_object());
 	} else {
+		/* A parser's message may quote the request's raw bytes:
+		 * JSON strings are UTF-8 (json_pack refuses anything else). */
+		log_escape(safe, sizeof(safe), msg ? msg : "");
 		json_object_set_new(resp, "error",
 				    json_pack("{s:i, s:s, s:s}", "code", code,
 					      "name", ctl_error_name(code),
-					      "message", msg));
+					      "message", safe));
 	}
 	text = json_dumps(resp, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(resp);

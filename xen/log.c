@@ -98,7 +98,7 @@ static size_t utf8_len(const unsigned char *s)
  * log or of `xl dmesg`, nor an escape sequence drive a terminal.  Stops
  * before what does not fit whole.  Returns the length written.
  */
-static size_t log_escape(char *out, size_t room, const char *in)
+size_t log_escape(char *out, size_t room, const char *in)
 {
 	const unsigned char *s = (const unsigned char *)in;
 	size_t n = 0, k;

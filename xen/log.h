@@ -21,4 +21,10 @@ void log_clear(void);
 #define log_info(...)	log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...)	log_msg(LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * @in with control characters and bytes that are not well-formed UTF-8
+ * written as \xHH, into @out (@room bytes with the NUL); its length.
+ */
+size_t log_escape(char *out, size_t room, const char *in);
+
 #endif
