@@ -238,7 +238,18 @@ static void *acpi_pm_timer_thread(void *arg)
 {
 	struct acpi_pm *pm = arg;
 	struct timespec due;
+	sigset_t s;
 
+	/*
+	 * Started with every signal blocked (they are the main thread's), but
+	 * two must reach every thread: livepatch asks each where it is with
+	 * SIGUSR1 (a thread that never answers blocks every patch), and a
+	 * call the sandbox refuses raises SIGSYS (blocked, it kills).
+	 */
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR1);
+	sigaddset(&s, SIGSYS);
+	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
 	pthread_mutex_lock(&pm->lock);
 	while (!pm->stop) {
 		if (pm->paused || !(pm->en & PM1_TMR) || (pm->sts & PM1_TMR)) {
