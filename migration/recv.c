@@ -3,8 +3,9 @@
  * migration at a time, start to end: agree on the version, build the
  * domain from the stream without starting it, say READY, start it on
  * GO and say RUNNING; a source that heard nothing after GO asks on a
- * connection of its own what became of the guest (outcome.c).  With TLS, the source's certificate is checked
- * before anything else (tls.c).  Any failure discards the half-built
+ * connection of its own what became of the guest (outcome.c).  With
+ * TLS, the source's certificate is checked before anything else
+ * (tls.c).  Any failure discards the half-built
  * domain and tells the source (ERR), which then resumes its guest.
  * Reads and writes time out (MIG_IO_TIMEOUT_S), so a stalled source
  * cannot hold the daemon.
