@@ -10,14 +10,14 @@ this host's CPUID as a new domain does."""
 import fcntl
 import os
 import re
-import socket
 import struct
 import subprocess
 
 import pytest
 
 import streamlib as sl
-from harness import (ROOT, XEN, Daemon, build_has, copy_image, kvm_module,
+from miglib import Host
+from harness import (ROOT, XEN, build_has, copy_image, kvm_module,
                      require_binaries, require_kvm, stop_and_check,
                      wait_until)
 
@@ -312,14 +312,6 @@ def test_live_update_across_format_versions_keeps_cpuid(daemon, tmp_path):
         assert report(daemon, "c", daemon.console_mark("c")) == trimmed
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_migration_keeps_cpuid(tmp_path):
     if not build_has("MIGRATION"):
         pytest.skip("MIGRATION is not in this build's Kconfig")
@@ -328,14 +320,8 @@ def test_migration_keeps_cpuid(tmp_path):
     hosts = []
     try:
         for n in ("a", "b"):
-            os.makedirs(tmp_path / n)
-            port = free_port()
-            d = Daemon(str(tmp_path / n), extra_args=[
-                "--migrate-listen", f"127.0.0.1:{port}",
-                "--migrate-insecure"])
-            d.start()
-            hosts.append((d, f"127.0.0.1:{port}"))
-        (a, a_addr), (b, b_addr) = hosts
+            hosts.append(Host(str(tmp_path / n)))
+        (a, a_addr), (b, b_addr) = ((h.d, h.addr) for h in hosts)
         trimmed = restore_trimmed(a, "c", tmp_path)
         a.xl("migrate", "--insecure", "c", b_addr, timeout=120)
         assert "c" not in a.domains()
@@ -343,5 +329,5 @@ def test_migration_keeps_cpuid(tmp_path):
         b.xl("migrate", "--insecure", "c", a_addr, timeout=120)
         assert report(a, "c", a.console_mark("c")) == trimmed
     finally:
-        problems = [stop_and_check(d) for d, _ in hosts]
+        problems = [stop_and_check(h.d) for h in hosts]
     assert not any(problems), problems

@@ -11,12 +11,12 @@ lost every timer after a migration (its shell stopped answering)."""
 import fcntl
 import os
 import re
-import socket
 import time
 
 import pytest
 
-from harness import Daemon, build_has, require_binaries, require_kvm, \
+from miglib import Host
+from harness import build_has, require_binaries, require_kvm, \
     stop_and_check
 
 KVM_CHECK_EXTENSION = 0xAE03
@@ -79,14 +79,6 @@ def test_save_restore_keeps_the_armed_deadline(daemon, tmp_path):
     ticks_go_on(daemon, "t2", "a second xl restore")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_migration_keeps_the_armed_deadline(tmp_path):
     """Migration moves the TSC on past the deadline: it must fire at once
     on the destination, there and back."""
@@ -98,14 +90,8 @@ def test_migration_keeps_the_armed_deadline(tmp_path):
     hosts = []
     try:
         for n in ("a", "b"):
-            os.makedirs(tmp_path / n)
-            port = free_port()
-            d = Daemon(str(tmp_path / n), extra_args=[
-                "--migrate-listen", f"127.0.0.1:{port}",
-                "--migrate-insecure"])
-            d.start()
-            hosts.append((d, f"127.0.0.1:{port}"))
-        (a, a_addr), (b, b_addr) = hosts
+            hosts.append(Host(str(tmp_path / n)))
+        (a, a_addr), (b, b_addr) = ((h.d, h.addr) for h in hosts)
         start(a)
         for i in range(3):
             a.xl("migrate", "--insecure", "t", b_addr, timeout=120)
@@ -114,5 +100,5 @@ def test_migration_keeps_the_armed_deadline(tmp_path):
             b.xl("migrate", "--insecure", "t", a_addr, timeout=120)
             ticks_go_on(a, "t", f"migration {2 * i + 2}")
     finally:
-        problems = [stop_and_check(d) for d, _ in hosts]
+        problems = [stop_and_check(h.d) for h in hosts]
     assert not any(problems), problems

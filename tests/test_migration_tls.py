@@ -316,19 +316,25 @@ def test_silent_peer_times_out_over_tls(pair, net):
     w.assert_counting(lines=2)
 
 
+def _bridge_in_each(net, br="xkbr0"):
+    """A bridge named br, up, in each host's namespace (a vif's tap
+    joins it; the tests listen on it); its name."""
+    from netns import ip
+    for ns in net.ns:
+        ip("-n", ns, "link", "add", br, "type", "bridge")
+        ip("-n", ns, "link", "set", br, "up")
+    return br
+
+
 def test_migration_announces_the_mac_on_the_destination(pair, net):
     """The destination announces a migrated guest's MAC from its tap,
     with QEMU's five RARP rounds, once the guest runs there: none while
     it is kept paused (-p), five on its bridge once unpaused, and five
     on the other host's bridge when it migrates back without -p.  Each
     host has a bridge its vif's tap joins; the test listens on it."""
-    from netns import ip
     from test_virtio import assert_rarp, rarps, tap_socket
     a, b = pair
-    br = "xkbr0"
-    for ns in net.ns:
-        ip("-n", ns, "link", "add", br, "type", "bridge")
-        ip("-n", ns, "link", "set", br, "up")
+    br = _bridge_in_each(net)
     mac = "00:16:3e:5a:01:07"
     want = bytes.fromhex(mac.replace(":", ""))
     done = "announced the guest's MAC (5 RARPs)"
@@ -362,13 +368,9 @@ def test_guest_announces_itself_after_migration(pair, net):
     sees it, sends a gratuitous ARP (seen on the destination's bridge,
     beside the daemon's RARPs) and acknowledges on the control queue,
     which clears the status bit (the guest prints it)."""
-    from netns import ip
     from test_virtio import tap_socket
     a, b = pair
-    br = "xkbr0"
-    for ns in net.ns:
-        ip("-n", ns, "link", "add", br, "type", "bridge")
-        ip("-n", ns, "link", "set", br, "up")
+    br = _bridge_in_each(net)
     mac = "00:16:3e:5a:01:08"
     want = bytes.fromhex(mac.replace(":", ""))
     a.d.create("ann", kernel="virtio",
