@@ -152,6 +152,9 @@ int mig_parse_id(const char *line, char *id);
 int mig_parse_hostport(const char *s, char *host, size_t hostlen,
 		       unsigned *port);
 bool mig_host_is_loopback(const char *host);
+/* nbytes random bytes as 2 * nbytes hex digits and a NUL in out: 0, or
+ * -1 with errno (getrandom). */
+int mig_random_hex(char *out, size_t nbytes);
 int mig_connect(const char *host, unsigned port, char *err, size_t errlen);
 void mig_set_timeouts(int fd, unsigned seconds);
 int mig_send_line(struct mig_conn *c, const char *fmt, ...)

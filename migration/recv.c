@@ -16,7 +16,6 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,13 +49,8 @@ struct incoming {
 /* A fresh token for the page connections of this migration. */
 static int make_token(struct incoming *x)
 {
-	unsigned char b[16];
-	unsigned i;
-
-	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+	if (mig_random_hex(x->token, 16) < 0)
 		IFAIL(x, "getrandom: %s", strerror(errno));
-	for (i = 0; i < sizeof(b); i++)
-		snprintf(x->token + 2 * i, 3, "%02x", b[i]);
 	return 0;
 }
 

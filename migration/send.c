@@ -377,13 +377,8 @@ static int connect_transport(struct sender *s)
 /* This migration's random id, the name a later XKVM-QUERY gives it. */
 static int make_id(struct sender *s)
 {
-	unsigned char b[MIG_ID_LEN / 2];
-	unsigned i;
-
-	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+	if (mig_random_hex(s->id, MIG_ID_LEN / 2) < 0)
 		SFAIL(s, "getrandom: %s", strerror(errno));
-	for (i = 0; i < sizeof(b); i++)
-		snprintf(s->id + 2 * i, 3, "%02x", b[i]);
 	return 0;
 }
 

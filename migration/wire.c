@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -149,4 +150,17 @@ const char *mig_state_name(enum mig_state s)
 	};
 
 	return names[s];
+}
+
+int mig_random_hex(char *out, size_t nbytes)
+{
+	unsigned char b[32];
+	size_t i;
+
+	if (nbytes > sizeof(b) ||
+	    getrandom(b, nbytes, 0) != (ssize_t)nbytes)
+		return -1;
+	for (i = 0; i < nbytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	return 0;
 }
