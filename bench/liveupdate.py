@@ -226,14 +226,6 @@ class Qmp:
             pass
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def _qemu_argv(mib, serial, qmp, incoming=None):
     argv = [QEMU, "-accel", "kvm", "-m", str(mib), "-nodefaults",
             "-display", "none", "-no-reboot"]
@@ -266,7 +258,7 @@ def _wait_file(path, rx, timeout, what, start=0):
 
 
 def qemu_migrate_once(mib, tmp):
-    port = _free_port()
+    port = harness.free_port()
     procs, qmps = [], []
 
     def spawn(tag, incoming=None):

@@ -65,14 +65,6 @@ def _cmdline(mib, load):
     return LOADS[load].format(half=mib // 2) + " interval=1000"
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def loopback_gibs(total=2 << 30, chunk=4 << 20):
     """GiB/s of one TCP stream over 127.0.0.1."""
     lsn = socket.socket()
@@ -115,7 +107,7 @@ class Pair:
         self.hosts = []
         for i, cdir in enumerate(creds):
             root = tempfile.mkdtemp(dir=tmp, prefix=f"d{i}-")
-            port = _free_port()
+            port = harness.free_port()
             args = ["--migrate-listen", f"127.0.0.1:{port}"]
             args += ["--migrate-tls", cdir] if cdir else \
                 ["--migrate-insecure"]
@@ -226,7 +218,7 @@ def _qemu_argv(mib, cmdline, serial, qmp, tls_dir, endpoint, incoming):
 
 
 def qemu_once(tmp, mib, load, tls_dir):
-    port = _free_port()
+    port = harness.free_port()
     procs, qmps = [], []
     cmdline = _cmdline(mib, load)
 

@@ -232,6 +232,15 @@ def become_subreaper():
         pass
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 nothing listens on (for now)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class DaemonProcess:
     """The daemon's process, wherever a live update moved it: the one we
     started, then the one its pid file names (a build-ahead update starts

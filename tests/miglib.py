@@ -8,15 +8,7 @@ import os
 import socket
 import threading
 
-from harness import XEN, Daemon, scaled, wait_until
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from harness import XEN, Daemon, free_port, scaled, wait_until
 
 
 class Host:
