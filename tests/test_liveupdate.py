@@ -371,8 +371,11 @@ def test_hundred_updates_under_load(daemon, images):
     ids = {d.domid(n): n for n in names}
     blocks0 = {cw.name: cw.reader.read() for cw in cws}
     before = d.domains()
-    # fds as a new image holds them (the first update's).
+    # fds as a new image holds them (the first update's).  The new image
+    # answers `exec` before its features start (the migration feature's
+    # eventfd comes then): a request served after it means they have.
     update(d, b)
+    d.call("info")
     fds0 = fds_of(d.proc.pid)
     w = watch(d)
     blackout, wall, results = [], [], []
