@@ -42,7 +42,7 @@ FULL = {
                 0x21: {"ours": 5, "qemu-qboot": 5}},
     "mem_qemu": {"qemu-qboot": memory.KS, "qemu-seabios": (1,)},
     "lu": {"runs": 7, "qemu_runs": 3},
-    "state_runs": 3,
+    "state_runs": 5,
     "lp": {"runs": 7},
     "virtio": {"runs": 3, "blk_mib": 256, "rand_count": 1000,
                "net_mib": 128},

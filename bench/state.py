@@ -12,7 +12,15 @@ paused while the copy is restored, as it is stopped while it is saved.  In the s
 after the cases, gives the machine's ceiling; the ratios are against it.
 Beside it, a copy into new memfd pages (first touch) shows what filling a
 new guest's RAM costs on this host before any stream is read.
+
+Two backings, in the same run: `memfd` (the default: guest RAM in
+memfds, the file on /dev/shm; both in 4 KiB pages unless the host's
+shmem_enabled says otherwise) and `huge-tmpfs` (a tmpfs mounted with
+huge=always for this run: the daemon's `--mem-path` puts guest RAM there
+and the file goes there too, so both are in 2 MiB pages).  The second
+needs root, to mount; without it the table says it was left out.
 """
+import subprocess
 import os
 import shutil
 import statistics
@@ -26,6 +34,7 @@ WS = "512M"
 # (encoding, workers): workers are the page pipeline's threads.
 CASES = (("none", 1), ("none", 2), ("lz4", 1), ("lz4", 2), ("zlib", 1),
          ("zlib", 2))
+HUGE_CASES = (("none", 1), ("none", 2), ("lz4", 1), ("lz4", 2))
 TMPFS = "/dev/shm"
 
 
@@ -103,37 +112,72 @@ def run_case(d, files, enc, workers, runs):
     }
 
 
-def run(runs, log):
+def run_backing(backing, files, extra_args, cases, runs, log):
+    """Every case of one backing, with its own daemon and guest."""
     tmp = tempfile.mkdtemp(prefix="bench-state-")
-    files = tempfile.mkdtemp(prefix="bench-state-",
-                             dir=TMPFS if os.path.isdir(TMPFS) else None)
-    d = common.harness.Daemon(tmp)
-    out = {"ram_mib": RAM_MIB, "working_set": WS, "cases": [],
-           "file_dir": files, "errors": [], "loadavg": [loadavg()]}
-    memcpy = []
+    d = common.harness.Daemon(tmp, extra_args=extra_args)
+    out = []
     try:
-        memcpy += memcpy_gibs(max(runs, 3))
         d.start()
         d.create("big", memory=RAM_MIB,
                  cmdline=f"ws={WS} rate=0 interval=1000")
         d.wait_console("big", r"COUNTER READY", timeout=120)
-        for enc, workers in CASES:
+        for enc, workers in cases:
             c = run_case(d, files, enc, workers, runs)
-            out["cases"].append(c)
-            log(f"state {enc} x{workers}: save {c['save_gibs']:.2f} GiB/s, "
-                f"restore {c['restore_gibs']:.2f} GiB/s, "
-                f"{c['stream_mib']:.0f} MiB")
-        # As before the guest existed: its spinning vCPU paused.
-        d.call("pause", domain="big")
+            c["backing"] = backing
+            out.append(c)
+            log(f"state {backing} {enc} x{workers}: save "
+                f"{c['save_gibs']:.2f} GiB/s, restore "
+                f"{c['restore_gibs']:.2f} GiB/s, {c['stream_mib']:.0f} MiB")
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def mount_huge_tmpfs():
+    """A tmpfs in 2 MiB pages for this run, or (None, why not)."""
+    if os.geteuid() != 0:
+        return None, "mounting a tmpfs needs root"
+    path = tempfile.mkdtemp(prefix="bench-huge-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                        f"huge=always,size={4 * RAM_MIB}M", "tmpfs", path],
+                       capture_output=True, text=True)
+    if r.returncode:
+        os.rmdir(path)
+        return None, f"mount -o huge=always: {r.stderr.strip()}"
+    return path, None
+
+
+def run(runs, log):
+    files = tempfile.mkdtemp(prefix="bench-state-",
+                             dir=TMPFS if os.path.isdir(TMPFS) else None)
+    out = {"ram_mib": RAM_MIB, "working_set": WS, "cases": [],
+           "file_dir": files, "errors": [], "loadavg": [loadavg()]}
+    memcpy = []
+    huge = None
+    try:
+        memcpy += memcpy_gibs(max(runs, 3))
+        out["cases"] += run_backing("memfd", files, [], CASES, runs, log)
+        huge, why = mount_huge_tmpfs()
+        if huge:
+            out["huge_dir"] = huge
+            out["cases"] += run_backing("huge-tmpfs", huge,
+                                        ["--mem-path", huge], HUGE_CASES,
+                                        runs, log)
+        else:
+            out["huge_left_out"] = why
+            log(f"state huge-tmpfs left out: {why}")
         memcpy += memcpy_gibs(max(runs, 3))
         out["fresh_samples"] = fresh_gibs(max(runs, 3))
         out["fresh_gibs"] = statistics.median(out["fresh_samples"])
     except Exception as e:  # noqa: BLE001 - reported, not raised
         out["errors"].append(str(e))
     finally:
-        d.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(files, ignore_errors=True)
+        if huge:
+            subprocess.run(["umount", "-l", huge], check=False)
+            os.rmdir(huge)
     out["loadavg"].append(loadavg())
     out["memcpy_samples"] = memcpy
     if memcpy:
@@ -150,10 +194,14 @@ def print_table(r):
     if r.get("fresh_gibs"):
         print(f"memcpy into new memfd pages (first touch, as restore "
               f"fills a new guest): {r['fresh_gibs']:.2f} GiB/s")
-    print(f"{'encoding':9} {'workers':>7} {'save GiB/s':>11} {'of memcpy':>10}"
-          f" {'restore GiB/s':>14} {'of memcpy':>10} {'stream MiB':>11}")
+    if r.get("huge_left_out"):
+        print(f"huge-tmpfs backing left out: {r['huge_left_out']}")
+    print(f"{'backing':10} {'encoding':9} {'workers':>7} {'save GiB/s':>11} "
+          f"{'of memcpy':>10} {'restore GiB/s':>14} {'of memcpy':>10} "
+          f"{'stream MiB':>11}")
     for c in r["cases"]:
-        print(f"{c['encoding']:9} {c['workers']:7d} {c['save_gibs']:11.2f} "
+        print(f"{c.get('backing', 'memfd'):10} {c['encoding']:9} "
+              f"{c['workers']:7d} {c['save_gibs']:11.2f} "
               f"{c['save_gibs'] / m if m else 0:10.0%} "
               f"{c['restore_gibs']:14.2f} "
               f"{c['restore_gibs'] / m if m else 0:10.0%} "

@@ -254,6 +254,10 @@ unsigned lu_image_argv(char **argv, const char *path)
 		argv[i++] = "--console-limit";
 		argv[i++] = (char *)dopts.console_limit;
 	}
+	if (dopts.mem_path) {
+		argv[i++] = "--mem-path";
+		argv[i++] = (char *)dopts.mem_path;
+	}
 	return i;
 }
 

@@ -70,6 +70,23 @@ def kvm_module():
 DEFERRED = "needs KVM: deferred to the test host"
 
 
+def run_xen(*args, timeout=30, **kw):
+    """Run the daemon to completion; one that is still running after
+    `timeout` seconds (it started when it should not have) is stopped
+    and reported with exit status None."""
+    p = subprocess.Popen([XEN] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL, **kw)
+    try:
+        out, err = p.communicate(timeout=timeout)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        out, err = p.communicate(timeout=30)
+        rc = None
+    return subprocess.CompletedProcess(p.args, rc, out, err)
+
+
 def require_kvm():
     """For a test that needs KVM: fails it, naming why, where there is
     none, since `make test` runs such tests in a test host there
@@ -599,23 +616,35 @@ class Daemon:
         return CounterWatch(self, name)
 
 
+# A domain's RAM as /proc/PID/fd names it: a memfd, or a file in the
+# daemon's --mem-path (xen/memory.c).
+RAM_FD_RX = re.compile(r"^(?:/memfd:|.*/)dom(\d+)-ram(?:\.\w{6})? \(deleted\)$")
+
+
+def ram_fds(pid):
+    """{domid: /proc/PID/fd/N} of every domain's RAM the daemon holds."""
+    out = {}
+    fd_dir = f"/proc/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        m = RAM_FD_RX.match(link)
+        if m:
+            out[int(m.group(1))] = os.path.join(fd_dir, fd)
+    return out
+
+
 class StatusReader:
-    """Maps a domain's RAM memfd through /proc/PID/fd and reads the
-    counter guest's status block, as an outside tool would."""
+    """Maps a domain's RAM through /proc/PID/fd and reads the counter
+    guest's status block, as an outside tool would."""
 
     def __init__(self, pid, domid):
-        target = f"/memfd:dom{domid}-ram"
-        fd_dir = f"/proc/{pid}/fd"
-        for fd in os.listdir(fd_dir):
-            try:
-                link = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if link.startswith(target + " "):
-                self.f = open(os.path.join(fd_dir, fd), "rb")
-                break
-        else:
+        path = ram_fds(pid).get(domid)
+        if path is None:
             raise FileNotFoundError(f"no RAM memfd for domain {domid}")
+        self.f = open(path, "rb")
         self.map = mmap.mmap(self.f.fileno(), STATUS_GPA + 4096,
                              prot=mmap.PROT_READ)
 
@@ -1024,17 +1053,7 @@ def still_fine(daemon, witness):
 
 def ram_memfds(daemon):
     """Domain ids whose RAM memfd the daemon holds open."""
-    ids = set()
-    fd_dir = f"/proc/{daemon.proc.pid}/fd"
-    for fd in os.listdir(fd_dir):
-        try:
-            link = os.readlink(os.path.join(fd_dir, fd))
-        except OSError:
-            continue
-        m = re.match(r"/memfd:dom(\d+)-ram ", link)
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
+    return set(ram_fds(daemon.proc.pid))
 
 
 # ---------------------------------------------------------------------------

@@ -11,30 +11,13 @@ import subprocess
 import pytest
 
 from harness import (XEN, XL, Daemon, StatusReader, guest_path, require_kvm,
-                     require_binaries, wait_until, xl_env)
+                     require_binaries, run_xen, wait_until, xl_env)
 
 
 @pytest.fixture
 def kvm():
     require_binaries()
     require_kvm()
-
-
-def run_xen(*args, timeout=30, **kw):
-    """Run the daemon to completion; one that is still running after
-    `timeout` seconds (it started when it should not have) is stopped
-    and reported with exit status None."""
-    p = subprocess.Popen([XEN] + list(args), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
-                         stdin=subprocess.DEVNULL, **kw)
-    try:
-        out, err = p.communicate(timeout=timeout)
-        rc = p.returncode
-    except subprocess.TimeoutExpired:
-        p.terminate()
-        out, err = p.communicate(timeout=30)
-        rc = None
-    return subprocess.CompletedProcess(p.args, rc, out, err)
 
 
 def pid_alive(pid):

@@ -15,7 +15,7 @@ import signal
 import pytest
 
 from harness import (ROOT, XEN, CounterWatch, build_has, elf_notes,
-                     max_gap_ms, parse_status_lines, require_binaries,
+                     max_gap_ms, parse_status_lines, ram_fds, require_binaries,
                      require_kvm, scaled, stop_and_check, wait_until)
 from miglib import (Cut, Host, Proxy, assert_only_on, migrate,
                     start_migrate, wait_dropped, wait_exit, wait_phase)
@@ -180,16 +180,10 @@ def test_a_migrated_in_guest_is_not_sent_twice(pair):
 def ram_file(daemon, name):
     """The domain's RAM memfd, opened anew through /proc/PID/fd: the open
     file keeps the memfd (and what it holds) after the daemon closes it."""
-    domid = daemon.domains()[name]["id"]
-    fd_dir = f"/proc/{daemon.proc.pid}/fd"
-    for fd in os.listdir(fd_dir):
-        try:
-            link = os.readlink(os.path.join(fd_dir, fd))
-        except OSError:
-            continue
-        if link.startswith(f"/memfd:dom{domid}-ram "):
-            return open(os.path.join(fd_dir, fd), "rb")
-    raise FileNotFoundError(f"no RAM memfd for {name}")
+    path = ram_fds(daemon.proc.pid).get(daemon.domains()[name]["id"])
+    if path is None:
+        raise FileNotFoundError(f"no RAM memfd for {name}")
+    return open(path, "rb")
 
 
 def differing_pages(f1, f2):

@@ -14,6 +14,7 @@
 #include "feature.h"
 #include "kvm.h"
 #include "log.h"
+#include "memory.h"
 
 static double since(const struct timespec *t0)
 {
@@ -140,6 +141,8 @@ static int cmd_info(struct client *c, json_t *args, struct ctl_reply *r)
 				      (json_int_t)pages * psz >> 20,
 				      "kvm_api", kvm_host.api_version,
 				      "tsc_khz", kvm_host.tsc_khz));
+	json_object_set_new(r->result, "mem_path", guest_mem_dir() ?
+			    json_string(guest_mem_dir()) : json_null());
 	for (f = feature_first(); f; f = f->next)
 		if (f->info)
 			f->info(r->result);

@@ -28,6 +28,7 @@ struct daemon_opts {
 	const char *socket_group;		/* NULL: socket 0600 */
 	const char *client_idle_s;		/* NULL: the default */
 	const char *console_limit;		/* NULL: the default */
+	const char *mem_path;			/* NULL: memfds */
 	const char *state_dir;
 	const char *log;			/* NULL: stderr (--foreground) */
 	bool no_sandbox;			/* --no-sandbox */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "kvm.h"
 #include "log.h"
 #include "loop.h"
+#include "memory.h"
 #include "vcpu.h"
 
 struct options {
@@ -49,6 +51,8 @@ static void usage(FILE *f)
 		"  --console-limit RATE[,BURST]  a guest's console output:\n"
 		"                    RATE bytes a second after BURST at once\n"
 		"                    (K/M suffixes; default 128K,1M; 0: none)\n"
+		"  --mem-path DIR    guest RAM in unnamed files in DIR, a tmpfs\n"
+		"                    (default: memfds; docs/page-pipeline.md)\n"
 		"  --state-dir DIR   daemon state: pid file, default log\n"
 		"  --foreground      stay attached; log to stderr unless --log\n"
 		"  --log FILE        append the log to FILE\n"
@@ -107,6 +111,18 @@ static int parse_console_limit(const char *arg, struct daemon_opts *d)
 	return 0;
 }
 
+static int parse_mem_path(const char *arg, struct daemon_opts *d)
+{
+	char err[PATH_MAX + 128];
+
+	if (guest_mem_set_dir(arg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "xen: --mem-path: %s\n", err);
+		return -1;
+	}
+	d->mem_path = guest_mem_dir();	/* absolute */
+	return 0;
+}
+
 /* The core's options, then the features' (xen/feature.h). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -115,6 +131,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "socket-group", required_argument, NULL, 'g' },
 		{ "client-idle-timeout", required_argument, NULL, 'i' },
 		{ "console-limit", required_argument, NULL, 'c' },
+		{ "mem-path", required_argument, NULL, 'm' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -140,6 +157,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'c':
 			if (parse_console_limit(optarg, &o->d) < 0)
+				bad = true;
+			break;
+		case 'm':
+			if (parse_mem_path(optarg, &o->d) < 0)
 				bad = true;
 			break;
 		case 'd': o->d.state_dir = optarg; break;

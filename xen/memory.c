@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <linux/kvm.h>
 #include <stdio.h>
@@ -7,7 +8,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "domain.h"
 #include "log.h"
@@ -29,18 +32,79 @@ static int adopt(int fd, uint64_t size)
 	return dup_fd;
 }
 
+/* --mem-path: NULL for a memfd (the kernel's internal tmpfs). */
+static const char *ram_dir;
+
+/*
+ * A new, empty RAM file: a memfd "domN-ram", or in --mem-path a file
+ * "domN-ram.XXXXXX" made and unlinked at once (O_TMPFILE would leave it
+ * nameless: /proc/PID/fd still says whose RAM it is this way).
+ */
+static int new_ram_fd(unsigned domid)
+{
+	char name[PATH_MAX];
+	int fd;
+
+	if (!ram_dir) {
+		snprintf(name, sizeof(name), "dom%u-ram", domid);
+		return memfd_create(name, MFD_CLOEXEC);
+	}
+	if (snprintf(name, sizeof(name), "%s/dom%u-ram.XXXXXX", ram_dir,
+		     domid) >= (int)sizeof(name)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = mkostemp(name, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(name);
+	return fd;
+}
+
+int guest_mem_set_dir(const char *dir, char *err, size_t errlen)
+{
+	static char abs_dir[PATH_MAX];
+	struct statfs fs;
+	int fd;
+
+	/* Absolute: the daemon changes directory when it detaches. */
+	if (!realpath(dir, abs_dir) || statfs(abs_dir, &fs) < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	/* Holes (SEEK_DATA), pwrite() and no disk under the guest's RAM. */
+	if (fs.f_type != TMPFS_MAGIC) {
+		snprintf(err, errlen, "%s is not on a tmpfs (guest RAM must "
+			 "be; for huge pages mount one with huge=always)",
+			 dir);
+		return -1;
+	}
+	ram_dir = abs_dir;
+	fd = new_ram_fd(0);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create a file in %s: %s", dir,
+			 strerror(errno));
+		ram_dir = NULL;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+const char *guest_mem_dir(void)
+{
+	return ram_dir;
+}
+
 int guest_mem_init(struct domain *dom, uint64_t size, int adopt_fd)
 {
 	struct guest_mem *mem = &dom->mem;
-	char name[32];
 
 	if (adopt_fd >= 0) {
 		mem->fd = adopt(adopt_fd, size);
 		if (mem->fd < 0)
 			return -1;
 	} else {
-		snprintf(name, sizeof(name), "dom%u-ram", dom->id);
-		mem->fd = memfd_create(name, MFD_CLOEXEC);
+		mem->fd = new_ram_fd(dom->id);
 		if (mem->fd < 0)
 			return -1;
 		if (ftruncate(mem->fd, size) < 0)

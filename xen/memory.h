@@ -1,4 +1,7 @@
-/* Guest RAM: one memfd, mapped shared, split around the 32-bit PCI hole. */
+/*
+ * Guest RAM: one memfd (or a file in --mem-path), mapped shared, split
+ * around the 32-bit PCI hole.
+ */
 #ifndef XEN_MEMORY_H
 #define XEN_MEMORY_H
 
@@ -19,6 +22,14 @@ struct guest_mem;
  * inherited one, whose contents are the guest's memory already.
  */
 int guest_mem_init(struct domain *dom, uint64_t size, int adopt_fd);
+/*
+ * --mem-path DIR: new guests' RAM is an unnamed file (O_TMPFILE) in DIR,
+ * which must be on a tmpfs (a tmpfs mounted with huge=always gives guests
+ * huge pages, and saves, restores and migrations far fewer page
+ * allocations), instead of a memfd.  -1 with the reason in err.
+ */
+int guest_mem_set_dir(const char *dir, char *err, size_t errlen);
+const char *guest_mem_dir(void);	/* NULL: memfds */
 int guest_mem_map_slots(struct domain *dom);
 void guest_mem_free(struct guest_mem *mem);
 /*

@@ -66,7 +66,26 @@ static bool known(const struct guest *g, unsigned n, unsigned domid)
 	return false;
 }
 
-/* Map the status page of every "memfd:domN-ram" the daemon holds. */
+/*
+ * The domain whose RAM an fd of the daemon is: "/memfd:domN-ram (deleted)"
+ * or, with --mem-path, "DIR/domN-ram.XXXXXX (deleted)".
+ */
+static bool ram_domid(const char *link, unsigned *domid)
+{
+	const char *base = strrchr(link, '/');
+	int end = 0;
+
+	if (!strncmp(link, "/memfd:", 7))
+		base = link + 7;
+	else if (base)
+		base++;
+	else
+		return false;
+	return sscanf(base, "dom%u-ram%n", domid, &end) == 1 && end &&
+	       (base[end] == ' ' || base[end] == '.' || !base[end]);
+}
+
+/* Map the status page of every domain's RAM the daemon holds. */
 static unsigned map_guests(int pid, struct guest *g)
 {
 	char dir[64], path[320], link[256];
@@ -89,8 +108,7 @@ static unsigned map_guests(int pid, struct guest *g)
 		if (len <= 0)
 			continue;
 		link[len] = '\0';
-		if (sscanf(link, "/memfd:dom%u-ram", &domid) != 1 ||
-		    known(g, n, domid))
+		if (!ram_domid(link, &domid) || known(g, n, domid))
 			continue;
 		fd = open(path, O_RDONLY);
 		if (fd < 0)

@@ -26,6 +26,7 @@ static const struct info_line lines[] = {
 	{ "total_memory",	"host", "memory_mib" },
 	{ "tsc_khz",		"host", "tsc_khz" },
 	{ "kvm_api",		"host", "kvm_api" },
+	{ "mem_path",		"mem_path", NULL },
 	{ "daemon_pid",		"pid", NULL },
 };
 
