@@ -60,6 +60,19 @@ static unsigned ms_until_resume(double tokens)
 	return (unsigned)((tx_resume() - tokens) * 1000 / tx_per_s) + 1;
 }
 
+/*
+ * Set when a line may be busy, so that the main loop's every wake does not
+ * take every UART's lock to find none: set before the wake is asked for,
+ * cleared before a scan (a line that went busy meanwhile sets it again).
+ */
+static bool maybe_busy;
+
+static void note_busy(unsigned wake_ms)
+{
+	__atomic_store_n(&maybe_busy, true, __ATOMIC_RELEASE);
+	loop_wake_after(wake_ms);
+}
+
 static bool uart_transmit(void *opaque, uint8_t c)
 {
 	struct uart *u = opaque;
@@ -72,7 +85,7 @@ static bool uart_transmit(void *opaque, uint8_t c)
 	u->tx_budget.tokens = left;
 	if (left >= 1)
 		return true;
-	loop_wake_after(ms_until_resume(left));
+	note_busy(ms_until_resume(left));
 	return false;
 }
 
@@ -91,7 +104,7 @@ static void release_if_due(struct uart *u)
 	if (tokens >= tx_resume())
 		ns16550_tx_ready(&u->chip);
 	else
-		loop_wake_after(ms_until_resume(tokens));
+		note_busy(ms_until_resume(tokens));
 }
 
 static void uart_rx_room(void *opaque)
@@ -129,6 +142,8 @@ void uart_release_busy_lines(void)
 	struct domain *dom;
 	struct uart *u;
 
+	if (!__atomic_exchange_n(&maybe_busy, false, __ATOMIC_ACQ_REL))
+		return;
 	for (dom = domain_first(); dom; dom = dom->next) {
 		u = device_state(dom, &uart_device);
 		if (!u)
