@@ -17,6 +17,12 @@
  * idle guest (idle_us > 0) asked to sleep idle_us between two counter
  * batches: its gaps are already less that sleep, the stalls seen here are
  * not.
+ *
+ * Beside the maxima, when each happened: "gaps" lists every logged gap as
+ * [t, ms], t the CLOCK_MONOTONIC second we read it (its end, within one
+ * sampling interval), and "stalls" every stall longer than idle_us plus
+ * 0.2 ms as [t, ms], t its end; the first MAX_EVENTS of each (a caller
+ * picks those of the moment it cares about, e.g. a live update).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +50,12 @@
 #define ST_GAP_COUNT	14
 #define GAP_LOG_INDEX	(0x800 / 8)
 #define GAP_LOG_SIZE	128
+#define MAX_EVENTS	1024
+#define STALL_EVENT_MS	0.2	/* beyond the idle sleep */
+
+struct event {
+	double t, ms;
+};
 
 struct guest {
 	unsigned domid;
@@ -53,6 +65,8 @@ struct guest {
 	uint64_t log_next;		/* next gap log entry to read */
 	uint64_t window_max_gap;	/* TSC ticks, logged while watching */
 	uint64_t gaps_logged, gaps_lost, sleeps_first, sleeps_last;
+	struct event gaps[MAX_EVENTS], stalls[MAX_EVENTS];
+	unsigned ngaps, nstalls;
 	double last_change, max_stall, max_stall_at;
 	unsigned long samples;
 	bool seen;
@@ -125,9 +139,16 @@ static unsigned map_guests(int pid, struct guest *g)
 	return n;
 }
 
-/* The gap log entries the guest wrote since the last look. */
-static void read_gap_log(struct guest *g)
+static void add_event(struct event *e, unsigned *n, double t, double ms)
 {
+	if (*n < MAX_EVENTS)
+		e[(*n)++] = (struct event){ t, ms };
+}
+
+/* The gap log entries the guest wrote since the last look. */
+static void read_gap_log(struct guest *g, double t)
+{
+	uint64_t khz = g->status[ST_TSC_KHZ];
 	uint64_t n = g->status[ST_GAP_COUNT], i;
 
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -141,6 +162,8 @@ static void read_gap_log(struct guest *g)
 
 		if (gap > g->window_max_gap)
 			g->window_max_gap = gap;
+		if (khz)
+			add_event(g->gaps, &g->ngaps, t, (double)gap / khz);
 		g->gaps_logged++;
 	}
 	g->log_next = n;
@@ -167,8 +190,13 @@ static void sample(struct guest *g, double t)
 		g->sleeps_first = g->sleeps_last;
 		return;
 	}
-	read_gap_log(g);
+	read_gap_log(g, t);
 	if (c != g->last) {
+		double idle_s = g->status[ST_IDLE_US] / 1e6;
+
+		if (t - g->last_change > idle_s + STALL_EVENT_MS / 1e3)
+			add_event(g->stalls, &g->nstalls, t,
+				  (t - g->last_change) * 1e3);
 		if (t - g->last_change > g->max_stall) {
 			g->max_stall = t - g->last_change;
 			g->max_stall_at = t;
@@ -176,6 +204,16 @@ static void sample(struct guest *g, double t)
 		g->last = c;
 		g->last_change = t;
 	}
+}
+
+static void print_events(const char *key, const struct event *e, unsigned n)
+{
+	unsigned i;
+
+	printf("\"%s\": [", key);
+	for (i = 0; i < n; i++)
+		printf("%s[%.6f, %.3f]", i ? ", " : "", e[i].t, e[i].ms);
+	printf("]");
 }
 
 static void report(struct guest *g, unsigned n, double t0)
@@ -193,13 +231,17 @@ static void report(struct guest *g, unsigned n, double t0)
 		       (unsigned long long)g[i].last,
 		       (unsigned long long)g[i].errors,
 		       g[i].guest_max_gap_ms);
-		printf("\"window_max_gap_ms\": %.3f, \"gaps_logged\": %llu, \"gaps_lost\": %llu, \"idle_us\": %llu, \"sleeps\": %llu}",
+		printf("\"window_max_gap_ms\": %.3f, \"gaps_logged\": %llu, \"gaps_lost\": %llu, \"idle_us\": %llu, \"sleeps\": %llu, ",
 		       khz ? (double)g[i].window_max_gap / khz : 0.0,
 		       (unsigned long long)g[i].gaps_logged,
 		       (unsigned long long)g[i].gaps_lost,
 		       (unsigned long long)g[i].status[ST_IDLE_US],
 		       (unsigned long long)(g[i].sleeps_last -
 					    g[i].sleeps_first));
+		print_events("gaps", g[i].gaps, g[i].ngaps);
+		printf(", ");
+		print_events("stalls", g[i].stalls, g[i].nstalls);
+		printf("}");
 	}
 	printf("], \"seconds\": %.3f}\n", now_s() - t0);
 }
@@ -212,7 +254,7 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct guest g[MAX_GUESTS];
+	static struct guest g[MAX_GUESTS];
 	double seconds = 0, t0, t;
 	long interval_us = 100;
 	unsigned n, i;
