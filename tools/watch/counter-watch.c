@@ -7,6 +7,7 @@
  * samples the counter in the guest's status block (tests/guests/README.md).
  *
  *   counter-watch --pid PID [--interval-us N] [--seconds S]
+ *                 [--stall-event-ms MS]
  *
  * Runs until S seconds pass or SIGINT/SIGTERM, then prints one JSON
  * object: per domain the longest stall (time between two samples that saw
@@ -21,7 +22,9 @@
  * Beside the maxima, when each happened: "gaps" lists every logged gap as
  * [t, ms], t the CLOCK_MONOTONIC second we read it (its end, within one
  * sampling interval), and "stalls" every stall longer than idle_us plus
- * 0.2 ms as [t, ms], t its end; the first MAX_EVENTS of each (a caller
+ * MS (--stall-event-ms, default 0.5: above the sampling interval, or a
+ * spinning guest's every sample would be one) as [t, ms], t its end; the
+ * first MAX_EVENTS of each, "events_dropped" counts the rest (a caller
  * picks those of the moment it cares about, e.g. a live update).
  */
 #include <dirent.h>
@@ -50,8 +53,7 @@
 #define ST_GAP_COUNT	14
 #define GAP_LOG_INDEX	(0x800 / 8)
 #define GAP_LOG_SIZE	128
-#define MAX_EVENTS	1024
-#define STALL_EVENT_MS	0.2	/* beyond the idle sleep */
+#define MAX_EVENTS	4096
 
 struct event {
 	double t, ms;
@@ -67,6 +69,7 @@ struct guest {
 	uint64_t gaps_logged, gaps_lost, sleeps_first, sleeps_last;
 	struct event gaps[MAX_EVENTS], stalls[MAX_EVENTS];
 	unsigned ngaps, nstalls;
+	unsigned long events_dropped;
 	double last_change, max_stall, max_stall_at;
 	unsigned long samples;
 	bool seen;
@@ -139,10 +142,15 @@ static unsigned map_guests(int pid, struct guest *g)
 	return n;
 }
 
-static void add_event(struct event *e, unsigned *n, double t, double ms)
+static double stall_event_s = 0.5e-3;
+
+static void add_event(struct guest *g, struct event *e, unsigned *n,
+		      double t, double ms)
 {
 	if (*n < MAX_EVENTS)
 		e[(*n)++] = (struct event){ t, ms };
+	else
+		g->events_dropped++;
 }
 
 /* The gap log entries the guest wrote since the last look. */
@@ -163,7 +171,8 @@ static void read_gap_log(struct guest *g, double t)
 		if (gap > g->window_max_gap)
 			g->window_max_gap = gap;
 		if (khz)
-			add_event(g->gaps, &g->ngaps, t, (double)gap / khz);
+			add_event(g, g->gaps, &g->ngaps, t,
+				  (double)gap / khz);
 		g->gaps_logged++;
 	}
 	g->log_next = n;
@@ -194,8 +203,8 @@ static void sample(struct guest *g, double t)
 	if (c != g->last) {
 		double idle_s = g->status[ST_IDLE_US] / 1e6;
 
-		if (t - g->last_change > idle_s + STALL_EVENT_MS / 1e3)
-			add_event(g->stalls, &g->nstalls, t,
+		if (t - g->last_change > idle_s + stall_event_s)
+			add_event(g, g->stalls, &g->nstalls, t,
 				  (t - g->last_change) * 1e3);
 		if (t - g->last_change > g->max_stall) {
 			g->max_stall = t - g->last_change;
@@ -241,7 +250,7 @@ static void report(struct guest *g, unsigned n, double t0)
 		print_events("gaps", g[i].gaps, g[i].ngaps);
 		printf(", ");
 		print_events("stalls", g[i].stalls, g[i].nstalls);
-		printf("}");
+		printf(", \"events_dropped\": %lu}", g[i].events_dropped);
 	}
 	printf("], \"seconds\": %.3f}\n", now_s() - t0);
 }
@@ -252,6 +261,7 @@ int main(int argc, char **argv)
 		{ "pid", required_argument, NULL, 'p' },
 		{ "interval-us", required_argument, NULL, 'i' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "stall-event-ms", required_argument, NULL, 'e' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct guest g[MAX_GUESTS];
@@ -260,13 +270,14 @@ int main(int argc, char **argv)
 	unsigned n, i;
 	int pid = 0, c;
 
-	while ((c = getopt_long(argc, argv, "p:i:s:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:i:s:e:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': pid = atoi(optarg); break;
 		case 'i': interval_us = atol(optarg); break;
 		case 's': seconds = atof(optarg); break;
+		case 'e': stall_event_s = atof(optarg) / 1e3; break;
 		default:
-			fprintf(stderr, "usage: counter-watch --pid PID [--interval-us N] [--seconds S]\n");
+			fprintf(stderr, "usage: counter-watch --pid PID [--interval-us N] [--seconds S] [--stall-event-ms MS]\n");
 			return 2;
 		}
 	}
