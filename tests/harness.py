@@ -21,7 +21,12 @@ STATUS_GPA = 0x00200000
 STATUS_MAGIC = b"CNTRGST1"
 STATUS_FIELDS = ("magic", "counter", "rounds", "verifications", "errors",
                  "ws_pages", "rate", "tsc_khz", "pages_dirtied", "last_tsc",
-                 "max_gap_tsc")
+                 "max_gap_tsc", "idle_us", "sleeps", "halts",
+                 "gap_log_count", "gap_log_min_tsc")
+STATUS_STRUCT = "<8s15Q"
+# ...and the gap log behind it in the same page: (end_tsc, gap_tsc) pairs.
+GAP_LOG_OFFSET = 0x800
+GAP_LOG_SIZE = 128
 
 
 # How much longer than natively a wait on a condition may take: the test
@@ -998,8 +1003,19 @@ class ConsoleStream:
 def status_from_bytes(buf, offset=0):
     """The counter guest's status block fields decoded from raw guest
     memory, e.g. the status page as a saved state stream holds it."""
-    vals = struct.unpack_from("<8s10Q", buf, offset)
+    vals = struct.unpack_from(STATUS_STRUCT, buf, offset)
     return dict(zip(STATUS_FIELDS, vals))
+
+
+def gap_log(buf, st, offset=0):
+    """The gap log entries of a status block `st` read from `buf`, oldest
+    first, as (end_tsc, gap_tsc) pairs (what the ring still holds)."""
+    n = st["gap_log_count"]
+    out = []
+    for i in range(max(0, n - GAP_LOG_SIZE), n):
+        out.append(struct.unpack_from(
+            "<2Q", buf, offset + GAP_LOG_OFFSET + 16 * (i % GAP_LOG_SIZE)))
+    return out
 
 
 def max_gap_ms(st):
@@ -1145,7 +1161,8 @@ class CounterWatchProc:
     """build/bin/counter-watch on the daemon's pid: starts watching every
     guest RAM memfd the daemon holds now; stop() returns its report as
     {domid: {"max_stall_ms", "samples", "first", "last", "errors",
-    "guest_max_gap_ms"}}."""
+    "guest_max_gap_ms", "window_max_gap_ms", "gaps_logged", "gaps_lost",
+    "idle_us", "sleeps"}} (tools/watch/counter-watch.c)."""
 
     def __init__(self, pid, interval_us=200, binary=None):
         self.p = subprocess.Popen(

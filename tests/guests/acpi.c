@@ -14,10 +14,7 @@
 #define BIOS_AREA       0xe0000
 #define BIOS_AREA_END   0x100000
 #define IOAPIC_BASE     0xfec00000u
-#define LAPIC_BASE      0xfee00000u
 #define LAPIC_ID        0x20
-#define LAPIC_TPR       0x80
-#define LAPIC_SVR       0xf0
 
 #define PM1_TMR         0x0001
 #define PM1_PWRBTN      0x0100
@@ -62,16 +59,6 @@ static u8 sum(const void *p, u32 len)
     for (u32 i = 0; i < len; i++)
         s += b[i];
     return s;
-}
-
-static void mmio_write32(u64 a, u32 v)
-{
-    *(volatile u32 *)a = v;
-}
-
-static u32 mmio_read32(u64 a)
-{
-    return *(volatile u32 *)a;
 }
 
 /* ------------------------------------------------------------ tables */

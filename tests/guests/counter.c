@@ -5,7 +5,14 @@
  * status block at GPA 0x00200000, the guest itself checks that no page of
  * its working set was lost or corrupted.  See README.md for the interface.
  *
- * Command line: ws=SIZE rate=N|max interval=MS verify=MS
+ * Command line: ws=SIZE rate=N|max interval=MS verify=MS idle=US
+ *               idletimer=auto|deadline|oneshot
+ *
+ * idle=US (0: spin, the default): after each loop iteration with no
+ * dirtying owed, sleep US microseconds in hlt on the local APIC timer, as
+ * an idle OS does.  The gaps the guest reports are then the time it
+ * wanted to run and could not: an iteration's gap less the sleep it
+ * asked for.
  *
  * Every working-set page p has a u32 generation gen[p] (array at GPA
  * 0x00400000) and always holds pattern(p, gen[p]): u64 word i is
@@ -31,6 +38,10 @@
 #define MAX_DIRTY_BATCH 256     /* pages dirtied per check at most */
 #define MAX_VERIFY_BATCH 32     /* pages verified per check at most */
 #define MAX_ERROR_PRINTS 10
+#define IDLE_LIMIT_US   1000000ULL      /* idle= is clamped to 1 s */
+#define GAP_LOG_MIN_US  100             /* gaps logged from this length */
+#define GAP_LOG_OFFSET  0x800           /* in the status page */
+#define GAP_LOG_SIZE    128             /* entries, a power of 2 */
 
 /* Status block: little-endian u64 fields, see README.md. */
 struct status {
@@ -45,8 +56,23 @@ struct status {
     u64 pages_dirtied;      /* 0x40 */
     u64 last_tsc;           /* 0x48 */
     u64 max_gap_tsc;        /* 0x50 */
+    u64 idle_us;            /* 0x58 */
+    u64 sleeps;             /* 0x60 */
+    u64 halts;              /* 0x68 */
+    u64 gap_log_count;      /* 0x70 */
+    u64 gap_log_min_tsc;    /* 0x78 */
 };
-_Static_assert(sizeof(struct status) == 0x58, "status block layout");
+_Static_assert(sizeof(struct status) == 0x80, "status block layout");
+
+/* The gap log: the last GAP_LOG_SIZE gaps of at least GAP_LOG_MIN_US,
+ * entry n at index n % GAP_LOG_SIZE, written before gap_log_count moves
+ * past it (README.md). */
+struct gap_entry {
+    u64 end_tsc;            /* rdtsc at the end of the gap */
+    u64 gap_tsc;            /* its length (less the sleep asked for) */
+};
+_Static_assert(GAP_LOG_OFFSET + GAP_LOG_SIZE * sizeof(struct gap_entry)
+               <= 4096, "gap log in the status page");
 
 /* One NOBITS page that the linker script places at GPA 0x00200000. */
 __asm__(".pushsection .status, \"aw\", @nobits\n"
@@ -57,6 +83,7 @@ __asm__(".pushsection .status, \"aw\", @nobits\n"
 extern u8 status_page[4096];
 
 #define ST ((volatile struct status *)status_page)
+#define GAP_LOG ((volatile struct gap_entry *)(status_page + GAP_LOG_OFFSET))
 
 static volatile u32 *const gen = (volatile u32 *)(uintptr_t)GEN_ARRAY_GPA;
 static u64 ws_base;         /* GPA of working-set page 0 */
@@ -119,6 +146,41 @@ static u64 ws_start_for(u64 pages)
     return align_up(GEN_ARRAY_GPA + pages * sizeof(u32), 2 * MIB);
 }
 
+/* A gap in the loop: the longest so far, and the log (README.md). */
+static void record_gap(volatile struct status *st, u64 end, u64 gap,
+                       u64 *max_gap)
+{
+    if (gap > *max_gap) {
+        *max_gap = gap;
+        st->max_gap_tsc = gap;
+    }
+    if (gap >= st->gap_log_min_tsc) {
+        u64 n = st->gap_log_count;
+        volatile struct gap_entry *e = &GAP_LOG[n % GAP_LOG_SIZE];
+
+        e->end_tsc = end;
+        e->gap_tsc = gap;
+        barrier();
+        st->gap_log_count = n + 1;
+    }
+}
+
+static enum lapic_timer_mode arg_idletimer(void)
+{
+    char buf[16];
+
+    if (!cmdline_get(boot_info.cmdline, "idletimer", buf, sizeof(buf)) ||
+        strcmp(buf, "auto") == 0)
+        return LAPIC_TIMER_AUTO;
+    if (strcmp(buf, "deadline") == 0)
+        return LAPIC_TIMER_DEADLINE;
+    if (strcmp(buf, "oneshot") == 0)
+        return LAPIC_TIMER_ONESHOT;
+    gprintf("counter guest: bad value idletimer=%s, using the default\n",
+            buf);
+    return LAPIC_TIMER_AUTO;
+}
+
 static u64 arg_u64(const char *key, u64 def, int size)
 {
     char buf[64];
@@ -137,6 +199,7 @@ void guest_main(u32 mbi_phys)
     volatile struct status *st = ST;
     char buf[64];
     u64 ws_bytes, rate, interval_ms, verify_ms, tsc_khz, mem_top, pages;
+    u64 idle_us;
 
     boot_info_init(mbi_phys);
     /* Invalidate a stale block (reboot without reload) before anything. */
@@ -160,8 +223,21 @@ void guest_main(u32 mbi_phys)
         interval_ms = PERIOD_LIMIT_MS;
     if (verify_ms > PERIOD_LIMIT_MS)
         verify_ms = PERIOD_LIMIT_MS;
+    idle_us = arg_u64("idle", 0, 0);
+    if (idle_us > IDLE_LIMIT_US)
+        idle_us = IDLE_LIMIT_US;
 
     tsc_khz = tsc_calibrate();
+    if (idle_us) {
+        enum lapic_timer_mode m = lapic_timer_init(tsc_khz, arg_idletimer());
+
+        if (m == LAPIC_TIMER_ONESHOT)
+            gprintf("counter guest: idle=%lu timer=oneshot timer_khz=%lu\n",
+                    (unsigned long)idle_us, (unsigned long)lapic_timer_khz);
+        else
+            gprintf("counter guest: idle=%lu timer=tsc-deadline\n",
+                    (unsigned long)idle_us);
+    }
 
     /* Memory top from the mbi, below 4 GiB. */
     if (boot_info.have_mem) {
@@ -213,6 +289,11 @@ void guest_main(u32 mbi_phys)
     st->pages_dirtied = 0;
     st->last_tsc = rdtsc();
     st->max_gap_tsc = 0;
+    st->idle_us = idle_us;
+    st->sleeps = 0;
+    st->halts = 0;
+    st->gap_log_count = 0;
+    st->gap_log_min_tsc = GAP_LOG_MIN_US * tsc_khz / 1000;
     barrier();
     st->magic = STATUS_MAGIC;
     barrier();
@@ -232,12 +313,13 @@ void guest_main(u32 mbi_phys)
     const u64 tps = tsc_khz * 1000;             /* TSC ticks per second */
     const u64 interval_ticks = interval_ms * tsc_khz;
     const u64 verify_ticks = verify_ms * tsc_khz;
+    const u64 idle_ticks = idle_us * tsc_khz / 1000;
     u64 now = rdtsc();
     u64 last = now, credit = 0;
     u64 next_status = now + interval_ticks;
     u64 next_verify = now + verify_ticks;
     u64 next_page = 0, vpage = 0;
-    u64 prev = now, max_gap = 0;
+    u64 prev = now, max_gap = 0, asked = 0;
     int verifying = 0;
 
     u64 count = 0;
@@ -253,13 +335,14 @@ void guest_main(u32 mbi_phys)
         st->last_tsc = now;
         /*
          * The longest the loop went without running, by the guest's own
-         * TSC: a pause, a live update, a migration's switch over.
+         * TSC: a pause, a live update, a migration's switch over.  A
+         * sleep the guest asked for (idle=) is no gap; a wake that comes
+         * late is.
          */
-        if ((s64)(now - prev) > (s64)max_gap) {
-            max_gap = now - prev;
-            st->max_gap_tsc = max_gap;
-        }
+        if ((s64)(now - prev) > (s64)asked)
+            record_gap(st, now, now - prev - asked, &max_gap);
         prev = now;
+        asked = 0;
 
         /* Dirtying, paced by TSC credit (page-ticks; tps of it = 1 page). */
         if (ws_pages && rate) {
@@ -320,6 +403,19 @@ void guest_main(u32 mbi_phys)
             next_status += interval_ticks;
             if ((s64)(now - next_status) >= 0)     /* fell behind: resync */
                 next_status = now + interval_ticks;
+        }
+
+        /*
+         * Idle: sleep unless dirtying is owed (more credit than one batch
+         * took; rate=max owes nothing: MAX_DIRTY_BATCH pages per wake).
+         * A verification goes on a few pages per wake.
+         */
+        if (idle_ticks && !(rate != RATE_MAX && credit >= tps)) {
+            u64 t = rdtsc();
+
+            st->halts += lapic_sleep_until(t + idle_ticks);
+            st->sleeps++;
+            asked = idle_ticks;
         }
     }
 }

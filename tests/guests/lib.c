@@ -425,3 +425,171 @@ u64 tsc_calibrate(void)
             (unsigned long)TSC_KHZ_FALLBACK);
     return TSC_KHZ_FALLBACK;
 }
+
+/* ------------------------------------------------------------ CPL0 calls */
+
+/*
+ * Privileged instructions, reached from CPL3 through the int3 gate with
+ * guest_cpl0_jump set (cpu.S guest_sti_entry) and back with iretq, which
+ * restores the CPL3 RFLAGS: interrupts stay as CPL3 had them.
+ *
+ * cpuid_cpl0: CPUID of cpl0_cpuid_io[0..1] (leaf, subleaf) into
+ * cpl0_cpuid_io[0..3].
+ *
+ * lapic_cpl0: if lapic_cpl0_deadline is not 0, writes it to
+ * IA32_TSC_DEADLINE; then, if lapic_cpl0_halt is set, `sti; hlt`: the
+ * interrupt shadow of sti means an interrupt already pending (a deadline
+ * in the past) wakes the hlt rather than slipping in before it.  The
+ * interrupt's handler returns after the hlt, then iretq.
+ */
+volatile u32 cpl0_cpuid_io[4];
+volatile u64 lapic_cpl0_deadline, lapic_cpl0_halt;
+void cpuid_cpl0(void);
+void lapic_cpl0(void);
+
+__asm__(".text\n"
+        ".globl cpuid_cpl0\n"
+        "cpuid_cpl0:\n"
+        "    movl cpl0_cpuid_io(%rip), %eax\n"
+        "    movl cpl0_cpuid_io+4(%rip), %ecx\n"
+        "    cpuid\n"
+        "    movl %eax, cpl0_cpuid_io(%rip)\n"
+        "    movl %ebx, cpl0_cpuid_io+4(%rip)\n"
+        "    movl %ecx, cpl0_cpuid_io+8(%rip)\n"
+        "    movl %edx, cpl0_cpuid_io+12(%rip)\n"
+        "    iretq\n"
+        ".globl lapic_cpl0\n"
+        "lapic_cpl0:\n"
+        "    movq lapic_cpl0_deadline(%rip), %rax\n"
+        "    testq %rax, %rax\n"
+        "    jz 1f\n"
+        "    movq %rax, %rdx\n"
+        "    shrq $32, %rdx\n"
+        "    movl $0x6e0, %ecx\n"           /* IA32_TSC_DEADLINE */
+        "    wrmsr\n"
+        "1:  cmpq $0, lapic_cpl0_halt(%rip)\n"
+        "    je 2f\n"
+        "    sti\n"
+        "    hlt\n"
+        "2:  iretq\n");
+
+void cpuid_cpl0_call(u32 leaf, u32 subleaf, u32 r[4])
+{
+    cpl0_cpuid_io[0] = leaf;
+    cpl0_cpuid_io[1] = subleaf;
+    guest_cpl0_jump = (u64)cpuid_cpl0;
+    __asm__ __volatile__("int3" ::: "rax", "rbx", "rcx", "rdx", "memory");
+    for (int i = 0; i < 4; i++)
+        r[i] = cpl0_cpuid_io[i];
+}
+
+static void lapic_call(u64 deadline, int halt)
+{
+    lapic_cpl0_deadline = deadline;
+    lapic_cpl0_halt = halt;
+    guest_cpl0_jump = (u64)lapic_cpl0;
+    __asm__ __volatile__("int3" ::: "rax", "rcx", "rdx", "memory");
+}
+
+/* ------------------------------------------------------------ LAPIC timer */
+
+#define CPUID1_ECX_TSC_DEADLINE (1u << 24)
+#define TDCR_DIVIDE_BY_1        0xb
+#define ONESHOT_CAL_MS          10
+
+static enum lapic_timer_mode lapic_mode;
+u64 lapic_timer_khz;
+static u64 lapic_tsc_khz;
+
+int lapic_has_tsc_deadline(void)
+{
+    u32 r[4];
+
+    cpuid_cpl0_call(1, 0, r);
+    return !!(r[2] & CPUID1_ECX_TSC_DEADLINE);
+}
+
+/* The one-shot timer's count rate against the TSC, the timer masked. */
+static u64 oneshot_khz(u64 tsc_khz)
+{
+    u64 t0, t1;
+    u32 left;
+
+    mmio_write32(LAPIC_BASE + LAPIC_LVTT, LVTT_MASKED | MSI_VECTOR);
+    mmio_write32(LAPIC_BASE + LAPIC_TDCR, TDCR_DIVIDE_BY_1);
+    mmio_write32(LAPIC_BASE + LAPIC_TMICT, 0xffffffffu);
+    t0 = rdtsc();
+    while (rdtsc() - t0 < ONESHOT_CAL_MS * tsc_khz)
+        cpu_relax();
+    left = mmio_read32(LAPIC_BASE + LAPIC_TMCCT);
+    t1 = rdtsc();
+    mmio_write32(LAPIC_BASE + LAPIC_TMICT, 0);
+    return (0xffffffffull - left) * tsc_khz / (t1 - t0);
+}
+
+enum lapic_timer_mode lapic_timer_init(u64 tsc_khz, enum lapic_timer_mode mode)
+{
+    /* Both 8259s masked: only the local APIC timer may wake a halt. */
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+    mmio_write32(LAPIC_BASE + LAPIC_TPR, 0);
+    mmio_write32(LAPIC_BASE + LAPIC_SVR, 0x100 | APIC_SPURIOUS_VECTOR);
+    if (mode == LAPIC_TIMER_AUTO)
+        mode = lapic_has_tsc_deadline() ? LAPIC_TIMER_DEADLINE
+                                        : LAPIC_TIMER_ONESHOT;
+    lapic_tsc_khz = tsc_khz;
+    lapic_timer_khz = 0;
+    if (mode == LAPIC_TIMER_ONESHOT) {
+        lapic_timer_khz = oneshot_khz(tsc_khz);
+        if (!lapic_timer_khz)           /* a timer that does not count */
+            lapic_timer_khz = 1;
+        mmio_write32(LAPIC_BASE + LAPIC_LVTT, MSI_VECTOR);
+    } else {
+        mmio_write32(LAPIC_BASE + LAPIC_LVTT, LVTT_TSC_DEADLINE | MSI_VECTOR);
+    }
+    lapic_mode = mode;
+    return mode;
+}
+
+/* One-shot: the count that ends at `deadline` (at least 1, at most 2^32-1). */
+static void oneshot_arm(u64 deadline)
+{
+    u64 now = rdtsc(), count = 1;
+
+    if ((s64)(deadline - now) > 0)
+        count = (deadline - now) * lapic_timer_khz / lapic_tsc_khz;
+    if (!count)
+        count = 1;
+    if (count > 0xffffffffull)
+        count = 0xffffffffull;
+    mmio_write32(LAPIC_BASE + LAPIC_TMICT, (u32)count);
+}
+
+void lapic_timer_arm(u64 deadline)
+{
+    if (lapic_mode == LAPIC_TIMER_ONESHOT)
+        oneshot_arm(deadline);
+    else
+        lapic_call(deadline ? deadline : 1, 0);
+}
+
+u64 lapic_sleep_until(u64 deadline)
+{
+    u64 halts = 0;
+
+    /*
+     * A wake before the deadline (an interrupt left pending from an
+     * earlier sleep whose deadline the TSC passed before the timer
+     * fired) arms the timer again.
+     */
+    while ((s64)(rdtsc() - deadline) < 0) {
+        if (lapic_mode == LAPIC_TIMER_ONESHOT) {
+            oneshot_arm(deadline);
+            lapic_call(0, 1);
+        } else {
+            lapic_call(deadline, 1);
+        }
+        halts++;
+    }
+    return halts;
+}

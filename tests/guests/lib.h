@@ -156,6 +156,62 @@ int parse_size(const char *s, u64 *v);
 #define TSC_KHZ_FALLBACK 2000000ULL
 u64 tsc_calibrate(void);
 
+/*
+ * The local APIC timer (xAPIC registers at LAPIC_BASE, identity-mapped),
+ * interrupting on MSI_VECTOR (cpu.S counts it in guest_msi_count and EOIs
+ * the local APIC).  TSC-deadline mode where CPUID.1:ECX[24] says so,
+ * else one-shot mode with the timer's rate measured against the TSC.
+ * wrmsr and hlt are privileged: they run at CPL0 behind the int3 gate
+ * (lapic_cpl0, through guest_cpl0_jump), so a guest that uses these
+ * cannot use irq_enable() afterwards.
+ */
+#define LAPIC_BASE      0xfee00000u
+#define LAPIC_TPR       0x80
+#define LAPIC_SVR       0xf0
+#define LAPIC_LVTT      0x320
+#define LAPIC_TMICT     0x380           /* initial count */
+#define LAPIC_TMCCT     0x390           /* current count */
+#define LAPIC_TDCR      0x3e0           /* divide configuration */
+#define LVTT_MASKED     (1u << 16)
+#define LVTT_TSC_DEADLINE (2u << 17)
+
+enum lapic_timer_mode {
+    LAPIC_TIMER_AUTO,           /* TSC-deadline if offered, else one-shot */
+    LAPIC_TIMER_DEADLINE,
+    LAPIC_TIMER_ONESHOT,
+};
+
+/* 32-bit MMIO, one mov each (so any hypervisor can decode them). */
+static inline u32 mmio_read32(u64 a)
+{
+    u32 v;
+    __asm__ __volatile__("movl (%1), %0" : "=r"(v) : "r"(a) : "memory");
+    return v;
+}
+
+static inline void mmio_write32(u64 a, u32 v)
+{
+    __asm__ __volatile__("movl %0, (%1)" : : "r"(v), "r"(a) : "memory");
+}
+
+/* CPUID at CPL0 (cpuid faults at CPL3 where the host sets CPUID faulting:
+ * the cpuid guest's path), r = eax, ebx, ecx, edx. */
+void cpuid_cpl0_call(u32 leaf, u32 subleaf, u32 r[4]);
+/* Whether CPUID offers the TSC-deadline timer. */
+int lapic_has_tsc_deadline(void);
+/* Enables the local APIC (TPR 0, SVR with the spurious vector) and programs
+ * the timer on MSI_VECTOR in `mode` (AUTO picks); returns the mode taken.
+ * ONESHOT measures the timer's rate first (10 ms of TSC). */
+enum lapic_timer_mode lapic_timer_init(u64 tsc_khz, enum lapic_timer_mode mode);
+/* The one-shot timer's rate in kHz (0 in TSC-deadline mode). */
+extern u64 lapic_timer_khz;
+/* Arms the timer to fire when the TSC reaches `deadline`. */
+void lapic_timer_arm(u64 deadline);
+/* Halts (interrupts enabled only inside the halt) until the TSC reaches
+ * `deadline`: arms the timer, halts, and again after an early wake.
+ * Returns the number of halts. */
+u64 lapic_sleep_until(u64 deadline);
+
 /* Filled by the IRQ4 handler in boot.S. */
 extern volatile u8 guest_ring_buf[GUEST_RING_SIZE];
 extern volatile u32 guest_ring_head;

@@ -26,7 +26,6 @@
 
 #define LAPIC           0xfee00000UL
 #define LAPIC_ID        0x020
-#define LAPIC_SVR       0x0f0
 #define LAPIC_ICR_LO    0x300
 #define LAPIC_ICR_HI    0x310
 #define ICR_BUSY        (1u << 12)

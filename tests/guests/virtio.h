@@ -97,7 +97,8 @@ struct vdev {
     u64 accepted;           /* what the driver accepted */
 };
 
-/* ---- MMIO accessors (one mov each, so any hypervisor can decode them) */
+/* ---- MMIO accessors (one mov each, so any hypervisor can decode them;
+ * the 32-bit ones are in lib.h) */
 static inline u8 mmio_read8(u64 a)
 {
     u8 v;
@@ -112,13 +113,6 @@ static inline u16 mmio_read16(u64 a)
     return v;
 }
 
-static inline u32 mmio_read32(u64 a)
-{
-    u32 v;
-    __asm__ __volatile__("movl (%1), %0" : "=r"(v) : "r"(a) : "memory");
-    return v;
-}
-
 static inline void mmio_write8(u64 a, u8 v)
 {
     __asm__ __volatile__("movb %0, (%1)" : : "q"(v), "r"(a) : "memory");
@@ -127,11 +121,6 @@ static inline void mmio_write8(u64 a, u8 v)
 static inline void mmio_write16(u64 a, u16 v)
 {
     __asm__ __volatile__("movw %0, (%1)" : : "r"(v), "r"(a) : "memory");
-}
-
-static inline void mmio_write32(u64 a, u32 v)
-{
-    __asm__ __volatile__("movl %0, (%1)" : : "r"(v), "r"(a) : "memory");
 }
 
 static inline void mb(void)

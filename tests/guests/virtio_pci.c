@@ -10,10 +10,7 @@
 #define VIRTIO_PCI_CAP_DEVICE   4
 #define VIRTIO_PCI_CAP_PCI      5
 
-#define LAPIC_BASE              0xfee00000u
 #define LAPIC_ID                0x20
-#define LAPIC_TPR               0x80
-#define LAPIC_SVR               0xf0
 
 #define PIC1_DATA               0x21
 #define PIC2_DATA               0xa1
