@@ -181,11 +181,32 @@ int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
 		       const uint8_t *const *pages, unsigned n,
 		       enum page_encoding enc)
 {
+	if (!w->error && !w->pipe)
+		w->error = EINVAL;	/* a part: records only */
 	if (w->error)
 		return -1;
 	if (w->version < 2)
 		enc = PAGE_ENC_NONE;	/* version 1 has no compression */
 	return page_pipe_submit(w, pfns, pages, n, enc);
+}
+
+void stream_writer_open_part(struct stream_writer *part,
+			     const struct stream_writer *of,
+			     struct stream_sink sink)
+{
+	memset(part, 0, sizeof(*part));
+	part->sink = sink;
+	part->version = of->version;
+	part->keep_zero = of->keep_zero;
+	part->handover = of->handover;
+}
+
+int stream_write_raw(struct stream_writer *w, const void *buf, size_t len)
+{
+	if (stream_writer_flush(w) < 0)
+		return -1;
+	w_put(w, buf, len);
+	return w->error ? -1 : 0;
 }
 
 void stream_writer_free(struct stream_writer *w)

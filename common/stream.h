@@ -113,6 +113,16 @@ int stream_write_pages(struct stream_writer *w, const uint64_t *pfns,
 		       const uint8_t *const *pages, unsigned n,
 		       enum page_encoding enc);
 int stream_writer_finish(struct stream_writer *w);
+/*
+ * A writer of records only, into sink, for the stream `of` (its version
+ * and options): no header, no END, no pages.  What it wrote is whole
+ * records of that stream, which it takes with stream_write_raw() (a live
+ * update writes its domains' state in parallel, liveupdate/ahead_save.c).
+ */
+void stream_writer_open_part(struct stream_writer *part,
+			     const struct stream_writer *of,
+			     struct stream_sink sink);
+int stream_write_raw(struct stream_writer *w, const void *buf, size_t len);
 /* Release the writer's buffers without writing END (after an error). */
 void stream_writer_free(struct stream_writer *w);
 

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "kvm.h"
 #include "livepatch/livepatch.h"
 #include "liveupdate/ahead.h"
+#include "liveupdate/ahead_save.h"
 #include "liveupdate/lu.h"
 #include "log.h"
 #include "monotime.h"
@@ -47,6 +49,7 @@ struct ahead {
 	bool started;		/* the new image said STARTING */
 	long long t_start, t_spawn, t_blackout, t_quiesced;
 	struct stream_writer w;		/* the state, written as they park */
+	struct lu_saver saver;		/* ... by domain, in parallel */
 	int keep[MAX_KEEP_FDS];
 	unsigned nr_keep;
 	/* The control connections handed over, by their fd here. */
@@ -248,13 +251,29 @@ static int send_state(struct ahead *a, int fd)
 	return 0;
 }
 
-/* quiesce_each(): a domain is parked, its state goes into the stream. */
+static int write_epilogue(struct stream_writer *w, struct domain *d)
+{
+	return write_domain(w, d, false);
+}
+
+/* quiesce_each(): a domain is parked, a saver thread writes its state. */
 static int save_parked(struct domain *d, void *arg)
 {
 	struct ahead *a = arg;
 
 	a->t_quiesced = now_ns();	/* the last call's: all parked */
-	return write_domain(&a->w, d, false) < 0 ? -EIO : 0;
+	return lu_saver_add(&a->saver, d) < 0 ? -EIO : 0;
+}
+
+/* One saver thread per CPU beside this one, when there is work for it. */
+static unsigned saver_threads(void)
+{
+	unsigned n = 0, cpus = state_default_workers();
+	struct domain *d;
+
+	for (d = domain_first(); d; d = d->next)
+		n++;
+	return n > 1 ? (cpus < n ? cpus : n) : 0;
 }
 
 /*
@@ -274,10 +293,15 @@ static int park_and_save(struct ahead *a)
 			 "%s", strerror(errno));
 		return -1;
 	}
+	lu_saver_start(&a->saver, &a->w, write_epilogue, saver_threads());
 	a->t_blackout = now_ns();
 	ret = quiesce_each(&a->q, LU_PARK_TIMEOUT_MS, save_parked, a, why,
 			   sizeof(why));
 	a->parked = true;	/* whatever is held resumes on failure */
+	if (!ret && lu_saver_finish(&a->saver, &a->w) < 0)
+		ret = -EIO;
+	else if (ret)
+		lu_saver_abort(&a->saver);
 	if (ret) {
 		stream_writer_free(&a->w);
 		if (ret == -EIO)
@@ -435,10 +459,22 @@ out:
  */
 static void hand_off_and_exit(struct ahead *a)
 {
-	struct lu_msg *m = malloc(sizeof(*m));
-	int ok = m && send_handoff(a) == 0 &&
-		 expect(a, LU_MSG_DONE, LU_AHEAD_DONE_TIMEOUT_MS,
-			"taking the control socket", m) == 0;
+	struct sched_param idle = { 0 };
+	struct lu_msg *m;
+	int ok;
+
+	/*
+	 * The guests' vCPUs are waking in the new process right now: what
+	 * is left here (the handoff, then the kernel tearing down this
+	 * image's VMs at exit) takes only a CPU nothing else wants.
+	 */
+	if (sched_setscheduler(0, SCHED_IDLE, &idle) < 0)
+		log_warn("live update: this image cannot step aside for the "
+			 "guests (SCHED_IDLE): %s", strerror(errno));
+	m = malloc(sizeof(*m));
+	ok = m && send_handoff(a) == 0 &&
+	     expect(a, LU_MSG_DONE, LU_AHEAD_DONE_TIMEOUT_MS,
+		    "taking the control socket", m) == 0;
 
 	free(m);
 	if (ok)

@@ -22,8 +22,12 @@ struct state_restoring {
 	struct stream_reader *r;
 	struct stream_check check;	/* the record table's checks */
 	struct domain *dom;
+	/* Both made at the first PAGE_BATCH: a live update's stream has
+	 * none, and starting (then joining) threads and mapping a batch
+	 * buffer per domain would cost its blackout for nothing. */
 	uint8_t *pages;			/* one decoded batch */
 	struct page_store *store;	/* the storer threads, or NULL */
+	bool pages_ready;		/* the two above were tried */
 	uint32_t refuse_type;		/* fault injection: refuse it */
 	char *err;
 	size_t errlen;
@@ -139,6 +143,25 @@ static int target_store(void *opaque, uint8_t *hva, const void *src,
 }
 
 /*
+ * At the first PAGE_BATCH: the batch buffer, and the storer threads, as
+ * many as the CPUs this thread may use (at most PAGE_STORE_MAX_THREADS);
+ * without them (none could be started) pages are stored by this thread.
+ */
+static int prepare_pages(struct state_restoring *x)
+{
+	struct page_target t = { target_check, target_map, x, target_store };
+
+	if (x->pages_ready)
+		return 0;
+	x->pages_ready = true;
+	x->pages = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
+	if (!x->pages)
+		RFAIL(x, "out of memory");
+	x->store = page_store_open(&t, state_default_workers());
+	return 0;
+}
+
+/*
  * A PAGE_BATCH whose record header alone was read: checked against the
  * record order, then its pages read (raw ones straight into RAM).
  */
@@ -150,6 +173,8 @@ static int load_pages(struct state_restoring *x)
 
 	if (check_record(&x->check, x->r->rec_offset, &x->r->rec, NULL) < 0)
 		RFAIL(x, "%s", x->check.err);
+	if (prepare_pages(x) < 0)
+		return -1;
 	if (x->store)
 		ret = page_batch_read_queued(x->r, x->store, &t_failed);
 	else
@@ -165,18 +190,6 @@ static int pages_stored(struct state_restoring *x)
 	if (x->store && page_store_drain(x->store, x->err, x->errlen) < 0)
 		return -1;
 	return 0;
-}
-
-/*
- * The storer threads, once the domain (its RAM) exists, as many as the
- * CPUs this thread may use (at most PAGE_STORE_MAX_THREADS); without
- * them (none could be started) pages are stored by this thread.
- */
-static void start_storer(struct state_restoring *x)
-{
-	struct page_target t = { target_check, target_map, x, target_store };
-
-	x->store = page_store_open(&t, state_default_workers());
 }
 
 static int load_vcpu(struct state_restoring *x, const struct rec_desc *d)
@@ -313,18 +326,11 @@ int state_restore_begin(struct stream_reader *r, const struct restore_opts *o,
 	set_reader(x, r, err, errlen);
 	x->refuse_type = o->refuse_type;
 	check_init(&x->check);
-	x->pages = malloc(STREAM_BATCH_PAGES * STREAM_PAGE_SIZE);
-	if (!x->pages) {
-		snprintf(err, errlen, "out of memory");
-		code = -ENOMEM;
-		goto fail;
-	}
 	code = read_prologue(x, o);
 	if (code)
 		goto fail;
 	if (o->prepared)
 		o->prepared(x->dom, o->opaque);
-	start_storer(x);
 	code = -EINVAL;
 	if (load_until_end(x) < 0)
 		goto fail;

@@ -3,6 +3,7 @@
  * rec_vcpu_head followed by the KVM structure of <asm/kvm.h> (x86-64).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,27 +135,56 @@ static int read_msr_chunk(struct vcpu *v, struct kvm_msrs *chunk, unsigned n,
  * ioctl costs a vCPU load, and this runs inside a live update's
  * blackout, for every vCPU).
  */
-static int save_msrs(struct vcpu *v, struct stream_writer *w)
+static struct kvm_msr_list *msr_list;	/* KVM's, less Hyper-V's */
+static pthread_once_t msr_list_once = PTHREAD_ONCE_INIT;
+
+static void read_msr_list(void)
 {
 	struct kvm_msr_list probe = { .nmsrs = 0 }, *list;
-	struct kvm_msrs *msrs, *chunk;
-	unsigned i, pos, n = 0;
-	int ret = -1, used;
+	unsigned i, n = 0;
 
 	ioctl(kvm_host.fd, KVM_GET_MSR_INDEX_LIST, &probe);
 	list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
-	msrs = calloc(1, sizeof(*msrs) +
-		      probe.nmsrs * sizeof(struct kvm_msr_entry));
-	chunk = calloc(1, sizeof(*chunk) +
-		       MSR_CHUNK * sizeof(struct kvm_msr_entry));
-	if (!list || !msrs || !chunk)
-		goto out;
+	if (!list)
+		return;
 	list->nmsrs = probe.nmsrs;
-	if (ioctl(kvm_host.fd, KVM_GET_MSR_INDEX_LIST, list) < 0)
-		goto out;
+	if (ioctl(kvm_host.fd, KVM_GET_MSR_INDEX_LIST, list) < 0) {
+		free(list);
+		return;
+	}
 	for (i = 0; i < list->nmsrs; i++)
 		if (!msr_is_hyperv(list->indices[i]))
 			list->indices[n++] = list->indices[i];
+	list->nmsrs = n;
+	msr_list = list;
+}
+
+/*
+ * The MSRs to save, the same for the process's life: asked once, as it
+ * would otherwise be twice per vCPU inside a live update's blackout
+ * (kept until exit: a static, not a leak).
+ */
+static const struct kvm_msr_list *msrs_to_save(void)
+{
+	pthread_once(&msr_list_once, read_msr_list);
+	return msr_list;
+}
+
+static int save_msrs(struct vcpu *v, struct stream_writer *w)
+{
+	const struct kvm_msr_list *list = msrs_to_save();
+	struct kvm_msrs *msrs = NULL, *chunk = NULL;
+	unsigned pos, n;
+	int ret = -1, used;
+
+	if (!list)
+		goto out;
+	n = list->nmsrs;
+	msrs = calloc(1, sizeof(*msrs) + n * sizeof(struct kvm_msr_entry));
+	chunk = calloc(1, sizeof(*chunk) +
+		       MSR_CHUNK * sizeof(struct kvm_msr_entry));
+	if (!msrs || !chunk)
+		goto out;
 	for (pos = 0; pos < n; pos += used) {
 		unsigned k, len = n - pos < MSR_CHUNK ? n - pos : MSR_CHUNK;
 
@@ -171,7 +201,9 @@ static int save_msrs(struct vcpu *v, struct stream_writer *w)
 	ret = put(w, v, REC_VCPU_MSRS, msrs,
 		  sizeof(*msrs) + msrs->nmsrs * sizeof(struct kvm_msr_entry));
 out:
-	free(list);
+	if (ret < 0 && !list)
+		log_err("d%uv%u: KVM lists no MSRs to save", v->dom->id,
+			v->id);
 	free(msrs);
 	free(chunk);
 	return ret;
